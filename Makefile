@@ -1,0 +1,104 @@
+# dcbench — build, test, demo, install.
+#   make deps      install the Debian packages (as root; prints the command otherwise)
+#   make           build/libdcb.a, build/libdcb.so, build/dcbench
+#   make test      unit tests, then the same suite under ASan + UBSan
+#   make demo      the main job (a small engine comparison for now)
+#   make bench     conv2d engines against the bare GEMM (docs/PERFORMANCE.md)
+#   make install PREFIX=/usr/local
+#   BLAS=blis      build against BLIS instead of OpenBLAS
+
+PREFIX  ?= /usr/local
+BLAS    ?= openblas
+CC      ?= cc
+CXX     ?= c++
+BUILD   := build
+
+OPT     ?= -O3 -march=native
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
+CSTD    := -std=c11
+ifeq ($(BLAS),blis)
+  BLAS_CFLAGS := -DDCB_USE_BLIS -I/usr/include/x86_64-linux-gnu/blis-openmp
+  BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/blis-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-openmp -lblis
+else
+  BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+  BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+endif
+CFLAGS_LIB = $(CSTD) $(OPT) -fopenmp -fPIC $(WARN) $(BLAS_CFLAGS) -Ikernels \
+             -DDCB_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp BLAS=$(BLAS)"'
+LDLIBS  := $(BLAS_LIBS) -fopenmp -lm
+
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC := $(wildcard kernels/*.c)
+LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
+SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
+TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+
+.PHONY: all deps test test-unit test-san demo bench install clean
+all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/obj/%.o: kernels/%.c kernels/dcb.h kernels/dcb_internal.h kernels/registry.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+
+$(BUILD)/san/%.o: kernels/%.c kernels/dcb.h kernels/dcb_internal.h kernels/registry.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB:-O3=-O1) $(SAN) -c $< -o $@
+
+$(BUILD)/libdcb.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/libdcb.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libdcb-san.a: $(SAN_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/dcbench: harness/dcbench.c harness/coretype.h $(BUILD)/libdcb.a
+	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdcb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -Itests $< $(BUILD)/libdcb.a $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/tests-san/%: tests/%.c tests/testutil.h $(BUILD)/libdcb-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcb-san.a $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libdcb.a
+	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+
+# Unit tests, then the whole suite again under AddressSanitizer + UBSan.
+# OpenBLAS threads are capped so that the sanitizer run stays within budget.
+test: test-unit test-san
+	@echo "dcbench: all test suites passed"
+
+test-unit: all $(TESTS:%=$(BUILD)/tests/%)
+	@set -e; for t in $(TESTS); do echo "== $$t"; $(BUILD)/tests/$$t; done
+
+test-san: deps $(TESTS:%=$(BUILD)/tests-san/%)
+	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 DCB_TEST_QUICK=1 \
+	  $(BUILD)/tests-san/$$t; done
+
+demo: all
+	$(BUILD)/dcbench demo
+
+bench: all $(BUILD)/bench_engines
+	$(BUILD)/bench_engines
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	           $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libdcb.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libdcb.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 kernels/dcb.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/dcbench $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/#define DCB_VERSION "\(.*\)"/\1/p' kernels/dcb.h)|' \
+	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,232 @@
+/* conv2d: the static operator and its engines behind the vtable. The shared
+ * conv hyperparameter reader lives here too, for the dynamic operators. */
+#include "dcb_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const dcb_param_spec conv2d_params[] = {
+    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
+    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
+    {"k", DCB_PT_INT, 0, NULL, 1, "square kernel size (or kh, kw)"},
+    {"kh", DCB_PT_INT, 0, NULL, 1, "kernel height (default k)"},
+    {"kw", DCB_PT_INT, 0, NULL, 1, "kernel width (default k)"},
+    {"stride", DCB_PT_INT, 1, NULL, 0, "stride"},
+    {"pad", DCB_PT_INT, 0, NULL, 0, "zero padding on every side"},
+    {"dilation", DCB_PT_INT, 1, NULL, 0, "dilation"},
+    {"groups", DCB_PT_INT, 1, NULL, 0, "groups (cin = groups: depthwise)"},
+    {"bias", DCB_PT_BOOL, 0, NULL, 0, "add a bias per output channel"},
+};
+
+dcb_status dcb_conv2d_read_params(dcb_op *op, const char *opname, dcb_conv2d_p *p) {
+    dcb_status st;
+    memset(p, 0, sizeof *p);
+    double cin = dcb_pv(op, "cin"), cout = dcb_pv(op, "cout");
+    if (isnan(cin)) return dcb_fail(DCB_INVALID_PARAM, "%s: cin is required", opname);
+    if (isnan(cout)) return dcb_fail(DCB_INVALID_PARAM, "%s: cout is required", opname);
+    if ((st = dcb_get_int(op, "cin", 1, &p->cin)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "cout", 1, &p->cout)) != DCB_OK) return st;
+    double k = dcb_pv(op, "k"), kh = dcb_pv(op, "kh"), kw = dcb_pv(op, "kw");
+    if (isnan(kh)) kh = k;
+    if (isnan(kw)) kw = k;
+    if (isnan(kh) || isnan(kw))
+        return dcb_fail(DCB_INVALID_PARAM, "%s: the kernel size is required (k, or kh and kw)", opname);
+    if (!isnan(k) && (k < 1 || k != floor(k)))
+        return dcb_fail(DCB_INVALID_PARAM, "%s: k=%g is invalid (need an integer >= 1)", opname, k);
+    dcb_set_pv(op, "kh", kh);
+    dcb_set_pv(op, "kw", kw);
+    if ((st = dcb_get_int(op, "kh", 1, &p->kh)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "kw", 1, &p->kw)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "stride", 1, &p->stride)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "pad", 0, &p->pad)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "dilation", 1, &p->dil)) != DCB_OK) return st;
+    p->groups = 1;
+    if (dcb_param_index(op->info, "groups") >= 0 &&
+        (st = dcb_get_int(op, "groups", 1, &p->groups)) != DCB_OK)
+        return st;
+    if (p->cin % p->groups)
+        return dcb_fail(DCB_INVALID_PARAM, "%s: groups=%d does not divide cin=%d", opname, p->groups, p->cin);
+    if (p->cout % p->groups)
+        return dcb_fail(DCB_INVALID_PARAM, "%s: groups=%d does not divide cout=%d", opname, p->groups, p->cout);
+    double b = dcb_pv(op, "bias");
+    p->bias = !isnan(b) && b != 0;
+    return DCB_OK;
+}
+
+dcb_status dcb_conv2d_check_input(const char *opname, const dcb_conv2d_p *p, int ndim,
+                                  const int64_t *x, int *ho, int *wo) {
+    char s[128];
+    if (ndim != 4)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input must be (N, C, H, W), got %s", opname,
+                        dcb_shape_str(ndim, x, s, sizeof s));
+    if (x[0] < 1 || x[2] < 1 || x[3] < 1 || x[0] > INT32_MAX || x[2] > INT32_MAX || x[3] > INT32_MAX)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input shape %s has a bad size", opname,
+                        dcb_shape_str(ndim, x, s, sizeof s));
+    if (x[1] != p->cin)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input has %lld channels, cin=%d", opname,
+                        (long long)x[1], p->cin);
+    const int64_t eh = (int64_t)p->dil * (p->kh - 1) + 1, ew = (int64_t)p->dil * (p->kw - 1) + 1;
+    if (eh > x[2] + 2 * p->pad)
+        return dcb_fail(DCB_INVALID_SHAPE,
+                        "%s: kernel height %lld (kh=%d, dilation=%d) exceeds the padded input height %lld (H=%lld, pad=%d)",
+                        opname, (long long)eh, p->kh, p->dil, (long long)(x[2] + 2 * p->pad),
+                        (long long)x[2], p->pad);
+    if (ew > x[3] + 2 * p->pad)
+        return dcb_fail(DCB_INVALID_SHAPE,
+                        "%s: kernel width %lld (kw=%d, dilation=%d) exceeds the padded input width %lld (W=%lld, pad=%d)",
+                        opname, (long long)ew, p->kw, p->dil, (long long)(x[3] + 2 * p->pad),
+                        (long long)x[3], p->pad);
+    *ho = dcb_conv_out((int)x[2], p->kh, p->stride, p->pad, p->dil);
+    *wo = dcb_conv_out((int)x[3], p->kw, p->stride, p->pad, p->dil);
+    return DCB_OK;
+}
+
+#define P(op) ((const dcb_conv2d_p *)(op)->hp)
+
+static dcb_status conv2d_validate(dcb_op *op) {
+    dcb_conv2d_p *p = calloc(1, sizeof *p);
+    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d: out of memory");
+    op->hp = p;
+    return dcb_conv2d_read_params(op, "conv2d", p);
+}
+
+static int conv2d_weights(const dcb_op *op, dcb_weight_spec *s) {
+    const dcb_conv2d_p *p = P(op);
+    int n = 0;
+    s[n] = (dcb_weight_spec){"weight", 4, {p->cout, p->cin / p->groups, p->kh, p->kw}, 0, 0};
+    n++;
+    if (p->bias) {
+        s[n] = (dcb_weight_spec){"bias", 1, {p->cout}, (double)(p->cin / p->groups) * p->kh * p->kw, 1};
+        n++;
+    }
+    return n;
+}
+
+static dcb_status conv2d_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
+    int ho, wo;
+    dcb_status st = dcb_conv2d_check_input("conv2d", P(op), ndim, x, &ho, &wo);
+    if (st != DCB_OK) return st;
+    *yn = 4;
+    y[0] = x[0];
+    y[1] = P(op)->cout;
+    y[2] = ho;
+    y[3] = wo;
+    return DCB_OK;
+}
+
+static void conv2d_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
+    const dcb_conv2d_p *p = P(op);
+    const double N = (double)x[0];
+    const double ho = dcb_conv_out((int)x[2], p->kh, p->stride, p->pad, p->dil);
+    const double wo = dcb_conv_out((int)x[3], p->kw, p->stride, p->pad, p->dil);
+    const double outs = p->cout * ho * wo;
+    const double per = (double)p->kh * p->kw * (p->cin / p->groups) * outs + (p->bias ? outs : 0);
+    c->macs = N * per;
+    c->flops = 2 * c->macs;
+    c->params = (double)p->kh * p->kw * (p->cin / p->groups) * p->cout + (p->bias ? p->cout : 0);
+    c->acts = N * outs;
+    c->bytes = 4.0 * (N * p->cin * (double)x[2] * x[3] + c->params + c->acts);
+    c->dynamic_macs = 0;
+}
+
+static const float *bias_of(const dcb_op *op) {
+    const dcb_tensor *b = dcb_w(op, "bias");
+    return b ? b->data : NULL;
+}
+
+/* ------------------------------------------------------------------ naive */
+static dcb_status naive_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    (void)ws;
+    double t0 = dcb_now();
+    dcb_conv2d_naive(P(op), (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
+                     dcb_w(op, "weight")->data, bias_of(op), y->data, op->threads);
+    DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
+    return DCB_OK;
+}
+
+static const dcb_impl_vt impl_naive = {
+    "naive", "direct loops with double accumulation: the oracle", NULL, NULL, NULL, naive_run, NULL, NULL};
+
+/* ----------------------------------------------------------------- im2col */
+static size_t im2col_ws(const dcb_op *op, const int64_t *x) {
+    return dcb_conv2d_im2col_ws(P(op), (int)x[0], (int)x[2], (int)x[3], op->threads);
+}
+
+static dcb_status im2col_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    dcb_conv2d_im2col(P(op), (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
+                      dcb_w(op, "weight")->data, bias_of(op), y->data, ws, op->threads, prof);
+    return DCB_OK;
+}
+
+static const dcb_impl_vt impl_im2col = {
+    "im2col", "im2col + CBLAS sgemm per image and group", NULL, im2col_ws, NULL, im2col_run, NULL, NULL};
+
+/* --------------------------------------------------------------- winograd */
+static int winograd_m(const dcb_op *op) { return strcmp(op->impl->name, "winograd_f2") == 0 ? 2 : 4; }
+
+static dcb_status winograd_check(dcb_op *op) {
+    const dcb_conv2d_p *p = P(op);
+    if (p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1)
+        return dcb_fail(DCB_UNSUPPORTED_PARAM,
+                        "conv2d/%s: needs a 3x3 kernel, stride 1 and dilation 1 (got %dx%d, stride=%d, dilation=%d)",
+                        op->impl->name, p->kh, p->kw, p->stride, p->dil);
+    return DCB_OK;
+}
+
+static dcb_status winograd_prepare(dcb_op *op) {
+    dcb_winograd_plan *pl = dcb_winograd_plan_new(P(op), winograd_m(op), dcb_w(op, "weight")->data);
+    if (!pl) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d/%s: out of memory for the kernel transform", op->impl->name);
+    op->state = pl;
+    return DCB_OK;
+}
+
+static void winograd_release(dcb_op *op) { dcb_winograd_plan_free(op->state); }
+
+static size_t winograd_ws(const dcb_op *op, const int64_t *x) {
+    if (!op->state) {  /* the size depends only on shapes: plan without weights */
+        dcb_winograd_plan *pl = dcb_winograd_plan_new(P(op), winograd_m(op), NULL);
+        size_t s = pl ? dcb_winograd_ws(pl, (int)x[0], (int)x[2], (int)x[3], op->threads) : 0;
+        dcb_winograd_plan_free(pl);
+        return s;
+    }
+    return dcb_winograd_ws(op->state, (int)x[0], (int)x[2], (int)x[3], op->threads);
+}
+
+static dcb_status winograd_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    dcb_winograd_run(op->state, (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
+                     bias_of(op), y->data, ws, op->threads, prof);
+    return DCB_OK;
+}
+
+/* Multiplications in the transformed domain: alpha^2 per tile instead of m^2*9. */
+static double winograd_executed(const dcb_op *op, const int64_t *x) {
+    const dcb_conv2d_p *p = P(op);
+    const int m = winograd_m(op), a = m + 2;
+    const double ho = x[2] + 2.0 * p->pad - 2, wo = x[3] + 2.0 * p->pad - 2;
+    const double tiles = ceil(ho / m) * ceil(wo / m);
+    return (double)x[0] * tiles * a * a * (p->cin / p->groups) * p->cout;
+}
+
+static const dcb_impl_vt impl_winograd = {
+    "winograd", "Winograd F(4x4,3x3): 3x3, stride 1, dilation 1", winograd_check, winograd_ws,
+    winograd_prepare, winograd_run, winograd_release, winograd_executed};
+static const dcb_impl_vt impl_winograd_f2 = {
+    "winograd_f2", "Winograd F(2x2,3x3): 3x3, stride 1, dilation 1", winograd_check, winograd_ws,
+    winograd_prepare, winograd_run, winograd_release, winograd_executed};
+
+static const dcb_impl_vt *const conv2d_impls[] = {&impl_naive, &impl_im2col, &impl_winograd,
+                                                   &impl_winograd_f2};
+
+const dcb_op_info dcb_conv2d_info = {
+    "conv2d",
+    "static 2-D convolution; grouped (ResNeXt) and depthwise (groups = cin) included",
+    conv2d_params,
+    (int)(sizeof conv2d_params / sizeof conv2d_params[0]),
+    conv2d_validate,
+    conv2d_weights,
+    conv2d_out_shape,
+    conv2d_cost,
+    conv2d_impls,
+    (int)(sizeof conv2d_impls / sizeof conv2d_impls[0]),
+};

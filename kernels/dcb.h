@@ -1,0 +1,232 @@
+/*
+ * dcb.h — public interface of libdcb, the kernel library of dcbench.
+ *
+ * Everything here is float32, C-contiguous, batch first, in the layouts of
+ * ../shared/OPERATORS.md (images (N, C, H, W); conv weights (Cout, Cin/groups,
+ * kh, kw)). Exported names start with dcb_.
+ *
+ * STATUS CODES
+ *   Every fallible call returns a dcb_status. DCB_OK is 0.
+ *   DCB_INVALID_*      the caller's mistake (a hyperparameter, a shape, a
+ *                      weight, a file);
+ *   DCB_UNSUPPORTED_*  legal, but not done by this implementation (e.g.
+ *                      winograd with stride 2): a normal result that a sweep
+ *                      records as N/A, never a crash and never a fallback;
+ *   DCB_UNKNOWN_*      a name that is not registered;
+ *   DCB_OUT_OF_MEMORY, DCB_IO_ERROR.
+ *   dcb_status_name() gives the code's name ("invalid_param", ...);
+ *   dcb_last_error() gives, for the calling thread, the message of the last
+ *   failure, which names the offending parameter, weight or file and its
+ *   value, e.g. "conv2d: groups=3 does not divide cin=64".
+ *
+ * LIFECYCLE OF AN OPERATOR
+ *   dcb_op_create(op, impl, hparams)  validate hyperparameters; answer
+ *                                     unsupported for impls that cannot run;
+ *   dcb_op_set_weight / dcb_op_init_weights   provide weights (shape-checked);
+ *   dcb_op_prepare(op)                weight-only work (transforms, packing),
+ *                                     timed separately from run;
+ *   dcb_op_plan(op, x_shape, ...)     validates an input shape, gives the
+ *                                     output shape and the workspace size;
+ *   dcb_op_run(op, x, y, ws, prof)    everything that depends on the input;
+ *                                     the caller owns y and the workspace;
+ *   dcb_op_destroy(op).
+ *
+ * CONV2D (the static operator; grouped = ResNeXt, depthwise = groups == cin)
+ *   hparams: cin, cout, k | kh,kw, stride (1), pad (0), dilation (1),
+ *            groups (1), bias (0/1)
+ *   x (N, cin, H, W) -> y (N, cout, H', W'),
+ *   H' = (H + 2*pad - dilation*(kh-1) - 1) / stride + 1  (same for W)
+ *   y[n,o,i,j] = bias[o] + sum_{c in group(o),u,v} weight[o,c',u,v] *
+ *                x[n, c, i*stride + u*dilation - pad, j*stride + v*dilation - pad]
+ *   weights: "weight" (cout, cin/groups, kh, kw), "bias" (cout) when bias.
+ *   Engines (implementations): "naive" (the oracle, fp64 accumulation),
+ *   "im2col" (im2col + CBLAS sgemm), "winograd" (= F(4x4,3x3)),
+ *   "winograd_f2" (F(2x2,3x3)), "winograd_f4" (F(4x4,3x3)); Winograd needs a
+ *   3x3 kernel, stride 1 and dilation 1 (any padding, any groups).
+ *
+ * COSTS (dcb_op_cost; see OPERATORS.md COSTS): for the whole input shape given
+ *   (multiply by N is already done); params do not depend on N.
+ *   macs   multiply-accumulates (conv: kh*kw*(cin/groups)*cout*H'*W' per
+ *          image, + cout*H'*W' with bias);
+ *   flops  2*macs plus elementwise work, a separate column, never macs;
+ *   params every weight and bias;   acts   output elements;
+ *   bytes  fp32 bytes of input + weights + output moved at least once;
+ *   dynamic_macs   the routing / kernel-generation term (0 for static ops),
+ *                  included in macs;
+ *   executed_macs  what the implementation really performs (e.g. E times the
+ *                  conv for conv_then_combine); equals macs otherwise.
+ *
+ * THREADS: the "threads" hyperparameter (default 1) sets the OpenMP team of
+ *   every parallel region of the op and the BLAS thread count for its GEMMs.
+ */
+#ifndef DCB_H
+#define DCB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DCB_VERSION "0.1.0"
+#define DCB_MAX_DIMS 6
+#define DCB_ALIGN 64
+
+typedef enum dcb_status {
+    DCB_OK = 0,
+    DCB_INVALID_ARGUMENT,    /* NULL pointer, bad call order */
+    DCB_INVALID_PARAM,       /* a hyperparameter's value */
+    DCB_INVALID_SHAPE,       /* an input/output tensor's shape */
+    DCB_INVALID_WEIGHT,      /* a missing or wrongly shaped weight */
+    DCB_INVALID_FILE,        /* a malformed .npy (or other) file */
+    DCB_UNSUPPORTED_PARAM,   /* legal hyperparameters this impl cannot run */
+    DCB_UNSUPPORTED_SHAPE,   /* legal input shape this impl cannot run */
+    DCB_UNKNOWN_OP,
+    DCB_UNKNOWN_IMPL,
+    DCB_UNKNOWN_PARAM,
+    DCB_OUT_OF_MEMORY,
+    DCB_IO_ERROR,
+    DCB_STATUS_COUNT
+} dcb_status;
+
+const char *dcb_status_name(dcb_status s);      /* "ok", "invalid_param", ... */
+const char *dcb_last_error(void);               /* thread-local detail message */
+int dcb_status_is_unsupported(dcb_status s);
+int dcb_status_is_invalid(dcb_status s);
+
+/* ---------------------------------------------------------------- tensors */
+typedef struct dcb_tensor {
+    int ndim;                        /* 0..DCB_MAX_DIMS */
+    int64_t shape[DCB_MAX_DIMS];
+    int64_t size;                    /* product of shape (1 for ndim 0) */
+    float *data;                     /* DCB_ALIGN-byte aligned, owned */
+} dcb_tensor;
+
+/* A zero-filled tensor; NULL (and dcb_last_error) on bad shape or no memory. */
+dcb_tensor *dcb_tensor_new(int ndim, const int64_t *shape);
+dcb_tensor *dcb_tensor_new4(int64_t a, int64_t b, int64_t c, int64_t d);
+dcb_tensor *dcb_tensor_clone(const dcb_tensor *t);
+void dcb_tensor_free(dcb_tensor *t);
+/* Fill with N(0, 1) (or U(lo, hi)) from a seeded generator: same seed, same data. */
+void dcb_tensor_randn(dcb_tensor *t, uint64_t seed);
+void dcb_tensor_uniform(dcb_tensor *t, uint64_t seed, float lo, float hi);
+int dcb_shape_equal(const dcb_tensor *t, int ndim, const int64_t *shape);
+/* "(8, 64, 28, 28)" into buf; returns buf. */
+char *dcb_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
+/* Max |a-b| / max(1, max|b|) and max |a-b|; shapes must match. */
+double dcb_max_rel_err(const dcb_tensor *a, const dcb_tensor *b, double *max_abs);
+
+/* ----------------------------------------------------------- .npy files
+ * Versions 1.0, 2.0 (and 3.0 headers), dtype '<f4' (also '=f4'), C order,
+ * at most DCB_MAX_DIMS dimensions. Anything else is DCB_INVALID_FILE with a
+ * message naming the file and the problem; *out stays NULL on failure.
+ * Saving writes to a temporary file in the same directory and renames it, so
+ * a failed save never replaces a good file with a truncated one. */
+dcb_status dcb_npy_load(const char *path, dcb_tensor **out);
+dcb_status dcb_npy_save(const char *path, const dcb_tensor *t);
+
+/* ---------------------------------------------------------- hyperparameters */
+typedef enum { DCB_PT_INT, DCB_PT_FLOAT, DCB_PT_BOOL, DCB_PT_STRING } dcb_param_type;
+
+typedef struct dcb_param_spec {
+    const char *name;
+    dcb_param_type type;
+    double def;                 /* default for INT/FLOAT/BOOL */
+    const char *def_str;        /* default for STRING */
+    int derived;                /* 1: default computed from others (e.g. hidden) */
+    const char *doc;
+} dcb_param_spec;
+
+/* A hyperparameter as the caller gives it: numbers in num, strings in str. */
+typedef struct dcb_hparam {
+    const char *name;
+    double num;
+    const char *str;            /* non-NULL for string values */
+} dcb_hparam;
+
+/* ---------------------------------------------------------------- profile */
+enum {
+    DCB_PHASE_ROUTING = 0,      /* gap + router / attention FCs */
+    DCB_PHASE_KERNEL_GEN,       /* kernel generation / combine */
+    DCB_PHASE_TRANSFORM,        /* im2col, Winograd input/output transforms */
+    DCB_PHASE_GEMM,             /* GEMM or direct conv */
+    DCB_PHASE_COMBINE,          /* output combine / select / scale */
+    DCB_PHASE_COUNT
+};
+typedef struct dcb_profile {
+    double seconds[DCB_PHASE_COUNT];
+} dcb_profile;
+const char *dcb_phase_name(int phase);   /* "routing", "kernel_gen", ... */
+
+/* ------------------------------------------------------------------ costs */
+typedef struct dcb_cost {
+    double macs, flops, params, acts, bytes;
+    double dynamic_macs;        /* routing / kernel generation, inside macs */
+    double executed_macs;       /* what the implementation performs */
+} dcb_cost;
+
+/* ------------------------------------------------------------- registry */
+typedef struct dcb_op dcb_op;
+
+int dcb_op_count(void);
+const char *dcb_op_name(int i);                    /* NULL past the end */
+const char *dcb_op_doc(const char *op);
+int dcb_impl_count(const char *op);                /* -1: unknown op */
+const char *dcb_impl_name(const char *op, int i);  /* NULL past the end */
+const dcb_param_spec *dcb_op_params(const char *op, int *count);
+
+/* ---------------------------------------------------------- operator API */
+dcb_status dcb_op_create(const char *op, const char *impl,
+                         const dcb_hparam *hp, int nhp, dcb_op **out);
+void dcb_op_destroy(dcb_op *op);
+const char *dcb_op_get_name(const dcb_op *op);
+const char *dcb_op_get_impl(const dcb_op *op);
+/* Value of a hyperparameter after defaults and derivation; NAN if unknown. */
+double dcb_op_get_param(const dcb_op *op, const char *name);
+int dcb_op_threads(const dcb_op *op);
+
+/* Weights, in OPERATORS.md's names and layouts. */
+int dcb_op_weight_count(const dcb_op *op);
+const char *dcb_op_weight_name(const dcb_op *op, int i);
+/* Expected shape of weight i (ndim returned). */
+int dcb_op_weight_shape(const dcb_op *op, int i, int64_t shape[DCB_MAX_DIMS]);
+/* Copies t; DCB_INVALID_WEIGHT names the weight, expected and given shape. */
+dcb_status dcb_op_set_weight(dcb_op *op, const char *name, const dcb_tensor *t);
+const dcb_tensor *dcb_op_get_weight(const dcb_op *op, const char *name);
+/* Seeded initialisation (PyTorch's default: kaiming-uniform weights, biases
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in))). */
+dcb_status dcb_op_init_weights(dcb_op *op, uint64_t seed);
+/* Reads dir/<weight name>.npy for every weight. */
+dcb_status dcb_op_load_weights(dcb_op *op, const char *dir);
+
+dcb_status dcb_op_prepare(dcb_op *op);
+/* Given the input shape: the output shape and the workspace bytes run needs.
+ * Unsupported shapes for this implementation answer DCB_UNSUPPORTED_SHAPE. */
+dcb_status dcb_op_plan(dcb_op *op, int ndim, const int64_t *x_shape,
+                       int *y_ndim, int64_t y_shape[DCB_MAX_DIMS],
+                       size_t *workspace_bytes);
+/* ws must hold the planned workspace_bytes (DCB_ALIGN aligned); prof may be
+ * NULL; y must have the planned shape. */
+dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y,
+                      void *ws, dcb_profile *prof);
+/* Convenience: plan, allocate y and workspace, prepare if needed, run. */
+dcb_status dcb_op_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor **y);
+dcb_status dcb_op_cost(const dcb_op *op, int ndim, const int64_t *x_shape,
+                       dcb_cost *out);
+
+/* ------------------------------------------------------------ utilities */
+void *dcb_aligned_alloc(size_t bytes);   /* DCB_ALIGN aligned; free with dcb_aligned_free */
+void dcb_aligned_free(void *p);
+/* BLAS in use: "OpenBLAS 0.3.21 (core Haswell, ...)" / "BLIS ..." */
+const char *dcb_blas_info(void);
+const char *dcb_blas_name(void);        /* "openblas" | "blis" */
+const char *dcb_blas_core(void);        /* OpenBLAS core name, BLIS arch */
+void dcb_blas_set_threads(int n);
+const char *dcb_build_flags(void);      /* compiler and flags libdcb was built with */
+uint64_t dcb_rand_u64(uint64_t *state); /* splitmix64 step */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DCB_H */

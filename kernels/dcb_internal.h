@@ -1,0 +1,130 @@
+/* dcb_internal.h — what the library's own files share; not installed. */
+#ifndef DCB_INTERNAL_H
+#define DCB_INTERNAL_H
+
+#include "dcb.h"
+#include <math.h>
+#include <stdarg.h>
+
+#define DCB_MAX_PARAMS 48
+#define DCB_MAX_WEIGHTS 16
+#define DCB_NAME_LEN 48
+
+/* Records the thread-local message and returns s, so that callers can write
+ * `return dcb_fail(DCB_INVALID_PARAM, "conv2d: groups=%d ...", g);` */
+dcb_status dcb_fail(dcb_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+double dcb_now(void);   /* monotonic seconds */
+
+typedef struct dcb_weight_spec {
+    char name[DCB_NAME_LEN];
+    int ndim;
+    int64_t shape[DCB_MAX_DIMS];
+    double fan_in;          /* for the default initialisation; 0: use shape */
+    int is_bias;            /* biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+} dcb_weight_spec;
+
+/* One implementation: the vtable. */
+typedef struct dcb_impl_vt {
+    const char *name;
+    const char *doc;
+    /* Implementation-specific support check, after the operator validated the
+     * hyperparameters: returns DCB_OK or DCB_UNSUPPORTED_PARAM with a message. */
+    dcb_status (*check)(dcb_op *op);
+    /* Bytes of workspace run needs for this input shape (may be 0). */
+    size_t (*workspace)(const dcb_op *op, const int64_t *x_shape);
+    /* Weight-only work; store state in op->state (freed by release). */
+    dcb_status (*prepare)(dcb_op *op);
+    dcb_status (*run)(dcb_op *op, const dcb_tensor *x, dcb_tensor *y,
+                      void *ws, dcb_profile *prof);
+    void (*release)(dcb_op *op);
+    /* MACs this implementation performs; NULL: the operator's macs. */
+    double (*executed_macs)(const dcb_op *op, const int64_t *x_shape);
+} dcb_impl_vt;
+
+/* One operator: hyperparameters, weights, shapes, costs and its impls. */
+typedef struct dcb_op_info {
+    const char *name;
+    const char *doc;
+    const dcb_param_spec *params;
+    int nparams;
+    /* Check hyperparameters, fill derived ones (op->pv) and op->hp. */
+    dcb_status (*validate)(dcb_op *op);
+    /* Fill specs (at most DCB_MAX_WEIGHTS), return the count. */
+    int (*weights)(const dcb_op *op, dcb_weight_spec *specs);
+    /* Check an input shape and give the output shape. */
+    dcb_status (*out_shape)(const dcb_op *op, int ndim, const int64_t *x,
+                            int *y_ndim, int64_t *y);
+    void (*cost)(const dcb_op *op, const int64_t *x_shape, dcb_cost *c);
+    const dcb_impl_vt *const *impls;
+    int nimpls;
+} dcb_op_info;
+
+struct dcb_op {
+    const dcb_op_info *info;
+    const dcb_impl_vt *impl;
+    double pv[DCB_MAX_PARAMS];          /* numeric values, in info->params order */
+    char *ps[DCB_MAX_PARAMS];           /* string values (owned) */
+    int threads;
+    int nweights;
+    dcb_weight_spec wspec[DCB_MAX_WEIGHTS];
+    dcb_tensor *w[DCB_MAX_WEIGHTS];     /* NULL until set */
+    void *hp;                           /* operator's typed hyperparameters (owned) */
+    void *state;                        /* implementation's prepared state */
+    int prepared;
+};
+
+/* Lookup helpers for validate functions. */
+int dcb_param_index(const dcb_op_info *info, const char *name);
+double dcb_pv(const dcb_op *op, const char *name);
+const char *dcb_ps(const dcb_op *op, const char *name);
+void dcb_set_pv(dcb_op *op, const char *name, double v);
+/* An integer hyperparameter >= lo, or DCB_INVALID_PARAM naming it. */
+dcb_status dcb_get_int(const dcb_op *op, const char *name, long lo, int *out);
+const dcb_tensor *dcb_w(const dcb_op *op, const char *name);
+
+/* ------------------------------------------------------- conv2d internals */
+typedef struct dcb_conv2d_p {
+    int cin, cout, kh, kw, stride, pad, dil, groups, bias;
+} dcb_conv2d_p;
+
+static inline int dcb_conv_out(int in, int k, int stride, int pad, int dil) {
+    return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+}
+
+/* Validates conv hyperparameters of any operator that has them (cin, cout,
+ * k|kh,kw, stride, pad, dilation, groups, bias): fills *p. */
+dcb_status dcb_conv2d_read_params(dcb_op *op, const char *opname, dcb_conv2d_p *p);
+/* Checks x against p, gives H', W'. */
+dcb_status dcb_conv2d_check_input(const char *opname, const dcb_conv2d_p *p,
+                                  int ndim, const int64_t *x, int *ho, int *wo);
+
+/* Engines as plain functions, reused by the dynamic operators.
+ * x: (N, cin, H, W); w: (cout, cin/groups, kh, kw); b: (cout) or NULL;
+ * y: (N, cout, H', W'). Workspace as given by the matching _ws function. */
+void dcb_conv2d_naive(const dcb_conv2d_p *p, int N, int H, int W,
+                      const float *x, const float *w, const float *b, float *y,
+                      int threads);
+size_t dcb_conv2d_im2col_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads);
+void dcb_conv2d_im2col(const dcb_conv2d_p *p, int N, int H, int W,
+                       const float *x, const float *w, const float *b, float *y,
+                       void *ws, int threads, dcb_profile *prof);
+
+/* Winograd F(m x m, 3x3), m in {2, 4}. The kernel transform is weight-only:
+ * U = dcb_winograd_kernel_transform(...) allocates and returns it. */
+typedef struct dcb_winograd_plan dcb_winograd_plan;
+dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m,
+                                         const float *w);
+void dcb_winograd_plan_free(dcb_winograd_plan *pl);
+size_t dcb_winograd_ws(const dcb_winograd_plan *pl, int N, int H, int W, int threads);
+void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W,
+                      const float *x, const float *b, float *y, void *ws,
+                      int threads, dcb_profile *prof);
+
+/* BLAS thread control and a timed-phase helper. */
+void dcb_blas_threads_for(int threads);
+#define DCB_PHASE_ADD(prof, ph, t0) \
+    do { if (prof) (prof)->seconds[(ph)] += dcb_now() - (t0); } while (0)
+
+#endif

@@ -1,0 +1,403 @@
+/* The generic operator lifecycle and the registry. Operators describe
+ * themselves with a dcb_op_info (registry.h lists them); nothing here knows a
+ * particular operator. */
+#define _POSIX_C_SOURCE 200809L
+#include "dcb_internal.h"
+#include "registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- registry */
+#define DCB_DECLARE(opname) extern const dcb_op_info dcb_##opname##_info;
+DCB_OPERATORS(DCB_DECLARE)
+#undef DCB_DECLARE
+
+#define DCB_ENTRY(opname) &dcb_##opname##_info,
+static const dcb_op_info *const registry[] = {DCB_OPERATORS(DCB_ENTRY)};
+#undef DCB_ENTRY
+#define NOPS ((int)(sizeof registry / sizeof registry[0]))
+
+static const dcb_op_info *find_op(const char *name) {
+    if (!name) return NULL;
+    for (int i = 0; i < NOPS; i++)
+        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+    return NULL;
+}
+
+int dcb_op_count(void) { return NOPS; }
+const char *dcb_op_name(int i) { return i >= 0 && i < NOPS ? registry[i]->name : NULL; }
+
+const char *dcb_op_doc(const char *op) {
+    const dcb_op_info *info = find_op(op);
+    return info ? info->doc : NULL;
+}
+
+int dcb_impl_count(const char *op) {
+    const dcb_op_info *info = find_op(op);
+    return info ? info->nimpls : -1;
+}
+
+const char *dcb_impl_name(const char *op, int i) {
+    const dcb_op_info *info = find_op(op);
+    if (!info || i < 0 || i >= info->nimpls) return NULL;
+    return info->impls[i]->name;
+}
+
+const dcb_param_spec *dcb_op_params(const char *op, int *count) {
+    const dcb_op_info *info = find_op(op);
+    if (count) *count = info ? info->nparams : 0;
+    return info ? info->params : NULL;
+}
+
+/* "a, b, c" of every registered op (or impl of one op). */
+static void list_names(char *buf, size_t len, const dcb_op_info *info) {
+    size_t o = 0;
+    buf[0] = 0;
+    int n = info ? info->nimpls : NOPS;
+    for (int i = 0; i < n && o < len; i++) {
+        const char *nm = info ? info->impls[i]->name : registry[i]->name;
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", nm);
+    }
+}
+
+/* ------------------------------------------------------ parameter helpers */
+int dcb_param_index(const dcb_op_info *info, const char *name) {
+    for (int i = 0; i < info->nparams; i++)
+        if (strcmp(info->params[i].name, name) == 0) return i;
+    return -1;
+}
+
+double dcb_pv(const dcb_op *op, const char *name) {
+    int i = dcb_param_index(op->info, name);
+    return i < 0 ? NAN : op->pv[i];
+}
+
+const char *dcb_ps(const dcb_op *op, const char *name) {
+    int i = dcb_param_index(op->info, name);
+    return i < 0 ? NULL : op->ps[i];
+}
+
+void dcb_set_pv(dcb_op *op, const char *name, double v) {
+    int i = dcb_param_index(op->info, name);
+    if (i >= 0) op->pv[i] = v;
+}
+
+dcb_status dcb_get_int(const dcb_op *op, const char *name, long lo, int *out) {
+    double v = dcb_pv(op, name);
+    if (isnan(v) || v != floor(v) || v < (double)lo || v > 1e9)
+        return dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g is invalid (need an integer >= %ld)",
+                        op->info->name, name, v, lo);
+    *out = (int)v;
+    return DCB_OK;
+}
+
+const dcb_tensor *dcb_w(const dcb_op *op, const char *name) {
+    for (int i = 0; i < op->nweights; i++)
+        if (strcmp(op->wspec[i].name, name) == 0) return op->w[i];
+    return NULL;
+}
+
+/* --------------------------------------------------------------- lifecycle */
+static void release_state(dcb_op *op) {
+    if (op->prepared && op->impl->release) op->impl->release(op);
+    op->state = NULL;
+    op->prepared = 0;
+}
+
+void dcb_op_destroy(dcb_op *op) {
+    if (!op) return;
+    release_state(op);
+    for (int i = 0; i < DCB_MAX_PARAMS; i++) free(op->ps[i]);
+    for (int i = 0; i < op->nweights; i++) dcb_tensor_free(op->w[i]);
+    free(op->hp);
+    free(op);
+}
+
+dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam *hp,
+                         int nhp, dcb_op **out) {
+    char names[1024];
+    if (!out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_create: out is NULL");
+    *out = NULL;
+    const dcb_op_info *info = find_op(opname);
+    if (!info) {
+        list_names(names, sizeof names, NULL);
+        return dcb_fail(DCB_UNKNOWN_OP, "unknown operator '%s' (valid: %s)",
+                        opname ? opname : "(null)", names);
+    }
+    const dcb_impl_vt *vt = NULL;
+    if (!impl) impl = info->impls[0]->name;
+    for (int i = 0; i < info->nimpls; i++)
+        if (strcmp(info->impls[i]->name, impl) == 0) vt = info->impls[i];
+    if (!vt) {
+        list_names(names, sizeof names, info);
+        return dcb_fail(DCB_UNKNOWN_IMPL, "%s: unknown implementation '%s' (valid: %s)",
+                        info->name, impl, names);
+    }
+    dcb_op *op = calloc(1, sizeof *op);
+    if (!op) return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory", info->name);
+    op->info = info;
+    op->impl = vt;
+    op->threads = 1;
+    for (int i = 0; i < info->nparams; i++) {
+        op->pv[i] = info->params[i].derived ? NAN : info->params[i].def;
+        if (info->params[i].type == DCB_PT_STRING && info->params[i].def_str)
+            op->ps[i] = strdup(info->params[i].def_str);
+    }
+    dcb_status st = DCB_OK;
+    for (int k = 0; k < nhp && st == DCB_OK; k++) {
+        const dcb_hparam *h = &hp[k];
+        if (!h->name) {
+            st = dcb_fail(DCB_INVALID_ARGUMENT, "%s: hyperparameter %d has no name", info->name, k);
+            break;
+        }
+        if (strcmp(h->name, "threads") == 0) {
+            if (h->str || h->num < 1 || h->num > 1024 || h->num != floor(h->num))
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: threads=%g is invalid (need an integer >= 1)",
+                              info->name, h->num);
+            else
+                op->threads = (int)h->num;
+            continue;
+        }
+        int i = dcb_param_index(info, h->name);
+        if (i < 0) {
+            size_t o = 0;
+            names[0] = 0;
+            for (int j = 0; j < info->nparams && o < sizeof names; j++)
+                o += (size_t)snprintf(names + o, sizeof names - o, "%s, ", info->params[j].name);
+            st = dcb_fail(DCB_UNKNOWN_PARAM, "%s: unknown hyperparameter '%s' (valid: %sthreads)",
+                          info->name, h->name, names);
+            break;
+        }
+        const dcb_param_spec *ps = &info->params[i];
+        if (ps->type == DCB_PT_STRING) {
+            if (!h->str) {
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s needs a string, got %g", info->name,
+                              h->name, h->num);
+                break;
+            }
+            free(op->ps[i]);
+            op->ps[i] = strdup(h->str);
+        } else {
+            if (h->str) {
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s needs a number, got '%s'", info->name,
+                              h->name, h->str);
+                break;
+            }
+            if (!isfinite(h->num)) {
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g is not finite", info->name,
+                              h->name, h->num);
+                break;
+            }
+            if (ps->type == DCB_PT_BOOL && h->num != 0 && h->num != 1) {
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g must be 0 or 1 (false/true)",
+                              info->name, h->name, h->num);
+                break;
+            }
+            op->pv[i] = h->num;
+        }
+    }
+    if (st == DCB_OK) st = info->validate(op);
+    if (st == DCB_OK) {
+        op->nweights = info->weights(op, op->wspec);
+        if (vt->check) st = vt->check(op);
+    }
+    if (st != DCB_OK) {
+        dcb_op_destroy(op);
+        return st;
+    }
+    *out = op;
+    return DCB_OK;
+}
+
+const char *dcb_op_get_name(const dcb_op *op) { return op->info->name; }
+const char *dcb_op_get_impl(const dcb_op *op) { return op->impl->name; }
+int dcb_op_threads(const dcb_op *op) { return op->threads; }
+
+double dcb_op_get_param(const dcb_op *op, const char *name) {
+    if (strcmp(name, "threads") == 0) return op->threads;
+    return dcb_pv(op, name);
+}
+
+int dcb_op_weight_count(const dcb_op *op) { return op->nweights; }
+
+const char *dcb_op_weight_name(const dcb_op *op, int i) {
+    return i >= 0 && i < op->nweights ? op->wspec[i].name : NULL;
+}
+
+int dcb_op_weight_shape(const dcb_op *op, int i, int64_t shape[DCB_MAX_DIMS]) {
+    if (i < 0 || i >= op->nweights) return -1;
+    memcpy(shape, op->wspec[i].shape, sizeof(int64_t) * DCB_MAX_DIMS);
+    return op->wspec[i].ndim;
+}
+
+static int weight_index(const dcb_op *op, const char *name) {
+    for (int i = 0; i < op->nweights; i++)
+        if (strcmp(op->wspec[i].name, name) == 0) return i;
+    return -1;
+}
+
+dcb_status dcb_op_set_weight(dcb_op *op, const char *name, const dcb_tensor *t) {
+    if (!op || !name || !t) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_set_weight: NULL argument");
+    int i = weight_index(op, name);
+    if (i < 0) {
+        char names[512];
+        size_t o = 0;
+        names[0] = 0;
+        for (int j = 0; j < op->nweights && o < sizeof names; j++)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", j ? ", " : "", op->wspec[j].name);
+        return dcb_fail(DCB_INVALID_WEIGHT, "%s: unknown weight '%s' (weights: %s)", op->info->name,
+                        name, names);
+    }
+    const dcb_weight_spec *s = &op->wspec[i];
+    if (!dcb_shape_equal(t, s->ndim, s->shape)) {
+        char e[128], g[128];
+        dcb_shape_str(s->ndim, s->shape, e, sizeof e);
+        dcb_shape_str(t->ndim, t->shape, g, sizeof g);
+        return dcb_fail(DCB_INVALID_WEIGHT, "%s: weight '%s' has shape %s, expected %s",
+                        op->info->name, name, g, e);
+    }
+    dcb_tensor *c = dcb_tensor_clone(t);
+    if (!c) return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory copying weight '%s'", op->info->name, name);
+    dcb_tensor_free(op->w[i]);
+    op->w[i] = c;
+    release_state(op);
+    return DCB_OK;
+}
+
+const dcb_tensor *dcb_op_get_weight(const dcb_op *op, const char *name) {
+    int i = weight_index(op, name);
+    return i < 0 ? NULL : op->w[i];
+}
+
+dcb_status dcb_op_init_weights(dcb_op *op, uint64_t seed) {
+    for (int i = 0; i < op->nweights; i++) {
+        const dcb_weight_spec *s = &op->wspec[i];
+        dcb_tensor *t = dcb_tensor_new(s->ndim, s->shape);
+        if (!t) return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory for weight '%s'", op->info->name, s->name);
+        double fan_in = s->fan_in;
+        if (fan_in <= 0) {  /* PyTorch: fan_in = size(1) * receptive field */
+            fan_in = 1;
+            for (int d = 1; d < s->ndim; d++) fan_in *= (double)s->shape[d];
+        }
+        /* kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(fan_in), as for biases. */
+        float bound = (float)(1.0 / sqrt(fan_in));
+        dcb_tensor_uniform(t, seed * 1000003u + (uint64_t)i * 7919u + 17u, -bound, bound);
+        dcb_tensor_free(op->w[i]);
+        op->w[i] = t;
+    }
+    release_state(op);
+    return DCB_OK;
+}
+
+dcb_status dcb_op_load_weights(dcb_op *op, const char *dir) {
+    for (int i = 0; i < op->nweights; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.npy", dir, op->wspec[i].name);
+        dcb_tensor *t = NULL;
+        dcb_status st = dcb_npy_load(path, &t);
+        if (st != DCB_OK) return st;
+        st = dcb_op_set_weight(op, op->wspec[i].name, t);
+        dcb_tensor_free(t);
+        if (st != DCB_OK) return st;
+    }
+    return DCB_OK;
+}
+
+static dcb_status check_weights(dcb_op *op) {
+    for (int i = 0; i < op->nweights; i++)
+        if (!op->w[i]) {
+            char e[128];
+            dcb_shape_str(op->wspec[i].ndim, op->wspec[i].shape, e, sizeof e);
+            return dcb_fail(DCB_INVALID_WEIGHT, "%s: weight '%s' %s is missing (set, load or init it)",
+                            op->info->name, op->wspec[i].name, e);
+        }
+    return DCB_OK;
+}
+
+dcb_status dcb_op_prepare(dcb_op *op) {
+    if (!op) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_prepare: op is NULL");
+    dcb_status st = check_weights(op);
+    if (st != DCB_OK) return st;
+    release_state(op);
+    if (op->impl->prepare) {
+        st = op->impl->prepare(op);
+        if (st != DCB_OK) return st;
+    }
+    op->prepared = 1;
+    return DCB_OK;
+}
+
+dcb_status dcb_op_plan(dcb_op *op, int ndim, const int64_t *x_shape, int *y_ndim,
+                       int64_t y_shape[DCB_MAX_DIMS], size_t *workspace_bytes) {
+    if (!op || !x_shape) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_plan: NULL argument");
+    int yn = 0;
+    int64_t ys[DCB_MAX_DIMS] = {0};
+    dcb_status st = op->info->out_shape(op, ndim, x_shape, &yn, ys);
+    if (st != DCB_OK) return st;
+    if (y_ndim) *y_ndim = yn;
+    if (y_shape) memcpy(y_shape, ys, sizeof ys);
+    if (workspace_bytes) *workspace_bytes = op->impl->workspace ? op->impl->workspace(op, x_shape) : 0;
+    return DCB_OK;
+}
+
+dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    if (!op || !x || !y) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_run: NULL argument");
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    size_t wsb;
+    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
+    if (st != DCB_OK) return st;
+    if (!dcb_shape_equal(y, yn, ys)) {
+        char e[128], g[128];
+        dcb_shape_str(yn, ys, e, sizeof e);
+        dcb_shape_str(y->ndim, y->shape, g, sizeof g);
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: output y has shape %s, expected %s", op->info->name, g, e);
+    }
+    if (wsb && !ws)
+        return dcb_fail(DCB_INVALID_ARGUMENT, "%s/%s: needs a workspace of %zu bytes, got NULL",
+                        op->info->name, op->impl->name, wsb);
+    if (!op->prepared) {
+        st = dcb_op_prepare(op);
+        if (st != DCB_OK) return st;
+    }
+    return op->impl->run(op, x, y, ws, prof);
+}
+
+dcb_status dcb_op_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_forward: NULL argument");
+    *out = NULL;
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    size_t wsb;
+    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
+    if (st != DCB_OK) return st;
+    dcb_tensor *y = dcb_tensor_new(yn, ys);
+    void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
+    if (!y || (wsb && !ws)) {
+        dcb_tensor_free(y);
+        dcb_aligned_free(ws);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory (workspace %zu bytes)", op->info->name, wsb);
+    }
+    st = dcb_op_run(op, x, y, ws, NULL);
+    dcb_aligned_free(ws);
+    if (st != DCB_OK) {
+        dcb_tensor_free(y);
+        return st;
+    }
+    *out = y;
+    return DCB_OK;
+}
+
+dcb_status dcb_op_cost(const dcb_op *op, int ndim, const int64_t *x_shape, dcb_cost *c) {
+    if (!op || !x_shape || !c) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_cost: NULL argument");
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    dcb_status st = op->info->out_shape(op, ndim, x_shape, &yn, ys);
+    if (st != DCB_OK) return st;
+    memset(c, 0, sizeof *c);
+    op->info->cost(op, x_shape, c);
+    c->executed_macs = op->impl->executed_macs ? op->impl->executed_macs(op, x_shape) : c->macs;
+    return DCB_OK;
+}

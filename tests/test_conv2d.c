@@ -1,0 +1,450 @@
+/* conv2d: every engine against the naive oracle on seeded random shapes, the
+ * error bound of each engine, validation messages, lifecycle and costs. */
+#include "testutil.h"
+
+#include <math.h>
+#include <unistd.h>
+
+/* Error bounds, as max|y - ref| / max(1, max|ref|) with inputs N(0,1) and
+ * PyTorch-default weights (|w| <= 1/sqrt(fan_in)). Measured maxima over the
+ * random sweep below (seed 2026) are in docs/PERFORMANCE.md; these bounds
+ * leave a margin of roughly 4x over them. */
+static double bound_for(const char *impl) {
+    if (strcmp(impl, "im2col") == 0) return 2e-6;
+    if (strcmp(impl, "winograd_f2") == 0) return 1e-5;
+    if (strcmp(impl, "winograd") == 0) return 5e-5;
+    return 1e-6;
+}
+
+typedef struct shape {
+    int N, cin, cout, H, W, kh, kw, stride, pad, dil, groups, bias;
+} shape;
+
+static void shape_str(const shape *s, char *buf, size_t n) {
+    snprintf(buf, n, "N=%d cin=%d cout=%d H=%d W=%d k=%dx%d stride=%d pad=%d dil=%d groups=%d bias=%d",
+             s->N, s->cin, s->cout, s->H, s->W, s->kh, s->kw, s->stride, s->pad, s->dil, s->groups,
+             s->bias);
+}
+
+static dcb_status make_op(const shape *s, const char *impl, int threads, dcb_op **op) {
+    dcb_hparam hp[] = {TU_HP("cin", s->cin),       TU_HP("cout", s->cout),   TU_HP("kh", s->kh),
+                       TU_HP("kw", s->kw),         TU_HP("stride", s->stride), TU_HP("pad", s->pad),
+                       TU_HP("dilation", s->dil),  TU_HP("groups", s->groups), TU_HP("bias", s->bias),
+                       TU_HP("threads", threads)};
+    return dcb_op_create("conv2d", impl, hp, (int)(sizeof hp / sizeof hp[0]), op);
+}
+
+/* A random shape; `kind` steers towards the cases the issue names. */
+static shape random_shape(uint64_t *r, int i) {
+    static const int ks[] = {1, 3, 5, 7};
+    shape s;
+    for (;;) {
+        s.N = tu_rand(r, 1, 4);
+        int kind = i % 6;
+        s.kh = s.kw = ks[tu_rand(r, 0, 3)];
+        if (tu_rand(r, 0, 5) == 0) s.kw = ks[tu_rand(r, 0, 3)];
+        s.stride = tu_rand(r, 1, 2);
+        s.dil = tu_rand(r, 0, 3) == 0 ? 2 : 1;
+        s.pad = tu_rand(r, 0, 3);
+        if (kind <= 1) { /* the Winograd domain: 3x3, stride 1, dilation 1 */
+            s.kh = s.kw = 3;
+            s.stride = 1;
+            s.dil = 1;
+        }
+        int g = tu_rand(r, 1, 4);
+        int cig = tu_rand(r, 1, 9), cog = tu_rand(r, 1, 9);
+        if (kind == 2) { /* depthwise */
+            g = tu_rand(r, 1, 24);
+            cig = 1;
+            cog = tu_rand(r, 0, 2) == 0 ? 2 : 1;
+        } else if (kind == 3) {
+            g = 1;
+            cig = tu_rand(r, 1, 40);
+            cog = tu_rand(r, 1, 40);
+        }
+        s.groups = g;
+        s.cin = g * cig;
+        s.cout = g * cog;
+        s.H = tu_rand(r, 1, 23);
+        s.W = tu_rand(r, 1, 23);
+        s.bias = tu_rand(r, 0, 1);
+        if (s.dil * (s.kh - 1) + 1 <= s.H + 2 * s.pad && s.dil * (s.kw - 1) + 1 <= s.W + 2 * s.pad) break;
+    }
+    return s;
+}
+
+static dcb_tensor *run_impl(const shape *s, const char *impl, int threads, const dcb_tensor *x,
+                            uint64_t wseed, dcb_status *st_out) {
+    dcb_op *op = NULL;
+    dcb_status st = make_op(s, impl, threads, &op);
+    *st_out = st;
+    if (st != DCB_OK) return NULL;
+    assert_ok(dcb_op_init_weights(op, wseed));
+    dcb_tensor *y = NULL;
+    st = dcb_op_forward(op, x, &y);
+    *st_out = st;
+    dcb_op_destroy(op);
+    return y;
+}
+
+static int winograd_domain(const shape *s) {
+    return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->dil == 1;
+}
+
+static void test_engines_against_naive(void **state) {
+    (void)state;
+    const int nshapes = tu_quick() ? 60 : 240;
+    uint64_t r = 2026;
+    int nimpl = dcb_impl_count("conv2d");
+    assert_true(nimpl >= 4);
+    double worst[16] = {0};
+    int checked[16] = {0}, unsupported[16] = {0};
+    for (int i = 0; i < nshapes; i++) {
+        shape s = random_shape(&r, i);
+        char desc[256];
+        shape_str(&s, desc, sizeof desc);
+        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
+        dcb_tensor_randn(x, 1000 + (uint64_t)i);
+        dcb_status st;
+        dcb_tensor *ref = run_impl(&s, "naive", 1, x, 7 + (uint64_t)i, &st);
+        if (!ref) fail_msg("naive failed on %s: %s", desc, dcb_last_error());
+        for (int k = 1; k < nimpl; k++) {
+            const char *impl = dcb_impl_name("conv2d", k);
+            int threads = 1 + (i % 2);
+            dcb_tensor *y = run_impl(&s, impl, threads, x, 7 + (uint64_t)i, &st);
+            if (!strncmp(impl, "winograd", 8) && !winograd_domain(&s)) {
+                if (st != DCB_UNSUPPORTED_PARAM)
+                    fail_msg("%s on %s: expected unsupported_param, got %s", impl, desc, dcb_status_name(st));
+                assert_null(y);
+                unsupported[k]++;
+                continue;
+            }
+            if (!y) fail_msg("%s failed on %s: %s", impl, desc, dcb_last_error());
+            double err = dcb_max_rel_err(y, ref, NULL);
+            if (!(err <= bound_for(impl)))
+                fail_msg("%s on %s: relative error %.3g above its bound %.3g", impl, desc, err, bound_for(impl));
+            if (err > worst[k]) worst[k] = err;
+            checked[k]++;
+            dcb_tensor_free(y);
+        }
+        dcb_tensor_free(ref);
+        dcb_tensor_free(x);
+    }
+    for (int k = 1; k < nimpl; k++) {
+        print_message("conv2d/%-12s %3d shapes checked, %3d unsupported, max rel err %.3g (bound %.3g)\n",
+                      dcb_impl_name("conv2d", k), checked[k], unsupported[k], worst[k],
+                      bound_for(dcb_impl_name("conv2d", k)));
+        assert_true(checked[k] >= nshapes / 3);
+    }
+}
+
+/* Large layers, where Winograd's error grows with the channel count. */
+static void test_winograd_error_on_resnet_layers(void **state) {
+    (void)state;
+    static const int layers[][2] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}};
+    int nl = tu_quick() ? 2 : 4;
+    for (int l = 0; l < nl; l++) {
+        shape s = {1, layers[l][0], layers[l][0], layers[l][1], layers[l][1], 3, 3, 1, 1, 1, 1, 0};
+        dcb_tensor *x = dcb_tensor_new4(1, s.cin, s.H, s.W);
+        dcb_tensor_randn(x, 99);
+        dcb_status st;
+        dcb_tensor *ref = run_impl(&s, "naive", 2, x, 5, &st);
+        assert_non_null(ref);
+        static const char *const impls[] = {"im2col", "winograd_f2", "winograd"};
+        for (int k = 0; k < 3; k++) {
+            dcb_tensor *y = run_impl(&s, impls[k], 1, x, 5, &st);
+            assert_non_null(y);
+            double err = dcb_max_rel_err(y, ref, NULL);
+            print_message("C=%d@%dx%d %-12s rel err %.3g\n", s.cin, s.H, s.W, impls[k], err);
+            assert_true(err <= bound_for(impls[k]));
+            dcb_tensor_free(y);
+        }
+        dcb_tensor_free(ref);
+        dcb_tensor_free(x);
+    }
+}
+
+static void test_registry(void **state) {
+    (void)state;
+    int found = 0;
+    for (int i = 0; i < dcb_op_count(); i++)
+        if (strcmp(dcb_op_name(i), "conv2d") == 0) found = 1;
+    assert_true(found);
+    assert_null(dcb_op_name(dcb_op_count()));
+    const char *want[] = {"naive", "im2col", "winograd", "winograd_f2"};
+    for (int k = 0; k < 4; k++) {
+        int has = 0;
+        for (int i = 0; i < dcb_impl_count("conv2d"); i++)
+            if (strcmp(dcb_impl_name("conv2d", i), want[k]) == 0) has = 1;
+        if (!has) fail_msg("conv2d has no implementation '%s'", want[k]);
+    }
+    assert_int_equal(dcb_impl_count("nope"), -1);
+    dcb_op *op = (dcb_op *)0x1;
+    dcb_hparam hp[] = {TU_HP("cin", 4), TU_HP("cout", 4), TU_HP("k", 3)};
+    assert_status_msg(dcb_op_create("conv3d", NULL, hp, 3, &op), DCB_UNKNOWN_OP, "conv2d");
+    assert_null(op);
+    assert_status_msg(dcb_op_create("conv2d", "fft", hp, 3, &op), DCB_UNKNOWN_IMPL, "im2col");
+    dcb_hparam bad[] = {TU_HP("cin", 4), TU_HP("cout", 4), TU_HP("k", 3), TU_HP("strid", 2)};
+    assert_status_msg(dcb_op_create("conv2d", "naive", bad, 4, &op), DCB_UNKNOWN_PARAM, "strid");
+    assert_true(strstr(dcb_last_error(), "stride") != NULL);
+    assert_string_equal(dcb_status_name(DCB_UNSUPPORTED_SHAPE), "unsupported_shape");
+    int np = 0;
+    const dcb_param_spec *ps = dcb_op_params("conv2d", &np);
+    assert_non_null(ps);
+    assert_true(np >= 9);
+}
+
+static void expect_invalid(const shape *s, dcb_status want, const char *needle) {
+    dcb_op *op = NULL;
+    assert_status_msg(make_op(s, "im2col", 1, &op), want, needle);
+    assert_null(op);
+}
+
+static void test_invalid_params(void **state) {
+    (void)state;
+    shape base = {1, 64, 64, 8, 8, 3, 3, 1, 1, 1, 1, 0};
+    shape s = base;
+    s.groups = 3;
+    expect_invalid(&s, DCB_INVALID_PARAM, "groups=3 does not divide cin=64");
+    s = base;
+    s.cout = 66;
+    s.groups = 4;
+    expect_invalid(&s, DCB_INVALID_PARAM, "groups=4 does not divide cout=66");
+    s = base;
+    s.cin = 0;
+    expect_invalid(&s, DCB_INVALID_PARAM, "cin=0");
+    s = base;
+    s.kh = 0;
+    expect_invalid(&s, DCB_INVALID_PARAM, "kh=0");
+    s = base;
+    s.pad = -1;
+    expect_invalid(&s, DCB_INVALID_PARAM, "pad=-1");
+    s = base;
+    s.stride = 0;
+    expect_invalid(&s, DCB_INVALID_PARAM, "stride=0");
+    s = base;
+    s.dil = 0;
+    expect_invalid(&s, DCB_INVALID_PARAM, "dilation=0");
+    s = base;
+    s.groups = 0;
+    expect_invalid(&s, DCB_INVALID_PARAM, "groups=0");
+
+    dcb_op *op = NULL;
+    dcb_hparam frac[] = {TU_HP("cin", 4.5), TU_HP("cout", 4), TU_HP("k", 3)};
+    assert_status_msg(dcb_op_create("conv2d", NULL, frac, 3, &op), DCB_INVALID_PARAM, "cin=4.5");
+    dcb_hparam nok[] = {TU_HP("cin", 4), TU_HP("cout", 4)};
+    assert_status_msg(dcb_op_create("conv2d", NULL, nok, 2, &op), DCB_INVALID_PARAM, "kernel size");
+    dcb_hparam str[] = {TU_HP("cin", 4), TU_HS("cout", "four"), TU_HP("k", 3)};
+    assert_status_msg(dcb_op_create("conv2d", NULL, str, 3, &op), DCB_INVALID_PARAM, "'four'");
+    dcb_hparam thr[] = {TU_HP("cin", 4), TU_HP("cout", 4), TU_HP("k", 3), TU_HP("threads", 0)};
+    assert_status_msg(dcb_op_create("conv2d", NULL, thr, 4, &op), DCB_INVALID_PARAM, "threads=0");
+    dcb_hparam bia[] = {TU_HP("cin", 4), TU_HP("cout", 4), TU_HP("k", 3), TU_HP("bias", 2)};
+    assert_status_msg(dcb_op_create("conv2d", NULL, bia, 4, &op), DCB_INVALID_PARAM, "bias=2");
+    assert_true(dcb_status_is_invalid(DCB_INVALID_PARAM));
+}
+
+static void test_invalid_shapes_and_weights(void **state) {
+    (void)state;
+    shape s = {1, 4, 8, 3, 3, 7, 7, 1, 1, 1, 1, 1};
+    dcb_op *op = NULL;
+    assert_ok(make_op(&s, "naive", 1, &op));
+    int64_t x[4] = {1, 4, 3, 3};
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    size_t ws;
+    /* 7x7 kernel over a 3x3 input padded by 1 */
+    assert_status_msg(dcb_op_plan(op, 4, x, &yn, ys, &ws), DCB_INVALID_SHAPE, "exceeds the padded input height 5");
+    int64_t xc[4] = {1, 5, 9, 9};
+    assert_status_msg(dcb_op_plan(op, 4, xc, &yn, ys, &ws), DCB_INVALID_SHAPE, "5 channels, cin=4");
+    int64_t x3[3] = {4, 9, 9};
+    assert_status_msg(dcb_op_plan(op, 3, x3, &yn, ys, &ws), DCB_INVALID_SHAPE, "(N, C, H, W)");
+
+    /* missing and wrongly shaped weights */
+    dcb_tensor *in = dcb_tensor_new4(1, 4, 9, 9);
+    dcb_tensor *y = NULL;
+    assert_status_msg(dcb_op_forward(op, in, &y), DCB_INVALID_WEIGHT, "weight 'weight' (8, 4, 7, 7) is missing");
+    assert_null(y);
+    dcb_tensor *w = dcb_tensor_new4(8, 4, 3, 3);
+    assert_status_msg(dcb_op_set_weight(op, "weight", w), DCB_INVALID_WEIGHT,
+                      "weight 'weight' has shape (8, 4, 3, 3), expected (8, 4, 7, 7)");
+    assert_status_msg(dcb_op_set_weight(op, "gamma", w), DCB_INVALID_WEIGHT, "unknown weight 'gamma'");
+    dcb_tensor_free(w);
+    assert_ok(dcb_op_init_weights(op, 1));
+    assert_ok(dcb_op_forward(op, in, &y));
+    assert_int_equal(y->shape[2], 5);
+    /* an output of the wrong shape */
+    dcb_tensor *bad = dcb_tensor_new4(1, 8, 4, 5);
+    assert_status_msg(dcb_op_run(op, in, bad, NULL, NULL), DCB_INVALID_SHAPE, "expected (1, 8, 5, 5)");
+    dcb_tensor_free(bad);
+    dcb_tensor_free(y);
+    dcb_tensor_free(in);
+    dcb_op_destroy(op);
+}
+
+static void test_winograd_unsupported(void **state) {
+    (void)state;
+    shape cases[] = {{1, 8, 8, 9, 9, 3, 3, 2, 1, 1, 1, 0},
+                     {1, 8, 8, 9, 9, 5, 5, 1, 2, 1, 1, 0},
+                     {1, 8, 8, 9, 9, 3, 3, 1, 2, 2, 1, 0},
+                     {1, 8, 8, 9, 9, 1, 1, 1, 0, 1, 1, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int f = 0; f < 2; f++) {
+            dcb_op *op = NULL;
+            dcb_status st = make_op(&cases[i], f ? "winograd_f2" : "winograd", 1, &op);
+            assert_status_msg(st, DCB_UNSUPPORTED_PARAM, "needs a 3x3 kernel, stride 1 and dilation 1");
+            assert_true(dcb_status_is_unsupported(st));
+            assert_null(op);
+        }
+    }
+}
+
+static void test_lifecycle(void **state) {
+    (void)state;
+    static const char *const impls[] = {"im2col", "winograd", "winograd_f2"};
+    shape s = {2, 6, 10, 11, 13, 3, 3, 1, 1, 1, 2, 1};
+    dcb_tensor *x = dcb_tensor_new4(2, 6, 11, 13);
+    dcb_tensor_randn(x, 3);
+    for (int k = 0; k < 3; k++) {
+        dcb_op *op = NULL;
+        assert_ok(make_op(&s, impls[k], 1, &op));
+        assert_string_equal(dcb_op_get_impl(op), impls[k]);
+        assert_int_equal(dcb_op_weight_count(op), 2);
+        assert_string_equal(dcb_op_weight_name(op, 1), "bias");
+        assert_ok(dcb_op_init_weights(op, 11));
+        assert_ok(dcb_op_prepare(op));
+        int yn;
+        int64_t ys[DCB_MAX_DIMS];
+        size_t wsb = 0;
+        assert_ok(dcb_op_plan(op, 4, x->shape, &yn, ys, &wsb));
+        assert_int_equal(yn, 4);
+        assert_int_equal(ys[1], 10);
+        void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
+        dcb_tensor *y1 = dcb_tensor_new(yn, ys), *y2 = dcb_tensor_new(yn, ys);
+        dcb_profile prof = {{0}};
+        assert_ok(dcb_op_run(op, x, y1, ws, &prof));
+        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
+        assert_memory_equal(y1->data, y2->data, sizeof(float) * (size_t)y1->size);
+        assert_true(prof.seconds[DCB_PHASE_GEMM] > 0);
+        for (int ph = 0; ph < DCB_PHASE_COUNT; ph++) assert_true(prof.seconds[ph] >= 0);
+        /* new weights after prepare: the next run must use them */
+        dcb_tensor *b = dcb_tensor_clone(dcb_op_get_weight(op, "bias"));
+        for (int64_t i = 0; i < b->size; i++) b->data[i] += 1.0f;
+        assert_ok(dcb_op_set_weight(op, "bias", b));
+        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
+        for (int64_t i = 0; i < y1->size; i++) assert_true(fabsf(y2->data[i] - y1->data[i] - 1.0f) < 1e-4f);
+        /* a workspace is required when one was planned */
+        if (wsb) assert_status_msg(dcb_op_run(op, x, y2, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
+        dcb_tensor_free(b);
+        dcb_tensor_free(y1);
+        dcb_tensor_free(y2);
+        dcb_aligned_free(ws);
+        dcb_op_destroy(op);
+    }
+    dcb_tensor_free(x);
+}
+
+static void test_threads_agree(void **state) {
+    (void)state;
+    shape s = {3, 16, 24, 17, 15, 3, 3, 1, 1, 1, 1, 1};
+    dcb_tensor *x = dcb_tensor_new4(3, 16, 17, 15);
+    dcb_tensor_randn(x, 8);
+    static const char *const impls[] = {"naive", "im2col", "winograd", "winograd_f2"};
+    for (int k = 0; k < 4; k++) {
+        dcb_status st;
+        dcb_tensor *a = run_impl(&s, impls[k], 1, x, 4, &st), *b = run_impl(&s, impls[k], 2, x, 4, &st);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_true(dcb_max_rel_err(a, b, NULL) <= 1e-6);
+        dcb_tensor_free(a);
+        dcb_tensor_free(b);
+    }
+    dcb_tensor_free(x);
+}
+
+static void test_costs(void **state) {
+    (void)state;
+    dcb_op *op = NULL;
+    shape s = {8, 64, 64, 56, 56, 3, 3, 1, 1, 1, 1, 0};
+    assert_ok(make_op(&s, "im2col", 1, &op));
+    int64_t x[4] = {8, 64, 56, 56};
+    dcb_cost c;
+    assert_ok(dcb_op_cost(op, 4, x, &c));
+    assert_true(c.macs == 8.0 * 9 * 64 * 64 * 56 * 56);
+    assert_true(c.flops == 2 * c.macs);
+    assert_true(c.params == 9 * 64 * 64);
+    assert_true(c.acts == 8.0 * 64 * 56 * 56);
+    assert_true(c.bytes == 4.0 * (8.0 * 64 * 56 * 56 * 2 + 9 * 64 * 64));
+    assert_true(c.dynamic_macs == 0 && c.executed_macs == c.macs);
+    dcb_op_destroy(op);
+    /* grouped, strided, biased: 3x3 s2 groups 32 of 128->256 at 28 -> 14 */
+    shape g = {1, 128, 256, 28, 28, 3, 3, 2, 1, 1, 32, 1};
+    assert_ok(make_op(&g, "naive", 1, &op));
+    int64_t xg[4] = {1, 128, 28, 28};
+    assert_ok(dcb_op_cost(op, 4, xg, &c));
+    assert_true(c.macs == 9.0 * 4 * 256 * 14 * 14 + 256 * 14 * 14);
+    assert_true(c.params == 9.0 * 4 * 256 + 256);
+    dcb_op_destroy(op);
+    /* Winograd F(4x4) performs 36/144 of the multiplications per 4x4 tile */
+    shape w = {1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 0};
+    assert_ok(make_op(&w, "winograd", 1, &op));
+    int64_t xw[4] = {1, 16, 8, 8};
+    assert_ok(dcb_op_cost(op, 4, xw, &c));
+    assert_true(c.executed_macs == 4.0 * 36 * 16 * 16);
+    assert_true(c.macs == 9.0 * 16 * 16 * 64);
+    dcb_op_destroy(op);
+}
+
+static void test_weights_from_npy_dir(void **state) {
+    (void)state;
+    char dir[] = "/tmp/dcb_test_w_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    shape s = {1, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1, 1};
+    dcb_op *a = NULL, *b = NULL;
+    assert_ok(make_op(&s, "naive", 1, &a));
+    assert_ok(make_op(&s, "im2col", 1, &b));
+    char path[256];
+    assert_status_msg(dcb_op_load_weights(b, dir), DCB_IO_ERROR, "weight.npy");
+    assert_ok(dcb_op_init_weights(a, 42));
+    for (int i = 0; i < dcb_op_weight_count(a); i++) {
+        snprintf(path, sizeof path, "%s/%s.npy", dir, dcb_op_weight_name(a, i));
+        assert_ok(dcb_npy_save(path, dcb_op_get_weight(a, dcb_op_weight_name(a, i))));
+    }
+    assert_ok(dcb_op_load_weights(b, dir));
+    dcb_tensor *x = dcb_tensor_new4(1, 3, 6, 6), *ya = NULL, *yb = NULL;
+    dcb_tensor_randn(x, 1);
+    assert_ok(dcb_op_forward(a, x, &ya));
+    assert_ok(dcb_op_forward(b, x, &yb));
+    assert_true(dcb_max_rel_err(yb, ya, NULL) < 1e-6);
+    /* a wrongly shaped weight file is refused with its name and both shapes */
+    dcb_tensor *wrong = dcb_tensor_new4(5, 3, 1, 1);
+    snprintf(path, sizeof path, "%s/weight.npy", dir);
+    assert_ok(dcb_npy_save(path, wrong));
+    assert_status_msg(dcb_op_load_weights(b, dir), DCB_INVALID_WEIGHT, "(5, 3, 1, 1), expected (5, 3, 3, 3)");
+    for (int i = 0; i < dcb_op_weight_count(a); i++) {
+        snprintf(path, sizeof path, "%s/%s.npy", dir, dcb_op_weight_name(a, i));
+        unlink(path);
+    }
+    rmdir(dir);
+    dcb_tensor_free(wrong);
+    dcb_tensor_free(x);
+    dcb_tensor_free(ya);
+    dcb_tensor_free(yb);
+    dcb_op_destroy(a);
+    dcb_op_destroy(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_invalid_params),
+        cmocka_unit_test(test_invalid_shapes_and_weights),
+        cmocka_unit_test(test_winograd_unsupported),
+        cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_threads_agree),
+        cmocka_unit_test(test_costs),
+        cmocka_unit_test(test_weights_from_npy_dir),
+        cmocka_unit_test(test_engines_against_naive),
+        cmocka_unit_test(test_winograd_error_on_resnet_layers),
+    };
+    return cmocka_run_group_tests_name("conv2d", tests, NULL, NULL);
+}
