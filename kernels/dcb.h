@@ -215,6 +215,36 @@ dcb_status dcb_op_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor **y);
 dcb_status dcb_op_cost(const dcb_op *op, int ndim, const int64_t *x_shape,
                        dcb_cost *out);
 
+/* ------------------------------------------- dynamic operators' products */
+/* Per-sample kernels a dynamic operator generates for input x (condconv,
+ * dyconv, weightnet: (N, cout, cin/groups, kh, kw); drconv: (N, m, cout, cin,
+ * kh, kw); dynconv1d: (N, T, heads, K)); DCB_UNSUPPORTED_PARAM for static
+ * operators. *out is a new tensor. */
+dcb_status dcb_op_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
+/* Routing / attention weights (condconv (N, E), dyconv (N, K), weightnet
+ * (N, M*cout), drconv mask (N, H', W') as region indices, skconv/splat
+ * (N, branches, cout), se (N, C)). */
+dcb_status dcb_op_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
+
+/* ------------------------------------------------- kernel similarity
+ * Cosine similarity of every pair of kernels k[i], k[j], i < j, where the
+ * first dimension of the tensor indexes the kernels (at least 2):
+ *   whole        the flattened kernels k[i] and k[j];
+ *   per_channel  k[i][o] against k[j][o] for every o along the second
+ *                dimension (output channels), pooled over o.
+ * A pair with a zero-norm kernel counts as similarity 0. hist counts the
+ * pairs in DCB_SIM_BINS equal bins over [-1, 1]. */
+#define DCB_SIM_BINS 20
+typedef struct dcb_sim_summary {
+    double mean, std, min, max;
+    int64_t pairs;
+    int64_t hist[DCB_SIM_BINS];
+} dcb_sim_summary;
+typedef struct dcb_similarity_stats {
+    dcb_sim_summary whole, per_channel;
+} dcb_similarity_stats;
+dcb_status dcb_similarity(const dcb_tensor *k, dcb_similarity_stats *out);
+
 /* ------------------------------------------------------------ utilities */
 void *dcb_aligned_alloc(size_t bytes);   /* DCB_ALIGN aligned; free with dcb_aligned_free */
 void dcb_aligned_free(void *p);

@@ -59,6 +59,11 @@ typedef struct dcb_op_info {
     void (*cost)(const dcb_op *op, const int64_t *x_shape, dcb_cost *c);
     const dcb_impl_vt *const *impls;
     int nimpls;
+    /* Dynamic operators only (NULL otherwise): what the operator generates
+     * for input x, as new tensors. kernels: per-sample (or per-region)
+     * kernels; routing: routing / attention weights. */
+    dcb_status (*kernels)(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
+    dcb_status (*routing)(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
 } dcb_op_info;
 
 struct dcb_op {
@@ -117,10 +122,45 @@ typedef struct dcb_winograd_plan dcb_winograd_plan;
 dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m,
                                          const float *w);
 void dcb_winograd_plan_free(dcb_winograd_plan *pl);
+/* The same plan in caller memory (for dynamic kernels, transformed inside
+ * run): dcb_winograd_plan_bytes gives the size, _init builds it in mem
+ * (DCB_ALIGN aligned) and needs no free. */
+size_t dcb_winograd_plan_bytes(const dcb_conv2d_p *p, int m);
+dcb_winograd_plan *dcb_winograd_plan_init(void *mem, const dcb_conv2d_p *p, int m,
+                                          const float *w);
 size_t dcb_winograd_ws(const dcb_winograd_plan *pl, int N, int H, int W, int threads);
 void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W,
                       const float *x, const float *b, float *y, void *ws,
                       int threads, dcb_profile *prof);
+
+/* ------------------------------------------------ conv engines, by name
+ * The dynamic operators run their convolutions through these, so that every
+ * strategy exists for every engine ("combine_then_conv/<engine>"). */
+typedef enum { DCB_ENGINE_NAIVE, DCB_ENGINE_IM2COL, DCB_ENGINE_WINOGRAD,
+               DCB_ENGINE_WINOGRAD_F2, DCB_ENGINE_COUNT } dcb_engine;
+extern const char *const dcb_engine_names[DCB_ENGINE_COUNT];
+/* Parses "naive" | "im2col" | "winograd" | "winograd_f2"; -1 if unknown. */
+int dcb_engine_parse(const char *name);
+/* DCB_OK, or DCB_UNSUPPORTED_PARAM with a message naming `who` (e.g.
+ * "condconv/combine_then_conv/winograd") when the engine cannot run p. */
+dcb_status dcb_engine_check(dcb_engine e, const dcb_conv2d_p *p, const char *who);
+/* Workspace for dcb_engine_conv on N images (Winograd includes room for its
+ * kernel transform, done inside the call because the kernel is dynamic). */
+size_t dcb_engine_ws(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, int threads);
+void dcb_engine_conv(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W,
+                     const float *x, const float *w, const float *b, float *y,
+                     void *ws, int threads, dcb_profile *prof);
+
+/* ----------------------------------------------- small dense building blocks */
+/* out (N, C) = mean over H*W of x (N, C, HW). */
+void dcb_gap(const float *x, int N, int C, size_t HW, float *out, int threads);
+/* y (N, out) = x (N, in) . w^T (w: (out, in)) + b (b may be NULL). */
+void dcb_linear(const float *x, int N, int in, const float *w, const float *b, int out,
+                float *y, int threads);
+void dcb_relu(float *x, size_t n);
+void dcb_sigmoid(float *x, size_t n);
+/* Row-wise softmax of x (rows, cols) / temperature, max-subtracted. */
+void dcb_softmax_rows(float *x, int rows, int cols, float temperature);
 
 /* BLAS thread control and a timed-phase helper. */
 void dcb_blas_threads_for(int threads);

@@ -401,3 +401,24 @@ dcb_status dcb_op_cost(const dcb_op *op, int ndim, const int64_t *x_shape, dcb_c
     c->executed_macs = op->impl->executed_macs ? op->impl->executed_macs(op, x_shape) : c->macs;
     return DCB_OK;
 }
+
+dcb_status dcb_op_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_kernels: NULL argument");
+    *out = NULL;
+    if (!op->info->kernels)
+        return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: a static operator generates no per-sample kernels",
+                        op->info->name);
+    dcb_status st = check_weights(op);
+    if (st == DCB_OK) st = dcb_op_plan(op, x->ndim, x->shape, NULL, NULL, NULL);
+    return st == DCB_OK ? op->info->kernels(op, x, out) : st;
+}
+
+dcb_status dcb_op_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_routing: NULL argument");
+    *out = NULL;
+    if (!op->info->routing)
+        return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: a static operator has no routing weights", op->info->name);
+    dcb_status st = check_weights(op);
+    if (st == DCB_OK) st = dcb_op_plan(op, x->ndim, x->shape, NULL, NULL, NULL);
+    return st == DCB_OK ? op->info->routing(op, x, out) : st;
+}
