@@ -20,12 +20,12 @@ ifeq ($(BLAS),blis)
   BLAS_CFLAGS := -DDCB_USE_BLIS -I/usr/include/x86_64-linux-gnu/blis-openmp
   BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/blis-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-openmp -lblis
 else
-  BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
-  BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+  BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
+  BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 endif
 CFLAGS_LIB = $(CSTD) $(OPT) -fopenmp -fPIC $(WARN) $(BLAS_CFLAGS) -Ikernels \
              -DDCB_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp BLAS=$(BLAS)"'
-LDLIBS  := $(BLAS_LIBS) -fopenmp -lm
+LDLIBS  = $(BLAS_LIBS) -fopenmp -lm
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -57,8 +57,23 @@ $(BUILD)/libdcb.so: $(LIB_OBJ)
 $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/dcbench: harness/dcbench.c harness/coretype.h $(BUILD)/libdcb.a
-	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+# The harness: C, plus one C++ file (the Google Benchmark shim).
+HARNESS_C   := $(filter-out harness/bench_engines.c,$(wildcard harness/*.c))
+HARNESS_CXX := $(wildcard harness/*.cc)
+HARNESS_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness/%.o)
+HARNESS_CFLAGS = $(CFLAGS_LIB) -Iharness $(shell pkg-config --cflags lua5.4 papi 2>/dev/null)
+HARNESS_LIBS = $(shell pkg-config --libs lua5.4 benchmark papi 2>/dev/null) -lstdc++ -lpthread -ldl
+
+$(BUILD)/harness/%.o: harness/%.c harness/*.h kernels/dcb.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(HARNESS_CFLAGS) -c $< -o $@
+
+$(BUILD)/harness/%.o: harness/%.cc harness/*.h | deps
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(OPT) -fPIC $(WARN) -Iharness -Ikernels $(shell pkg-config --cflags benchmark 2>/dev/null) -c $< -o $@
+
+$(BUILD)/dcbench: $(HARNESS_OBJ) $(BUILD)/libdcb.a
+	$(CC) $(HARNESS_OBJ) $(BUILD)/libdcb.a $(HARNESS_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdcb.a
 	@mkdir -p $(dir $@)

@@ -1,0 +1,104 @@
+/* measure.h — the harness's measuring side: timing through Google Benchmark
+ * (a C shim over one C++ file), hardware/software counters with graceful
+ * fallbacks, machine calibration and the machine/build description that
+ * every result carries. The Lua API and sweeps (lua_dcb.c, sweep.c) use only
+ * this header. */
+#ifndef DCBH_MEASURE_H
+#define DCBH_MEASURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------- timing */
+#define DCBH_MAX_REPS 64
+
+typedef struct dcbh_time_opts {
+    const char *name;        /* benchmark name (shows in Google Benchmark's JSON) */
+    int repetitions;         /* >= 1 (default 9); capped at DCBH_MAX_REPS */
+    double min_time;         /* seconds per repetition (default 0.05) */
+    int threads;             /* recorded only; the body sets its own threads */
+    const char *json_path;   /* if non-NULL: Google Benchmark's own JSON for this run is
+                                appended there (one JSON document per line) */
+} dcbh_time_opts;
+
+typedef struct dcbh_time_stats {
+    int repetitions;
+    int64_t iterations;              /* per repetition, chosen by Google Benchmark */
+    double median, mean, min, max, stddev, cv;   /* seconds per iteration */
+    double rep[DCBH_MAX_REPS];       /* per-repetition seconds per iteration */
+} dcbh_time_stats;
+
+/* The timed body: one call is one iteration. `iteration` counts up from 0
+ * over the whole measurement, so a body can rotate through input buffers
+ * (cold-cache timing). Returns 0 on success; non-zero aborts the timing. */
+typedef int (*dcbh_body)(void *ctx, int64_t iteration);
+
+/* Runs body under Google Benchmark with opts' repetitions and min_time.
+ * 0 on success; otherwise -1 and a message in err. */
+int dcbh_time(dcbh_body body, void *ctx, const dcbh_time_opts *opts, dcbh_time_stats *out,
+              char *err, size_t errlen);
+const char *dcbh_gbench_version(void);   /* e.g. "1.7.1" */
+
+/* --------------------------------------------------------------- counters
+ * A fixed set of columns; the source decides which can be filled:
+ *   papi     PAPI low-level event set (cycles, instructions, l1d_misses,
+ *            llc_misses) plus the software ones through perf_event;
+ *   perf_sw  Linux perf_event software events (task_clock_s, page_faults,
+ *            ctx_switches, cpu_migrations);
+ *   rusage   getrusage (task_clock_s from user+sys time, page_faults from
+ *            minflt+majflt, ctx_switches from nvcsw+nivcsw);
+ *   none.
+ * A value a source cannot give is NAN (written as an empty CSV cell), never 0. */
+enum {
+    DCBH_C_CYCLES, DCBH_C_INSTRUCTIONS, DCBH_C_L1D_MISSES, DCBH_C_LLC_MISSES,
+    DCBH_C_TASK_CLOCK_S, DCBH_C_PAGE_FAULTS, DCBH_C_CTX_SWITCHES, DCBH_C_CPU_MIGRATIONS,
+    DCBH_NCOUNTERS
+};
+extern const char *const dcbh_counter_names[DCBH_NCOUNTERS];
+
+typedef struct dcbh_counters {
+    const char *source;              /* "papi" | "perf_sw" | "rusage" | "none" */
+    double v[DCBH_NCOUNTERS];        /* totals over the measured region; NAN = unavailable */
+} dcbh_counters;
+
+/* Chooses the best source once (DCB_COUNTERS=papi|perf_sw|rusage|none forces
+ * one). The first call that falls back prints one warning to stderr that
+ * says why (PAPI's own reason). Returns the source name. */
+const char *dcbh_counters_init(void);
+const char *dcbh_counters_warning(void);   /* "" if none */
+/* Counts the calling thread and the threads it creates afterwards (inherit). */
+int dcbh_counters_start(void);
+int dcbh_counters_stop(dcbh_counters *out);
+
+/* ------------------------------------------------------------ calibration */
+typedef struct dcbh_calib {
+    double peak_gflops_1t, peak_gflops_all;   /* fp32 FMA throughput */
+    double bw_gbs_1t, bw_gbs_all;             /* memory bandwidth (triad-like) */
+    int threads_all;
+    char when[32];                            /* ISO date of the measurement */
+    char isa[32];                             /* "avx512" | "avx2+fma" | "scalar" */
+} dcbh_calib;
+
+int dcbh_calibrate(dcbh_calib *c, int threads_all);
+int dcbh_calib_save(const char *path, const dcbh_calib *c);
+int dcbh_calib_load(const char *path, dcbh_calib *c);       /* 0 if found and valid */
+/* Default location: results/calibration.json (DCB_CALIBRATION overrides). */
+const char *dcbh_calib_path(void);
+
+/* ------------------------------------------------------------ machine info
+ * A JSON object (malloc'd, caller frees) describing where a result was made:
+ * cpu model, ISA flags of interest, cores, memory, compiler and flags, BLAS
+ * with its core type and threads (and the OPENBLAS_CORETYPE the environment
+ * had, if any), library versions (libdcb, Lua, Google Benchmark, PAPI,
+ * oneDNN if linked), the project's git commit, date, hostname and the
+ * command line. */
+char *dcbh_machine_json(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
