@@ -229,4 +229,6 @@ const dcb_op_info dcb_conv2d_info = {
     conv2d_cost,
     conv2d_impls,
     (int)(sizeof conv2d_impls / sizeof conv2d_impls[0]),
+    NULL,
+    NULL,
 };

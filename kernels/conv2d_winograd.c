@@ -1,0 +1,714 @@
+/* Winograd F(m x m, 3x3) convolution, m = 2 (4x4 tiles) or m = 4 (6x6 tiles).
+ *
+ * Points: F(2x2) uses (0, 1, -1, inf); F(4x4) uses Lavin & Gray's
+ * (0, 1, -1, 2, -2, inf), whose B^T, G, A^T have small integer / 1/6, 1/24
+ * entries (tables below).
+ *
+ * Layouts (a = m + 2, xi = 0 .. a*a-1 the transformed positions):
+ *   U  weight-only, built by plan_new, per (xi, group) a cout_g x cin_g
+ *      matrix: plain row-major for BLAS, or in panels of 6 rows
+ *      [cout_g/6][cin_g][6] for the AVX2 micro-kernel;
+ *   V  [xi][cin][tbp]   input transform of one block of tb tiles;
+ *   M  [xi][cout][tbp]  U * V per xi and group.
+ * (tbp and the xi strides are padded off powers of two: 36 streams 32 KiB
+ * apart would all fall into one L1 set.)
+ * Tiles are numbered over (n, tile row, tile col), so all images of the
+ * batch share one GEMM; blocks of tb tiles keep V and M cache-sized while U
+ * is read once per block. Rows of V and M have tbp >= tb + 8 floats so that
+ * the vector code may always read and write 8 whole lanes.
+ *
+ * The transforms work on 8 neighbouring tiles of one tile row at a time: a
+ * row of x is deinterleaved with shuffles so that lane j holds tile j. */
+#include "dcb_internal.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define WINO_AVX2 1
+#endif
+
+struct dcb_winograd_plan {
+    int m, a;                       /* output tile, input tile (m + 2) */
+    int cin, cout, groups, cig, cog, pad;
+    int packed;                     /* U in 6-row panels for the micro-kernel */
+    size_t u_stride;                /* floats of U per (xi, group) */
+    float *U;                       /* NULL for a shape-only plan */
+};
+
+/* ------------------------------------------------------------ the matrices
+ * G (a x 3) for the kernel transform; B^T (a x a) and A^T (m x a) are in the
+ * portable path below and written out as code in the AVX2 one. */
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                {0, 0, 1}};
+
+#define MR 6 /* rows of the micro-kernel */
+
+/* Small groups (depthwise, ResNeXt with few channels per group) make GEMMs
+ * too small to pay off: they are multiplied directly. */
+static int small_groups(int cig, int cog) { return cig < 8 || cog < 8; }
+
+/* ------------------------------------------------------------------- plan */
+dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const float *w) {
+    if (!p || (m != 2 && m != 4) || p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1 ||
+        p->groups < 1 || p->cin < 1 || p->cout < 1 || p->cin % p->groups || p->cout % p->groups ||
+        p->pad < 0) {
+        dcb_fail(DCB_INVALID_ARGUMENT, "winograd: needs m in {2,4}, a 3x3 kernel, stride 1, dilation 1");
+        return NULL;
+    }
+    dcb_winograd_plan *pl = calloc(1, sizeof *pl);
+    if (!pl) {
+        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the plan");
+        return NULL;
+    }
+    pl->m = m;
+    pl->a = m + 2;
+    pl->cin = p->cin;
+    pl->cout = p->cout;
+    pl->groups = p->groups;
+    pl->cig = p->cin / p->groups;
+    pl->cog = p->cout / p->groups;
+    pl->pad = p->pad;
+#ifdef WINO_AVX2
+    pl->packed = !small_groups(pl->cig, pl->cog);
+#endif
+    const int a = pl->a, a2 = a * a, cig = pl->cig, cog = pl->cog, G = pl->groups;
+    const int rows = pl->packed ? (cog + MR - 1) / MR * MR : cog; /* zero rows pad the last panel */
+    pl->u_stride = (size_t)rows * cig;
+    if (!w) return pl; /* shape-only: enough for dcb_winograd_ws */
+
+    /* + 8 floats: kern_n4 loads 8 at a time from 6-float rows */
+    const size_t bytes = sizeof(float) * (a2 * G * pl->u_stride + 8);
+    pl->U = dcb_aligned_alloc(bytes);
+    if (!pl->U) {
+        free(pl);
+        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the kernel transform (%zu bytes)", bytes);
+        return NULL;
+    }
+    memset(pl->U, 0, bytes);
+    const double(*Gm)[3] = m == 2 ? G2 : G4;
+    /* In double: the weight transform is not timed, so it spends nothing of
+     * the error budget. */
+    for (int o = 0; o < p->cout; o++) {
+        const int g = o / cog, ol = o % cog;
+        for (int c = 0; c < cig; c++) {
+            const float *k = w + ((size_t)o * cig + c) * 9;
+            double t[6][3];
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < 3; j++)
+                    t[i][j] = Gm[i][0] * k[j] + Gm[i][1] * k[3 + j] + Gm[i][2] * k[6 + j];
+            const size_t pos = pl->packed ? ((size_t)(ol / MR) * cig + c) * MR + ol % MR : (size_t)ol * cig + c;
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++) {
+                    const double u = t[i][0] * Gm[j][0] + t[i][1] * Gm[j][1] + t[i][2] * Gm[j][2];
+                    pl->U[((size_t)(i * a + j) * G + g) * pl->u_stride + pos] = (float)u;
+                }
+        }
+    }
+    return pl;
+}
+
+void dcb_winograd_plan_free(dcb_winograd_plan *pl) {
+    if (!pl) return;
+    dcb_aligned_free(pl->U);
+    free(pl);
+}
+
+/* ---------------------------------------------------------------- blocking */
+typedef struct geom {
+    int Ho, Wo, tH, tW;
+    long T;     /* tiles in the whole batch */
+    int tb;     /* tiles per block */
+    int tbp;    /* row stride of V and M */
+    size_t vxs, mxs; /* xi strides of V and M */
+} geom;
+
+/* V + M of a block aim at WINO_BLOCK_BYTES (L2 plus a slice of L3) but hold
+ * at least WINO_MIN_TB tiles: fewer make the GEMMs inefficient and re-read U
+ * (a^2 cin cout floats) too often. */
+#define WINO_BLOCK_BYTES (2u << 20)
+#define WINO_MIN_TB 64
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+static geom make_geom(const dcb_winograd_plan *pl, int N, int H, int W) {
+    geom g;
+    g.Ho = H + 2 * pl->pad - 2;
+    g.Wo = W + 2 * pl->pad - 2;
+    g.tH = (g.Ho + pl->m - 1) / pl->m;
+    g.tW = (g.Wo + pl->m - 1) / pl->m;
+    g.T = (long)N * g.tH * g.tW;
+    const size_t per_tile = sizeof(float) * (size_t)pl->a * pl->a * (pl->cin + pl->cout);
+    long tb = (long)(WINO_BLOCK_BYTES / per_tile);
+    if (tb < WINO_MIN_TB) tb = WINO_MIN_TB;
+    tb = (tb + 7) & ~7L;
+    if (tb > g.T) tb = g.T;
+    if (tb < 1) tb = 1;
+    g.tb = (int)tb;
+    g.tbp = (int)round_up((size_t)tb + 8, 16);
+    if (g.tbp % 32 == 0) g.tbp += 16; /* an odd number of cache lines */
+    g.vxs = (size_t)pl->cin * g.tbp + 16;
+    g.mxs = (size_t)pl->cout * g.tbp + 16;
+    return g;
+}
+
+static size_t v_bytes(const dcb_winograd_plan *pl, const geom *g) {
+    return round_up(sizeof(float) * (size_t)pl->a * pl->a * g->vxs, DCB_ALIGN);
+}
+static size_t m_bytes(const dcb_winograd_plan *pl, const geom *g) {
+    return round_up(sizeof(float) * (size_t)pl->a * pl->a * g->mxs, DCB_ALIGN);
+}
+
+/* A block's tiles cut into runs of <= 8 tiles that share a tile row. */
+typedef struct wspan {
+    int n, ti, tj, k; /* image, tile row, first tile col, count */
+    int off;          /* position of the first tile in the block */
+} wspan;
+
+static size_t spans_bytes(const geom *g) { return round_up(sizeof(wspan) * (size_t)g->tb, DCB_ALIGN); }
+
+size_t dcb_winograd_ws(const dcb_winograd_plan *pl, int N, int H, int W, int threads) {
+    (void)threads;
+    if (!pl || N < 1 || H + 2 * pl->pad - 2 < 1 || W + 2 * pl->pad - 2 < 1) return 0;
+    const geom g = make_geom(pl, N, H, W);
+    return v_bytes(pl, &g) + m_bytes(pl, &g) + spans_bytes(&g);
+}
+
+/* ------------------------------------------------------- tile-group kernels
+ * A "group" is k <= 8 consecutive tiles of one tile row. in_group writes
+ * the a*a transformed values of channel plane xc for each tile to
+ * v[xi * vs + j] (the vector code writes all 8 lanes j: callers keep room);
+ * out_group reads m[xi * ms + j] and writes the m x m outputs (+ bias) into
+ * plane yc, clipped to Ho x Wo. */
+
+#ifndef WINO_AVX2
+/* Portable path: one tile at a time, with the generic tables. */
+static const float BT2[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+static const float AT2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+static const float BT4[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const float AT4[4][6] = {
+    {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+
+static void in_group(int m, const float *xc, int H, int W, int row0, int col0, int k, float *v, size_t vs) {
+    const int a = m + 2;
+    const float *BT = m == 2 ? &BT2[0][0] : &BT4[0][0];
+    for (int j = 0; j < k; j++) {
+        float d[6][6], t[6][6];
+        for (int r = 0; r < a; r++)
+            for (int c = 0; c < a; c++) {
+                const int ii = row0 + r, jj = col0 + j * m + c;
+                d[r][c] = ii >= 0 && ii < H && jj >= 0 && jj < W ? xc[(size_t)ii * W + jj] : 0.0f;
+            }
+        for (int i = 0; i < a; i++)
+            for (int c = 0; c < a; c++) {
+                float s = 0;
+                for (int r = 0; r < a; r++) s += BT[i * a + r] * d[r][c];
+                t[i][c] = s;
+            }
+        for (int i = 0; i < a; i++)
+            for (int c = 0; c < a; c++) {
+                float s = 0;
+                for (int q = 0; q < a; q++) s += t[i][q] * BT[c * a + q];
+                v[(size_t)(i * a + c) * vs + j] = s;
+            }
+    }
+}
+
+static void out_group(int m, const float *mm, size_t ms, int k, float bias, float *yc, int Ho, int Wo,
+                      int row0, int col0) {
+    const int a = m + 2;
+    const float *AT = m == 2 ? &AT2[0][0] : &AT4[0][0];
+    for (int j = 0; j < k; j++) {
+        float t[4][6];
+        for (int i = 0; i < m; i++)
+            for (int c = 0; c < a; c++) {
+                float s = 0;
+                for (int r = 0; r < a; r++) s += AT[i * a + r] * mm[(size_t)(r * a + c) * ms + j];
+                t[i][c] = s;
+            }
+        for (int i = 0; i < m && row0 + i < Ho; i++)
+            for (int c = 0; c < m && col0 + j * m + c < Wo; c++) {
+                float s = bias;
+                for (int q = 0; q < a; q++) s += t[i][q] * AT[c * a + q];
+                yc[(size_t)(row0 + i) * Wo + col0 + j * m + c] = s;
+            }
+    }
+}
+
+#else /* WINO_AVX2 */
+
+/* Lanes of the 8 floats at columns col .. col+7 that lie inside [0, W). */
+static inline __m256i col_mask(int col, int W) {
+    const __m256i c = _mm256_add_epi32(_mm256_set1_epi32(col), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), c),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(W), c));
+}
+
+/* 8 floats of row xr from column col, zero outside the row. Masked-off lanes
+ * do not fault, so col may run past either end. */
+static inline __m256 load8(const float *xr, int col, int inside, __m256i mask) {
+    return inside ? _mm256_loadu_ps(xr + col) : _mm256_maskload_ps(xr + col, mask);
+}
+
+/* B^T (6x6) applied to a column of 6 vectors. */
+static inline void bt6(const __m256 d[6], __m256 r[6]) {
+    const __m256 c2 = _mm256_set1_ps(2), c4 = _mm256_set1_ps(4), c5 = _mm256_set1_ps(5);
+    __m256 t0 = _mm256_fnmadd_ps(c4, d[2], d[4]), t1 = _mm256_fnmadd_ps(c4, d[1], d[3]);
+    __m256 t2 = _mm256_sub_ps(d[4], d[2]), t3 = _mm256_sub_ps(d[3], d[1]);
+    r[0] = _mm256_fnmadd_ps(c5, d[2], _mm256_fmadd_ps(c4, d[0], d[4]));
+    r[1] = _mm256_add_ps(t0, t1);
+    r[2] = _mm256_sub_ps(t0, t1);
+    r[3] = _mm256_fmadd_ps(c2, t3, t2);
+    r[4] = _mm256_fnmadd_ps(c2, t3, t2);
+    r[5] = _mm256_fnmadd_ps(c5, d[3], _mm256_fmadd_ps(c4, d[1], d[5]));
+}
+
+/* A^T (4x6) applied to a column of 6 vectors. */
+static inline void at6(const __m256 s[6], __m256 o[4]) {
+    __m256 a = _mm256_add_ps(s[1], s[2]), b = _mm256_sub_ps(s[1], s[2]);
+    __m256 c = _mm256_add_ps(s[3], s[4]), d = _mm256_sub_ps(s[3], s[4]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(s[0], a), c);
+    o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2), d, b);
+    o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), c, a);
+    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), d, b), s[5]);
+}
+
+static inline void bt4(const __m256 d[4], __m256 r[4]) {
+    r[0] = _mm256_sub_ps(d[0], d[2]);
+    r[1] = _mm256_add_ps(d[1], d[2]);
+    r[2] = _mm256_sub_ps(d[2], d[1]);
+    r[3] = _mm256_sub_ps(d[1], d[3]);
+}
+
+static inline void at4(const __m256 s[4], __m256 o[2]) {
+    o[0] = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), s[2]);
+    o[1] = _mm256_sub_ps(_mm256_sub_ps(s[1], s[2]), s[3]);
+}
+
+/* Copies n <= 32 floats without a libc call (n varies with the border). */
+static inline void copy_small(float *dst, const float *src, int n) {
+    for (; n >= 8; n -= 8, dst += 8, src += 8) _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
+    if (n >= 4) {
+        _mm_storeu_ps(dst, _mm_loadu_ps(src));
+        n -= 4, dst += 4, src += 4;
+    }
+    for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+
+static void in_group_f4(const float *xc, int H, int W, int row0, int col0, float *v, size_t vs) {
+    /* tile j of the group reads columns col0 + 4j .. col0 + 4j + 5: 36 in all */
+    const int inside = col0 >= 0 && col0 + 36 <= W;
+    __m256i mk[5];
+    if (!inside)
+        for (int q = 0; q < 5; q++) mk[q] = col_mask(col0 + 8 * q, W);
+    __m256 e[6][6]; /* rows of d B */
+    for (int r = 0; r < 6; r++) {
+        __m256 d[6];
+        const int row = row0 + r;
+        if (row < 0 || row >= H) {
+            for (int c = 0; c < 6; c++) e[r][c] = _mm256_setzero_ps();
+            continue;
+        }
+        const float *xr = xc + (size_t)row * W;
+        /* xq holds tiles 2q, 2q+1 (4 columns each); x4 the start of tile 8 */
+        const __m256 x0 = load8(xr, col0, inside, mk[0]), x1 = load8(xr, col0 + 8, inside, mk[1]);
+        const __m256 x2 = load8(xr, col0 + 16, inside, mk[2]), x3 = load8(xr, col0 + 24, inside, mk[3]);
+        const __m128 x4 = inside ? _mm_loadu_ps(xr + col0 + 32)
+                                 : _mm_maskload_ps(xr + col0 + 32, _mm256_castsi256_si128(mk[4]));
+        const __m256 b0 = _mm256_permute2f128_ps(x0, x2, 0x20); /* tiles 0 | 4 */
+        const __m256 b1 = _mm256_permute2f128_ps(x0, x2, 0x31); /* tiles 1 | 5 */
+        const __m256 b2 = _mm256_permute2f128_ps(x1, x3, 0x20); /* tiles 2 | 6 */
+        const __m256 b3 = _mm256_permute2f128_ps(x1, x3, 0x31); /* tiles 3 | 7 */
+        const __m256 b4 = _mm256_insertf128_ps(x2, x4, 1);      /* tiles 4 | 8 */
+        const __m256 u0 = _mm256_unpacklo_ps(b0, b1), u1 = _mm256_unpacklo_ps(b2, b3);
+        const __m256 u2 = _mm256_unpackhi_ps(b0, b1), u3 = _mm256_unpackhi_ps(b2, b3);
+        d[0] = _mm256_shuffle_ps(u0, u1, 0x44);
+        d[1] = _mm256_shuffle_ps(u0, u1, 0xEE);
+        d[2] = _mm256_shuffle_ps(u2, u3, 0x44);
+        d[3] = _mm256_shuffle_ps(u2, u3, 0xEE);
+        /* columns 4, 5 of tile j are columns 0, 1 of tile j + 1 */
+        const __m256 w0 = _mm256_unpacklo_ps(b1, b2), w1 = _mm256_unpacklo_ps(b3, b4);
+        d[4] = _mm256_shuffle_ps(w0, w1, 0x44);
+        d[5] = _mm256_shuffle_ps(w0, w1, 0xEE);
+        bt6(d, e[r]);
+    }
+    for (int c = 0; c < 6; c++) {
+        __m256 col[6], o[6];
+        for (int r = 0; r < 6; r++) col[r] = e[r][c];
+        bt6(col, o);
+        for (int r = 0; r < 6; r++) _mm256_storeu_ps(v + (size_t)(r * 6 + c) * vs, o[r]);
+    }
+}
+
+static inline __m256 deint2(__m256 lo, __m256 hi, int imm_odd) {
+    const __m256 s = imm_odd ? _mm256_shuffle_ps(lo, hi, 0xDD) : _mm256_shuffle_ps(lo, hi, 0x88);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), 0xD8));
+}
+
+static void in_group_f2(const float *xc, int H, int W, int row0, int col0, float *v, size_t vs) {
+    /* tile j reads columns col0 + 2j .. col0 + 2j + 3: 18 in all */
+    const int inside = col0 >= 0 && col0 + 18 <= W;
+    __m256i mk[4];
+    if (!inside)
+        for (int q = 0; q < 4; q++) mk[q] = col_mask(col0 + (q & 1) * 8 + (q >> 1) * 2, W);
+    __m256 e[4][4];
+    for (int r = 0; r < 4; r++) {
+        __m256 d[4];
+        const int row = row0 + r;
+        if (row < 0 || row >= H) {
+            for (int c = 0; c < 4; c++) e[r][c] = _mm256_setzero_ps();
+            continue;
+        }
+        const float *xr = xc + (size_t)row * W;
+        const __m256 lo = load8(xr, col0, inside, mk[0]), hi = load8(xr, col0 + 8, inside, mk[1]);
+        const __m256 lo2 = load8(xr, col0 + 2, inside, mk[2]), hi2 = load8(xr, col0 + 10, inside, mk[3]);
+        d[0] = deint2(lo, hi, 0);
+        d[1] = deint2(lo, hi, 1);
+        d[2] = deint2(lo2, hi2, 0);
+        d[3] = deint2(lo2, hi2, 1);
+        bt4(d, e[r]);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m256 col[4], o[4];
+        for (int r = 0; r < 4; r++) col[r] = e[r][c];
+        bt4(col, o);
+        for (int r = 0; r < 4; r++) _mm256_storeu_ps(v + (size_t)(r * 4 + c) * vs, o[r]);
+    }
+}
+
+static void out_group_f4(const float *mm, size_t ms, int k, float bias, float *yc, int Ho, int Wo, int row0,
+                         int col0) {
+    __m256 t[4][6]; /* A^T M */
+    for (int c = 0; c < 6; c++) {
+        __m256 s[6], o[4];
+        for (int r = 0; r < 6; r++) s[r] = _mm256_loadu_ps(mm + (size_t)(r * 6 + c) * ms);
+        at6(s, o);
+        for (int i = 0; i < 4; i++) t[i][c] = o[i];
+    }
+    const __m256 vb = _mm256_set1_ps(bias);
+    int ncol = Wo - col0;
+    if (ncol > 4 * k) ncol = 4 * k;
+    for (int i = 0; i < 4 && row0 + i < Ho; i++) {
+        __m256 o[4];
+        at6(t[i], o);
+        for (int c = 0; c < 4; c++) o[c] = _mm256_add_ps(o[c], vb);
+        /* back from lane = tile to tile-major columns */
+        const __m256 a0 = _mm256_unpacklo_ps(o[0], o[1]), a1 = _mm256_unpackhi_ps(o[0], o[1]);
+        const __m256 a2 = _mm256_unpacklo_ps(o[2], o[3]), a3 = _mm256_unpackhi_ps(o[2], o[3]);
+        const __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
+        const __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
+        const __m256 r0 = _mm256_permute2f128_ps(b0, b1, 0x20), r1 = _mm256_permute2f128_ps(b2, b3, 0x20);
+        const __m256 r2 = _mm256_permute2f128_ps(b0, b1, 0x31), r3 = _mm256_permute2f128_ps(b2, b3, 0x31);
+        float *dst = yc + (size_t)(row0 + i) * Wo + col0;
+        if (ncol == 32) {
+            _mm256_storeu_ps(dst, r0);
+            _mm256_storeu_ps(dst + 8, r1);
+            _mm256_storeu_ps(dst + 16, r2);
+            _mm256_storeu_ps(dst + 24, r3);
+        } else {
+            float buf[32];
+            _mm256_storeu_ps(buf, r0);
+            _mm256_storeu_ps(buf + 8, r1);
+            _mm256_storeu_ps(buf + 16, r2);
+            _mm256_storeu_ps(buf + 24, r3);
+            copy_small(dst, buf, ncol);
+        }
+    }
+}
+
+static void out_group_f2(const float *mm, size_t ms, int k, float bias, float *yc, int Ho, int Wo, int row0,
+                         int col0) {
+    __m256 t[2][4];
+    for (int c = 0; c < 4; c++) {
+        __m256 s[4], o[2];
+        for (int r = 0; r < 4; r++) s[r] = _mm256_loadu_ps(mm + (size_t)(r * 4 + c) * ms);
+        at4(s, o);
+        t[0][c] = o[0];
+        t[1][c] = o[1];
+    }
+    const __m256 vb = _mm256_set1_ps(bias);
+    int ncol = Wo - col0;
+    if (ncol > 2 * k) ncol = 2 * k;
+    for (int i = 0; i < 2 && row0 + i < Ho; i++) {
+        __m256 o[2];
+        at4(t[i], o);
+        o[0] = _mm256_add_ps(o[0], vb);
+        o[1] = _mm256_add_ps(o[1], vb);
+        const __m256 lo = _mm256_unpacklo_ps(o[0], o[1]), hi = _mm256_unpackhi_ps(o[0], o[1]);
+        const __m256 r0 = _mm256_permute2f128_ps(lo, hi, 0x20), r1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+        float *dst = yc + (size_t)(row0 + i) * Wo + col0;
+        if (ncol == 16) {
+            _mm256_storeu_ps(dst, r0);
+            _mm256_storeu_ps(dst + 8, r1);
+        } else {
+            float buf[16];
+            _mm256_storeu_ps(buf, r0);
+            _mm256_storeu_ps(buf + 8, r1);
+            copy_small(dst, buf, ncol);
+        }
+    }
+}
+
+static void in_group(int m, const float *xc, int H, int W, int row0, int col0, int k, float *v, size_t vs) {
+    (void)k; /* all 8 lanes are written; the caller's layout has room */
+    if (m == 4)
+        in_group_f4(xc, H, W, row0, col0, v, vs);
+    else
+        in_group_f2(xc, H, W, row0, col0, v, vs);
+}
+
+static void out_group(int m, const float *mm, size_t ms, int k, float bias, float *yc, int Ho, int Wo,
+                      int row0, int col0) {
+    if (m == 4)
+        out_group_f4(mm, ms, k, bias, yc, Ho, Wo, row0, col0);
+    else
+        out_group_f2(mm, ms, k, bias, yc, Ho, Wo, row0, col0);
+}
+
+/* ------------------------------------------------------------ micro-kernel
+ * C (6 x 16|8 columns) = Up (one panel: [cig][6]) * V (cig x cols, ld ldv).
+ * Only the first mr rows are stored; the panel's padding rows are zero.
+ * Named accumulators: with an array GCC keeps them in memory. */
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+static inline void kern_6x16(const float *up, int cig, const float *v, size_t ldv, float *c, size_t ldc,
+                             int mr) {
+#define DECL(r) __m256 a##r##0 = _mm256_setzero_ps(), a##r##1 = _mm256_setzero_ps();
+    ROWS6(DECL)
+#undef DECL
+    for (int k = 0; k < cig; k++, up += MR, v += ldv) {
+        const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+#define FMA(r)                                              \
+    {                                                       \
+        const __m256 u = _mm256_broadcast_ss(up + r);       \
+        a##r##0 = _mm256_fmadd_ps(u, v0, a##r##0);          \
+        a##r##1 = _mm256_fmadd_ps(u, v1, a##r##1);          \
+    }
+        ROWS6(FMA)
+#undef FMA
+    }
+#define STORE(r)                                            \
+    if (r < mr) {                                           \
+        _mm256_storeu_ps(c + r * ldc, a##r##0);             \
+        _mm256_storeu_ps(c + r * ldc + 8, a##r##1);         \
+    }
+    ROWS6(STORE)
+#undef STORE
+}
+
+/* 8 columns; with n < 8 the missing ones read as zero (the stores still
+ * write 8 lanes: M rows have room). */
+static inline void kern_6x8(const float *up, int cig, const float *v, size_t ldv, float *c, size_t ldc, int mr,
+                            int n) {
+#define DECL(r) __m256 a##r = _mm256_setzero_ps();
+    ROWS6(DECL)
+#undef DECL
+#define FMA(r) a##r = _mm256_fmadd_ps(_mm256_broadcast_ss(up + r), v0, a##r);
+    if (n == 8) {
+        for (int k = 0; k < cig; k++, up += MR, v += ldv) {
+            const __m256 v0 = _mm256_loadu_ps(v);
+            ROWS6(FMA)
+        }
+    } else {
+        const __m256i mask = col_mask(0, n);
+        for (int k = 0; k < cig; k++, up += MR, v += ldv) {
+            const __m256 v0 = _mm256_maskload_ps(v, mask);
+            ROWS6(FMA)
+        }
+    }
+#undef FMA
+#define STORE(r) \
+    if (r < mr) _mm256_storeu_ps(c + r * ldc, a##r);
+    ROWS6(STORE)
+#undef STORE
+}
+
+/* Up to 4 columns (np = 1 or 2 panels): vectorised over the 6 rows of a
+ * panel (8-float loads at up + 6k; lanes 6, 7 are the next k's and are
+ * dropped), so that U, the big operand when there are few tiles, is loaded
+ * once per 6 rows instead of broadcast per row. Writes 4 columns. */
+#ifndef WINO_PF
+#define WINO_PF 384 /* floats ahead */
+#endif
+static inline void kern_n4(const float *up, int np, int cig, const float *v, size_t ldv, float *c, size_t ldc,
+                           int mr) {
+    const float *up1 = up + (size_t)MR * cig;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    if (np == 2) {
+        for (int k = 0; k < cig; k++, v += ldv) {
+            const __m256 u0 = _mm256_loadu_ps(up + MR * k), u1 = _mm256_loadu_ps(up1 + MR * k);
+            /* U streams from DRAM here (4 tiles per image at 7x7): ask early */
+            _mm_prefetch((const char *)(up + MR * k + WINO_PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(up1 + MR * k + WINO_PF), _MM_HINT_T0);
+            __m256 b = _mm256_broadcast_ss(v);
+            a00 = _mm256_fmadd_ps(u0, b, a00), a10 = _mm256_fmadd_ps(u1, b, a10);
+            b = _mm256_broadcast_ss(v + 1);
+            a01 = _mm256_fmadd_ps(u0, b, a01), a11 = _mm256_fmadd_ps(u1, b, a11);
+            b = _mm256_broadcast_ss(v + 2);
+            a02 = _mm256_fmadd_ps(u0, b, a02), a12 = _mm256_fmadd_ps(u1, b, a12);
+            b = _mm256_broadcast_ss(v + 3);
+            a03 = _mm256_fmadd_ps(u0, b, a03), a13 = _mm256_fmadd_ps(u1, b, a13);
+        }
+    } else {
+        for (int k = 0; k < cig; k++, v += ldv) {
+            const __m256 u0 = _mm256_loadu_ps(up + MR * k);
+            a00 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v), a00);
+            a01 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v + 1), a01);
+            a02 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v + 2), a02);
+            a03 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v + 3), a03);
+        }
+    }
+    for (int p = 0; p < np; p++) {
+        /* (4 columns x 8 rows) -> (8 rows x 4 columns) */
+        const __m256 t0 = _mm256_unpacklo_ps(p ? a10 : a00, p ? a11 : a01);
+        const __m256 t1 = _mm256_unpacklo_ps(p ? a12 : a02, p ? a13 : a03);
+        const __m256 t2 = _mm256_unpackhi_ps(p ? a10 : a00, p ? a11 : a01);
+        const __m256 t3 = _mm256_unpackhi_ps(p ? a12 : a02, p ? a13 : a03);
+        const __m256 r04 = _mm256_shuffle_ps(t0, t1, 0x44), r15 = _mm256_shuffle_ps(t0, t1, 0xEE);
+        const __m256 r26 = _mm256_shuffle_ps(t2, t3, 0x44), r37 = _mm256_shuffle_ps(t2, t3, 0xEE);
+        const __m128 rows[MR] = {_mm256_castps256_ps128(r04),  _mm256_castps256_ps128(r15),
+                                 _mm256_castps256_ps128(r26),  _mm256_castps256_ps128(r37),
+                                 _mm256_extractf128_ps(r04, 1), _mm256_extractf128_ps(r15, 1)};
+        const int rows_here = mr - MR * p < MR ? mr - MR * p : MR;
+        for (int r = 0; r < rows_here; r++) _mm_storeu_ps(c + (size_t)(MR * p + r) * ldc, rows[r]);
+    }
+}
+
+/* M (cog x nb) = U (packed panels) * V (cig x nb), leading dimension ld.
+ * Columns go 16, then 8 at a time while more than 4 remain; the last <= 4
+ * take kern_n4 over pairs of panels. */
+static void gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb) {
+    int jt = 0;
+    for (int i0 = 0; i0 < cog; i0 += MR) {
+        const float *up = U + (size_t)i0 * cig;
+        const int mr = cog - i0 < MR ? cog - i0 : MR;
+        float *mo = M + (size_t)i0 * ld;
+        int j = 0;
+        for (; j + 16 <= nb; j += 16) kern_6x16(up, cig, V + j, ld, mo + j, ld, mr);
+        for (; nb - j > 4; j += 8) kern_6x8(up, cig, V + j, ld, mo + j, ld, mr, nb - j < 8 ? nb - j : 8);
+        jt = j;
+    }
+    if (jt < nb)
+        for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
+            const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
+            kern_n4(U + (size_t)i0 * cig, mr > MR ? 2 : 1, cig, V + jt, ld, M + (size_t)i0 * ld + jt, ld, mr);
+        }
+}
+#endif /* WINO_AVX2 */
+
+/* -------------------------------------------------------------------- run */
+static int make_spans(const geom *g, long t0, int nb, wspan *sp) {
+    int ns = 0;
+    for (int off = 0; off < nb;) {
+        const long t = t0 + off, rowi = t / g->tW;
+        const int tj = (int)(t % g->tW);
+        int k = g->tW - tj;
+        if (k > 8) k = 8;
+        if (k > nb - off) k = nb - off;
+        sp[ns].n = (int)(rowi / g->tH);
+        sp[ns].ti = (int)(rowi % g->tH);
+        sp[ns].tj = tj;
+        sp[ns].k = k;
+        sp[ns].off = off;
+        ns++;
+        off += k;
+    }
+    return ns;
+}
+
+static void multiply_direct(const dcb_winograd_plan *pl, const geom *gm, const float *V, float *M, int nb,
+                            int threads) {
+    const size_t ld = (size_t)gm->tbp;
+    const int a2 = pl->a * pl->a, cig = pl->cig, cog = pl->cog, G = pl->groups;
+    (void)threads;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
+    for (int xi = 0; xi < a2; xi++)
+        for (int g = 0; g < G; g++) {
+            const float *u = pl->U + ((size_t)xi * G + g) * pl->u_stride;
+            const float *v = V + xi * gm->vxs + (size_t)g * cig * ld;
+            float *mo = M + xi * gm->mxs + (size_t)g * cog * ld;
+            for (int o = 0; o < cog; o++) {
+                float *dst = mo + (size_t)o * ld;
+                const float *uo = u + (size_t)o * cig;
+                const float u0 = uo[0];
+                for (int t = 0; t < nb; t++) dst[t] = u0 * v[t];
+                for (int c = 1; c < cig; c++) {
+                    const float uc = uo[c];
+                    const float *vc = v + (size_t)c * ld;
+                    for (int t = 0; t < nb; t++) dst[t] += uc * vc[t];
+                }
+            }
+        }
+}
+
+void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const float *x, const float *b,
+                      float *y, void *ws, int threads, dcb_profile *prof) {
+    if (threads < 1) threads = 1;
+    const geom g = make_geom(pl, N, H, W);
+    const int m = pl->m, a2 = pl->a * pl->a, tb = g.tb;
+    const size_t ld = (size_t)g.tbp;
+    const int cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
+    float *V = ws;
+    float *M = (float *)((char *)ws + v_bytes(pl, &g));
+    wspan *sp = (wspan *)((char *)M + m_bytes(pl, &g)); /* at most one span per tile */
+    const int direct = small_groups(cig, cog);
+    if (!direct && !pl->packed) dcb_blas_threads_for(threads);
+
+    for (long t0 = 0; t0 < g.T; t0 += tb) {
+        const int nb = (int)(g.T - t0 < tb ? g.T - t0 : tb);
+        const int ns = make_spans(&g, t0, nb, sp);
+
+        /* A channel's spans go in order on one thread: each writes 8 lanes,
+         * and the next span overwrites the surplus. */
+        double ts = dcb_now();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+        for (int c = 0; c < cin; c++)
+            for (int s = 0; s < ns; s++) {
+                const wspan *q = &sp[s];
+                const float *xc = x + ((size_t)q->n * cin + c) * H * W;
+                in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k, V + c * ld + q->off, g.vxs);
+            }
+        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
+
+        ts = dcb_now();
+        if (direct) {
+            multiply_direct(pl, &g, V, M, nb, threads);
+        } else if (pl->packed) {
+#ifdef WINO_AVX2
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads) if (threads > 1)
+            for (int xi = 0; xi < a2; xi++)
+                for (int gi = 0; gi < G; gi++)
+                    gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, cog, cig,
+                                V + xi * g.vxs + (size_t)gi * cig * ld, M + xi * g.mxs + (size_t)gi * cog * ld,
+                                ld, nb);
+#endif
+        } else {
+            for (int xi = 0; xi < a2; xi++)
+                for (int gi = 0; gi < G; gi++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, nb, cig, 1.0f,
+                                pl->U + ((size_t)xi * G + gi) * pl->u_stride, cig,
+                                V + xi * g.vxs + (size_t)gi * cig * ld, (int)ld, 0.0f,
+                                M + xi * g.mxs + (size_t)gi * cog * ld, (int)ld);
+        }
+        DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, ts);
+
+        ts = dcb_now();
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
+        for (int o = 0; o < cout; o++)
+            for (int s = 0; s < ns; s++) {
+                const wspan *q = &sp[s];
+                float *yc = y + ((size_t)q->n * cout + o) * g.Ho * g.Wo;
+                out_group(m, M + o * ld + q->off, g.mxs, q->k, b ? b[o] : 0.0f, yc, g.Ho, g.Wo,
+                          q->ti * m, q->tj * m);
+            }
+        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
+    }
+}
