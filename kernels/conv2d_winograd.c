@@ -55,18 +55,14 @@ static const double G4[6][3] = {{1.0 / 4, 0, 0},
 static int small_groups(int cig, int cog) { return cig < 8 || cog < 8; }
 
 /* ------------------------------------------------------------------- plan */
-dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const float *w) {
+static int plan_setup(dcb_winograd_plan *pl, const dcb_conv2d_p *p, int m) {
     if (!p || (m != 2 && m != 4) || p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1 ||
         p->groups < 1 || p->cin < 1 || p->cout < 1 || p->cin % p->groups || p->cout % p->groups ||
         p->pad < 0) {
         dcb_fail(DCB_INVALID_ARGUMENT, "winograd: needs m in {2,4}, a 3x3 kernel, stride 1, dilation 1");
-        return NULL;
+        return -1;
     }
-    dcb_winograd_plan *pl = calloc(1, sizeof *pl);
-    if (!pl) {
-        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the plan");
-        return NULL;
-    }
+    memset(pl, 0, sizeof *pl);
     pl->m = m;
     pl->a = m + 2;
     pl->cin = p->cin;
@@ -78,24 +74,23 @@ dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const flo
 #ifdef WINO_AVX2
     pl->packed = !small_groups(pl->cig, pl->cog);
 #endif
-    const int a = pl->a, a2 = a * a, cig = pl->cig, cog = pl->cog, G = pl->groups;
-    const int rows = pl->packed ? (cog + MR - 1) / MR * MR : cog; /* zero rows pad the last panel */
-    pl->u_stride = (size_t)rows * cig;
-    if (!w) return pl; /* shape-only: enough for dcb_winograd_ws */
+    const int rows = pl->packed ? (pl->cog + MR - 1) / MR * MR : pl->cog; /* zero rows pad the last panel */
+    pl->u_stride = (size_t)rows * pl->cig;
+    return 0;
+}
 
-    /* + 8 floats: kern_n4 loads 8 at a time from 6-float rows */
-    const size_t bytes = sizeof(float) * (a2 * G * pl->u_stride + 8);
-    pl->U = dcb_aligned_alloc(bytes);
-    if (!pl->U) {
-        free(pl);
-        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the kernel transform (%zu bytes)", bytes);
-        return NULL;
-    }
-    memset(pl->U, 0, bytes);
-    const double(*Gm)[3] = m == 2 ? G2 : G4;
-    /* In double: the weight transform is not timed, so it spends nothing of
-     * the error budget. */
-    for (int o = 0; o < p->cout; o++) {
+/* + 8 floats: kern_n4 loads 8 at a time from 6-float rows */
+static size_t u_bytes(const dcb_winograd_plan *pl) {
+    return sizeof(float) * ((size_t)pl->a * pl->a * pl->groups * pl->u_stride + 8);
+}
+
+static void kernel_transform(dcb_winograd_plan *pl, const float *w) {
+    const int a = pl->a, cig = pl->cig, cog = pl->cog, G = pl->groups;
+    memset(pl->U, 0, u_bytes(pl));
+    const double(*Gm)[3] = pl->m == 2 ? G2 : G4;
+    /* In double: for static weights the transform is not timed, so it spends
+     * nothing of the error budget. */
+    for (int o = 0; o < pl->cout; o++) {
         const int g = o / cog, ol = o % cog;
         for (int c = 0; c < cig; c++) {
             const float *k = w + ((size_t)o * cig + c) * 9;
@@ -111,6 +106,44 @@ dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const flo
                 }
         }
     }
+}
+
+dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const float *w) {
+    dcb_winograd_plan *pl = calloc(1, sizeof *pl);
+    if (!pl) {
+        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the plan");
+        return NULL;
+    }
+    if (plan_setup(pl, p, m)) {
+        free(pl);
+        return NULL;
+    }
+    if (!w) return pl; /* shape-only: enough for dcb_winograd_ws */
+    pl->U = dcb_aligned_alloc(u_bytes(pl));
+    if (!pl->U) {
+        free(pl);
+        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the kernel transform");
+        return NULL;
+    }
+    kernel_transform(pl, w);
+    return pl;
+}
+
+#define PLAN_HEAD ((sizeof(dcb_winograd_plan) + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN)
+
+size_t dcb_winograd_plan_bytes(const dcb_conv2d_p *p, int m) {
+    dcb_winograd_plan pl;
+    if (plan_setup(&pl, p, m)) return 0;
+    return PLAN_HEAD + u_bytes(&pl);
+}
+
+/* The plan lives in caller memory: the dynamic operators transform each
+ * sample's kernel inside run without allocating. */
+dcb_winograd_plan *dcb_winograd_plan_init(void *mem, const dcb_conv2d_p *p, int m, const float *w) {
+    dcb_winograd_plan *pl = mem;
+    if (plan_setup(pl, p, m)) return NULL;
+    pl->U = (float *)((char *)mem + PLAN_HEAD);
+    kernel_transform(pl, w);
     return pl;
 }
 
@@ -534,9 +567,6 @@ static inline void kern_6x8(const float *up, int cig, const float *v, size_t ldv
  * panel (8-float loads at up + 6k; lanes 6, 7 are the next k's and are
  * dropped), so that U, the big operand when there are few tiles, is loaded
  * once per 6 rows instead of broadcast per row. Writes 4 columns. */
-#ifndef WINO_PF
-#define WINO_PF 384 /* floats ahead */
-#endif
 static inline void kern_n4(const float *up, int np, int cig, const float *v, size_t ldv, float *c, size_t ldc,
                            int mr) {
     const float *up1 = up + (size_t)MR * cig;
@@ -545,9 +575,6 @@ static inline void kern_n4(const float *up, int np, int cig, const float *v, siz
     if (np == 2) {
         for (int k = 0; k < cig; k++, v += ldv) {
             const __m256 u0 = _mm256_loadu_ps(up + MR * k), u1 = _mm256_loadu_ps(up1 + MR * k);
-            /* U streams from DRAM here (4 tiles per image at 7x7): ask early */
-            _mm_prefetch((const char *)(up + MR * k + WINO_PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(up1 + MR * k + WINO_PF), _MM_HINT_T0);
             __m256 b = _mm256_broadcast_ss(v);
             a00 = _mm256_fmadd_ps(u0, b, a00), a10 = _mm256_fmadd_ps(u1, b, a10);
             b = _mm256_broadcast_ss(v + 1);

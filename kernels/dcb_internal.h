@@ -116,8 +116,8 @@ void dcb_conv2d_im2col(const dcb_conv2d_p *p, int N, int H, int W,
                        const float *x, const float *w, const float *b, float *y,
                        void *ws, int threads, dcb_profile *prof);
 
-/* Winograd F(m x m, 3x3), m in {2, 4}. The kernel transform is weight-only:
- * U = dcb_winograd_kernel_transform(...) allocates and returns it. */
+/* Winograd F(m x m, 3x3), m in {2, 4}. plan_new does the weight-only kernel
+ * transform (w may be NULL: a shape-only plan, enough for dcb_winograd_ws). */
 typedef struct dcb_winograd_plan dcb_winograd_plan;
 dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m,
                                          const float *w);
