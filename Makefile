@@ -17,7 +17,7 @@ OPT     ?= -O3 -march=native
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
 CSTD    := -std=c11
 ifeq ($(BLAS),blis)
-  BLAS_CFLAGS := -DDCB_USE_BLIS -I/usr/include/x86_64-linux-gnu/blis-openmp
+  BLAS_CFLAGS := -DDCB_USE_BLIS -D_POSIX_C_SOURCE=200809L -isystem /usr/include/x86_64-linux-gnu/blis-openmp
   BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/blis-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-openmp -lblis
 else
   BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)

@@ -15,6 +15,23 @@
 
 static char blas_info[256];
 
+#ifdef DCB_USE_BLIS
+#include <cpuid.h>
+/* BLIS 0.9 does not know AMD family 0x1A (Zen 5) and falls back to generic
+ * kernels; its skx configuration (BLIS_ARCH_TYPE=0) is right there. It must
+ * be set before BLIS initialises, hence a constructor. Never forced on a CPU
+ * without AVX-512, where skx kernels die of SIGILL. */
+__attribute__((constructor)) static void dcb_blis_arch(void) {
+    if (getenv("BLIS_ARCH_TYPE")) return;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    unsigned family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+    __builtin_cpu_init();
+    if (__builtin_cpu_is("amd") && family >= 0x1a && __builtin_cpu_supports("avx512f"))
+        setenv("BLIS_ARCH_TYPE", "0", 0);
+}
+#endif
+
 const char *dcb_blas_name(void) {
 #ifdef DCB_USE_BLIS
     return "blis";
