@@ -14,7 +14,7 @@ CXX     ?= c++
 BUILD   := build
 
 OPT     ?= -O3 -march=native
-WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers
 CSTD    := -std=c11
 ifeq ($(BLAS),blis)
   BLAS_CFLAGS := -DDCB_USE_BLIS -D_POSIX_C_SOURCE=200809L -isystem /usr/include/x86_64-linux-gnu/blis-openmp
@@ -23,9 +23,15 @@ else
   BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
   BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 endif
-CFLAGS_LIB = $(CSTD) $(OPT) -fopenmp -fPIC $(WARN) $(BLAS_CFLAGS) -Ikernels \
+# oneDNN, the peer implementation of conv2d (ONEDNN=0 builds without it)
+ONEDNN  ?= 1
+ifeq ($(ONEDNN),1)
+  ONEDNN_CFLAGS := -DDCB_WITH_ONEDNN
+  ONEDNN_LIBS   := -ldnnl
+endif
+CFLAGS_LIB = $(CSTD) $(OPT) -fopenmp -fPIC $(WARN) $(BLAS_CFLAGS) $(ONEDNN_CFLAGS) -Ikernels \
              -DDCB_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp BLAS=$(BLAS)"'
-LDLIBS  = $(BLAS_LIBS) -fopenmp -lm
+LDLIBS  = $(BLAS_LIBS) $(ONEDNN_LIBS) -fopenmp -lm
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -113,7 +119,7 @@ install: all
 	install -m 644 kernels/dcb.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/dcbench $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/#define DCB_VERSION "\(.*\)"/\1/p' kernels/dcb.h)|' \
-	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
+	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS) $(ONEDNN_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
 
 clean:
 	rm -rf $(BUILD)

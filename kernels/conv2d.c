@@ -215,8 +215,15 @@ static const dcb_impl_vt impl_winograd_f2 = {
     "winograd_f2", "Winograd F(2x2,3x3): 3x3, stride 1, dilation 1", winograd_check, winograd_ws,
     winograd_prepare, winograd_run, winograd_release, winograd_executed};
 
-static const dcb_impl_vt *const conv2d_impls[] = {&impl_naive, &impl_im2col, &impl_winograd,
-                                                   &impl_winograd_f2};
+#ifdef DCB_WITH_ONEDNN
+extern const dcb_impl_vt dcb_conv2d_onednn_impl;
+#endif
+
+static const dcb_impl_vt *const conv2d_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2,
+#ifdef DCB_WITH_ONEDNN
+                                                   &dcb_conv2d_onednn_impl,
+#endif
+};
 
 const dcb_op_info dcb_conv2d_info = {
     "conv2d",

@@ -41,8 +41,10 @@
  *   weights: "weight" (cout, cin/groups, kh, kw), "bias" (cout) when bias.
  *   Engines (implementations): "naive" (the oracle, fp64 accumulation),
  *   "im2col" (im2col + CBLAS sgemm), "winograd" (= F(4x4,3x3)),
- *   "winograd_f2" (F(2x2,3x3)), "winograd_f4" (F(4x4,3x3)); Winograd needs a
- *   3x3 kernel, stride 1 and dilation 1 (any padding, any groups).
+ *   "winograd_f2" (F(2x2,3x3)); Winograd needs a 3x3 kernel, stride 1 and
+ *   dilation 1 (any padding, any groups); "onednn" (the oneDNN peer: its
+ *   primitive is built per input shape by dcb_op_plan, its reorders are
+ *   reported in the transform phase).
  *
  * COSTS (dcb_op_cost; see OPERATORS.md COSTS): for the whole input shape given
  *   (multiply by N is already done); params do not depend on N.
@@ -254,6 +256,7 @@ const char *dcb_blas_name(void);        /* "openblas" | "blis" */
 const char *dcb_blas_core(void);        /* OpenBLAS core name, BLIS arch */
 void dcb_blas_set_threads(int n);
 const char *dcb_build_flags(void);      /* compiler and flags libdcb was built with */
+const char *dcb_onednn_version(void);   /* "2.6.3", or "" when built without oneDNN */
 uint64_t dcb_rand_u64(uint64_t *state); /* splitmix64 step */
 
 #ifdef __cplusplus

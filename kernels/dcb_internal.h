@@ -41,6 +41,11 @@ typedef struct dcb_impl_vt {
     void (*release)(dcb_op *op);
     /* MACs this implementation performs; NULL: the operator's macs. */
     double (*executed_macs)(const dcb_op *op, const int64_t *x_shape);
+    /* Optional shape-dependent setup after prepare (e.g. a oneDNN primitive
+     * for this input shape), so that run only executes. Called by
+     * dcb_op_plan once prepared and before every run; must be cheap when the
+     * shape has not changed. */
+    dcb_status (*plan)(dcb_op *op, const int64_t *x_shape);
 } dcb_impl_vt;
 
 /* One operator: hyperparameters, weights, shapes, costs and its impls. */

@@ -339,6 +339,7 @@ dcb_status dcb_op_plan(dcb_op *op, int ndim, const int64_t *x_shape, int *y_ndim
     if (y_ndim) *y_ndim = yn;
     if (y_shape) memcpy(y_shape, ys, sizeof ys);
     if (workspace_bytes) *workspace_bytes = op->impl->workspace ? op->impl->workspace(op, x_shape) : 0;
+    if (op->prepared && op->impl->plan) return op->impl->plan(op, x_shape);
     return DCB_OK;
 }
 
@@ -360,6 +361,7 @@ dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, 
                         op->info->name, op->impl->name, wsb);
     if (!op->prepared) {
         st = dcb_op_prepare(op);
+        if (st == DCB_OK && op->impl->plan) st = op->impl->plan(op, x->shape);
         if (st != DCB_OK) return st;
     }
     return op->impl->run(op, x, y, ws, prof);
