@@ -3,7 +3,9 @@
  *   gemm      the bare sgemm of the im2col shape (cout x 9cin x H*W, N times),
  *   im2col    target: >= 75% of gemm's GFLOP/s,
  *   winograd  F(4x4,3x3), target: faster than im2col,
- *   winograd_f2.
+ *   winograd_f2,
+ *   onednn    the oneDNN peer (its reorders included; see the per-phase
+ *             profile of dcbench for the primitive alone).
  * Variants are interleaved round-robin within each repetition, so a busy
  * machine slows all of them alike; medians and min-max spread are printed.
  * Usage: bench_engines [reps] [threads]  */
@@ -29,8 +31,8 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-enum { V_GEMM, V_IM2COL, V_WINO4, V_WINO2, NV };
-static const char *const vname[NV] = {"gemm", "im2col", "winograd", "winograd_f2"};
+enum { V_GEMM, V_IM2COL, V_WINO4, V_WINO2, V_ONEDNN, NV };
+static const char *const vname[NV] = {"gemm", "im2col", "winograd", "winograd_f2", "onednn"};
 
 typedef struct ctx {
     int N, C, H, threads;
@@ -131,6 +133,10 @@ int main(int argc, char **argv) {
                     snprintf(ratio, sizeof ratio, "%.2fx im2col%s", q,
                              v == V_WINO4 ? (q > 1 ? " (target > 1) ok" : " (target > 1) MISS") : "");
                     if (v == V_WINO4) misses += q <= 1;
+                } else if (v == V_ONEDNN) {
+                    double best = med[V_WINO4] < med[V_WINO2] ? med[V_WINO4] : med[V_WINO2];
+                    if (med[V_IM2COL] < best) best = med[V_IM2COL];
+                    snprintf(ratio, sizeof ratio, "our best / onednn = %.2f", best / med[v]);
                 }
                 printf("%4d@%-5d %2d | %-12s %9.3f %6.1f%% %8.1f | %s\n", c.C, c.H, c.N, vname[v], 1e3 * med[v],
                        100 * spread, flops / med[v] * 1e-9, ratio);
