@@ -55,18 +55,19 @@ static const double G4[6][3] = {{1.0 / 4, 0, 0},
 static int small_groups(int cig, int cog) { return cig < 8 || cog < 8; }
 
 /* ------------------------------------------------------------------- plan */
-dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const float *w) {
+static int plan_args_ok(const dcb_conv2d_p *p, int m) {
     if (!p || (m != 2 && m != 4) || p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1 ||
         p->groups < 1 || p->cin < 1 || p->cout < 1 || p->cin % p->groups || p->cout % p->groups ||
         p->pad < 0) {
         dcb_fail(DCB_INVALID_ARGUMENT, "winograd: needs m in {2,4}, a 3x3 kernel, stride 1, dilation 1");
-        return NULL;
+        return 0;
     }
-    dcb_winograd_plan *pl = calloc(1, sizeof *pl);
-    if (!pl) {
-        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the plan");
-        return NULL;
-    }
+    return 1;
+}
+
+/* The shape part of a plan (everything but U). */
+static void plan_shape(dcb_winograd_plan *pl, const dcb_conv2d_p *p, int m) {
+    memset(pl, 0, sizeof *pl);
     pl->m = m;
     pl->a = m + 2;
     pl->cin = p->cin;
@@ -78,24 +79,23 @@ dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const flo
 #ifdef WINO_AVX2
     pl->packed = !small_groups(pl->cig, pl->cog);
 #endif
-    const int a = pl->a, a2 = a * a, cig = pl->cig, cog = pl->cog, G = pl->groups;
-    const int rows = pl->packed ? (cog + MR - 1) / MR * MR : cog; /* zero rows pad the last panel */
-    pl->u_stride = (size_t)rows * cig;
-    if (!w) return pl; /* shape-only: enough for dcb_winograd_ws */
+    const int rows = pl->packed ? (pl->cog + MR - 1) / MR * MR : pl->cog; /* zero rows pad the last panel */
+    pl->u_stride = (size_t)rows * pl->cig;
+}
 
-    /* + 8 floats: kern_n4 loads 8 at a time from 6-float rows */
-    const size_t bytes = sizeof(float) * (a2 * G * pl->u_stride + 8);
-    pl->U = dcb_aligned_alloc(bytes);
-    if (!pl->U) {
-        free(pl);
-        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the kernel transform (%zu bytes)", bytes);
-        return NULL;
-    }
-    memset(pl->U, 0, bytes);
-    const double(*Gm)[3] = m == 2 ? G2 : G4;
+/* + 8 floats: kern_n4 loads 8 at a time from 6-float rows */
+static size_t u_bytes(const dcb_winograd_plan *pl) {
+    return sizeof(float) * ((size_t)pl->a * pl->a * pl->groups * pl->u_stride + 8);
+}
+
+/* U = G w G^T into pl->U (u_bytes of it). */
+static void plan_transform(dcb_winograd_plan *pl, const float *w) {
+    const int a = pl->a, cig = pl->cig, cog = pl->cog, G = pl->groups;
+    memset(pl->U, 0, u_bytes(pl));
+    const double(*Gm)[3] = pl->m == 2 ? G2 : G4;
     /* In double: the weight transform is not timed, so it spends nothing of
      * the error budget. */
-    for (int o = 0; o < p->cout; o++) {
+    for (int o = 0; o < pl->cout; o++) {
         const int g = o / cog, ol = o % cog;
         for (int c = 0; c < cig; c++) {
             const float *k = w + ((size_t)o * cig + c) * 9;
@@ -111,6 +111,44 @@ dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const flo
                 }
         }
     }
+}
+
+dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const float *w) {
+    if (!plan_args_ok(p, m)) return NULL;
+    dcb_winograd_plan *pl = calloc(1, sizeof *pl);
+    if (!pl) {
+        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the plan");
+        return NULL;
+    }
+    plan_shape(pl, p, m);
+    if (!w) return pl; /* shape-only: enough for dcb_winograd_ws */
+    const size_t bytes = u_bytes(pl);
+    pl->U = dcb_aligned_alloc(bytes);
+    if (!pl->U) {
+        free(pl);
+        dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the kernel transform (%zu bytes)", bytes);
+        return NULL;
+    }
+    plan_transform(pl, w);
+    return pl;
+}
+
+static size_t header_bytes(void) { return (sizeof(dcb_winograd_plan) + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
+
+size_t dcb_winograd_plan_bytes(const dcb_conv2d_p *p, int m) {
+    if (!plan_args_ok(p, m)) return 0;
+    dcb_winograd_plan pl;
+    plan_shape(&pl, p, m);
+    return header_bytes() + (u_bytes(&pl) + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN;
+}
+
+/* The plan and its U in caller memory: nothing to free. */
+dcb_winograd_plan *dcb_winograd_plan_init(void *mem, const dcb_conv2d_p *p, int m, const float *w) {
+    if (!mem || !w || !plan_args_ok(p, m)) return NULL;
+    dcb_winograd_plan *pl = mem;
+    plan_shape(pl, p, m);
+    pl->U = (float *)((char *)mem + header_bytes());
+    plan_transform(pl, w);
     return pl;
 }
 

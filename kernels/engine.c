@@ -31,7 +31,9 @@ size_t dcb_engine_ws(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, i
     case DCB_ENGINE_IM2COL: return dcb_conv2d_im2col_ws(p, N, H, W, threads);
     default: {
         const int m = wino_m(e);
-        size_t pb = 0; /* TODO: placement plan (kernel transform into ws) */
+        /* the plan with its kernel transform lives at the start of ws: run
+         * allocates nothing */
+        const size_t pb = dcb_winograd_plan_bytes(p, m);
         /* the run workspace depends on shapes only: size it from a weightless plan */
         dcb_winograd_plan *pl = dcb_winograd_plan_new(p, m, NULL);
         size_t s = pl ? dcb_winograd_ws(pl, N, H, W, threads) : 0;
@@ -54,10 +56,9 @@ void dcb_engine_conv(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, c
     default: {
         const int m = wino_m(e);
         double t0 = dcb_now();
-        dcb_winograd_plan *pl = dcb_winograd_plan_new(p, m, w);
+        const dcb_winograd_plan *pl = dcb_winograd_plan_init(ws, p, m, w);
         DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
-        dcb_winograd_run(pl, N, H, W, x, b, y, ws, threads, prof);
-        dcb_winograd_plan_free(pl);
+        dcb_winograd_run(pl, N, H, W, x, b, y, (char *)ws + dcb_winograd_plan_bytes(p, m), threads, prof);
         break;
     }
     }
