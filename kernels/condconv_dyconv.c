@@ -122,7 +122,8 @@ static dcb_status xc_out_shape(const dcb_op *op, int ndim, const int64_t *x, int
  * generation. flops = 2*macs + elementwise: gap cin*H*W adds, sigmoid or
  * softmax counted as 4 per routing value (exp, add, divide, max/compare),
  * dyconv's relu 1 per hidden value. params: the expert bank plus the router;
- * acts: conv outputs plus router (linear) outputs. */
+ * acts: conv outputs plus router (linear) outputs; the gap adds none, as
+ * pycls's gap2d_cx (whose figures the COSTS rules reproduce). */
 static double conv_macs1(const dcb_conv2d_p *p, double howo, int cout) {
     return (double)p->kh * p->kw * (p->cin / p->groups) * cout * howo + (p->bias ? (double)cout * howo : 0);
 }

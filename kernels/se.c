@@ -57,7 +57,8 @@ static dcb_status se_out_shape(const dcb_op *op, int ndim, const int64_t *x, int
  * included), all of it routing, so dynamic_macs = macs. flops = 2*macs plus
  * the elementwise work per sample: gap C*H*W adds, relu hidden, sigmoid 4 per
  * element (exp, add, divide, compare) = 4*C, scaling C*H*W multiplies.
- * acts: the FC outputs hidden + C (pycls); the scaling is elementwise. */
+ * acts: the FC outputs hidden + C (pycls); the gap adds none (pycls's
+ * gap2d_cx) and the scaling is elementwise. */
 static void se_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
     const se_hp *h = HP(op);
     const double N = (double)x[0], HW = (double)x[2] * x[3], C = h->C, hid = h->hidden;

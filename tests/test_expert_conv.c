@@ -591,6 +591,35 @@ static void test_similarity_of_kernels(void **state) {
     }
 }
 
+/* A ResNet-sized layer, where Winograd's error grows with the channel count. */
+static void test_larger_layer(void **state) {
+    (void)state;
+    shape s = {2, 64, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1, 8, 0, 1};
+    dcb_tensor *x = dcb_tensor_new4(2, 64, 14, 14);
+    dcb_tensor_randn(x, 64);
+    for (int o = 0; o < 2; o++) {
+        const char *opname = o ? "dyconv" : "condconv";
+        dcb_tensor *ref = NULL;
+        for (int k = 0; k < dcb_impl_count(opname); k++) {
+            const char *impl = dcb_impl_name(opname, k);
+            dcb_op *op = NULL;
+            assert_ok(make_op(opname, &s, impl, 2, &op));
+            assert_ok(dcb_op_init_weights(op, 640));
+            boost_router(op, o);
+            if (!ref) ref = ref_forward(o, op, &s, x, NULL, NULL);
+            dcb_tensor *y = NULL;
+            assert_ok(dcb_op_forward(op, x, &y));
+            const double err = dcb_max_rel_err(y, ref, NULL);
+            print_message("%s/%-28s C=64@14x14 E=8 rel err %.3g\n", opname, impl, err);
+            assert_true(err <= bound_for(impl));
+            dcb_tensor_free(y);
+            dcb_op_destroy(op);
+        }
+        dcb_tensor_free(ref);
+    }
+    dcb_tensor_free(x);
+}
+
 /* --------------------------------------------------- lifecycle, phases */
 static void test_lifecycle_and_phases(void **state) {
     (void)state;
@@ -811,6 +840,7 @@ int main(void) {
         cmocka_unit_test(test_condconv_one_expert_is_conv2d),
         cmocka_unit_test(test_similarity_of_kernels),
         cmocka_unit_test(test_lifecycle_and_phases),
+        cmocka_unit_test(test_larger_layer),
         cmocka_unit_test(test_condconv_sweep),
         cmocka_unit_test(test_dyconv_sweep),
     };
