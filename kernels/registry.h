@@ -7,5 +7,7 @@
     X(conv2d) \
     X(se) \
     X(condconv) \
-    X(dyconv)
+    X(dyconv) \
+    X(weightnet) \
+    X(drconv)
 #endif
