@@ -4,5 +4,6 @@
 #ifndef DCB_REGISTRY_H
 #define DCB_REGISTRY_H
 #define DCB_OPERATORS(X) \
-    X(conv2d)
+    X(conv2d) \
+    X(localconv)
 #endif
