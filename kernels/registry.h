@@ -5,5 +5,6 @@
 #define DCB_REGISTRY_H
 #define DCB_OPERATORS(X) \
     X(conv2d) \
-    X(localconv)
+    X(localconv) \
+    X(skconv)
 #endif
