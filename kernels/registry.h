@@ -6,5 +6,6 @@
 #define DCB_OPERATORS(X) \
     X(conv2d) \
     X(localconv) \
-    X(skconv)
+    X(skconv) \
+    X(splat)
 #endif
