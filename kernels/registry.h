@@ -9,5 +9,8 @@
     X(condconv) \
     X(dyconv) \
     X(weightnet) \
-    X(drconv)
+    X(drconv) \
+    X(localconv) \
+    X(skconv) \
+    X(splat)
 #endif

@@ -1,0 +1,353 @@
+/* skconv: Selective Kernel convolution (Li et al. 2019). M branches of 3x3
+ * grouped convs (branch i: dilation i+1, pad i+1, bias, ReLU) are mixed per
+ * sample and channel by a softmax attention over the branches, computed from
+ * the global average of their sum. The branch weights are static, so every
+ * conv2d engine is an implementation ("naive", "im2col", "winograd",
+ * "winograd_f2") and Winograd transforms its kernels once, in prepare.
+ *
+ * COSTS (per image; P = H'*W', H' = (H-1)/stride + 1 for every branch;
+ * d = max(cout/r, L); cg = cin/groups):
+ *   macs    = M*(9*cg*cout*P + cout*P)        the branch convs with bias
+ *           + d*cout + d                      fc
+ *           + M*cout*d + M*cout               fcs
+ *   dynamic_macs = fc + fcs (the attention)
+ *   params  = M*(9*cg*cout + cout) + d*cout + d + M*cout*d + M*cout
+ *   acts    = M*cout*P + d + M*cout           conv and FC outputs; the gap
+ *             adds none (pycls's gap2d_cx)
+ *   flops   = 2*macs + elementwise:
+ *             M*cout*P       branch ReLUs
+ *           + (M-1)*cout*P   branch sum
+ *           + cout*P         gap adds
+ *           + d              ReLU after fc
+ *           + 3*M*cout       softmax (exp, sum, divide per element)
+ *           + (2M-1)*cout*P  weighted sum (M multiplies, M-1 adds)
+ *   bytes   = 4 * (input + params + output)
+ */
+#include "dcb_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const dcb_param_spec skconv_params[] = {
+    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
+    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
+    {"branches", DCB_PT_INT, 2, NULL, 0, "M: branch i is a 3x3 conv with dilation and pad i+1"},
+    {"groups", DCB_PT_INT, 32, NULL, 0, "groups of every branch conv"},
+    {"stride", DCB_PT_INT, 1, NULL, 0, "stride of every branch conv"},
+    {"reduction", DCB_PT_INT, 16, NULL, 0, "r: d = max(cout / r, L)"},
+    {"L", DCB_PT_INT, 32, NULL, 0, "lower bound of the attention width d"},
+};
+
+typedef struct skconv_hp {
+    int cin, cout, M, groups, stride, r, L, d;
+    dcb_engine engine;
+} skconv_hp;
+
+#define HP(op) ((const skconv_hp *)(op)->hp)
+
+static dcb_conv2d_p branch_p(const skconv_hp *p, int i) {
+    return (dcb_conv2d_p){p->cin, p->cout, 3, 3, p->stride, i + 1, i + 1, p->groups, 1};
+}
+
+static int is_winograd(dcb_engine e) { return e == DCB_ENGINE_WINOGRAD || e == DCB_ENGINE_WINOGRAD_F2; }
+static int wino_m(dcb_engine e) { return e == DCB_ENGINE_WINOGRAD_F2 ? 2 : 4; }
+
+static dcb_status skconv_validate(dcb_op *op) {
+    skconv_hp *p = calloc(1, sizeof *p);
+    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "skconv: out of memory");
+    op->hp = p;
+    dcb_status st;
+    if (isnan(dcb_pv(op, "cin"))) return dcb_fail(DCB_INVALID_PARAM, "skconv: cin is required");
+    if (isnan(dcb_pv(op, "cout"))) return dcb_fail(DCB_INVALID_PARAM, "skconv: cout is required");
+    if ((st = dcb_get_int(op, "cin", 1, &p->cin)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "cout", 1, &p->cout)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "branches", 1, &p->M)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "groups", 1, &p->groups)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "stride", 1, &p->stride)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "reduction", 1, &p->r)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "L", 1, &p->L)) != DCB_OK) return st;
+    if (p->cin % p->groups)
+        return dcb_fail(DCB_INVALID_PARAM, "skconv: groups=%d does not divide cin=%d", p->groups, p->cin);
+    if (p->cout % p->groups)
+        return dcb_fail(DCB_INVALID_PARAM, "skconv: groups=%d does not divide cout=%d", p->groups, p->cout);
+    p->d = p->cout / p->r > p->L ? p->cout / p->r : p->L;
+    p->engine = (dcb_engine)dcb_engine_parse(op->impl->name);
+    return DCB_OK;
+}
+
+/* Winograd covers only branch 0 (dilation 1, and then only at stride 1).
+ * Saying which branch stops it is the useful part of the message. */
+static dcb_status skconv_check(dcb_op *op) {
+    const skconv_hp *p = HP(op);
+    if (!is_winograd(p->engine)) return DCB_OK;
+    if (p->stride != 1)
+        return dcb_fail(DCB_UNSUPPORTED_PARAM,
+                        "skconv/%s: Winograd needs stride 1 (got stride=%d)", op->impl->name, p->stride);
+    if (p->M >= 2)
+        return dcb_fail(DCB_UNSUPPORTED_PARAM,
+                        "skconv/%s: branches=%d needs dilation 2 in branch 1; Winograd runs only dilation 1 (branches=1)",
+                        op->impl->name, p->M);
+    return DCB_OK;
+}
+
+static int skconv_weights(const dcb_op *op, dcb_weight_spec *s) {
+    const skconv_hp *p = HP(op);
+    const int cg = p->cin / p->groups;
+    int n = 0;
+    s[n++] = (dcb_weight_spec){"branch_w", 5, {p->M, p->cout, cg, 3, 3}, 9.0 * cg, 0};
+    s[n++] = (dcb_weight_spec){"branch_b", 2, {p->M, p->cout}, 9.0 * cg, 1};
+    s[n++] = (dcb_weight_spec){"fc_w", 2, {p->d, p->cout}, 0, 0};
+    s[n++] = (dcb_weight_spec){"fc_b", 1, {p->d}, p->cout, 1};
+    s[n++] = (dcb_weight_spec){"fcs_w", 2, {(int64_t)p->M * p->cout, p->d}, 0, 0};
+    s[n++] = (dcb_weight_spec){"fcs_b", 1, {(int64_t)p->M * p->cout}, p->d, 1};
+    return n;
+}
+
+static dcb_status skconv_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
+    const skconv_hp *p = HP(op);
+    int ho = 0, wo = 0;
+    /* every branch keeps the size (pad = dilation); the widest is the last */
+    dcb_conv2d_p c = branch_p(p, p->M - 1);
+    dcb_status st = dcb_conv2d_check_input("skconv", &c, ndim, x, &ho, &wo);
+    if (st != DCB_OK) return st;
+    *yn = 4;
+    y[0] = x[0];
+    y[1] = p->cout;
+    y[2] = ho;
+    y[3] = wo;
+    return DCB_OK;
+}
+
+static void skconv_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
+    const skconv_hp *p = HP(op);
+    const double N = (double)x[0], M = p->M, cout = p->cout, d = p->d, cg = p->cin / p->groups;
+    const double P = (double)((x[2] - 1) / p->stride + 1) * ((x[3] - 1) / p->stride + 1);
+    const double conv = M * (9 * cg * cout * P + cout * P);
+    const double fc = d * cout + d, fcs = M * cout * d + M * cout;
+    c->macs = N * (conv + fc + fcs);
+    c->dynamic_macs = N * (fc + fcs);
+    c->params = M * (9 * cg * cout + cout) + fc + fcs;
+    c->acts = N * (M * cout * P + d + M * cout);
+    const double elem = M * cout * P + (M - 1) * cout * P + cout * P + d + 3 * M * cout + (2 * M - 1) * cout * P;
+    c->flops = 2 * c->macs + N * elem;
+    c->bytes = 4.0 * (N * p->cin * (double)x[2] * x[3] + c->params + N * cout * P);
+}
+
+/* Winograd multiplies alpha^2 per m x m tile instead of 9 per output. */
+static double skconv_executed(const dcb_op *op, const int64_t *x) {
+    const skconv_hp *p = HP(op);
+    dcb_cost c;
+    memset(&c, 0, sizeof c);
+    skconv_cost(op, x, &c);
+    if (!is_winograd(p->engine)) return c.macs;
+    const int m = wino_m(p->engine), a = m + 2;
+    const double cg = p->cin / p->groups, P = (double)x[2] * x[3];
+    const double tiles = ceil((double)x[2] / m) * ceil((double)x[3] / m);
+    return c.macs + (double)x[0] * p->M * cg * p->cout * (tiles * a * a - 9 * P);
+}
+
+/* ------------------------------------------------------------- workspace */
+typedef struct sk_layout {
+    size_t u, s, z, a, eng, total;   /* byte offsets */
+} sk_layout;
+
+static size_t up(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
+
+static size_t engine_ws(const dcb_op *op, int i, int N, int H, int W) {
+    const skconv_hp *p = HP(op);
+    dcb_conv2d_p c = branch_p(p, i);
+    if (!is_winograd(p->engine)) return dcb_engine_ws(p->engine, &c, N, H, W, op->threads);
+    const dcb_winograd_plan *const *plans = op->state;
+    if (plans && plans[i]) return dcb_winograd_ws(plans[i], N, H, W, op->threads);
+    /* not prepared yet: the size depends on shapes only */
+    dcb_winograd_plan *pl = dcb_winograd_plan_new(&c, wino_m(p->engine), NULL);
+    size_t s = pl ? dcb_winograd_ws(pl, N, H, W, op->threads) : 0;
+    dcb_winograd_plan_free(pl);
+    return s;
+}
+
+static sk_layout layout(const dcb_op *op, const int64_t *x) {
+    const skconv_hp *p = HP(op);
+    const size_t N = (size_t)x[0], P = (size_t)((x[2] - 1) / p->stride + 1) * (size_t)((x[3] - 1) / p->stride + 1);
+    sk_layout l;
+    l.u = 0;
+    l.s = l.u + up(sizeof(float) * (size_t)p->M * N * p->cout * P);
+    l.z = l.s + up(sizeof(float) * N * p->cout);
+    l.a = l.z + up(sizeof(float) * N * p->d);
+    l.eng = l.a + up(sizeof(float) * N * p->M * p->cout);
+    size_t e = 0;
+    for (int i = 0; i < p->M; i++) {
+        size_t b = engine_ws(op, i, (int)x[0], (int)x[2], (int)x[3]);
+        if (b > e) e = b;
+    }
+    l.total = l.eng + up(e);
+    return l;
+}
+
+static size_t skconv_ws(const dcb_op *op, const int64_t *x) { return layout(op, x).total; }
+
+/* ---------------------------------------------------------------- prepare */
+static dcb_status skconv_prepare(dcb_op *op) {
+    const skconv_hp *p = HP(op);
+    if (!is_winograd(p->engine)) return DCB_OK;
+    dcb_winograd_plan **plans = calloc((size_t)p->M, sizeof *plans);
+    if (!plans) return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory", op->impl->name);
+    const float *w = dcb_w(op, "branch_w")->data;
+    const size_t per = (size_t)p->cout * (p->cin / p->groups) * 9;
+    for (int i = 0; i < p->M; i++) {
+        dcb_conv2d_p c = branch_p(p, i);
+        plans[i] = dcb_winograd_plan_new(&c, wino_m(p->engine), w + i * per);
+        if (!plans[i]) {
+            for (int j = 0; j < i; j++) dcb_winograd_plan_free(plans[j]);
+            free(plans);
+            return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory for the kernel transform", op->impl->name);
+        }
+    }
+    op->state = plans;
+    return DCB_OK;
+}
+
+static void skconv_release(dcb_op *op) {
+    dcb_winograd_plan **plans = op->state;
+    if (!plans) return;
+    for (int i = 0; i < HP(op)->M; i++) dcb_winograd_plan_free(plans[i]);
+    free(plans);
+}
+
+/* -------------------------------------------------------------------- run */
+static dcb_status skconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    const skconv_hp *p = HP(op);
+    const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
+    const int M = p->M, C = p->cout;
+    const size_t P = (size_t)y->shape[2] * y->shape[3], UN = (size_t)N * C * P;
+    const sk_layout l = layout(op, x->shape);
+    char *base = ws;
+    float *U = (float *)(base + l.u), *s = (float *)(base + l.s), *z = (float *)(base + l.z);
+    float *a = (float *)(base + l.a);
+    void *ews = base + l.eng;
+    const float *bw = dcb_w(op, "branch_w")->data, *bb = dcb_w(op, "branch_b")->data;
+    const size_t per = (size_t)C * (p->cin / p->groups) * 9;
+
+    for (int i = 0; i < M; i++) {
+        dcb_conv2d_p c = branch_p(p, i);
+        float *Ui = U + (size_t)i * UN;
+        if (is_winograd(p->engine))
+            dcb_winograd_run(((dcb_winograd_plan **)op->state)[i], N, H, W, x->data, bb + (size_t)i * C, Ui,
+                             ews, op->threads, prof);
+        else
+            dcb_engine_conv(p->engine, &c, N, H, W, x->data, bw + i * per, bb + (size_t)i * C, Ui, ews,
+                            op->threads, prof);
+        double t0 = dcb_now();
+        dcb_relu(Ui, UN);
+        DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
+    }
+
+    /* attention: s = gap(sum_i U_i), z = relu(fc(s)), a = softmax_i(fcs(z)) */
+    double t0 = dcb_now();
+#pragma omp parallel for schedule(static) num_threads(op->threads)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const int n = (int)(nc / C), c = (int)(nc % C);
+        double acc = 0;
+        for (int i = 0; i < M; i++) {
+            const float *u = U + (size_t)i * UN + ((size_t)n * C + c) * P;
+            for (size_t k = 0; k < P; k++) acc += u[k];
+        }
+        s[nc] = (float)(acc / (double)P);
+    }
+    dcb_linear(s, N, C, dcb_w(op, "fc_w")->data, dcb_w(op, "fc_b")->data, p->d, z, op->threads);
+    dcb_relu(z, (size_t)N * p->d);
+    dcb_linear(z, N, p->d, dcb_w(op, "fcs_w")->data, dcb_w(op, "fcs_b")->data, M * C, a, op->threads);
+    for (int n = 0; n < N; n++)   /* a is (N, M, cout): the softmax runs down a column */
+        for (int c = 0; c < C; c++) {
+            float *col = a + (size_t)n * M * C + c;
+            float mx = -INFINITY;
+            for (int i = 0; i < M; i++) mx = col[(size_t)i * C] > mx ? col[(size_t)i * C] : mx;
+            double sum = 0;
+            for (int i = 0; i < M; i++) {
+                col[(size_t)i * C] = expf(col[(size_t)i * C] - mx);
+                sum += col[(size_t)i * C];
+            }
+            for (int i = 0; i < M; i++) col[(size_t)i * C] = (float)(col[(size_t)i * C] / sum);
+        }
+    DCB_PHASE_ADD(prof, DCB_PHASE_ROUTING, t0);
+
+    t0 = dcb_now();
+#pragma omp parallel for schedule(static) num_threads(op->threads)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const int n = (int)(nc / C), c = (int)(nc % C);
+        float *yo = y->data + (size_t)nc * P;
+        const float a0 = a[(size_t)n * M * C + c];
+        const float *u0 = U + (size_t)nc * P;
+        for (size_t k = 0; k < P; k++) yo[k] = a0 * u0[k];
+        for (int i = 1; i < M; i++) {
+            const float ai = a[((size_t)n * M + i) * C + c];
+            const float *ui = U + (size_t)i * UN + (size_t)nc * P;
+            for (size_t k = 0; k < P; k++) yo[k] += ai * ui[k];
+        }
+    }
+    DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
+    return DCB_OK;
+}
+
+/* ------------------------------------------------------------------ hooks */
+static dcb_status skconv_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    size_t wsb;
+    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
+    if (st != DCB_OK) return st;
+    const skconv_hp *p = HP(op);
+    dcb_tensor *y = dcb_tensor_new(yn, ys);
+    dcb_tensor *a = dcb_tensor_new(3, (int64_t[]){x->shape[0], p->M, p->cout});
+    void *ws = dcb_aligned_alloc(wsb);
+    if (!y || !a || !ws) {
+        st = dcb_fail(DCB_OUT_OF_MEMORY, "skconv: out of memory for the routing weights");
+    } else {
+        st = dcb_op_run(op, x, y, ws, NULL);
+        if (st == DCB_OK) memcpy(a->data, (char *)ws + layout(op, x->shape).a, sizeof(float) * (size_t)a->size);
+    }
+    dcb_tensor_free(y);
+    dcb_aligned_free(ws);
+    if (st != DCB_OK) {
+        dcb_tensor_free(a);
+        return st;
+    }
+    *out = a;
+    return DCB_OK;
+}
+
+static dcb_status skconv_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    (void)op;
+    (void)x;
+    (void)out;
+    return dcb_fail(DCB_UNSUPPORTED_PARAM,
+                    "skconv: its branch kernels are static (the attention mixes outputs: see dcb_op_routing)");
+}
+
+#define SK_IMPL(var, nm, doc)                                                                         \
+    static const dcb_impl_vt var = {nm, doc, skconv_check, skconv_ws, skconv_prepare, skconv_run, \
+                                    skconv_release, skconv_executed}
+SK_IMPL(impl_naive, "naive", "branch convs by direct loops (the oracle)");
+SK_IMPL(impl_im2col, "im2col", "branch convs by im2col + sgemm");
+SK_IMPL(impl_winograd, "winograd", "branch convs by Winograd F(4x4,3x3): branches=1, stride 1 only");
+SK_IMPL(impl_winograd_f2, "winograd_f2", "branch convs by Winograd F(2x2,3x3): branches=1, stride 1 only");
+
+/* one implementation per conv2d engine, in dcb_engine_names order */
+static const dcb_impl_vt *const skconv_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2};
+_Static_assert(sizeof skconv_impls / sizeof skconv_impls[0] == DCB_ENGINE_COUNT,
+               "skconv needs one implementation per conv2d engine");
+
+const dcb_op_info dcb_skconv_info = {
+    "skconv",
+    "Selective Kernel convolution: softmax attention over dilated 3x3 grouped branches",
+    skconv_params,
+    (int)(sizeof skconv_params / sizeof skconv_params[0]),
+    skconv_validate,
+    skconv_weights,
+    skconv_out_shape,
+    skconv_cost,
+    skconv_impls,
+    (int)(sizeof skconv_impls / sizeof skconv_impls[0]),
+    skconv_kernels,
+    skconv_routing,
+};
