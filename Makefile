@@ -68,9 +68,12 @@ $(BUILD)/harness/%.o: harness/%.c harness/*.h kernels/dcb.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(HARNESS_CFLAGS) -c $< -o $@
 
+HARNESS_CXXFLAGS = -std=c++17 -fPIC $(WARN) -Iharness -Ikernels $(shell pkg-config --cflags benchmark 2>/dev/null) \
+                   -DDCB_GBENCH_VERSION='"$(shell pkg-config --modversion benchmark 2>/dev/null)"'
+
 $(BUILD)/harness/%.o: harness/%.cc harness/*.h | deps
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 $(OPT) -fPIC $(WARN) -Iharness -Ikernels $(shell pkg-config --cflags benchmark 2>/dev/null) -c $< -o $@
+	$(CXX) $(OPT) $(HARNESS_CXXFLAGS) -c $< -o $@
 
 $(BUILD)/dcbench: $(HARNESS_OBJ) $(BUILD)/libdcb.a
 	$(CC) $(HARNESS_OBJ) $(BUILD)/libdcb.a $(HARNESS_LIBS) $(LDLIBS) -o $@
