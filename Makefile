@@ -74,9 +74,32 @@ $(BUILD)/harness/%.o: harness/%.c harness/*.h kernels/dcb.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(HARNESS_CFLAGS) -c $< -o $@
 
+HARNESS_CXXFLAGS = -std=c++17 -fPIC $(WARN) -Iharness -Ikernels $(shell pkg-config --cflags benchmark 2>/dev/null) \
+                   -DDCB_GBENCH_VERSION='"$(shell pkg-config --modversion benchmark 2>/dev/null)"'
+
 $(BUILD)/harness/%.o: harness/%.cc harness/*.h | deps
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 $(OPT) -fPIC $(WARN) -Iharness -Ikernels $(shell pkg-config --cflags benchmark 2>/dev/null) -c $< -o $@
+	$(CXX) $(OPT) $(HARNESS_CXXFLAGS) -c $< -o $@
+
+# The harness without its main programs, for the tests of the harness
+# (tests/test_measure.c, tests/test_harness_*.c); -san: the same under ASan+UBSan.
+HARNESS_LIB_OBJ := $(filter-out $(BUILD)/harness/dcbench.o,$(HARNESS_OBJ))
+HARNESS_SAN_OBJ := $(HARNESS_LIB_OBJ:$(BUILD)/harness/%=$(BUILD)/san-harness/%)
+HARNESS_TESTS   := $(filter test_measure test_harness_%,$(TESTS))
+
+$(BUILD)/libdcbh.a: $(HARNESS_LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/san-harness/%.o: harness/%.c harness/*.h kernels/dcb.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(HARNESS_CFLAGS:-O3=-O1) $(SAN) -c $< -o $@
+
+$(BUILD)/san-harness/%.o: harness/%.cc harness/*.h | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(OPT:-O3=-O1) $(HARNESS_CXXFLAGS) $(SAN) -c $< -o $@
+
+$(BUILD)/libdcbh-san.a: $(HARNESS_SAN_OBJ)
+	ar rcs $@ $^
 
 $(BUILD)/dcbench: $(HARNESS_OBJ) $(BUILD)/libdcb.a
 	$(CC) $(HARNESS_OBJ) $(BUILD)/libdcb.a $(HARNESS_LIBS) $(LDLIBS) -o $@
@@ -88,6 +111,14 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdcb.a
 $(BUILD)/tests-san/%: tests/%.c tests/testutil.h $(BUILD)/libdcb-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcb-san.a $(LDLIBS) -lcmocka -o $@
+
+$(HARNESS_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: tests/%.c tests/testutil.h harness/measure.h $(BUILD)/libdcbh.a $(BUILD)/libdcb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HARNESS_CFLAGS) -Itests $< $(BUILD)/libdcbh.a $(BUILD)/libdcb.a $(HARNESS_LIBS) $(LDLIBS) -lcmocka -o $@
+
+$(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/testutil.h harness/measure.h $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HARNESS_CFLAGS:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a $(HARNESS_LIBS) $(LDLIBS) -lcmocka -o $@
 
 $(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@

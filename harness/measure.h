@@ -22,14 +22,18 @@ typedef struct dcbh_time_opts {
     double min_time;         /* seconds per repetition (default 0.05) */
     int threads;             /* recorded only; the body sets its own threads */
     const char *json_path;   /* if non-NULL: Google Benchmark's own JSON for this run is
-                                appended there (one JSON document per line) */
+                                appended there (one JSON document per line, i.e. JSON
+                                Lines; the file is created if missing) */
 } dcbh_time_opts;
 
 typedef struct dcbh_time_stats {
     int repetitions;
     int64_t iterations;              /* per repetition, chosen by Google Benchmark */
-    double median, mean, min, max, stddev, cv;   /* seconds per iteration */
-    double rep[DCBH_MAX_REPS];       /* per-repetition seconds per iteration */
+    double median, mean, min, max, stddev, cv;   /* seconds per iteration; stddev is the
+                                        sample one (n-1), cv = stddev/mean; both NAN
+                                        when repetitions == 1 */
+    double rep[DCBH_MAX_REPS];       /* per-repetition seconds per iteration (wall time);
+                                        NAN past `repetitions` */
 } dcbh_time_stats;
 
 /* The timed body: one call is one iteration. `iteration` counts up from 0
@@ -37,7 +41,12 @@ typedef struct dcbh_time_stats {
  * (cold-cache timing). Returns 0 on success; non-zero aborts the timing. */
 typedef int (*dcbh_body)(void *ctx, int64_t iteration);
 
-/* Runs body under Google Benchmark with opts' repetitions and min_time.
+/* Runs body under Google Benchmark with opts' repetitions and min_time
+ * (iterations chosen on wall time, no warm-up of Google Benchmark's own: warm
+ * up before calling). Google Benchmark also calls the body in its estimation
+ * runs before the first repetition. After a body error the body is not called
+ * again. Not reentrant (Google Benchmark's state is global): calls are
+ * serialised, and a body must not call dcbh_time.
  * 0 on success; otherwise -1 and a message in err. */
 int dcbh_time(dcbh_body body, void *ctx, const dcbh_time_opts *opts, dcbh_time_stats *out,
               char *err, size_t errlen);
@@ -70,7 +79,12 @@ typedef struct dcbh_counters {
  * says why (PAPI's own reason). Returns the source name. */
 const char *dcbh_counters_init(void);
 const char *dcbh_counters_warning(void);   /* "" if none */
-/* Counts the calling thread and the threads it creates afterwards (inherit). */
+/* Counts the calling thread and the threads it creates afterwards (inherit).
+ * perf_sw also counts every other thread that exists at start (an OpenMP or
+ * BLAS pool created earlier), so its columns cover the whole process; PAPI's
+ * hardware columns cover only the calling thread and its later children
+ * (see counters.c). One region at a time; start and stop on one thread.
+ * stop returns -1 (all NAN) when no region was started. */
 int dcbh_counters_start(void);
 int dcbh_counters_stop(dcbh_counters *out);
 
@@ -83,8 +97,11 @@ typedef struct dcbh_calib {
     char isa[32];                             /* "avx512" | "avx2+fma" | "scalar" */
 } dcbh_calib;
 
+/* Takes a few seconds (arrays of 3 x 128 MiB); threads_all < 1 means all
+ * processors. DCB_CALIB_QUICK=1: short runs on cache-sized arrays, for tests
+ * (the bandwidth is then a cache bandwidth). */
 int dcbh_calibrate(dcbh_calib *c, int threads_all);
-int dcbh_calib_save(const char *path, const dcbh_calib *c);
+int dcbh_calib_save(const char *path, const dcbh_calib *c); /* temp + rename; makes dirs */
 int dcbh_calib_load(const char *path, dcbh_calib *c);       /* 0 if found and valid */
 /* Default location: results/calibration.json (DCB_CALIBRATION overrides). */
 const char *dcbh_calib_path(void);

@@ -1,0 +1,342 @@
+/* calibrate.c — what this machine can do at best, so that results can be
+ * read as a fraction of it: fp32 FMA throughput and triad memory bandwidth,
+ * on one thread and on all. Best of several runs, since a shared machine
+ * only ever makes a run slower.
+ *
+ * DCB_CALIB_QUICK=1 (for the tests) uses short runs and small, cache-resident
+ * arrays: the peak is still roughly right, the "bandwidth" then is a cache
+ * bandwidth and means nothing beyond sanity. */
+#define _GNU_SOURCE
+#include "measure.h"
+#include "dcb.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int quick(void) {
+    const char *q = getenv("DCB_CALIB_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
+/* ------------------------------------------------------------- peak FLOPs
+ * NACC independent accumulators hide the FMA latency (4 cycles x 2 pipes on
+ * Zen 3 needs 8; 12 leaves room for 5-cycle cores). acc = acc*m + a with
+ * m just below 1 converges instead of overflowing, so no denormals appear. */
+#define NACC 12
+
+#if defined(__AVX512F__)
+#define PEAK_ISA "avx512"
+#define FLOPS_PER_STEP (NACC * 16 * 2)
+static float fma_kernel(long steps, float seed) {
+    __m512 acc[NACC];
+    const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
+    for (int j = 0; j < NACC; j++) acc[j] = _mm512_set1_ps(seed + (float)j);
+    for (long i = 0; i < steps; i++)
+        for (int j = 0; j < NACC; j++) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
+    __m512 s = acc[0];
+    for (int j = 1; j < NACC; j++) s = _mm512_add_ps(s, acc[j]);
+    return _mm512_reduce_add_ps(s);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#define PEAK_ISA "avx2+fma"
+#define FLOPS_PER_STEP (NACC * 8 * 2)
+static float fma_kernel(long steps, float seed) {
+    __m256 acc[NACC];
+    const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-6f);
+    for (int j = 0; j < NACC; j++) acc[j] = _mm256_set1_ps(seed + (float)j);
+    for (long i = 0; i < steps; i++)
+        for (int j = 0; j < NACC; j++) acc[j] = _mm256_fmadd_ps(acc[j], m, a);
+    __m256 s = acc[0];
+    for (int j = 1; j < NACC; j++) s = _mm256_add_ps(s, acc[j]);
+    float t[8];
+    _mm256_storeu_ps(t, s);
+    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+#else
+#define PEAK_ISA "scalar"
+#define FLOPS_PER_STEP (NACC * 2)
+static float fma_kernel(long steps, float seed) {
+    float acc[NACC];
+    for (int j = 0; j < NACC; j++) acc[j] = seed + (float)j;
+    for (long i = 0; i < steps; i++)
+        for (int j = 0; j < NACC; j++) acc[j] = acc[j] * 0.999999f + 1e-6f;
+    float s = 0;
+    for (int j = 0; j < NACC; j++) s += acc[j];
+    return s;
+}
+#endif
+
+static volatile float g_sink;
+
+/* GFLOP/s of `threads` threads each running `steps` steps. The clock runs
+ * from a barrier that all threads have reached to the end of the slowest, so
+ * waking the OpenMP team up is not counted but any imbalance is. */
+static double peak_once(int threads, long steps) {
+    double t0 = 0, t1 = 0;
+    float s = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : s)
+    {
+#pragma omp barrier
+#pragma omp master
+        t0 = now_s();
+#pragma omp barrier
+        s += fma_kernel(steps, (float)omp_get_thread_num());
+#pragma omp barrier
+#pragma omp master
+        t1 = now_s();
+    }
+    g_sink = s;
+    return (double)threads * (double)steps * FLOPS_PER_STEP / (t1 - t0) * 1e-9;
+}
+
+/* Steps for one run of about target_s on one thread (the work per thread
+ * does not depend on the thread count). */
+static long steps_for(double target_s) {
+    long steps = 1000;
+    double dt;
+    for (;;) {
+        double t0 = now_s();
+        g_sink = fma_kernel(steps, 1.0f);
+        dt = now_s() - t0;
+        if (dt >= 0.05 * target_s || steps > (1L << 40)) break;
+        steps *= 8;
+    }
+    return (long)((double)steps * target_s / dt) + 1;
+}
+
+static double peak(int threads, long steps, int runs) {
+    double best = 0;
+    for (int r = 0; r < runs; r++) {
+        double g = peak_once(threads, steps);
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+/* -------------------------------------------------------------- bandwidth
+ * a = b + s*c: 2 streams read, 1 written; counted as 12 bytes per element
+ * (the write-allocate read of a, which the hardware also does, is not
+ * counted — the usual STREAM convention). */
+static double triad_once(float *a, const float *b, const float *c, long n, int threads) {
+    const float s = 1.0001f;
+    double t0 = 0, t1 = 0;
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp barrier
+#pragma omp master
+        t0 = now_s();
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (long i = 0; i < n; i++) a[i] = b[i] + s * c[i];
+#pragma omp master
+        t1 = now_s();
+    }
+    g_sink = a[n / 2];
+    return 12.0 * (double)n / (t1 - t0) * 1e-9;
+}
+
+static int bandwidth(int threads_all, long n, int runs, double *bw1, double *bwall) {
+    size_t bytes = (size_t)n * sizeof(float);
+    float *a = dcb_aligned_alloc(bytes), *b = dcb_aligned_alloc(bytes), *c = dcb_aligned_alloc(bytes);
+    if (!a || !b || !c) {
+        dcb_aligned_free(a);
+        dcb_aligned_free(b);
+        dcb_aligned_free(c);
+        return -1;
+    }
+    /* First touch with the schedule of the measurement (NUMA placement). */
+#pragma omp parallel for num_threads(threads_all) schedule(static)
+    for (long i = 0; i < n; i++) {
+        a[i] = 0;
+        b[i] = (float)(i & 1023);
+        c[i] = 1.0f;
+    }
+    *bw1 = *bwall = 0;
+    for (int r = 0; r < runs; r++) {
+        double g1 = triad_once(a, b, c, n, 1);
+        double ga = triad_once(a, b, c, n, threads_all);
+        if (g1 > *bw1) *bw1 = g1;
+        if (ga > *bwall) *bwall = ga;
+    }
+    dcb_aligned_free(a);
+    dcb_aligned_free(b);
+    dcb_aligned_free(c);
+    return 0;
+}
+
+static void iso_now(char *buf, size_t len) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int dcbh_calibrate(dcbh_calib *c, int threads_all) {
+    if (!c) return -1;
+    memset(c, 0, sizeof *c);
+    if (threads_all < 1) threads_all = omp_get_num_procs();
+    const int q = quick();
+    /* 3 x 128 MiB, far beyond any LLC of today's servers; quick: 3 x 4 MiB. */
+    const long n = q ? (4L << 20) / 4 : (128L << 20) / 4;
+    c->threads_all = threads_all;
+    const int runs = 5;
+    const long steps = steps_for(q ? 0.01 : 0.2);
+    c->peak_gflops_1t = peak(1, steps, runs);
+    c->peak_gflops_all = threads_all == 1 ? c->peak_gflops_1t : peak(threads_all, steps, runs);
+    if (bandwidth(threads_all, n, q ? 5 : 10, &c->bw_gbs_1t, &c->bw_gbs_all) != 0) return -1;
+    iso_now(c->when, sizeof c->when);
+    snprintf(c->isa, sizeof c->isa, "%s", PEAK_ISA);
+    return 0;
+}
+
+/* ------------------------------------------------------------ save / load */
+const char *dcbh_calib_path(void) {
+    const char *p = getenv("DCB_CALIBRATION");
+    return p && *p ? p : "results/calibration.json";
+}
+
+/* mkdir -p of the directory part of path. */
+static void make_parent(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return;
+    *slash = 0;
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(dir, 0755);
+        *p = '/';
+    }
+    mkdir(dir, 0755);
+}
+
+int dcbh_calib_save(const char *path, const dcbh_calib *c) {
+    if (!path || !c) return -1;
+    make_parent(path);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    /* when and isa are produced here (ISO date, a fixed set of names): no
+     * character in them needs escaping. */
+    int w = fprintf(f,
+                    "{\"peak_gflops_1t\": %.9g, \"peak_gflops_all\": %.9g, \"bw_gbs_1t\": %.9g, "
+                    "\"bw_gbs_all\": %.9g, \"threads_all\": %d, \"when\": \"%s\", \"isa\": \"%s\"}\n",
+                    c->peak_gflops_1t, c->peak_gflops_all, c->bw_gbs_1t, c->bw_gbs_all,
+                    c->threads_all, c->when, c->isa);
+    int ok = w > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* A small strict reader for the flat object that save writes: string keys,
+ * number or string values (other JSON literals are skipped), nothing else. */
+typedef struct { const char *p; } rd;
+
+static void ws(rd *r) {
+    while (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r') r->p++;
+}
+
+static int rd_string(rd *r, char *out, size_t len) {
+    ws(r);
+    if (*r->p != '"') return -1;
+    r->p++;
+    size_t k = 0;
+    while (*r->p && *r->p != '"') {
+        if (*r->p == '\\') return -1;   /* never written by save */
+        if ((unsigned char)*r->p < 0x20) return -1;
+        if (k + 1 >= len) return -1;
+        out[k++] = *r->p++;
+    }
+    if (*r->p != '"') return -1;
+    r->p++;
+    out[k] = 0;
+    return 0;
+}
+
+int dcbh_calib_load(const char *path, dcbh_calib *c) {
+    if (!path || !c) return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int toolong = !feof(f);
+    fclose(f);
+    if (toolong) return -1;
+    buf[n] = 0;
+
+    dcbh_calib t;
+    memset(&t, 0, sizeof t);
+    double num[5] = {NAN, NAN, NAN, NAN, NAN};
+    static const char *const keys[5] = {"peak_gflops_1t", "peak_gflops_all", "bw_gbs_1t",
+                                        "bw_gbs_all", "threads_all"};
+    int have_when = 0, have_isa = 0;
+    rd r = {buf};
+    ws(&r);
+    if (*r.p++ != '{') return -1;
+    for (;;) {
+        char key[64], sval[64];
+        if (rd_string(&r, key, sizeof key) != 0) return -1;
+        ws(&r);
+        if (*r.p++ != ':') return -1;
+        ws(&r);
+        if (*r.p == '"') {
+            if (rd_string(&r, sval, sizeof sval) != 0) return -1;
+            if (strcmp(key, "when") == 0) {
+                if (strlen(sval) >= sizeof t.when) return -1;
+                strcpy(t.when, sval);
+                have_when = 1;
+            } else if (strcmp(key, "isa") == 0) {
+                if (strlen(sval) >= sizeof t.isa) return -1;
+                strcpy(t.isa, sval);
+                have_isa = 1;
+            }
+        } else {
+            char *end;
+            errno = 0;
+            double v = strtod(r.p, &end);
+            if (end == r.p || errno) return -1;
+            r.p = end;
+            for (int i = 0; i < 5; i++)
+                if (strcmp(key, keys[i]) == 0) num[i] = v;
+        }
+        ws(&r);
+        if (*r.p == ',') { r.p++; continue; }
+        if (*r.p == '}') { r.p++; break; }
+        return -1;
+    }
+    ws(&r);
+    if (*r.p) return -1;
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(num[i]) || num[i] <= 0) return -1;
+    if (!have_when || !have_isa || num[4] != floor(num[4]) || num[4] > 1e6) return -1;
+    t.peak_gflops_1t = num[0];
+    t.peak_gflops_all = num[1];
+    t.bw_gbs_1t = num[2];
+    t.bw_gbs_all = num[3];
+    t.threads_all = (int)num[4];
+    *c = t;
+    return 0;
+}
