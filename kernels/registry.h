@@ -4,5 +4,8 @@
 #ifndef DCB_REGISTRY_H
 #define DCB_REGISTRY_H
 #define DCB_OPERATORS(X) \
-    X(conv2d)
+    X(conv2d) \
+    X(lightconv) \
+    X(dynconv1d) \
+    X(mhattention)
 #endif
