@@ -46,11 +46,11 @@ all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/obj/%.o: kernels/%.c kernels/dcb.h kernels/dcb_internal.h kernels/registry.h | deps
+$(BUILD)/obj/%.o: kernels/%.c kernels/*.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-$(BUILD)/san/%.o: kernels/%.c kernels/dcb.h kernels/dcb_internal.h kernels/registry.h | deps
+$(BUILD)/san/%.o: kernels/%.c kernels/*.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB:-O3=-O1) $(SAN) -c $< -o $@
 

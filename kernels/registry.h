@@ -12,5 +12,8 @@
     X(drconv) \
     X(localconv) \
     X(skconv) \
-    X(splat)
+    X(splat) \
+    X(lightconv) \
+    X(dynconv1d) \
+    X(mhattention)
 #endif

@@ -1,0 +1,166 @@
+/* dynconv1d (DynamicConv, Wu et al. 2019): lightconv whose (H, K) kernel is
+ * predicted for every time step by a linear layer of x[n, t, :] and
+ * (optionally) softmax-normalised over K. The kernels are generated into the
+ * workspace as (N, T, H, K), then convolved by one of lightconv's strategies
+ * (naive, unfold, band, direct; see lightconv.c) with a kernel stride of H*K
+ * per time step. naive predicts the kernels in double (the oracle); the others
+ * with one sgemm over the N*T rows. */
+#include "lightconv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const dcb_param_spec dynconv1d_params[] = {
+    {"channels", DCB_PT_INT, 0, NULL, 1, "channels C (required)"},
+    {"heads", DCB_PT_INT, 1, NULL, 0, "heads H; must divide channels (channel c uses head c / (C/H))"},
+    {"kernel_size", DCB_PT_INT, 0, NULL, 1, "kernel width K (required)"},
+    {"padding", DCB_PT_STRING, 0, "same", 0, "\"same\" (left pad K/2) or \"causal\" (left pad K-1)"},
+    {"weight_softmax", DCB_PT_BOOL, 1, NULL, 0, "softmax-normalise each predicted kernel over K"},
+    {"bias", DCB_PT_BOOL, 0, NULL, 0, "biases on the kernel predictor (wlin_b) and per channel (bias)"},
+};
+
+#define P(op) ((const dcb_seqconv_p *)(op)->hp)
+
+static dcb_status dynconv1d_validate(dcb_op *op) {
+    dcb_seqconv_p *p = calloc(1, sizeof *p);
+    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "dynconv1d: out of memory");
+    op->hp = p;
+    return dcb_seqconv_read_params(op, "dynconv1d", p);
+}
+
+/* As in fairseq's DynamicConv1dTBC: the predictor's bias and the conv bias
+ * both exist only when bias is true. */
+static int dynconv1d_weights(const dcb_op *op, dcb_weight_spec *s) {
+    const dcb_seqconv_p *p = P(op);
+    int n = 0;
+    s[n++] = (dcb_weight_spec){"wlin_w", 2, {(int64_t)p->H * p->K, p->C}, (double)p->C, 0};
+    if (p->bias) {
+        s[n++] = (dcb_weight_spec){"wlin_b", 1, {(int64_t)p->H * p->K}, (double)p->C, 1};
+        s[n++] = (dcb_weight_spec){"bias", 1, {p->C}, (double)p->K, 1};
+    }
+    return n;
+}
+
+static dcb_status dynconv1d_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
+    return dcb_seqconv_out_shape("dynconv1d", P(op), ndim, x, yn, y);
+}
+
+/* Per time step: kernel prediction H*K*C MACs (+ H*K with bias) — the
+ * dynamic_macs term — plus the conv, C*K (+ C with bias). flops = 2*macs +
+ * 3*H*K per time step for the softmax over K (max/sub, exp, divide). acts:
+ * the predictor's outputs (H*K) and the conv output (C) per time step. */
+static void dynconv1d_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
+    const dcb_seqconv_p *p = P(op);
+    const double NT = (double)x[0] * x[1], HK = (double)p->H * p->K;
+    c->dynamic_macs = NT * (HK * p->C + (p->bias ? HK : 0));
+    c->macs = c->dynamic_macs + NT * ((double)p->C * p->K + (p->bias ? p->C : 0));
+    c->flops = 2 * c->macs + (p->softmax ? 3.0 * NT * HK : 0);
+    c->params = HK * p->C + (p->bias ? HK + p->C : 0);
+    c->acts = NT * (HK + p->C);
+    c->bytes = 4.0 * (NT * p->C + c->params + NT * p->C);
+}
+
+static size_t kern_bytes(const dcb_seqconv_p *p, int N, int T) {
+    size_t b = sizeof(float) * (size_t)N * T * p->H * p->K;
+    return (b + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN;
+}
+
+static size_t dynconv1d_ws(const dcb_op *op, const int64_t *x) {
+    const int N = (int)x[0], T = (int)x[1];
+    return kern_bytes(P(op), N, T) + dcb_seqconv_ws(dcb_seqconv_parse(op->impl->name), P(op), N, T);
+}
+
+/* k (N*T, H*K) = x (N*T, C) . wlin_w^T + wlin_b, softmax over K: in double. */
+static void predict_naive(const dcb_op *op, const float *x, long NT, float *k) {
+    const dcb_seqconv_p *p = P(op);
+    const int HK = p->H * p->K, C = p->C;
+    const float *w = dcb_w(op, "wlin_w")->data;
+    const dcb_tensor *bt = dcb_w(op, "wlin_b");
+    const float *b = bt ? bt->data : NULL;
+#pragma omp parallel for schedule(static) num_threads(op->threads)
+    for (long nt = 0; nt < NT; nt++) {
+        const float *xr = x + (size_t)nt * C;
+        for (int o = 0; o < HK; o++) {
+            double acc = b ? b[o] : 0.0;
+            for (int c = 0; c < C; c++) acc += (double)w[(size_t)o * C + c] * xr[c];
+            k[(size_t)nt * HK + o] = (float)acc;
+        }
+        if (p->softmax) dcb_seqconv_softmax_double(k + (size_t)nt * HK, (size_t)p->H, p->K);
+    }
+}
+
+static dcb_status dynconv1d_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    const dcb_seqconv_p *p = P(op);
+    const int N = (int)x->shape[0], T = (int)x->shape[1];
+    const dcb_seq_strategy s = dcb_seqconv_parse(op->impl->name);
+    float *k = ws;
+    double t0 = dcb_now();
+    if (s == DCB_SEQ_NAIVE) {
+        predict_naive(op, x->data, (long)N * T, k);
+    } else {
+        const dcb_tensor *b = dcb_w(op, "wlin_b");
+        dcb_linear(x->data, N * T, p->C, dcb_w(op, "wlin_w")->data, b ? b->data : NULL, p->H * p->K, k,
+                   op->threads);
+        if (p->softmax) dcb_softmax_rows(k, N * T * p->H, p->K, 1.0f);
+    }
+    DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
+    const dcb_tensor *bias = dcb_w(op, "bias");
+    dcb_seqconv_run(s, p, N, T, x->data, k, (size_t)p->H * p->K, bias ? bias->data : NULL, y->data,
+                    (char *)ws + kern_bytes(p, N, T), op->threads, prof);
+    return DCB_OK;
+}
+
+/* band: the kernel prediction, then the whole T x T matrix per (n, head). */
+static double dynconv1d_band_executed(const dcb_op *op, const int64_t *x) {
+    const dcb_seqconv_p *p = P(op);
+    const double N = (double)x[0], T = (double)x[1], HK = (double)p->H * p->K;
+    return N * T * (HK * p->C + (p->bias ? HK : 0)) + N * (T * T * p->C + (p->bias ? T * p->C : 0));
+}
+
+/* The kernels hook: (N, T, H, K) after the softmax, as the oracle computes them. */
+static dcb_status dynconv1d_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    const dcb_seqconv_p *p = P(op);
+    int64_t shape[4] = {x->shape[0], x->shape[1], p->H, p->K};
+    dcb_tensor *k = dcb_tensor_new(4, shape);
+    if (!k) return dcb_fail(DCB_OUT_OF_MEMORY, "dynconv1d: out of memory for the kernels");
+    predict_naive(op, x->data, (long)(x->shape[0] * x->shape[1]), k->data);
+    *out = k;
+    return DCB_OK;
+}
+
+/* DynamicConv has no routing weights separate from its kernels: the per-step
+ * kernels are dcb_op_kernels' answer. */
+static dcb_status dynconv1d_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    (void)op;
+    (void)x;
+    (void)out;
+    return dcb_fail(DCB_UNSUPPORTED_PARAM,
+                    "dynconv1d: no routing weights; its per-step kernels (N, T, heads, kernel_size) "
+                    "come from dcb_op_kernels");
+}
+
+static const dcb_impl_vt dc_naive = {"naive", "double-precision kernel prediction and direct loops: the oracle",
+                                     NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, NULL};
+static const dcb_impl_vt dc_unfold = {"unfold", "sgemm kernel prediction; K-wide windows (N, T, C, K), products",
+                                      NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, NULL};
+static const dcb_impl_vt dc_band = {"band", "sgemm kernel prediction; T x T band matrix per (n, head), sgemm",
+                                    NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, dynconv1d_band_executed};
+static const dcb_impl_vt dc_direct = {"direct", "sgemm kernel prediction; direct loops vectorised over channels",
+                                      NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, NULL};
+
+static const dcb_impl_vt *const dynconv1d_impls[] = {&dc_naive, &dc_unfold, &dc_band, &dc_direct};
+
+const dcb_op_info dcb_dynconv1d_info = {
+    "dynconv1d",
+    "DynamicConv: lightconv with a (heads, K) kernel predicted per time step by a linear layer",
+    dynconv1d_params,
+    (int)(sizeof dynconv1d_params / sizeof dynconv1d_params[0]),
+    dynconv1d_validate,
+    dynconv1d_weights,
+    dynconv1d_out_shape,
+    dynconv1d_cost,
+    dynconv1d_impls,
+    (int)(sizeof dynconv1d_impls / sizeof dynconv1d_impls[0]),
+    dynconv1d_kernels,
+    dynconv1d_routing,
+};

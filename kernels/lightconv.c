@@ -1,0 +1,356 @@
+/* lightconv (LightConv, Wu et al. 2019): a depthwise 1-D convolution over
+ * sequences x (N, T, C) whose K-tap kernel is shared by the C/H channels of
+ * each head and (optionally) softmax-normalised over K. This file also holds
+ * the four strategies that dynconv1d reuses (lightconv.h):
+ *   naive   direct loops, double accumulation: the oracle;
+ *   unfold  materialise the K-wide windows (N, T, C, K) in the workspace,
+ *           then one K-long product per output (fairseq's long-sequence path);
+ *   band    per (n, head) the T x T band matrix whose row t holds the K taps
+ *           on columns t-left_pad .. t-left_pad+K-1, then one sgemm
+ *           (T x T) x (T x C/H) (fairseq's short-sequence path; O(T^2) work);
+ *   direct  no materialisation: for each (n, t) and tap j, w * x[n, t+j-pad, :]
+ *           accumulated over each head's contiguous channel run (plain loops
+ *           that -O3 -march=native vectorises). */
+#include "lightconv.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------- shared hyperparameters */
+dcb_status dcb_seqconv_read_params(dcb_op *op, const char *opname, dcb_seqconv_p *p) {
+    dcb_status st;
+    memset(p, 0, sizeof *p);
+    if (isnan(dcb_pv(op, "channels"))) return dcb_fail(DCB_INVALID_PARAM, "%s: channels is required", opname);
+    if (isnan(dcb_pv(op, "kernel_size")))
+        return dcb_fail(DCB_INVALID_PARAM, "%s: kernel_size is required", opname);
+    if ((st = dcb_get_int(op, "channels", 1, &p->C)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "heads", 1, &p->H)) != DCB_OK) return st;
+    if ((st = dcb_get_int(op, "kernel_size", 1, &p->K)) != DCB_OK) return st;
+    if (p->C % p->H)
+        return dcb_fail(DCB_INVALID_PARAM, "%s: heads=%d does not divide channels=%d", opname, p->H, p->C);
+    const char *pad = dcb_ps(op, "padding");
+    if (pad && strcmp(pad, "same") == 0)
+        p->causal = 0;
+    else if (pad && strcmp(pad, "causal") == 0)
+        p->causal = 1;
+    else
+        return dcb_fail(DCB_INVALID_PARAM, "%s: padding='%s' is invalid (valid: same, causal)", opname,
+                        pad ? pad : "(null)");
+    p->softmax = dcb_pv(op, "weight_softmax") != 0;
+    p->bias = dcb_pv(op, "bias") != 0;
+    return DCB_OK;
+}
+
+dcb_status dcb_seqconv_out_shape(const char *opname, const dcb_seqconv_p *p, int ndim, const int64_t *x,
+                                 int *yn, int64_t *y) {
+    char s[128];
+    if (ndim != 3)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input must be (N, T, C), got %s", opname,
+                        dcb_shape_str(ndim, x, s, sizeof s));
+    if (x[0] < 1 || x[1] < 1 || x[0] > INT32_MAX || x[1] > INT32_MAX || x[0] * x[1] > INT32_MAX)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input shape %s has a bad size", opname,
+                        dcb_shape_str(ndim, x, s, sizeof s));
+    if (x[2] != p->C)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input has %lld channels, channels=%d", opname,
+                        (long long)x[2], p->C);
+    *yn = 3;
+    y[0] = x[0];
+    y[1] = x[1];
+    y[2] = x[2];
+    return DCB_OK;
+}
+
+int dcb_seqconv_parse(const char *impl) {
+    static const char *const names[DCB_SEQ_COUNT] = {"naive", "unfold", "band", "direct"};
+    for (int i = 0; i < DCB_SEQ_COUNT; i++)
+        if (strcmp(impl, names[i]) == 0) return i;
+    return -1;
+}
+
+size_t dcb_seqconv_ws(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T) {
+    if (s == DCB_SEQ_UNFOLD) return sizeof(float) * (size_t)N * T * p->C * p->K;
+    if (s == DCB_SEQ_BAND) return sizeof(float) * (size_t)T * T;
+    return 0;
+}
+
+void dcb_seqconv_softmax_double(float *k, size_t rows, int K) {
+    for (size_t r = 0; r < rows; r++) {
+        float *v = k + r * K;
+        double m = -INFINITY, s = 0;
+        for (int j = 0; j < K; j++)
+            if (v[j] > m) m = v[j];
+        for (int j = 0; j < K; j++) s += exp((double)v[j] - m);
+        for (int j = 0; j < K; j++) v[j] = (float)(exp((double)v[j] - m) / s);
+    }
+}
+
+/* ------------------------------------------------------------ the strategies */
+static void seq_naive(const dcb_seqconv_p *p, int N, int T, const float *x, const float *kern,
+                      size_t kstride, const float *bias, float *y, int threads) {
+    const int C = p->C, K = p->K, R = p->C / p->H, lp = dcb_seqconv_left_pad(p);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long nt = 0; nt < (long)N * T; nt++) {
+        const long n = nt / T, t = nt % T;
+        const float *k = kern + (size_t)nt * kstride;
+        for (int c = 0; c < C; c++) {
+            const int h = c / R;
+            double acc = bias ? bias[c] : 0.0;
+            for (int j = 0; j < K; j++) {
+                const long s = t + j - lp;
+                if (s < 0 || s >= T) continue;
+                acc += (double)k[h * K + j] * x[((size_t)n * T + s) * C + c];
+            }
+            y[(size_t)nt * C + c] = (float)acc;
+        }
+    }
+}
+
+static void seq_direct(const dcb_seqconv_p *p, int N, int T, const float *restrict x,
+                       const float *restrict kern, size_t kstride, const float *restrict bias,
+                       float *restrict y, int threads) {
+    const int C = p->C, K = p->K, H = p->H, R = p->C / p->H, lp = dcb_seqconv_left_pad(p);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long nt = 0; nt < (long)N * T; nt++) {
+        const long n = nt / T, t = nt % T;
+        const float *restrict k = kern + (size_t)nt * kstride;
+        float *restrict yr = y + (size_t)nt * C;
+        if (bias)
+            memcpy(yr, bias, sizeof(float) * (size_t)C);
+        else
+            memset(yr, 0, sizeof(float) * (size_t)C);
+        for (int j = 0; j < K; j++) {
+            const long s = t + j - lp;
+            if (s < 0 || s >= T) continue;
+            const float *restrict xr = x + ((size_t)n * T + s) * C;
+            for (int h = 0; h < H; h++) {
+                const float w = k[h * K + j];
+                float *restrict yh = yr + (size_t)h * R;
+                const float *restrict xh = xr + (size_t)h * R;
+                for (int r = 0; r < R; r++) yh[r] += w * xh[r];
+            }
+        }
+    }
+}
+
+static void seq_unfold(const dcb_seqconv_p *p, int N, int T, const float *x, const float *kern,
+                       size_t kstride, const float *bias, float *y, float *U, int threads,
+                       dcb_profile *prof) {
+    const int C = p->C, K = p->K, R = p->C / p->H, lp = dcb_seqconv_left_pad(p);
+    double t0 = dcb_now();
+    /* U[n, t, c, j] = x[n, t + j - left_pad, c], zero outside the sequence: a
+     * (K x C) -> (C x K) transpose per time step, in blocks of 16 channels so
+     * that both the reads and the writes stay in a few cache lines */
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long nt = 0; nt < (long)N * T; nt++) {
+        const long n = nt / T, t = nt % T;
+        float *u = U + (size_t)nt * C * K;
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            const int c1 = c0 + 16 < C ? c0 + 16 : C;
+            for (int j = 0; j < K; j++) {
+                const long s = t + j - lp;
+                if (s < 0 || s >= T) {
+                    for (int c = c0; c < c1; c++) u[(size_t)c * K + j] = 0.0f;
+                    continue;
+                }
+                const float *xr = x + ((size_t)n * T + s) * C;
+                for (int c = c0; c < c1; c++) u[(size_t)c * K + j] = xr[c];
+            }
+        }
+    }
+    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
+    t0 = dcb_now();
+    /* the batched products: each (n, t, head)'s (C/H x K) window block times
+     * its K taps. Eight channels at a time with independent accumulators, so
+     * the K-long dot products run side by side instead of as one serial chain. */
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long nt = 0; nt < (long)N * T; nt++) {
+        const float *k = kern + (size_t)nt * kstride;
+        const float *u = U + (size_t)nt * C * K;
+        float *yr = y + (size_t)nt * C;
+        int c = 0;
+        for (; c + 8 <= C; c += 8) {
+            const float *kc[8];
+            float acc[8];
+            for (int r = 0; r < 8; r++) {
+                kc[r] = k + (size_t)((c + r) / R) * K;
+                acc[r] = 0.0f;
+            }
+            for (int j = 0; j < K; j++)
+                for (int r = 0; r < 8; r++) acc[r] += u[(size_t)(c + r) * K + j] * kc[r][j];
+            for (int r = 0; r < 8; r++) yr[c + r] = bias ? bias[c + r] + acc[r] : acc[r];
+        }
+        for (; c < C; c++) {
+            const float *kh = k + (size_t)(c / R) * K;
+            const float *uc = u + (size_t)c * K;
+            float acc = 0.0f;
+            for (int j = 0; j < K; j++) acc += uc[j] * kh[j];
+            yr[c] = bias ? bias[c] + acc : acc;
+        }
+    }
+    DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
+}
+
+static void seq_band(const dcb_seqconv_p *p, int N, int T, const float *x, const float *kern,
+                     size_t kstride, const float *bias, float *y, float *B, int threads,
+                     dcb_profile *prof) {
+    const int C = p->C, K = p->K, H = p->H, R = p->C / p->H, lp = dcb_seqconv_left_pad(p);
+    /* sgemm accumulates onto y (beta = 1), so y starts as the bias */
+    for (long nt = 0; nt < (long)N * T; nt++) {
+        float *yr = y + (size_t)nt * C;
+        if (bias)
+            memcpy(yr, bias, sizeof(float) * (size_t)C);
+        else
+            memset(yr, 0, sizeof(float) * (size_t)C);
+    }
+    dcb_blas_threads_for(threads);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            double t0 = dcb_now();
+            memset(B, 0, sizeof(float) * (size_t)T * T);
+            for (int t = 0; t < T; t++) {
+                const float *k = kern + ((size_t)n * T + t) * kstride + (size_t)h * K;
+                float *row = B + (size_t)t * T;
+                for (int j = 0; j < K; j++) {
+                    const int s = t + j - lp;
+                    if (s >= 0 && s < T) row[s] = k[j];
+                }
+            }
+            DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
+            t0 = dcb_now();
+            const size_t off = (size_t)n * T * C + (size_t)h * R;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, R, T, 1.0f, B, T, x + off, C, 1.0f,
+                        y + off, C);
+            DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
+        }
+}
+
+void dcb_seqconv_run(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, const float *x,
+                     const float *kern, size_t kstride, const float *bias, float *y, void *ws, int threads,
+                     dcb_profile *prof) {
+    double t0 = dcb_now();
+    switch (s) {
+    case DCB_SEQ_NAIVE:
+        seq_naive(p, N, T, x, kern, kstride, bias, y, threads);
+        DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
+        break;
+    case DCB_SEQ_DIRECT:
+        seq_direct(p, N, T, x, kern, kstride, bias, y, threads);
+        DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
+        break;
+    case DCB_SEQ_UNFOLD:
+        seq_unfold(p, N, T, x, kern, kstride, bias, y, ws, threads, prof);
+        break;
+    case DCB_SEQ_BAND:
+        seq_band(p, N, T, x, kern, kstride, bias, y, ws, threads, prof);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ lightconv */
+static const dcb_param_spec lightconv_params[] = {
+    {"channels", DCB_PT_INT, 0, NULL, 1, "channels C (required)"},
+    {"heads", DCB_PT_INT, 1, NULL, 0, "heads H; must divide channels (channel c uses head c / (C/H))"},
+    {"kernel_size", DCB_PT_INT, 0, NULL, 1, "kernel width K (required)"},
+    {"padding", DCB_PT_STRING, 0, "same", 0, "\"same\" (left pad K/2) or \"causal\" (left pad K-1)"},
+    {"weight_softmax", DCB_PT_BOOL, 1, NULL, 0, "softmax-normalise each head's kernel over K"},
+    {"bias", DCB_PT_BOOL, 0, NULL, 0, "add a bias per channel"},
+};
+
+#define P(op) ((const dcb_seqconv_p *)(op)->hp)
+
+static dcb_status lightconv_validate(dcb_op *op) {
+    dcb_seqconv_p *p = calloc(1, sizeof *p);
+    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "lightconv: out of memory");
+    op->hp = p;
+    return dcb_seqconv_read_params(op, "lightconv", p);
+}
+
+static int lightconv_weights(const dcb_op *op, dcb_weight_spec *s) {
+    const dcb_seqconv_p *p = P(op);
+    int n = 0;
+    s[n++] = (dcb_weight_spec){"weight", 2, {p->H, p->K}, (double)p->K, 0};
+    if (p->bias) s[n++] = (dcb_weight_spec){"bias", 1, {p->C}, (double)p->K, 1};
+    return n;
+}
+
+static dcb_status lightconv_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
+    return dcb_seqconv_out_shape("lightconv", P(op), ndim, x, yn, y);
+}
+
+/* Per time step C*K MACs (+ C bias adds, counted as MACs like a conv bias).
+ * flops = 2*macs + 3*H*K once per forward for the weight softmax (max/sub,
+ * exp, divide per tap). acts: the conv output, N*T*C. */
+static void lightconv_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
+    const dcb_seqconv_p *p = P(op);
+    const double NT = (double)x[0] * x[1];
+    c->macs = NT * ((double)p->C * p->K + (p->bias ? p->C : 0));
+    c->flops = 2 * c->macs + (p->softmax ? 3.0 * p->H * p->K : 0);
+    c->params = (double)p->H * p->K + (p->bias ? p->C : 0);
+    c->acts = NT * p->C;
+    c->bytes = 4.0 * (NT * p->C + c->params + c->acts);
+    c->dynamic_macs = 0;
+}
+
+/* prepare: the (softmax-normalised) kernel is weight-only work. */
+static dcb_status lightconv_prepare(dcb_op *op) {
+    const dcb_seqconv_p *p = P(op);
+    float *w = malloc(sizeof(float) * (size_t)p->H * p->K);
+    if (!w) return dcb_fail(DCB_OUT_OF_MEMORY, "lightconv/%s: out of memory", op->impl->name);
+    memcpy(w, dcb_w(op, "weight")->data, sizeof(float) * (size_t)p->H * p->K);
+    if (p->softmax) dcb_seqconv_softmax_double(w, (size_t)p->H, p->K);
+    op->state = w;
+    return DCB_OK;
+}
+
+static void lightconv_release(dcb_op *op) { free(op->state); }
+
+static size_t lightconv_ws(const dcb_op *op, const int64_t *x) {
+    return dcb_seqconv_ws(dcb_seqconv_parse(op->impl->name), P(op), (int)x[0], (int)x[1]);
+}
+
+static dcb_status lightconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    const dcb_tensor *b = dcb_w(op, "bias");
+    dcb_seqconv_run(dcb_seqconv_parse(op->impl->name), P(op), (int)x->shape[0], (int)x->shape[1], x->data,
+                    op->state, 0, b ? b->data : NULL, y->data, ws, op->threads, prof);
+    return DCB_OK;
+}
+
+/* band multiplies the whole T x T matrix per (n, head): T*T*C per sample. */
+static double lightconv_band_executed(const dcb_op *op, const int64_t *x) {
+    const dcb_seqconv_p *p = P(op);
+    const double N = (double)x[0], T = (double)x[1];
+    return N * (T * T * p->C + (p->bias ? T * p->C : 0));
+}
+
+static const dcb_impl_vt lc_naive = {"naive", "direct loops with double accumulation: the oracle", NULL,
+                                     lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release, NULL};
+static const dcb_impl_vt lc_unfold = {"unfold", "K-wide windows (N, T, C, K) in the workspace, then products",
+                                      NULL, lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release,
+                                      NULL};
+static const dcb_impl_vt lc_band = {"band", "T x T band matrix per (n, head), one sgemm each (O(T^2))", NULL,
+                                    lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release,
+                                    lightconv_band_executed};
+static const dcb_impl_vt lc_direct = {"direct", "no materialisation, vectorised over each head's channels",
+                                      NULL, lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release,
+                                      NULL};
+
+static const dcb_impl_vt *const lightconv_impls[] = {&lc_naive, &lc_unfold, &lc_band, &lc_direct};
+
+const dcb_op_info dcb_lightconv_info = {
+    "lightconv",
+    "LightConv: depthwise 1-D conv over (N, T, C) with a softmax-normalised kernel shared per head",
+    lightconv_params,
+    (int)(sizeof lightconv_params / sizeof lightconv_params[0]),
+    lightconv_validate,
+    lightconv_weights,
+    lightconv_out_shape,
+    lightconv_cost,
+    lightconv_impls,
+    (int)(sizeof lightconv_impls / sizeof lightconv_impls[0]),
+    NULL,
+    NULL,
+};

@@ -1,0 +1,45 @@
+/* lightconv.h — the 1-D sequence convolution shared by lightconv and
+ * dynconv1d (kernels/lightconv.c, kernels/dynconv1d.c); private to libdcb.
+ *
+ * Both operators convolve x (N, T, C) with a per-head kernel of K taps; they
+ * differ only in where the kernel comes from (a static (H, K) weight, or one
+ * (H, K) kernel per time step predicted from x). The four strategies below
+ * therefore take the kernel as a pointer plus a stride between time steps:
+ * 0 for lightconv, H*K for dynconv1d. */
+#ifndef DCB_LIGHTCONV_H
+#define DCB_LIGHTCONV_H
+
+#include "dcb_internal.h"
+
+typedef struct dcb_seqconv_p {
+    int C, H, K;        /* channels, heads, kernel_size */
+    int causal;         /* padding "causal" (left pad K-1) vs "same" (K/2) */
+    int softmax;        /* weight_softmax */
+    int bias;
+} dcb_seqconv_p;
+
+typedef enum { DCB_SEQ_NAIVE, DCB_SEQ_UNFOLD, DCB_SEQ_BAND, DCB_SEQ_DIRECT, DCB_SEQ_COUNT } dcb_seq_strategy;
+
+static inline int dcb_seqconv_left_pad(const dcb_seqconv_p *p) {
+    return p->causal ? p->K - 1 : p->K / 2;
+}
+
+/* Reads channels, heads, kernel_size, padding, weight_softmax, bias. */
+dcb_status dcb_seqconv_read_params(dcb_op *op, const char *opname, dcb_seqconv_p *p);
+/* x must be (N, T, C) with C = channels; y has the same shape. */
+dcb_status dcb_seqconv_out_shape(const char *opname, const dcb_seqconv_p *p, int ndim,
+                                 const int64_t *x, int *yn, int64_t *y);
+/* The strategy an implementation name denotes; -1 if none. */
+int dcb_seqconv_parse(const char *impl);
+/* Workspace bytes of one strategy (0 for naive and direct). */
+size_t dcb_seqconv_ws(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T);
+/* y[n,t,c] = bias[c] + sum_j k(n,t)[h(c), j] * x[n, t + j - left_pad, c] with
+ * k(n,t) = kern + (n*T + t) * kstride, each an (H, K) row-major block. naive
+ * accumulates in double; the others in float. bias may be NULL. */
+void dcb_seqconv_run(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, const float *x,
+                     const float *kern, size_t kstride, const float *bias, float *y, void *ws,
+                     int threads, dcb_profile *prof);
+/* Row-wise softmax over K in double (the oracle's), in place on float. */
+void dcb_seqconv_softmax_double(float *k, size_t rows, int K);
+
+#endif
