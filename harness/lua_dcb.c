@@ -629,6 +629,32 @@ static int l_plot(lua_State *L) {
     return 1;
 }
 
+/* dcb.read_csv(path) -> rows ({column = text}), columns (list) — for
+ * derived tables after a sweep (empty cells are absent). */
+static int l_read_csv(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    csv_table t;
+    char err[1024];
+    if (csv_read(path, &t, 0, err, sizeof err)) return luaL_error(L, "dcb.read_csv: %s", err);
+    lua_createtable(L, t.nrows, 0);
+    for (int r = 0; r < t.nrows; r++) {
+        lua_createtable(L, 0, t.ncols);
+        for (int c = 0; c < t.ncols; c++) {
+            if (!t.rows[r][c][0]) continue;
+            lua_pushstring(L, t.rows[r][c]);
+            lua_setfield(L, -2, t.cols[c]);
+        }
+        lua_rawseti(L, -2, r + 1);
+    }
+    lua_createtable(L, t.ncols, 0);
+    for (int c = 0; c < t.ncols; c++) {
+        lua_pushstring(L, t.cols[c]);
+        lua_rawseti(L, -2, c + 1);
+    }
+    csv_free(&t);
+    return 2;
+}
+
 int luaopen_dcb(lua_State *L) {
     static const luaL_Reg tensor_methods[] = {
         {"shape", t_shape}, {"get", t_get}, {"set", t_set}, {"clone", t_clone}, {NULL, NULL}};
@@ -666,7 +692,7 @@ int luaopen_dcb(lua_State *L) {
         {"zeros", l_zeros},     {"ops", l_ops},       {"impls", l_impls},
         {"params", l_params},   {"op", l_op},         {"similarity", l_similarity},
         {"bench", l_bench},     {"sweep", dcbh_lua_sweep}, {"calibration", l_calibration},
-        {"plot", l_plot},       {NULL, NULL}};
+        {"plot", l_plot},       {"read_csv", l_read_csv}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, DCB_VERSION);
     lua_setfield(L, -2, "version");
