@@ -183,7 +183,9 @@ static int t_index(lua_State *L) {
     dcb_tensor *t = check_tensor(L, 1, "tensor");
     const char *k = lua_tostring(L, 2);
     if (k && !strcmp(k, "shape")) {
+        /* t.shape is a table that t:shape() may also call (it returns itself) */
         push_shape(L, t->ndim, t->shape);
+        luaL_setmetatable(L, "dcb.shape");
         return 1;
     }
     if (k && !strcmp(k, "size")) {
@@ -201,6 +203,11 @@ static int t_index(lua_State *L) {
     if (lua_isnil(L, -1))
         return luaL_error(L, "tensor: no field '%s' (fields: shape, size, ndim; methods: shape, get, set, "
                              "clone)", k ? k : luaL_typename(L, 2));
+    return 1;
+}
+
+static int shape_call(lua_State *L) {
+    lua_settop(L, 1);
     return 1;
 }
 
@@ -669,6 +676,10 @@ int luaopen_dcb(lua_State *L) {
     lua_setfield(L, -2, "__index");
     luaL_newlib(L, tensor_methods);
     lua_setfield(L, -2, "methods");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, "dcb.shape");
+    lua_pushcfunction(L, shape_call);
+    lua_setfield(L, -2, "__call");
     lua_pop(L, 1);
 
     static const luaL_Reg op_methods[] = {
