@@ -2,7 +2,7 @@
 #   make deps      install the Debian packages (as root; prints the command otherwise)
 #   make           build/libdcb.a, build/libdcb.so, build/dcbench
 #   make test      unit tests, then the same suite under ASan + UBSan
-#   make demo      the main job (a small engine comparison for now)
+#   make demo      small versions of every shipped sweep (CSV + PNG in results/demo/)
 #   make bench     conv2d engines against the bare GEMM (docs/PERFORMANCE.md)
 #   make install PREFIX=/usr/local
 #   BLAS=blis      build against BLIS instead of OpenBLAS
@@ -104,6 +104,20 @@ $(BUILD)/libdcbh-san.a: $(HARNESS_SAN_OBJ)
 $(BUILD)/dcbench: $(HARNESS_OBJ) $(BUILD)/libdcb.a
 	$(CC) $(HARNESS_OBJ) $(BUILD)/libdcb.a $(HARNESS_LIBS) $(LDLIBS) -o $@
 
+# The same program under ASan + UBSan, for the end-to-end tests of test-san.
+HARNESS_SAN_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness-san/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness-san/%.o)
+
+$(BUILD)/harness-san/%.o: harness/%.c harness/*.h kernels/dcb.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(HARNESS_CFLAGS:-O3=-O1) $(SAN) -c $< -o $@
+
+$(BUILD)/harness-san/%.o: harness/%.cc harness/*.h | deps
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 $(SAN) -fPIC $(WARN) -Iharness -Ikernels $(shell pkg-config --cflags benchmark 2>/dev/null) -c $< -o $@
+
+$(BUILD)/dcbench-san: $(HARNESS_SAN_OBJ) $(BUILD)/libdcb-san.a
+	$(CC) $(SAN) $(HARNESS_SAN_OBJ) $(BUILD)/libdcb-san.a $(HARNESS_LIBS) $(LDLIBS) -o $@
+
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdcb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -Itests $< $(BUILD)/libdcb.a $(LDLIBS) -lcmocka -o $@
@@ -125,19 +139,23 @@ $(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libd
 
 # Unit tests, then the whole suite again under AddressSanitizer + UBSan.
 # OpenBLAS threads are capped so that the sanitizer run stays within budget.
+# test_harness_e2e runs the program named by DCBENCH: build/dcbench, and
+# build/dcbench-san in the sanitizer run.
 test: test-unit test-san
 	@echo "dcbench: all test suites passed"
 
 test-unit: all $(TESTS:%=$(BUILD)/tests/%)
-	@set -e; for t in $(TESTS); do echo "== $$t"; $(BUILD)/tests/$$t; done
+	@set -e; for t in $(TESTS); do echo "== $$t"; DCBENCH=$(BUILD)/dcbench $(BUILD)/tests/$$t; done
 
-test-san: deps $(TESTS:%=$(BUILD)/tests-san/%)
+test-san: deps $(TESTS:%=$(BUILD)/tests-san/%) $(BUILD)/dcbench-san
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 DCB_TEST_QUICK=1 \
-	  $(BUILD)/tests-san/$$t; done
+	  DCBENCH=$(BUILD)/dcbench-san $(BUILD)/tests-san/$$t; done
 
+# Small versions of the seven sweeps (sweeps/demo.lua skips operators that
+# are not registered): CSV, JSON and PNG figures in results/demo/.
 demo: all
-	$(BUILD)/dcbench demo
+	$(BUILD)/dcbench --quick --results results/demo sweeps/demo.lua
 
 bench: all $(BUILD)/bench_engines
 	$(BUILD)/bench_engines

@@ -1,0 +1,775 @@
+/* lua_dcb.c — the Lua module `dcb`: tensors and operators as userdata, the
+ * registry, .npy files, similarity, timing, calibration and figures; sweeps
+ * live in sweep.c. Every error names the function, the argument and the
+ * value, and where a name is unknown lists the valid ones. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TENSOR_MT "dcb.tensor"
+#define OP_MT "dcb.op"
+
+typedef struct ltensor {
+    dcb_tensor *t;
+} ltensor;
+
+typedef struct lop {
+    dcb_op *op;
+    int last_ndim;               /* input shape of the last forward, for op:cost() */
+    int64_t last_shape[DCB_MAX_DIMS];
+} lop;
+
+/* ------------------------------------------------------------ helpers */
+static void check_keys(lua_State *L, int idx, const char *fn, const char *const *valid) {
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int ok = 0;
+        for (int i = 0; k && valid[i]; i++) ok |= !strcmp(k, valid[i]);
+        if (!ok) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (int i = 0; valid[i]; i++) {
+                if (i) luaL_addstring(&b, ", ");
+                luaL_addstring(&b, valid[i]);
+            }
+            luaL_pushresult(&b);
+            luaL_error(L, "%s: unknown option '%s' (valid: %s)", fn,
+                       k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+        }
+    }
+}
+
+void dcbh_push_tensor(lua_State *L, dcb_tensor *t) {
+    ltensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->t = t;
+    luaL_setmetatable(L, TENSOR_MT);
+}
+
+static dcb_tensor *check_tensor(lua_State *L, int idx, const char *fn) {
+    ltensor *u = luaL_testudata(L, idx, TENSOR_MT);
+    if (!u || !u->t)
+        luaL_error(L, "%s: argument %d must be a tensor (from dcb.load, dcb.randn, dcb.zeros or "
+                      "op:forward), got %s", fn, idx, luaL_typename(L, idx));
+    return u->t;
+}
+
+static lop *check_op(lua_State *L, int idx, const char *fn) {
+    lop *u = luaL_testudata(L, idx, OP_MT);
+    if (!u || !u->op)
+        luaL_error(L, "%s: argument %d must be an operator (from dcb.op), got %s", fn, idx,
+                   luaL_typename(L, idx));
+    return u;
+}
+
+/* A shape: a table of 1..DCB_MAX_DIMS positive integers, or a tensor (its shape). */
+static int check_shape(lua_State *L, int idx, const char *fn, int64_t shape[DCB_MAX_DIMS]) {
+    ltensor *u = luaL_testudata(L, idx, TENSOR_MT);
+    if (u && u->t) {
+        memcpy(shape, u->t->shape, sizeof(int64_t) * DCB_MAX_DIMS);
+        return u->t->ndim;
+    }
+    if (!lua_istable(L, idx))
+        luaL_error(L, "%s: argument %d must be a shape such as {8, 64, 28, 28}, got %s", fn, idx,
+                   luaL_typename(L, idx));
+    int n = (int)luaL_len(L, idx);
+    if (n < 1 || n > DCB_MAX_DIMS)
+        luaL_error(L, "%s: a shape has 1 to %d dimensions, got %d", fn, DCB_MAX_DIMS, n);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, idx, i + 1);
+        int isint = 0;
+        lua_Integer v = lua_tointegerx(L, -1, &isint);
+        if (!isint || v < 1)
+            luaL_error(L, "%s: shape dimension %d must be a positive integer, got %s", fn, i + 1,
+                       luaL_tolstring(L, -1, NULL));
+        shape[i] = v;
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+static int st_error(lua_State *L, const char *fn, dcb_status st) {
+    return luaL_error(L, "%s: %s: %s", fn, dcb_status_name(st), dcb_last_error());
+}
+
+static void push_shape(lua_State *L, int ndim, const int64_t *shape) {
+    lua_createtable(L, ndim, 0);
+    for (int i = 0; i < ndim; i++) {
+        lua_pushinteger(L, shape[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+static void set_num(lua_State *L, const char *k, double v) {
+    if (isnan(v))
+        return;   /* an unavailable value is absent (nil), never 0 */
+    if (v == floor(v) && fabs(v) < 9e15)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* ------------------------------------------------------------ tensors */
+static int t_gc(lua_State *L) {
+    ltensor *u = luaL_checkudata(L, 1, TENSOR_MT);
+    dcb_tensor_free(u->t);
+    u->t = NULL;
+    return 0;
+}
+
+static int t_len(lua_State *L) {
+    lua_pushinteger(L, check_tensor(L, 1, "tensor:__len")->size);
+    return 1;
+}
+
+static int t_tostring(lua_State *L) {
+    dcb_tensor *t = check_tensor(L, 1, "tensor:__tostring");
+    char buf[160];
+    lua_pushfstring(L, "tensor%s", dcb_shape_str(t->ndim, t->shape, buf, sizeof buf));
+    return 1;
+}
+
+static int t_shape(lua_State *L) {
+    dcb_tensor *t = check_tensor(L, 1, "tensor:shape");
+    push_shape(L, t->ndim, t->shape);
+    return 1;
+}
+
+/* Flat offset of 1-based indexes starting at stack slot `from`. */
+static int64_t t_offset(lua_State *L, dcb_tensor *t, int from, const char *fn) {
+    int n = lua_gettop(L) - from + 1;
+    if (n != t->ndim) luaL_error(L, "%s: the tensor has %d dimensions, got %d indexes", fn, t->ndim, n);
+    int64_t off = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        lua_Integer v = luaL_checkinteger(L, from + i);
+        if (v < 1 || v > t->shape[i])
+            luaL_error(L, "%s: index %d is %d, outside 1..%d", fn, i + 1, (int)v, (int)t->shape[i]);
+        off = off * t->shape[i] + (v - 1);
+    }
+    return off;
+}
+
+static int t_get(lua_State *L) {
+    dcb_tensor *t = check_tensor(L, 1, "tensor:get");
+    lua_pushnumber(L, t->data[t_offset(L, t, 2, "tensor:get")]);
+    return 1;
+}
+
+static int t_set(lua_State *L) {   /* t:set(value, i, j, ...) */
+    dcb_tensor *t = check_tensor(L, 1, "tensor:set");
+    float v = (float)luaL_checknumber(L, 2);
+    t->data[t_offset(L, t, 3, "tensor:set")] = v;
+    return 0;
+}
+
+static int t_clone(lua_State *L) {
+    dcb_tensor *c = dcb_tensor_clone(check_tensor(L, 1, "tensor:clone"));
+    if (!c) return luaL_error(L, "tensor:clone: %s", dcb_last_error());
+    dcbh_push_tensor(L, c);
+    return 1;
+}
+
+static int t_index(lua_State *L) {
+    dcb_tensor *t = check_tensor(L, 1, "tensor");
+    const char *k = lua_tostring(L, 2);
+    if (k && !strcmp(k, "shape")) {
+        /* t.shape is a table that t:shape() may also call (it returns itself) */
+        push_shape(L, t->ndim, t->shape);
+        luaL_setmetatable(L, "dcb.shape");
+        return 1;
+    }
+    if (k && !strcmp(k, "size")) {
+        lua_pushinteger(L, t->size);
+        return 1;
+    }
+    if (k && !strcmp(k, "ndim")) {
+        lua_pushinteger(L, t->ndim);
+        return 1;
+    }
+    luaL_getmetatable(L, TENSOR_MT);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    if (lua_isnil(L, -1))
+        return luaL_error(L, "tensor: no field '%s' (fields: shape, size, ndim; methods: shape, get, set, "
+                             "clone)", k ? k : luaL_typename(L, 2));
+    return 1;
+}
+
+static int shape_call(lua_State *L) {
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_load(lua_State *L) {
+    const char *p = luaL_checkstring(L, 1);
+    dcb_tensor *t = NULL;
+    dcb_status st = dcb_npy_load(p, &t);
+    if (st != DCB_OK) return st_error(L, "dcb.load", st);
+    dcbh_push_tensor(L, t);
+    return 1;
+}
+
+static int l_save(lua_State *L) {
+    dcb_tensor *t = check_tensor(L, 1, "dcb.save");
+    const char *p = luaL_checkstring(L, 2);
+    dcb_status st = dcb_npy_save(p, t);
+    if (st != DCB_OK) return st_error(L, "dcb.save", st);
+    return 0;
+}
+
+static dcb_tensor *new_tensor(lua_State *L, const char *fn) {
+    int64_t shape[DCB_MAX_DIMS];
+    int n = check_shape(L, 1, fn, shape);
+    dcb_tensor *t = dcb_tensor_new(n, shape);
+    if (!t) luaL_error(L, "%s: %s", fn, dcb_last_error());
+    return t;
+}
+
+static int l_randn(lua_State *L) {
+    lua_Integer seed = luaL_optinteger(L, 2, 0);
+    dcb_tensor *t = new_tensor(L, "dcb.randn");
+    dcb_tensor_randn(t, (uint64_t)seed);
+    dcbh_push_tensor(L, t);
+    return 1;
+}
+
+static int l_zeros(lua_State *L) {
+    dcbh_push_tensor(L, new_tensor(L, "dcb.zeros"));
+    return 1;
+}
+
+/* ----------------------------------------------------------- registry */
+static const char *valid_ops(lua_State *L) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; i < dcb_op_count(); i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, dcb_op_name(i));
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
+static const char *check_opname(lua_State *L, int idx, const char *fn) {
+    const char *name = luaL_checkstring(L, idx);
+    if (dcb_impl_count(name) < 0) luaL_error(L, "%s: unknown operator '%s' (valid: %s)", fn, name, valid_ops(L));
+    return name;
+}
+
+static int l_ops(lua_State *L) {
+    lua_newtable(L);
+    for (int i = 0; i < dcb_op_count(); i++) {
+        lua_pushstring(L, dcb_op_name(i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_impls(lua_State *L) {
+    const char *op = check_opname(L, 1, "dcb.impls");
+    lua_newtable(L);
+    for (int i = 0; i < dcb_impl_count(op); i++) {
+        lua_pushstring(L, dcb_impl_name(op, i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_params(lua_State *L) {
+    const char *op = check_opname(L, 1, "dcb.params");
+    int n = 0;
+    const dcb_param_spec *ps = dcb_op_params(op, &n);
+    static const char *const types[] = {"int", "float", "bool", "string"};
+    lua_newtable(L);
+    for (int i = 0; i < n; i++) {
+        lua_newtable(L);
+        lua_pushstring(L, ps[i].name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, types[ps[i].type]);
+        lua_setfield(L, -2, "type");
+        if (ps[i].type == DCB_PT_STRING)
+            lua_pushstring(L, ps[i].def_str ? ps[i].def_str : "");
+        else if (ps[i].derived)
+            lua_pushstring(L, "derived");
+        else
+            lua_pushnumber(L, ps[i].def);
+        lua_setfield(L, -2, "default");
+        lua_pushstring(L, ps[i].doc ? ps[i].doc : "");
+        lua_setfield(L, -2, "doc");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* ----------------------------------------------------------- operators */
+static int l_op(lua_State *L) {
+    const char *name = check_opname(L, 1, "dcb.op");
+    const char *impl = NULL;
+    dcb_hparam hp[64];
+    int nhp = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                return luaL_error(L, "dcb.op: hyperparameter names must be strings, got %s",
+                                  luaL_typename(L, -2));
+            const char *k = lua_tostring(L, -2);
+            if (!strcmp(k, "impl")) {
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    return luaL_error(L, "dcb.op: impl must be a string, got %s", luaL_typename(L, -1));
+                impl = lua_tostring(L, -1);
+            } else if (nhp < 64) {
+                dcb_hparam *h = &hp[nhp++];
+                h->name = k;
+                h->str = NULL;
+                h->num = 0;
+                switch (lua_type(L, -1)) {
+                case LUA_TNUMBER: h->num = lua_tonumber(L, -1); break;
+                case LUA_TBOOLEAN: h->num = lua_toboolean(L, -1); break;
+                case LUA_TSTRING: h->str = lua_tostring(L, -1); break;
+                default:
+                    return luaL_error(L, "dcb.op: hyperparameter %s must be a number, boolean or string, got %s",
+                                      k, luaL_typename(L, -1));
+                }
+            }
+            lua_pop(L, 1);   /* strings stay alive: the table holds them */
+        }
+    }
+    dcb_op *op = NULL;
+    dcb_status st = dcb_op_create(name, impl, hp, nhp, &op);
+    if (st != DCB_OK) return st_error(L, "dcb.op", st);
+    lop *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    u->op = op;
+    luaL_setmetatable(L, OP_MT);
+    return 1;
+}
+
+static int op_gc(lua_State *L) {
+    lop *u = luaL_checkudata(L, 1, OP_MT);
+    dcb_op_destroy(u->op);
+    u->op = NULL;
+    return 0;
+}
+
+static int op_tostring(lua_State *L) {
+    lop *u = check_op(L, 1, "op:__tostring");
+    lua_pushfstring(L, "op(%s/%s)", dcb_op_get_name(u->op), dcb_op_get_impl(u->op));
+    return 1;
+}
+
+static int op_forward(lua_State *L) {
+    lop *u = check_op(L, 1, "op:forward");
+    dcb_tensor *x = check_tensor(L, 2, "op:forward"), *y = NULL;
+    dcb_status st = dcb_op_forward(u->op, x, &y);
+    if (st != DCB_OK) return st_error(L, "op:forward", st);
+    u->last_ndim = x->ndim;
+    memcpy(u->last_shape, x->shape, sizeof u->last_shape);
+    dcbh_push_tensor(L, y);
+    return 1;
+}
+
+static void push_cost(lua_State *L, const dcb_cost *c) {
+    lua_newtable(L);
+    set_num(L, "macs", c->macs);
+    set_num(L, "flops", c->flops);
+    set_num(L, "params", c->params);
+    set_num(L, "acts", c->acts);
+    set_num(L, "bytes", c->bytes);
+    set_num(L, "dynamic_macs", c->dynamic_macs);
+    set_num(L, "executed_macs", c->executed_macs);
+}
+
+/* op:cost(x | shape) — without an argument, the shape of the last forward. */
+static int op_cost(lua_State *L) {
+    lop *u = check_op(L, 1, "op:cost");
+    int64_t shape[DCB_MAX_DIMS];
+    int n;
+    if (lua_isnoneornil(L, 2)) {
+        if (!u->last_ndim)
+            return luaL_error(L, "op:cost: costs depend on the input shape: give a tensor or a shape "
+                                 "(op:cost(x), op:cost({1, 64, 28, 28})) or call op:forward first");
+        n = u->last_ndim;
+        memcpy(shape, u->last_shape, sizeof shape);
+    } else {
+        n = check_shape(L, 2, "op:cost", shape);
+    }
+    dcb_cost c;
+    dcb_status st = dcb_op_cost(u->op, n, shape, &c);
+    if (st != DCB_OK) return st_error(L, "op:cost", st);
+    push_cost(L, &c);
+    return 1;
+}
+
+static int op_kernels(lua_State *L) {
+    lop *u = check_op(L, 1, "op:kernels");
+    dcb_tensor *k = NULL;
+    dcb_status st = dcb_op_kernels(u->op, check_tensor(L, 2, "op:kernels"), &k);
+    if (st != DCB_OK) return st_error(L, "op:kernels", st);
+    dcbh_push_tensor(L, k);
+    return 1;
+}
+
+static int op_routing(lua_State *L) {
+    lop *u = check_op(L, 1, "op:routing");
+    dcb_tensor *k = NULL;
+    dcb_status st = dcb_op_routing(u->op, check_tensor(L, 2, "op:routing"), &k);
+    if (st != DCB_OK) return st_error(L, "op:routing", st);
+    dcbh_push_tensor(L, k);
+    return 1;
+}
+
+static int op_load_weights(lua_State *L) {
+    lop *u = check_op(L, 1, "op:load_weights");
+    dcb_status st = dcb_op_load_weights(u->op, luaL_checkstring(L, 2));
+    if (st != DCB_OK) return st_error(L, "op:load_weights", st);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int op_init_weights(lua_State *L) {
+    lop *u = check_op(L, 1, "op:init_weights");
+    lua_Integer seed = luaL_optinteger(L, 2, 0);
+    dcb_status st = dcb_op_init_weights(u->op, (uint64_t)seed);
+    if (st != DCB_OK) return st_error(L, "op:init_weights", st);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int op_set_weight(lua_State *L) {
+    lop *u = check_op(L, 1, "op:set_weight");
+    dcb_status st = dcb_op_set_weight(u->op, luaL_checkstring(L, 2), check_tensor(L, 3, "op:set_weight"));
+    if (st != DCB_OK) return st_error(L, "op:set_weight", st);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* name -> tensor (a copy) for every weight that is set; name -> expected shape otherwise. */
+static int op_weights(lua_State *L) {
+    lop *u = check_op(L, 1, "op:weights");
+    lua_newtable(L);
+    for (int i = 0; i < dcb_op_weight_count(u->op); i++) {
+        const char *name = dcb_op_weight_name(u->op, i);
+        const dcb_tensor *w = dcb_op_get_weight(u->op, name);
+        if (w) {
+            dcbh_push_tensor(L, dcb_tensor_clone(w));
+        } else {
+            int64_t s[DCB_MAX_DIMS];
+            int n = dcb_op_weight_shape(u->op, i, s);
+            push_shape(L, n, s);
+        }
+        lua_setfield(L, -2, name);
+    }
+    return 1;
+}
+
+static int op_params(lua_State *L) {
+    lop *u = check_op(L, 1, "op:params");
+    int n = 0;
+    const dcb_param_spec *ps = dcb_op_params(dcb_op_get_name(u->op), &n);
+    lua_newtable(L);
+    for (int i = 0; i < n; i++)
+        if (ps[i].type != DCB_PT_STRING) set_num(L, ps[i].name, dcb_op_get_param(u->op, ps[i].name));
+    set_num(L, "threads", dcb_op_threads(u->op));
+    return 1;
+}
+
+static int op_impl(lua_State *L) {
+    lua_pushstring(L, dcb_op_get_impl(check_op(L, 1, "op:impl")->op));
+    return 1;
+}
+
+static int op_name(lua_State *L) {
+    lua_pushstring(L, dcb_op_get_name(check_op(L, 1, "op:name")->op));
+    return 1;
+}
+
+/* ---------------------------------------------------------- similarity */
+static void push_sim(lua_State *L, const dcb_sim_summary *s) {
+    lua_newtable(L);
+    set_num(L, "mean", s->mean);
+    set_num(L, "std", s->std);
+    set_num(L, "min", s->min);
+    set_num(L, "max", s->max);
+    set_num(L, "pairs", (double)s->pairs);
+    lua_createtable(L, DCB_SIM_BINS, 0);
+    for (int i = 0; i < DCB_SIM_BINS; i++) {
+        lua_pushinteger(L, s->hist[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "hist");
+}
+
+static int l_similarity(lua_State *L) {
+    dcb_tensor *k = check_tensor(L, 1, "dcb.similarity");
+    dcb_similarity_stats s;
+    dcb_status st = dcb_similarity(k, &s);
+    if (st != DCB_OK) return st_error(L, "dcb.similarity", st);
+    push_sim(L, &s.whole);
+    push_sim(L, &s.per_channel);
+    lua_setfield(L, -2, "per_channel");
+    return 1;
+}
+
+/* --------------------------------------------------------------- bench */
+static int l_bench(lua_State *L) {
+    lop *u = check_op(L, 1, "dcb.bench");
+    dcb_tensor *x = check_tensor(L, 2, "dcb.bench");
+    dcbh_bench_opts o;
+    dcbh_bench_defaults(&o);
+    o.counters = 1;
+    if (dcbh_opt.quick) {
+        o.repetitions = 3;
+        o.min_time = 0.01;
+    }
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        static const char *const valid[] = {"repetitions", "min_time", "rotate", "counters", "profile",
+                                            "time", "json", "name", NULL};
+        check_keys(L, 3, "dcb.bench", valid);
+        if (lua_getfield(L, 3, "repetitions") != LUA_TNIL) {
+            o.repetitions = (int)luaL_checkinteger(L, -1);
+            if (o.repetitions < 1 || o.repetitions > DCBH_MAX_REPS)
+                return luaL_error(L, "dcb.bench: repetitions=%d must be in 1..%d", o.repetitions, DCBH_MAX_REPS);
+        }
+        if (lua_getfield(L, 3, "min_time") != LUA_TNIL) {
+            o.min_time = luaL_checknumber(L, -1);
+            if (!(o.min_time > 0)) return luaL_error(L, "dcb.bench: min_time=%f must be > 0", o.min_time);
+        }
+        if (lua_getfield(L, 3, "rotate") != LUA_TNIL) o.rotate = lua_toboolean(L, -1);
+        if (lua_getfield(L, 3, "counters") != LUA_TNIL) o.counters = lua_toboolean(L, -1);
+        if (lua_getfield(L, 3, "profile") != LUA_TNIL) o.profile = lua_toboolean(L, -1);
+        if (lua_getfield(L, 3, "time") != LUA_TNIL) o.time = lua_toboolean(L, -1);
+        if (lua_getfield(L, 3, "json") != LUA_TNIL) o.json_path = luaL_checkstring(L, -1);
+        if (lua_getfield(L, 3, "name") != LUA_TNIL) o.name = luaL_checkstring(L, -1);
+    }
+    dcbh_bench_result r;
+    dcb_status st = dcbh_bench(u->op, x, &o, &r);
+    if (st != DCB_OK) return luaL_error(L, "dcb.bench: %s: %s", dcb_status_name(st), r.msg);
+    dcb_cost c;
+    dcb_op_cost(u->op, x->ndim, x->shape, &c);
+    lua_newtable(L);
+    if (r.timed) {
+        set_num(L, "median", r.t.median);
+        set_num(L, "mean", r.t.mean);
+        set_num(L, "min", r.t.min);
+        set_num(L, "max", r.t.max);
+        set_num(L, "stddev", r.t.stddev);
+        set_num(L, "cv", r.t.cv);
+        set_num(L, "repetitions", r.t.repetitions);
+        set_num(L, "iterations", (double)r.t.iterations);
+        set_num(L, "gflops", c.flops / r.t.median * 1e-9);
+        lua_createtable(L, r.t.repetitions, 0);
+        for (int i = 0; i < r.t.repetitions; i++) {
+            lua_pushnumber(L, r.t.rep[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "reps");
+    }
+    set_num(L, "prepare_s", r.prepare_s);
+    if (r.rotate_copies) set_num(L, "rotate_copies", r.rotate_copies);
+    if (r.profiled) {
+        lua_newtable(L);
+        for (int i = 0; i < DCB_PHASE_COUNT; i++) set_num(L, dcb_phase_name(i), r.phase[i]);
+        lua_setfield(L, -2, "phases");
+    }
+    if (o.counters) {
+        lua_newtable(L);
+        lua_pushstring(L, r.c.source ? r.c.source : "none");
+        lua_setfield(L, -2, "source");
+        for (int i = 0; i < DCBH_NCOUNTERS; i++) set_num(L, dcbh_counter_names[i], r.c.v[i]);
+        lua_setfield(L, -2, "counters");
+    }
+    push_cost(L, &c);
+    lua_setfield(L, -2, "cost");
+    return 1;
+}
+
+static int l_calibration(lua_State *L) {
+    dcbh_calib c;
+    if (dcbh_calib_load(dcbh_calib_path(), &c)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "no calibration at %s (run: dcbench calibrate)", dcbh_calib_path());
+        return 2;
+    }
+    lua_newtable(L);
+    set_num(L, "peak_gflops_1t", c.peak_gflops_1t);
+    set_num(L, "peak_gflops_all", c.peak_gflops_all);
+    set_num(L, "bw_gbs_1t", c.bw_gbs_1t);
+    set_num(L, "bw_gbs_all", c.bw_gbs_all);
+    set_num(L, "threads_all", c.threads_all);
+    lua_pushstring(L, c.when);
+    lua_setfield(L, -2, "when");
+    lua_pushstring(L, c.isa);
+    lua_setfield(L, -2, "isa");
+    return 1;
+}
+
+/* dcb.plot(csv, {x=, y=, by=, title=, out=}) -> path of the figure */
+static int l_plot(lua_State *L) {
+    const char *csv = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const valid[] = {"x", "y", "by", "title", "out", NULL};
+    check_keys(L, 2, "dcb.plot", valid);
+    dcbh_plot_spec s = {0};
+    if (lua_getfield(L, 2, "x") != LUA_TNIL) s.x = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 2, "y") != LUA_TNIL) s.y = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 2, "by") != LUA_TNIL) s.by = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 2, "title") != LUA_TNIL) s.title = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 2, "out") != LUA_TNIL) s.out = luaL_checkstring(L, -1);
+    if (!s.x) return luaL_error(L, "dcb.plot: the spec needs x (a column of %s)", csv);
+    char out[4096], err[1024];
+    if (dcbh_plot(csv, &s, out, sizeof out, err, sizeof err)) return luaL_error(L, "dcb.plot: %s", err);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* dcb.read_csv(path) -> rows ({column = text}), columns (list) — for
+ * derived tables after a sweep (empty cells are absent). */
+static int l_read_csv(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    csv_table t;
+    char err[1024];
+    if (csv_read(path, &t, 0, err, sizeof err)) return luaL_error(L, "dcb.read_csv: %s", err);
+    lua_createtable(L, t.nrows, 0);
+    for (int r = 0; r < t.nrows; r++) {
+        lua_createtable(L, 0, t.ncols);
+        for (int c = 0; c < t.ncols; c++) {
+            if (!t.rows[r][c][0]) continue;
+            lua_pushstring(L, t.rows[r][c]);
+            lua_setfield(L, -2, t.cols[c]);
+        }
+        lua_rawseti(L, -2, r + 1);
+    }
+    lua_createtable(L, t.ncols, 0);
+    for (int c = 0; c < t.ncols; c++) {
+        lua_pushstring(L, t.cols[c]);
+        lua_rawseti(L, -2, c + 1);
+    }
+    csv_free(&t);
+    return 2;
+}
+
+int luaopen_dcb(lua_State *L) {
+    static const luaL_Reg tensor_methods[] = {
+        {"shape", t_shape}, {"get", t_get}, {"set", t_set}, {"clone", t_clone}, {NULL, NULL}};
+    luaL_newmetatable(L, TENSOR_MT);
+    lua_pushcfunction(L, t_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, t_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushcfunction(L, t_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, t_index);
+    lua_setfield(L, -2, "__index");
+    luaL_newlib(L, tensor_methods);
+    lua_setfield(L, -2, "methods");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, "dcb.shape");
+    lua_pushcfunction(L, shape_call);
+    lua_setfield(L, -2, "__call");
+    lua_pop(L, 1);
+
+    static const luaL_Reg op_methods[] = {
+        {"forward", op_forward},         {"cost", op_cost},
+        {"kernels", op_kernels},         {"routing", op_routing},
+        {"load_weights", op_load_weights}, {"init_weights", op_init_weights},
+        {"set_weight", op_set_weight},   {"weights", op_weights},
+        {"params", op_params},           {"impl", op_impl},
+        {"name", op_name},               {NULL, NULL}};
+    luaL_newmetatable(L, OP_MT);
+    lua_pushcfunction(L, op_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, op_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, op_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+
+    static const luaL_Reg fns[] = {
+        {"load", l_load},       {"save", l_save},     {"randn", l_randn},
+        {"zeros", l_zeros},     {"ops", l_ops},       {"impls", l_impls},
+        {"params", l_params},   {"op", l_op},         {"similarity", l_similarity},
+        {"bench", l_bench},     {"sweep", dcbh_lua_sweep}, {"calibration", l_calibration},
+        {"plot", l_plot},       {"read_csv", l_read_csv}, {NULL, NULL}};
+    luaL_newlib(L, fns);
+    lua_pushstring(L, DCB_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushboolean(L, dcbh_opt.quick);
+    lua_setfield(L, -2, "quick");
+    lua_pushstring(L, dcbh_opt.results_dir);
+    lua_setfield(L, -2, "results");
+    lua_pushstring(L, dcbh_opt.format);
+    lua_setfield(L, -2, "format");
+    lua_newtable(L);
+    lua_pushinteger(L, dcbh_opt.shard_i);
+    lua_setfield(L, -2, "i");
+    lua_pushinteger(L, dcbh_opt.shard_n);
+    lua_setfield(L, -2, "n");
+    lua_setfield(L, -2, "shard");
+    return 1;
+}
+
+/* ----------------------------------------------------------- scripts */
+static int traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int dcbh_run_script(const char *path, int argc, char **argv) {
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "dcbench: cannot create a Lua state\n");
+        return 1;
+    }
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_dcb);
+    lua_setfield(L, -2, "dcb");
+    lua_pop(L, 1);
+    /* Shipped sweeps may require each other's helpers from sweeps/. */
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/sweeps/?.lua;", dcbh_home());
+    lua_getfield(L, -2, "path");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+    /* arg, as the standalone lua sets it: arg[0] the script, arg[1..] its arguments. */
+    lua_createtable(L, argc, 1);
+    lua_pushstring(L, path);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+
+    lua_pushcfunction(L, traceback);
+    int rc = luaL_loadfile(L, path);
+    if (rc == LUA_OK) {
+        for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
+        rc = lua_pcall(L, argc, 0, 1);
+    }
+    int code = 0;
+    fflush(stdout);
+    if (rc != LUA_OK) {
+        fprintf(stderr, "dcbench: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+        code = 1;
+    }
+    lua_close(L);
+    return code;
+}

@@ -1,0 +1,402 @@
+/* results.c — CSV results: building rows, reading them back (resume,
+ * merge, plots), atomic appends and the merge command. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------- string builder */
+static void sb_grow(dcbh_sb *b, size_t extra) {
+    if (b->n + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + extra + 1) cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+        fprintf(stderr, "dcbench: out of memory\n");
+        exit(1);
+    }
+    b->s = s;
+    b->cap = cap;
+}
+
+void sb_addn(dcbh_sb *b, const char *s, size_t n) {
+    sb_grow(b, n);
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+void sb_add(dcbh_sb *b, const char *s) { sb_addn(b, s, strlen(s)); }
+
+void sb_printf(dcbh_sb *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    sb_grow(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
+}
+
+void sb_free(dcbh_sb *b) {
+    free(b->s);
+    b->s = NULL;
+    b->n = b->cap = 0;
+}
+
+void sb_num(dcbh_sb *b, double v) {
+    if (isnan(v)) return;
+    if (isinf(v)) {
+        sb_add(b, v > 0 ? "inf" : "-inf");
+        return;
+    }
+    if (v == floor(v) && fabs(v) < 1e15) {
+        sb_printf(b, "%.0f", v);
+        return;
+    }
+    char buf[40];
+    for (int p = 6; p <= 17; p++) {   /* shortest form that reads back exactly */
+        snprintf(buf, sizeof buf, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    sb_add(b, buf);
+}
+
+void sb_csv_field(dcbh_sb *b, const char *s) {
+    if (!s) return;
+    if (!strpbrk(s, ",\"\n\r")) {
+        sb_add(b, s);
+        return;
+    }
+    sb_add(b, "\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            sb_add(b, "\"\"");
+        else if (*p == '\n' || *p == '\r')
+            sb_add(b, " ");
+        else
+            sb_addn(b, p, 1);
+    }
+    sb_add(b, "\"");
+}
+
+void sb_json_str(dcbh_sb *b, const char *s) {
+    sb_add(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            sb_printf(b, "\\u%04x", *p);
+        else
+            sb_addn(b, (const char *)p, 1);
+    }
+    sb_add(b, "\"");
+}
+
+/* ---------------------------------------------------------------- files */
+int mkdir_p(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+    return 0;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return -1;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) || close(fd) || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int csv_append_line(int fd, const char *line, size_t len) {
+    /* One write of the whole row: with O_APPEND, a kill leaves either the
+     * complete row or a prefix without its newline, which csv_read repairs. */
+    ssize_t w;
+    do w = write(fd, line, len);
+    while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)len) return -1;
+    return fsync(fd);
+}
+
+/* ----------------------------------------------------------------- CSV */
+int csv_parse_line(const char *line, size_t len, char ***fields) {
+    int n = 0, cap = 16;
+    char **f = malloc(sizeof *f * (size_t)cap);
+    size_t i = 0;
+    dcbh_sb cur = {0};
+    for (;;) {
+        cur.n = 0;
+        sb_add(&cur, "");
+        if (i < len && line[i] == '"') {
+            i++;
+            while (i < len) {
+                if (line[i] == '"') {
+                    if (i + 1 < len && line[i + 1] == '"') {
+                        sb_addn(&cur, "\"", 1);
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                sb_addn(&cur, line + i, 1);
+                i++;
+            }
+            while (i < len && line[i] != ',') i++;
+        } else {
+            size_t j = i;
+            while (j < len && line[j] != ',') j++;
+            sb_addn(&cur, line + i, j - i);
+            i = j;
+        }
+        if (n == cap) f = realloc(f, sizeof *f * (size_t)(cap *= 2));
+        f[n++] = strdup(cur.s);
+        if (i < len && line[i] == ',') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    sb_free(&cur);
+    *fields = f;
+    return n;
+}
+
+void csv_free(csv_table *t) {
+    for (int c = 0; c < t->ncols; c++) free(t->cols[c]);
+    free(t->cols);
+    for (int r = 0; r < t->nrows; r++) {
+        for (int c = 0; c < t->ncols; c++) free(t->rows[r][c]);
+        free(t->rows[r]);
+    }
+    free(t->rows);
+    memset(t, 0, sizeof *t);
+}
+
+int csv_col(const csv_table *t, const char *name) {
+    for (int c = 0; c < t->ncols; c++)
+        if (!strcmp(t->cols[c], name)) return c;
+    return -1;
+}
+
+int csv_read(const char *path, csv_table *t, int repair, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        errno = e;
+        return -1;
+    }
+    dcbh_sb all = {0};
+    char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&all, buf, got);
+    fclose(f);
+    size_t len = all.n;
+    if (len && all.s[len - 1] != '\n') {
+        /* A torn last row from a killed writer: drop it (and repair the file). */
+        char *nl = memrchr(all.s, '\n', len);
+        size_t keep = nl ? (size_t)(nl - all.s) + 1 : 0;
+        if (repair) {
+            if (truncate(path, (off_t)keep)) {
+                snprintf(err, errlen, "%s: cannot truncate a torn last line: %s", path, strerror(errno));
+                sb_free(&all);
+                return -1;
+            }
+            fprintf(stderr, "dcbench: %s: dropped an incomplete last row (interrupted run)\n", path);
+        }
+        len = keep;
+    }
+    int cap = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        char *nl = memchr(all.s + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - all.s) : len;
+        size_t l = end - pos;
+        if (l && all.s[pos + l - 1] == '\r') l--;
+        if (l) {
+            char **fields;
+            int n = csv_parse_line(all.s + pos, l, &fields);
+            if (!t->cols) {
+                t->cols = fields;
+                t->ncols = n;
+            } else {
+                if (n != t->ncols) {
+                    snprintf(err, errlen, "%s: row %d has %d fields, the header has %d", path,
+                             t->nrows + 2, n, t->ncols);
+                    for (int c = 0; c < n; c++) free(fields[c]);
+                    free(fields);
+                    sb_free(&all);
+                    csv_free(t);
+                    return -1;
+                }
+                if (t->nrows == cap) t->rows = realloc(t->rows, sizeof *t->rows * (size_t)(cap = cap ? 2 * cap : 64));
+                t->rows[t->nrows++] = fields;
+            }
+        }
+        pos = end + 1;
+    }
+    sb_free(&all);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- merge */
+static char *sibling(const char *csv, const char *ext) {
+    size_t n = strlen(csv);
+    if (n > 4 && !strcmp(csv + n - 4, ".csv")) n -= 4;
+    char *s = malloc(n + strlen(ext) + 1);
+    memcpy(s, csv, n);
+    strcpy(s + n, ext);
+    return s;
+}
+
+int cmd_merge(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: dcbench merge OUT.csv IN1.csv [IN2.csv ...]\n");
+        return 2;
+    }
+    const char *out = argv[0];
+    csv_table m = {0};
+    char err[1024];
+    int idcol = -1, stcol = -1, total = 0, dups = 0;
+    for (int i = 1; i < argc; i++) {
+        csv_table t;
+        if (csv_read(argv[i], &t, 0, err, sizeof err)) {
+            fprintf(stderr, "dcbench merge: %s\n", err);
+            csv_free(&m);
+            return 1;
+        }
+        if (!t.cols) {   /* an empty shard (nothing selected) */
+            csv_free(&t);
+            continue;
+        }
+        if (!m.cols) {
+            idcol = csv_col(&t, "point_id");
+            stcol = csv_col(&t, "status");
+            if (idcol < 0) {
+                fprintf(stderr, "dcbench merge: %s has no point_id column; not a dcbench result\n", argv[i]);
+                csv_free(&t);
+                return 1;
+            }
+            m.ncols = t.ncols;
+            m.cols = t.cols;
+            t.cols = NULL;
+        } else {
+            int same = t.ncols == m.ncols;
+            for (int c = 0; same && c < t.ncols; c++) same = !strcmp(t.cols[c], m.cols[c]);
+            if (!same) {
+                fprintf(stderr,
+                        "dcbench merge: %s has different columns from %s (a different sweep definition?);"
+                        " refusing to merge\n", argv[i], argv[1]);
+                csv_free(&t);
+                csv_free(&m);
+                return 1;
+            }
+            for (int c = 0; c < t.ncols; c++) free(t.cols[c]);
+            free(t.cols);
+            t.cols = NULL;
+        }
+        for (int r = 0; r < t.nrows; r++) {
+            char **row = t.rows[r];
+            total++;
+            int found = -1;
+            for (int k = 0; k < m.nrows && found < 0; k++)
+                if (!strcmp(m.rows[k][idcol], row[idcol])) found = k;
+            if (found >= 0) {
+                dups++;
+                /* Keep a finished measurement over a failed attempt of the same point. */
+                if (stcol >= 0 && strcmp(m.rows[found][stcol], "ok") && !strcmp(row[stcol], "ok")) {
+                    char **tmp = m.rows[found];
+                    m.rows[found] = row;
+                    row = tmp;
+                }
+                for (int c = 0; c < m.ncols; c++) free(row[c]);
+                free(row);
+                continue;
+            }
+            m.rows = realloc(m.rows, sizeof *m.rows * (size_t)(m.nrows + 1));
+            m.rows[m.nrows++] = row;
+        }
+        free(t.rows);
+        t.rows = NULL;
+        t.nrows = 0;
+        t.ncols = 0;
+    }
+    if (!m.cols) {
+        fprintf(stderr, "dcbench merge: every input is empty\n");
+        return 1;
+    }
+    dcbh_sb b = {0};
+    for (int c = 0; c < m.ncols; c++) {
+        if (c) sb_add(&b, ",");
+        sb_csv_field(&b, m.cols[c]);
+    }
+    sb_add(&b, "\n");
+    for (int r = 0; r < m.nrows; r++) {
+        for (int c = 0; c < m.ncols; c++) {
+            if (c) sb_add(&b, ",");
+            sb_csv_field(&b, m.rows[r][c]);
+        }
+        sb_add(&b, "\n");
+    }
+    int rc = write_file_atomic(out, b.s, b.n);
+    sb_free(&b);
+    if (rc) {
+        fprintf(stderr, "dcbench merge: cannot write %s: %s\n", out, strerror(errno));
+        csv_free(&m);
+        return 1;
+    }
+    /* The first input's machine/definition JSON describes the merged file too. */
+    char *jin = sibling(argv[1], ".json"), *jout = sibling(out, ".json");
+    FILE *f = fopen(jin, "rb");
+    if (f) {
+        dcbh_sb j = {0};
+        char buf[8192];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&j, buf, got);
+        fclose(f);
+        if (strcmp(jin, jout) && j.n) write_file_atomic(jout, j.s, j.n);
+        sb_free(&j);
+    }
+    free(jin);
+    free(jout);
+    printf("dcbench merge: %d rows from %d files into %s (%d duplicates dropped)\n", m.nrows, argc - 1,
+           out, dups);
+    (void)total;
+    csv_free(&m);
+    return 0;
+}

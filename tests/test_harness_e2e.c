@@ -1,0 +1,413 @@
+/* End-to-end tests of the dcbench program: Lua scripts written to a temporary
+ * directory are run through $DCBENCH (default build/dcbench) and their CSV,
+ * figures, exit codes and messages checked. */
+#include "testutil.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+static const char *dcbench;
+
+static void write_text(const char *name, const char *text) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Runs dcbench with args (a shell fragment) in tmpdir; stdout and stderr go
+ * to out.txt / err.txt there. Returns the exit code. */
+static int run(const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >out.txt 2>err.txt", tmpdir, dcbench, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static char *slurp(const char *name) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    char *s = read_text(p);
+    return s ? s : strdup("");
+}
+
+/* Point ids of a CSV, sorted, as one string "id\nid\n..." (NULL: no file). */
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static char *ids_of(const char *rel, int *nrows, int *dups) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, rel);
+    char *s = read_text(p);
+    if (!s) return NULL;
+    char *ids[4096];
+    int n = 0;
+    char *save = NULL;
+    int first = 1;
+    for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (first) {
+            first = 0;
+            continue;
+        }
+        char *c = strchr(line, ',');
+        if (c) *c = 0;
+        if (n < 4096) ids[n++] = line;
+    }
+    qsort(ids, (size_t)n, sizeof ids[0], cmp_str);
+    *dups = 0;
+    for (int i = 1; i < n; i++) *dups += !strcmp(ids[i], ids[i - 1]);
+    *nrows = n;
+    char *out = calloc((size_t)n * 20 + 1, 1);
+    for (int i = 0; i < n; i++) {
+        strcat(out, ids[i]);
+        strcat(out, "\n");
+    }
+    free(s);
+    return out;
+}
+
+static void assert_contains(const char *hay, const char *needle) {
+    if (!strstr(hay, needle)) fail_msg("expected to find '%s' in:\n%s", needle, hay);
+}
+
+/* A sweep of 2 x 2 points and 2 impls; winograd answers unsupported at stride 2. */
+static const char *tiny =
+    "local dcb = require 'dcb'\n"
+    "local r = dcb.sweep{name='tiny', op='conv2d', base={cin=4, cout=4, k=3, pad=1},\n"
+    "  grid={stride={1,2}, H={8,12}}, impls={'naive','winograd'}, repetitions=2, min_time=0.001,\n"
+    "  measure={'time','counters','similarity'}, plot={x='H', y='time', by='impl'}}\n"
+    "assert(r.total == 8 and r.written + r.skipped == 8, 'totals')\n"
+    "print('figures', r.figures[1])\n";
+
+static void test_tiny_sweep(void **state) {
+    (void)state;
+    write_text("tiny.lua", tiny);
+    assert_int_equal(run("--results res tiny.lua"), 0);
+    char *csv = slurp("res/tiny/tiny.csv");
+    int lines = 0, unsup = 0, ok = 0;
+    for (char *p = csv; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 9);   /* header + 8 rows */
+    for (char *p = csv; (p = strstr(p, ",unsupported,")); p++) unsup++;
+    for (char *p = csv; (p = strstr(p, ",ok,")); p++) ok++;
+    assert_int_equal(unsup, 2);
+    assert_int_equal(ok, 6);
+    static const char head[] = "point_id,sweep,op,impl,cin,cout,k,pad,stride,N,H,W,T,threads,status,reason,"
+                               "time_median_s";
+    assert_true(!strncmp(csv, head, strlen(head)));
+    assert_contains(csv, "counter_source");
+    assert_contains(csv, "sim_hist");
+    free(csv);
+    char *png = slurp("res/tiny/tiny.png");
+    assert_true(!memcmp(png, "\x89PNG\r\n\x1a\n", 8));
+    free(png);
+    char *json = slurp("res/tiny/tiny.json");
+    assert_contains(json, "\"machine\"");
+    assert_contains(json, "\"grid\"");
+    free(json);
+    /* Run again: everything is done, nothing is measured twice. */
+    assert_int_equal(run("--results res tiny.lua"), 0);
+    int n, d;
+    char *ids = ids_of("res/tiny/tiny.csv", &n, &d);
+    assert_int_equal(n, 8);
+    assert_int_equal(d, 0);
+    free(ids);
+}
+
+/* A slower sweep (naive conv, 12 points) for kill/resume and shards. */
+static const char *slow =
+    "local dcb = require 'dcb'\n"
+    "dcb.sweep{name='slow', op='conv2d', base={cin=8, cout=8, k=3, pad=1},\n"
+    "  grid={H={8,12,16,20}, N={1,2,3}}, impls={'naive'}, repetitions=3, min_time=0.02, roofline=false}\n";
+
+static void test_kill_and_resume(void **state) {
+    (void)state;
+    write_text("slow.lua", slow);
+    assert_int_equal(run("--results full slow.lua"), 0);
+    int nfull, d;
+    char *full = ids_of("full/slow/slow.csv", &nfull, &d);
+    assert_int_equal(nfull, 12);
+    assert_int_equal(d, 0);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (chdir(tmpdir)) _exit(127);
+        freopen("/dev/null", "w", stderr);
+        execl(dcbench, dcbench, "--results", "killed", "slow.lua", (char *)NULL);
+        _exit(127);
+    }
+    /* Kill it after it wrote some rows but before it finished. */
+    int rows = 0;
+    for (int i = 0; i < 2000 && rows < 3; i++) {
+        usleep(5000);
+        int dd;
+        char *ids = ids_of("killed/slow/slow.csv", &rows, &dd);
+        free(ids);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    int nk;
+    char *part = ids_of("killed/slow/slow.csv", &nk, &d);
+    assert_true(nk >= 3 && nk < 12);
+    free(part);
+    /* A torn last row, as a kill in the middle of a write would leave. */
+    char p[512];
+    snprintf(p, sizeof p, "%s/killed/slow/slow.csv", tmpdir);
+    FILE *f = fopen(p, "a");
+    fputs("deadbeefdeadbeef,slow,conv2d,naive,8,8,3", f);
+    fclose(f);
+    assert_int_equal(run("--results killed slow.lua"), 0);
+    int nr;
+    char *resumed = ids_of("killed/slow/slow.csv", &nr, &d);
+    assert_int_equal(nr, 12);
+    assert_int_equal(d, 0);
+    assert_string_equal(resumed, full);
+    free(resumed);
+    free(full);
+}
+
+static void test_shards_merge(void **state) {
+    (void)state;
+    write_text("slow.lua", slow);
+    assert_int_equal(run("--results sh --shard 1/2 slow.lua"), 0);
+    assert_int_equal(run("--results sh --shard 2/2 slow.lua"), 0);
+    int n1, n2, d;
+    free(ids_of("sh/slow/slow.shard1of2.csv", &n1, &d));
+    free(ids_of("sh/slow/slow.shard2of2.csv", &n2, &d));
+    assert_int_equal(n1 + n2, 12);
+    assert_true(n1 > 0 && n2 > 0);
+    /* the same shard twice: merge drops the duplicates */
+    assert_int_equal(run("merge sh/merged.csv sh/slow/slow.shard1of2.csv sh/slow/slow.shard2of2.csv "
+                         "sh/slow/slow.shard1of2.csv"), 0);
+    int nm, nu;
+    char *merged = ids_of("sh/merged.csv", &nm, &d);
+    assert_int_equal(d, 0);
+    assert_int_equal(run("--results un slow.lua"), 0);
+    char *unsharded = ids_of("un/slow/slow.csv", &nu, &d);
+    assert_string_equal(merged, unsharded);
+    free(merged);
+    free(unsharded);
+    /* files with other columns are refused */
+    write_text("other.csv", "point_id,sweep,x\n1,a,2\n");
+    assert_int_not_equal(run("merge sh/bad.csv sh/merged.csv other.csv"), 0);
+    char *err = slurp("err.txt");
+    assert_contains(err, "different columns");
+    free(err);
+}
+
+static void test_script_errors(void **state) {
+    (void)state;
+    write_text("boom.lua", "local function f() error('boom here') end\nf()\n");
+    assert_int_equal(run("boom.lua"), 1);
+    char *err = slurp("err.txt");
+    assert_contains(err, "boom here");
+    assert_contains(err, "stack traceback");
+    free(err);
+    struct {
+        const char *script, *needle1, *needle2;
+    } cases[] = {
+        {"require('dcb').op('nope', {})", "unknown operator 'nope'", "valid: conv2d"},
+        {"require('dcb').op('conv2d', {cin=4, cout=4, k=3, impl='fast'})", "unknown implementation 'fast'",
+         "naive, im2col"},
+        {"require('dcb').op('conv2d', {cin=4, cout=4, k=3, colour=1})", "unknown hyperparameter 'colour'",
+         "cin"},
+        {"require('dcb').impls('nope')", "dcb.impls: unknown operator 'nope'", "conv2d"},
+        {"require('dcb').sweep{name='x', op='conv2d', base={cin=4,cout=4,k=3}, grid={foo={1}}}",
+         "unknown hyperparameter 'foo'", "threads"},
+        {"require('dcb').sweep{name='x', op='conv2d', impls={'fast'}, base={cin=4,cout=4,k=3}}",
+         "unknown implementation 'fast'", "winograd"},
+        {"require('dcb').sweep{name='x', op='conv2d', colour=1}", "unknown field 'colour'", "grid"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text("bad.lua", cases[i].script);
+        assert_int_equal(run("bad.lua"), 1);
+        err = slurp("err.txt");
+        assert_contains(err, cases[i].needle1);
+        assert_contains(err, cases[i].needle2);
+        free(err);
+    }
+    assert_int_equal(run("--help"), 0);
+    char *out = slurp("out.txt");
+    assert_contains(out, "--shard");
+    assert_contains(out, "calibrate");
+    free(out);
+    assert_int_not_equal(run("--shard 3/2 x.lua"), 0);
+    assert_int_not_equal(run("frobnicate"), 0);
+}
+
+/* Every API function on valid and invalid input, checked inside Lua. */
+static const char *api =
+    "local dcb = require 'dcb'\n"
+    "local function fails(pat, f, ...)\n"
+    "  local ok, e = pcall(f, ...)\n"
+    "  assert(not ok, 'expected an error matching ' .. pat)\n"
+    "  assert(tostring(e):find(pat, 1, true), 'error \"' .. tostring(e) .. '\" lacks \"' .. pat .. '\"')\n"
+    "end\n"
+    "local x = dcb.randn({2, 4, 6, 6}, 7)\n"
+    "assert(#x == 288 and x.size == 288 and x.ndim == 4 and x.shape[2] == 4 and x:shape()[4] == 6)\n"
+    "assert(dcb.randn({2, 4, 6, 6}, 7):get(2, 3, 4, 5) == x:get(2, 3, 4, 5))\n"
+    "fails('outside', x.get, x, 3, 1, 1, 1)\n"
+    "fails('positive integer', dcb.randn, {2, 0})\n"
+    "fails('shape', dcb.zeros, 'big')\n"
+    "assert(dcb.zeros({3}):get(2) == 0)\n"
+    "dcb.save(x, 'x.npy')\n"
+    "local x2 = dcb.load('x.npy')\n"
+    "assert(x2:get(1, 2, 3, 4) == x:get(1, 2, 3, 4))\n"
+    "fails('dcb.load', dcb.load, 'missing.npy')\n"
+    "fails('must be a tensor', dcb.save, 3, 'y.npy')\n"
+    "local names = dcb.impls('conv2d')\n"
+    "assert(names[1] == 'naive' and #names >= 3)\n"
+    "assert(dcb.ops()[1] == 'conv2d')\n"
+    "assert(#dcb.params('conv2d') > 3)\n"
+    "local op = dcb.op('conv2d', {cin=4, cout=3, k=3, pad=1, impl='im2col', threads=1})\n"
+    "assert(op:impl() == 'im2col' and op:name() == 'conv2d' and op:params().cout == 3)\n"
+    "fails('dcb.op', dcb.op, 'conv2d', {cin=4, cout=3, k=3, groups=3})\n"
+    "fails('weight', op.forward, op, x)\n"
+    "op:init_weights(3)\n"
+    "local w = op:weights()\n"
+    "assert(w.weight.shape[1] == 3)\n"
+    "local y = op:forward(x)\n"
+    "assert(y.shape[2] == 3 and y.shape[3] == 6)\n"
+    "fails('invalid_shape', op.forward, op, dcb.randn({2, 5, 6, 6}))\n"
+    "local c = op:cost()\n"
+    "assert(c.macs == 2 * 3 * 4 * 9 * 36 and c.flops == 2 * c.macs and c.params == 108)\n"
+    "assert(op:cost({1, 4, 6, 6}).macs == c.macs / 2)\n"
+    "fails('unsupported', op.kernels, op, x)\n"
+    "fails('unsupported', op.routing, op, x)\n"
+    "local fresh = dcb.op('conv2d', {cin=4, cout=3, k=3})\n"
+    "fails('input shape', fresh.cost, fresh)\n"
+    "fresh:load_weights('.') -- reads ./weight.npy\n"
+    "assert(fresh:weights().weight:get(1, 1, 1, 1) == w.weight:get(1, 1, 1, 1))\n"
+    "fails('load_weights', fresh.load_weights, fresh, 'nowhere')\n"
+    "local k = dcb.randn({5, 3, 4, 3, 3}, 1)\n"
+    "local s = dcb.similarity(k)\n"
+    "assert(s.pairs == 10 and s.mean >= -1 and s.max <= 1 and #s.hist == 20 and s.per_channel.pairs == 30)\n"
+    "fails('dcb.similarity', dcb.similarity, dcb.randn({1, 3}))\n"
+    "local b = dcb.bench(op, x, {repetitions=3, min_time=0.001})\n"
+    "assert(b.median > 0 and b.min <= b.median and b.median <= b.max and b.repetitions == 3)\n"
+    "assert(b.phases and b.counters.source and b.cost.macs == c.macs and b.prepare_s >= 0)\n"
+    "local cold = dcb.bench(op, x, {repetitions=2, min_time=0.001, rotate=true})\n"
+    "assert(cold.rotate_copies >= 2)\n"
+    "fails('unknown option', dcb.bench, op, x, {reps=3})\n"
+    "fails('must be an operator', dcb.bench, x, x)\n"
+    "local cal, msg = dcb.calibration()\n"
+    "assert(cal or msg:find('calibrate'))\n"
+    "assert(type(dcb.version) == 'string' and dcb.quick == false and dcb.shard.n == 1)\n"
+    "fails('measure', dcb.sweep, {name='m', op='conv2d', base={cin=4,cout=4,k=3}, measure={'speed'}})\n"
+    "print('api ok')\n";
+
+static void test_api(void **state) {
+    (void)state;
+    write_text("api.lua",
+               "local dcb = require 'dcb'\n"
+               "local op = dcb.op('conv2d', {cin=4, cout=3, k=3, pad=1}); op:init_weights(3)\n"
+               "dcb.save(op:weights().weight, 'weight.npy')\n");
+    assert_int_equal(run("api.lua"), 0);
+    write_text("api.lua", api);
+    int rc = run("api.lua");
+    if (rc) {
+        char *err = slurp("err.txt");
+        fail_msg("api.lua failed (%d):\n%s", rc, err);
+    }
+    char *out = slurp("out.txt");
+    assert_contains(out, "api ok");
+    free(out);
+}
+
+/* op:forward of every implementation against the library's naive conv. */
+static void test_forward_matches_naive(void **state) {
+    (void)state;
+    write_text("fwd.lua",
+               "local dcb = require 'dcb'\n"
+               "local x = dcb.randn({2, 6, 9, 7}, 5)\n"
+               "dcb.save(x, 'fx.npy')\n"
+               "for _, impl in ipairs(dcb.impls('conv2d')) do\n"
+               "  local op = dcb.op('conv2d', {cin=6, cout=5, k=3, pad=1, impl=impl})\n"
+               "  op:init_weights(11)\n"
+               "  dcb.save(op:weights().weight, 'fw.npy')\n"
+               "  dcb.save(op:forward(x), 'fy_' .. impl .. '.npy')\n"
+               "end\n");
+    assert_int_equal(run("fwd.lua"), 0);
+    char p[512];
+    dcb_tensor *x = NULL, *w = NULL;
+    snprintf(p, sizeof p, "%s/fx.npy", tmpdir);
+    assert_ok(dcb_npy_load(p, &x));
+    snprintf(p, sizeof p, "%s/fw.npy", tmpdir);
+    assert_ok(dcb_npy_load(p, &w));
+    dcb_hparam hp[] = {TU_HP("cin", 6), TU_HP("cout", 5), TU_HP("k", 3), TU_HP("pad", 1)};
+    dcb_op *op = NULL;
+    assert_ok(dcb_op_create("conv2d", "naive", hp, 4, &op));
+    assert_ok(dcb_op_set_weight(op, "weight", w));
+    dcb_tensor *ref = NULL;
+    assert_ok(dcb_op_forward(op, x, &ref));
+    for (int i = 0; i < dcb_impl_count("conv2d"); i++) {
+        dcb_tensor *y = NULL;
+        snprintf(p, sizeof p, "%s/fy_%s.npy", tmpdir, dcb_impl_name("conv2d", i));
+        assert_ok(dcb_npy_load(p, &y));
+        double err = dcb_max_rel_err(y, ref, NULL);
+        if (!(err <= 1e-5)) fail_msg("%s: relative error %g against naive", dcb_impl_name("conv2d", i), err);
+        dcb_tensor_free(y);
+    }
+    dcb_tensor_free(ref);
+    dcb_tensor_free(x);
+    dcb_tensor_free(w);
+    dcb_op_destroy(op);
+}
+
+static int setup(void **state) {
+    (void)state;
+    dcbench = getenv("DCBENCH");
+    if (!dcbench || !*dcbench) dcbench = "build/dcbench";
+    static char abs[1024];
+    if (dcbench[0] != '/' && getcwd(abs, sizeof abs - 300)) {
+        strcat(abs, "/");
+        strcat(abs, dcbench);
+        dcbench = abs;
+    }
+    if (access(dcbench, X_OK)) {
+        fprintf(stderr, "test_harness_e2e: %s is not built (set DCBENCH)\n", dcbench);
+        return -1;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/dcbench-e2e-XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    /* no calibration file of the developer's leaks into the tests */
+    static char cal[300];
+    snprintf(cal, sizeof cal, "DCB_CALIBRATION=%s/calibration.json", tmpdir);
+    putenv(cal);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_script_errors),
+        cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
