@@ -154,7 +154,9 @@ test-san: deps $(TESTS:%=$(BUILD)/tests-san/%) $(BUILD)/dcbench-san
 
 # Small versions of the seven sweeps (sweeps/demo.lua skips operators that
 # are not registered): CSV, JSON and PNG figures in results/demo/.
+# The roofline figures need this machine's peak and bandwidth: measured once.
 demo: all
+	@test -f results/calibration.json || $(BUILD)/dcbench calibrate
 	$(BUILD)/dcbench --quick --results results/demo sweeps/demo.lua
 
 bench: all $(BUILD)/bench_engines
