@@ -29,6 +29,12 @@
 #define DIRECT_AVX2 1
 #endif
 
+#if defined(__GNUC__)
+#define PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+#else
+#define PREFETCH_L2(p) ((void)(p))
+#endif
+
 #define MR 6
 #define NR 16
 #define KC_MAX 320   /* rows of B per block */
@@ -165,72 +171,93 @@ static void pack_b(const dcb_conv2d_p *p, const gplan *g, int H, int W, const fl
     }
 }
 
-/* C (mr x nr, ld ldc) (+)= A panel [kc][6] * B panel [kc][16] (+ bias). */
+/* C (mr x nr, ld ldc) (+)= A panel [kc][6] * B (+ bias per row).
+ * B is the packed panel [kc][16] (bsrc = NULL), or, for 1x1 stride 1, rows
+ * of x itself: bsrc with leading dimension ldb, copied on the way into the
+ * packed panel b for the panel's next row blocks ("fused packing": x is
+ * read once, and no separate packing pass goes through L2).
+ * mr <= 4 takes a 4-row kernel: 64 rows are 10 panels of 6 and one of 4. */
 #ifdef DIRECT_AVX2
 #define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
-static inline void kern_6x16(int kc, const float *a, const float *b, float *c, size_t ldc, int mr, int nr,
-                             int accumulate, const float *bias) {
-#define DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps();
-    ROWS6(DECL)
-#undef DECL
-    for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#define FMA(r)                                         \
+#define ROWS4(X) X(0) X(1) X(2) X(3)
+/* named accumulators: with an array GCC keeps them in memory */
+#define K_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps();
+#define K_FMA(r)                                       \
     {                                                  \
         const __m256 w = _mm256_broadcast_ss(a + r);   \
         c##r##0 = _mm256_fmadd_ps(w, b0, c##r##0);     \
         c##r##1 = _mm256_fmadd_ps(w, b1, c##r##1);     \
     }
-        ROWS6(FMA)
-#undef FMA
-    }
-    if (bias) {
-#define BIAS(r)                                                    \
+#define K_BIAS(r)                                                  \
     if (r < mr) {                                                  \
         const __m256 bb = _mm256_broadcast_ss(bias + r);           \
         c##r##0 = _mm256_add_ps(c##r##0, bb);                      \
         c##r##1 = _mm256_add_ps(c##r##1, bb);                      \
     }
-        ROWS6(BIAS)
-#undef BIAS
+#define K_STORE(r)                                                     \
+    if (r < mr) {                                                      \
+        float *cr = c + r * ldc;                                       \
+        if (accumulate) {                                              \
+            c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(cr));     \
+            c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(cr + 8)); \
+        }                                                              \
+        _mm256_storeu_ps(cr, c##r##0);                                 \
+        _mm256_storeu_ps(cr + 8, c##r##1);                             \
     }
-    if (mr == MR && nr == NR) {
-#define STORE(r)                                                                              \
-    {                                                                                         \
-        float *cr = c + r * ldc;                                                              \
-        if (accumulate) {                                                                     \
-            c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(cr));                            \
-            c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(cr + 8));                        \
-        }                                                                                     \
-        _mm256_storeu_ps(cr, c##r##0);                                                        \
-        _mm256_storeu_ps(cr + 8, c##r##1);                                                    \
-    }
-        ROWS6(STORE)
-#undef STORE
-        return;
-    }
-    float buf[MR][NR];
-#define SPILL(r)                             \
+#define K_SPILL(r)                           \
     _mm256_storeu_ps(buf[r], c##r##0);       \
     _mm256_storeu_ps(buf[r] + 8, c##r##1);
-    ROWS6(SPILL)
-#undef SPILL
-    for (int r = 0; r < mr; r++)
-        for (int t = 0; t < nr; t++) c[r * ldc + t] = accumulate ? c[r * ldc + t] + buf[r][t] : buf[r][t];
-}
+
+#define DEFINE_KERN(name, ROWS)                                                                            \
+    static void name(int kc, const float *a, float *b, const float *bsrc, size_t ldb, float *c,         \
+                     size_t ldc, int mr, int nr, int accumulate, const float *bias) {                      \
+        ROWS(K_DECL)                                                                                       \
+        if (bsrc) {                                                                                        \
+            for (int k = 0; k < kc; k++, a += MR, b += NR, bsrc += ldb) {                                  \
+                const __m256 b0 = _mm256_loadu_ps(bsrc), b1 = _mm256_loadu_ps(bsrc + 8);                   \
+                PREFETCH_L2(bsrc + NR); /* the next panel's columns */                                     \
+                _mm256_store_ps(b, b0);                                                                    \
+                _mm256_store_ps(b + 8, b1);                                                                \
+                ROWS(K_FMA)                                                                                \
+            }                                                                                              \
+        } else {                                                                                           \
+            _Pragma("GCC unroll 4") for (int k = 0; k < kc; k++, a += MR, b += NR) {                       \
+                const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                           \
+                ROWS(K_FMA)                                                                                \
+            }                                                                                              \
+        }                                                                                                  \
+        if (bias) { ROWS(K_BIAS) }                                                                         \
+        if (nr == NR) {                                                                                    \
+            ROWS(K_STORE)                                                                                  \
+            return;                                                                                        \
+        }                                                                                                  \
+        float buf[MR][NR];                                                                                 \
+        ROWS(K_SPILL)                                                                                      \
+        for (int r = 0; r < mr; r++)                                                                       \
+            for (int t = 0; t < nr; t++)                                                                   \
+                c[r * ldc + t] = accumulate ? c[r * ldc + t] + buf[r][t] : buf[r][t];                      \
+    }
+DEFINE_KERN(kern_6x16, ROWS6)
+DEFINE_KERN(kern_4x16, ROWS4)
 #else
-static inline void kern_6x16(int kc, const float *a, const float *b, float *c, size_t ldc, int mr, int nr,
-                             int accumulate, const float *bias) {
+static void kern_6x16(int kc, const float *a, float *b, const float *bsrc, size_t ldb, float *c, size_t ldc,
+                      int mr, int nr, int accumulate, const float *bias) {
     float acc[MR][NR] = {{0}};
-    for (int k = 0; k < kc; k++, a += MR, b += NR)
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        if (bsrc) {
+            memcpy(b, bsrc, sizeof(float) * NR);
+            bsrc += ldb;
+        }
         for (int r = 0; r < MR; r++)
             for (int t = 0; t < NR; t++) acc[r][t] += a[r] * b[t];
+    }
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < nr; t++) {
             const float v = acc[r][t] + (bias ? bias[r] : 0.0f);
             c[r * ldc + t] = accumulate ? c[r * ldc + t] + v : v;
         }
 }
+#define kern_4x16 kern_6x16
 #endif
 
 static void gemm_conv(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *wp,
@@ -254,20 +281,32 @@ static void gemm_conv(const dcb_conv2d_p *p, int N, int H, int W, const float *x
             float *yg = y + ((size_t)n * p->cout + (size_t)gi * g.cog) * g.P;
             const float *wg = wp + (size_t)gi * g.panels * g.K * MR;
             const float *bg = b ? b + (size_t)gi * g.cog : NULL;
+            const int plain = p->kh == 1 && p->kw == 1 && p->stride == 1 && p->pad == 0;
             for (int kb = 0; kb < g.nkb; kb++) {
                 const int k0 = kb * g.kc, kc = g.K - k0 < g.kc ? g.K - k0 : g.kc;
-                pack_b(p, &g, H, W, xg, k0, kc, j0, ncol, bp, line);
+                if (!plain) pack_b(p, &g, H, W, xg, k0, kc, j0, ncol, bp, line);
                 const int last = kb == g.nkb - 1;
                 for (int ic = 0; ic < g.panels; ic += MC_PANELS) {
                     const int ie = ic + MC_PANELS < g.panels ? ic + MC_PANELS : g.panels;
                     for (int jr = 0; jr * NR < ncol; jr++) {
                         const int nr = ncol - jr * NR < NR ? ncol - jr * NR : NR;
-                        const float *bpan = bp + (size_t)jr * kc * NR;
+                        float *bpan = bp + (size_t)jr * kc * NR;
+                        /* the first row block packs while it multiplies; a
+                         * ragged last panel is packed apart (zero-filled) */
+                        const float *bsrc = NULL;
+                        if (plain && ic == 0) {
+                            if (nr == NR)
+                                bsrc = xg + (size_t)k0 * g.P + j0 + jr * NR;
+                            else
+                                pack_b(p, &g, H, W, xg, k0, kc, j0 + jr * NR, nr, bpan, line);
+                        }
                         for (int ir = ic; ir < ie; ir++) {
                             const int mr = g.cog - ir * MR < MR ? g.cog - ir * MR : MR;
-                            kern_6x16(kc, wg + ((size_t)ir * g.K + k0) * MR, bpan,
-                                      yg + (size_t)ir * MR * g.P + j0 + jr * NR, (size_t)g.P, mr, nr, kb > 0,
-                                      last && bg ? bg + ir * MR : NULL);
+                            (mr > 4 ? kern_6x16 : kern_4x16)(kc, wg + ((size_t)ir * g.K + k0) * MR, bpan,
+                                                             ir == ic ? bsrc : NULL, (size_t)g.P,
+                                                             yg + (size_t)ir * MR * g.P + j0 + jr * NR,
+                                                             (size_t)g.P, mr, nr, kb > 0,
+                                                             last && bg ? bg + ir * MR : NULL);
                         }
                     }
                 }
