@@ -349,11 +349,35 @@ static void dw_fill(const dcb_conv2d_p *p, const dplan *d, int H, int W, const f
         float *row = buf + (size_t)(i + pad) * s * d->Wq;
         if (s == 1) {
             memcpy(row + pad, xr, sizeof(float) * W);
-        } else {
-            for (int j = 0; j < W; j++) {
-                const int col = j + pad;
-                row[(size_t)(col % s) * d->Wq + col / s] = xr[j];
+            continue;
+        }
+        int j = 0;
+#ifdef DIRECT_AVX2
+        if (s == 2) {
+            /* even and odd columns of 16 at a time: x[j + 2t] lands in phase
+             * (pad & 1) at j/2 + pad/2 + t, x[j + 1 + 2t] in the other phase
+             * at j/2 + (pad + 1)/2 + t */
+            float *pe = row + (size_t)(pad & 1) * d->Wq + (pad >> 1);
+            float *po = row + (size_t)((pad + 1) & 1) * d->Wq + ((pad + 1) >> 1);
+            for (; j + 16 <= W; j += 16) {
+                const __m256 lo = _mm256_loadu_ps(xr + j), hi = _mm256_loadu_ps(xr + j + 8);
+                const __m256 ev = _mm256_shuffle_ps(lo, hi, 0x88), od = _mm256_shuffle_ps(lo, hi, 0xDD);
+                _mm256_storeu_ps(pe + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8)));
+                _mm256_storeu_ps(po + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xD8)));
             }
+            const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+            for (; j + 8 <= W; j += 8) {
+                const __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xr + j), split);
+                _mm_storeu_ps(pe + j / 2, _mm256_castps256_ps128(v));
+                _mm_storeu_ps(po + j / 2, _mm256_extractf128_ps(v, 1));
+            }
+        }
+#endif
+        /* the rest one by one, the phase and position counted (no division) */
+        int q = (j + pad) % s, t = (j + pad) / s;
+        for (; j < W; j++) {
+            row[(size_t)q * d->Wq + t] = xr[j];
+            if (++q == s) q = 0, t++;
         }
     }
 }
@@ -379,7 +403,7 @@ static inline void dw_vecs(int nv, int kk, const float *wt, const int *off, cons
         float tmp[32];
         for (int v = 0; v < 4; v++)
             if (v < nv) _mm256_storeu_ps(tmp + 8 * v, acc[v]);
-        for (int j = 0; j < nvalid; j++) dst[j] = tmp[j];
+        for (int j = 0; j < nvalid; j++) dst[j] = tmp[j]; /* once per plane */
     }
 }
 #endif
@@ -388,13 +412,18 @@ static void dw_channel(const dcb_conv2d_p *p, const dplan *d, const float *buf, 
                        float bias, float *yc) {
     const int kk = p->kh * p->kw;
     const size_t rs = (size_t)d->s * d->s * d->Wq; /* buffer step per output row */
+    const size_t plane = (size_t)d->Ho * d->Wo;
     for (int i = 0; i < d->Ho; i++) {
         const float *src = buf + (size_t)i * rs;
         float *yr = yc + (size_t)i * d->Wo;
 #ifdef DIRECT_AVX2
         int j = 0;
         for (; j + 32 <= d->Wo; j += 32) dw_vecs(4, kk, wt, off, src + j, bias, yr + j, 32);
-        const int rest = d->Wo - j, nv = (rest + 7) / 8;
+        int rest = d->Wo - j;
+        const int nv = (rest + 7) / 8;
+        /* whole vectors may spill into the rows below, which are written
+         * after this one: only the plane's end needs the careful store */
+        if ((size_t)i * d->Wo + j + 8 * nv <= plane) rest = 8 * nv;
         switch (nv) {
         case 1: dw_vecs(1, kk, wt, off, src + j, bias, yr + j, rest); break;
         case 2: dw_vecs(2, kk, wt, off, src + j, bias, yr + j, rest); break;
