@@ -412,7 +412,6 @@ static void dw_channel(const dcb_conv2d_p *p, const dplan *d, const float *buf, 
                        float bias, float *yc) {
     const int kk = p->kh * p->kw;
     const size_t rs = (size_t)d->s * d->s * d->Wq; /* buffer step per output row */
-    const size_t plane = (size_t)d->Ho * d->Wo;
     for (int i = 0; i < d->Ho; i++) {
         const float *src = buf + (size_t)i * rs;
         float *yr = yc + (size_t)i * d->Wo;
@@ -423,7 +422,7 @@ static void dw_channel(const dcb_conv2d_p *p, const dplan *d, const float *buf, 
         const int nv = (rest + 7) / 8;
         /* whole vectors may spill into the rows below, which are written
          * after this one: only the plane's end needs the careful store */
-        if ((size_t)i * d->Wo + j + 8 * nv <= plane) rest = 8 * nv;
+        if ((size_t)i * d->Wo + j + 8 * nv <= (size_t)d->Ho * d->Wo) rest = 8 * nv;
         switch (nv) {
         case 1: dw_vecs(1, kk, wt, off, src + j, bias, yr + j, rest); break;
         case 2: dw_vecs(2, kk, wt, off, src + j, bias, yr + j, rest); break;
