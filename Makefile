@@ -4,6 +4,7 @@
 #   make test      unit tests, then the same suite under ASan + UBSan
 #   make demo      small versions of every shipped sweep (CSV + PNG in results/demo/)
 #   make bench     conv2d engines against the bare GEMM (docs/PERFORMANCE.md)
+#   make bench-direct  the direct engine against oneDNN on 1x1 and depthwise layers
 #   make install PREFIX=/usr/local
 #   BLAS=blis      build against BLIS instead of OpenBLAS
 
@@ -40,7 +41,7 @@ LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench install clean
+.PHONY: all deps test test-unit test-san demo bench bench-direct install clean
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -64,7 +65,7 @@ $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
 
 # The harness: C, plus one C++ file (the Google Benchmark shim).
-HARNESS_C   := $(filter-out harness/bench_engines.c,$(wildcard harness/*.c))
+HARNESS_C   := $(filter-out harness/bench_engines.c harness/bench_pointwise_dw.c,$(wildcard harness/*.c))
 HARNESS_CXX := $(wildcard harness/*.cc)
 HARNESS_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness/%.o)
 HARNESS_CFLAGS = $(CFLAGS_LIB) -Iharness $(shell pkg-config --cflags lua5.4 papi 2>/dev/null)
@@ -161,6 +162,13 @@ demo: all
 
 bench: all $(BUILD)/bench_engines
 	$(BUILD)/bench_engines
+
+$(BUILD)/bench_pointwise_dw: harness/bench_pointwise_dw.c harness/coretype.h $(BUILD)/libdcb.a
+	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+
+bench-direct: all $(BUILD)/bench_pointwise_dw
+	$(BUILD)/bench_pointwise_dw 9 1
+	$(BUILD)/bench_pointwise_dw 9 2
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

@@ -215,11 +215,39 @@ static const dcb_impl_vt impl_winograd_f2 = {
     "winograd_f2", "Winograd F(2x2,3x3): 3x3, stride 1, dilation 1", winograd_check, winograd_ws,
     winograd_prepare, winograd_run, winograd_release, winograd_executed};
 
+/* ----------------------------------------------------------------- direct */
+static dcb_status direct_prepare(dcb_op *op) {
+    const size_t bytes = dcb_direct_wpack_bytes(P(op));
+    if (!bytes) return DCB_OK; /* depthwise reads the weights as they are */
+    float *wp = dcb_aligned_alloc(bytes);
+    if (!wp) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d/direct: out of memory for the packed weights (%zu bytes)", bytes);
+    dcb_direct_pack_weights(P(op), dcb_w(op, "weight")->data, wp);
+    op->state = wp;
+    return DCB_OK;
+}
+
+static void direct_release(dcb_op *op) { dcb_aligned_free(op->state); }
+
+static size_t direct_ws(const dcb_op *op, const int64_t *x) {
+    return dcb_direct_ws(P(op), (int)x[0], (int)x[2], (int)x[3], op->threads);
+}
+
+static dcb_status direct_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    dcb_direct_run(P(op), (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data, dcb_w(op, "weight")->data,
+                   op->state, bias_of(op), y->data, ws, op->threads, prof);
+    return DCB_OK;
+}
+
+static const dcb_impl_vt impl_direct = {
+    "direct", "depthwise as direct loops, the rest as implicit GEMM with a packed AVX2 6x16 micro-kernel", NULL,
+    direct_ws, direct_prepare, direct_run, direct_release, NULL};
+
 #ifdef DCB_WITH_ONEDNN
 extern const dcb_impl_vt dcb_conv2d_onednn_impl;
 #endif
 
 static const dcb_impl_vt *const conv2d_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2,
+                                                   &impl_direct,
 #ifdef DCB_WITH_ONEDNN
                                                    &dcb_conv2d_onednn_impl,
 #endif

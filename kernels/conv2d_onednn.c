@@ -96,9 +96,8 @@ static dcb_status run_reorder(onednn_state *st, dnnl_primitive_t r, dnnl_memory_
     return DCB_OK;
 }
 
-static dcb_status onednn_plan(dcb_op *op, const int64_t *x) {
+static dcb_status onednn_build(dcb_op *op, const int64_t *x) {
     onednn_state *st = S(op);
-    if (!memcmp(st->shape, x, sizeof st->shape)) return DCB_OK;
     destroy_primitive(st);
     const dcb_conv2d_p *p = P(op);
     const int64_t ho = dcb_conv_out((int)x[2], p->kh, p->stride, p->pad, p->dil);
@@ -171,6 +170,19 @@ static dcb_status onednn_plan(dcb_op *op, const int64_t *x) {
     }
     memcpy(st->shape, x, sizeof st->shape);
     return DCB_OK;
+}
+
+/* oneDNN (OpenMP runtime) fixes a primitive's thread count when it builds
+ * it, from omp_get_max_threads(), and runs its parallel regions with that
+ * many threads whatever is set at execution: the team must be op->threads
+ * here already, or a threads=1 op runs on every core. */
+static dcb_status onednn_plan(dcb_op *op, const int64_t *x) {
+    if (!memcmp(S(op)->shape, x, sizeof S(op)->shape)) return DCB_OK;
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(op->threads);
+    dcb_status st = onednn_build(op, x);
+    omp_set_num_threads(saved);
+    return st;
 }
 
 static dcb_status onednn_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {

@@ -44,7 +44,9 @@
  *   "winograd_f2" (F(2x2,3x3)); Winograd needs a 3x3 kernel, stride 1 and
  *   dilation 1 (any padding, any groups); "onednn" (the oneDNN peer: its
  *   primitive is built per input shape by dcb_op_plan, its reorders are
- *   reported in the transform phase).
+ *   reported in the transform phase); "direct" (no BLAS: depthwise as direct
+ *   loops along the output rows, every other conv as an implicit GEMM with
+ *   its own packed AVX2 micro-kernel; runs every conv2d).
  *
  * COSTS (dcb_op_cost; see OPERATORS.md COSTS): for the whole input shape given
  *   (multiply by N is already done); params do not depend on N.

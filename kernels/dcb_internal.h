@@ -138,13 +138,25 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W,
                       const float *x, const float *b, float *y, void *ws,
                       int threads, dcb_profile *prof);
 
+/* The direct engine (conv2d_direct.c): depthwise (groups == cin) as direct
+ * loops, everything else as an implicit GEMM with a packed AVX2 micro-kernel;
+ * it runs every conv2d. Weights go through dcb_direct_pack_weights into
+ * dcb_direct_wpack_bytes (0 for depthwise: run reads w itself); run needs
+ * the raw w for depthwise and wpacked otherwise. */
+size_t dcb_direct_wpack_bytes(const dcb_conv2d_p *p);
+void dcb_direct_pack_weights(const dcb_conv2d_p *p, const float *w, float *wpacked);
+size_t dcb_direct_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads);
+void dcb_direct_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x,
+                    const float *w, const float *wpacked, const float *b, float *y,
+                    void *ws, int threads, dcb_profile *prof);
+
 /* ------------------------------------------------ conv engines, by name
  * The dynamic operators run their convolutions through these, so that every
  * strategy exists for every engine ("combine_then_conv/<engine>"). */
 typedef enum { DCB_ENGINE_NAIVE, DCB_ENGINE_IM2COL, DCB_ENGINE_WINOGRAD,
-               DCB_ENGINE_WINOGRAD_F2, DCB_ENGINE_COUNT } dcb_engine;
+               DCB_ENGINE_WINOGRAD_F2, DCB_ENGINE_DIRECT, DCB_ENGINE_COUNT } dcb_engine;
 extern const char *const dcb_engine_names[DCB_ENGINE_COUNT];
-/* Parses "naive" | "im2col" | "winograd" | "winograd_f2"; -1 if unknown. */
+/* Parses "naive" | "im2col" | "winograd" | "winograd_f2" | "direct"; -1 if unknown. */
 int dcb_engine_parse(const char *name);
 /* DCB_OK, or DCB_UNSUPPORTED_PARAM with a message naming `who` (e.g.
  * "condconv/combine_then_conv/winograd") when the engine cannot run p. */

@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-const char *const dcb_engine_names[DCB_ENGINE_COUNT] = {"naive", "im2col", "winograd", "winograd_f2"};
+const char *const dcb_engine_names[DCB_ENGINE_COUNT] = {"naive", "im2col", "winograd", "winograd_f2",
+                                                        "direct"};
 
 int dcb_engine_parse(const char *name) {
     for (int e = 0; e < DCB_ENGINE_COUNT; e++)
@@ -29,6 +30,8 @@ size_t dcb_engine_ws(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, i
     switch (e) {
     case DCB_ENGINE_NAIVE: return 0;
     case DCB_ENGINE_IM2COL: return dcb_conv2d_im2col_ws(p, N, H, W, threads);
+    case DCB_ENGINE_DIRECT: /* the kernel is packed per call, into the workspace */
+        return round_up(dcb_direct_wpack_bytes(p)) + dcb_direct_ws(p, N, H, W, threads);
     default: {
         const int m = wino_m(e);
         size_t pb = round_up(dcb_winograd_plan_bytes(p, m));
@@ -51,6 +54,14 @@ void dcb_engine_conv(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, c
         break;
     }
     case DCB_ENGINE_IM2COL: dcb_conv2d_im2col(p, N, H, W, x, w, b, y, ws, threads, prof); break;
+    case DCB_ENGINE_DIRECT: {
+        double t0 = dcb_now();
+        dcb_direct_pack_weights(p, w, ws);
+        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
+        char *rest = (char *)ws + round_up(dcb_direct_wpack_bytes(p));
+        dcb_direct_run(p, N, H, W, x, w, (const float *)ws, b, y, rest, threads, prof);
+        break;
+    }
     default: {
         const int m = wino_m(e);
         double t0 = dcb_now();

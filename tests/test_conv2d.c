@@ -11,6 +11,7 @@
  * leave a margin of roughly 4x over them. */
 static double bound_for(const char *impl) {
     if (strcmp(impl, "im2col") == 0) return 2e-6;
+    if (strcmp(impl, "direct") == 0) return 2e-6;
     if (strcmp(impl, "onednn") == 0) return 5e-6;
     if (strcmp(impl, "winograd_f2") == 0) return 5e-6;
     if (strcmp(impl, "winograd") == 0) return 5e-5;
@@ -35,33 +36,47 @@ static dcb_status make_op(const shape *s, const char *impl, int threads, dcb_op 
     return dcb_op_create("conv2d", impl, hp, (int)(sizeof hp / sizeof hp[0]), op);
 }
 
-/* A random shape; `kind` steers towards the cases the issue names. */
+/* A random shape; `kind` steers towards the cases the issues name:
+ *   0-2  the Winograd domain (3x3, stride 1, dilation 1): grouped, depthwise, dense;
+ *   3    depthwise with any kernel (5x5, 7x7 included), stride, dilation and
+ *        multiplier 1 or 2;
+ *   4    1x1 without padding, stride 1 or 2, grouped or not;
+ *   5    dense with up to 40 channels (several K blocks of direct);
+ *   6, 7 anything. */
 static shape random_shape(uint64_t *r, int i) {
     static const int ks[] = {1, 3, 5, 7};
     shape s;
     for (;;) {
         s.N = tu_rand(r, 1, 4);
-        int kind = i % 6;
+        int kind = i % 8;
         s.kh = s.kw = ks[tu_rand(r, 0, 3)];
         if (tu_rand(r, 0, 5) == 0) s.kw = ks[tu_rand(r, 0, 3)];
         s.stride = tu_rand(r, 1, 2);
         s.dil = tu_rand(r, 0, 3) == 0 ? 2 : 1;
         s.pad = tu_rand(r, 0, 3);
-        if (kind <= 1) { /* the Winograd domain: 3x3, stride 1, dilation 1 */
+        if (kind <= 2) { /* the Winograd domain: 3x3, stride 1, dilation 1 */
             s.kh = s.kw = 3;
             s.stride = 1;
             s.dil = 1;
         }
+        if (kind == 4) {
+            s.kh = s.kw = 1;
+            s.pad = 0;
+        }
         int g = tu_rand(r, 1, 4);
         int cig = tu_rand(r, 1, 9), cog = tu_rand(r, 1, 9);
-        if (kind == 2) { /* depthwise */
+        if (kind == 1 || kind == 3) { /* depthwise */
             g = tu_rand(r, 1, 24);
             cig = 1;
             cog = tu_rand(r, 0, 2) == 0 ? 2 : 1;
-        } else if (kind == 3) {
+        } else if (kind == 2 || kind == 5) {
             g = 1;
             cig = tu_rand(r, 1, 40);
             cog = tu_rand(r, 1, 40);
+        } else if (kind == 4 && tu_rand(r, 0, 1)) {
+            g = 1;
+            cig = tu_rand(r, 1, 64);
+            cog = tu_rand(r, 1, 64);
         }
         s.groups = g;
         s.cin = g * cig;
@@ -92,6 +107,14 @@ static int winograd_domain(const shape *s) {
     return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->dil == 1;
 }
 
+/* Where an engine must run; outside it must answer unsupported_param.
+ * direct covers every conv2d (depthwise by direct loops, the rest by its
+ * implicit GEMM); so do naive, im2col and onednn. */
+static int impl_domain(const char *impl, const shape *s) {
+    if (!strncmp(impl, "winograd", 8)) return winograd_domain(s);
+    return 1;
+}
+
 static void test_engines_against_naive(void **state) {
     (void)state;
     const int nshapes = tu_quick() ? 60 : 240;
@@ -113,7 +136,7 @@ static void test_engines_against_naive(void **state) {
             const char *impl = dcb_impl_name("conv2d", k);
             int threads = 1 + (i % 2);
             dcb_tensor *y = run_impl(&s, impl, threads, x, 7 + (uint64_t)i, &st);
-            if (!strncmp(impl, "winograd", 8) && !winograd_domain(&s)) {
+            if (!impl_domain(impl, &s)) {
                 if (st != DCB_UNSUPPORTED_PARAM)
                     fail_msg("%s on %s: expected unsupported_param, got %s", impl, desc, dcb_status_name(st));
                 assert_null(y);
@@ -307,11 +330,11 @@ static int has_impl(const char *impl) {
 
 static void test_lifecycle(void **state) {
     (void)state;
-    static const char *const impls[] = {"im2col", "winograd", "winograd_f2", "onednn"};
+    static const char *const impls[] = {"im2col", "winograd", "winograd_f2", "onednn", "direct"};
     shape s = {2, 6, 10, 11, 13, 3, 3, 1, 1, 1, 2, 1};
     dcb_tensor *x = dcb_tensor_new4(2, 6, 11, 13);
     dcb_tensor_randn(x, 3);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         if (!has_impl(impls[k])) continue;
         dcb_op *op = NULL;
         assert_ok(make_op(&s, impls[k], 1, &op));
@@ -352,15 +375,27 @@ static void test_lifecycle(void **state) {
 }
 
 /* A workspace full of NaN from an earlier run must not leak into y. */
+static void stale_workspace_on(const shape *sp, const char *const *impls, int nimpls);
+
 static void test_stale_workspace(void **state) {
     (void)state;
-    static const char *const impls[] = {"im2col", "winograd", "winograd_f2"};
-    shape s = {2, 12, 9, 10, 7, 3, 3, 1, 2, 1, 3, 1};
-    dcb_tensor *x = dcb_tensor_new4(2, 12, 10, 7);
+    static const char *const impls[] = {"im2col", "winograd", "winograd_f2", "direct"};
+    static const char *const direct_only[] = {"direct"};
+    const shape grouped = {2, 12, 9, 10, 7, 3, 3, 1, 2, 1, 3, 1};
+    const shape dw_s2 = {2, 6, 12, 10, 19, 3, 3, 2, 1, 1, 6, 1};  /* depthwise, multiplier 2 */
+    const shape pw_s2 = {2, 20, 13, 9, 11, 1, 1, 2, 0, 1, 1, 1};  /* 1x1, stride 2 */
+    stale_workspace_on(&grouped, impls, 4);
+    stale_workspace_on(&dw_s2, direct_only, 1);
+    stale_workspace_on(&pw_s2, direct_only, 1);
+}
+
+static void stale_workspace_on(const shape *sp, const char *const *impls, int nimpls) {
+    const shape s = *sp;
+    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
     dcb_tensor_randn(x, 21);
     dcb_status st;
     dcb_tensor *ref = run_impl(&s, "naive", 1, x, 9, &st);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < nimpls; k++) {
         dcb_op *op = NULL;
         assert_ok(make_op(&s, impls[k], 1, &op));
         assert_ok(dcb_op_init_weights(op, 9));
@@ -373,7 +408,8 @@ static void test_stale_workspace(void **state) {
         dcb_tensor *y = dcb_tensor_new(yn, ys);
         for (int64_t i = 0; i < y->size; i++) y->data[i] = NAN;
         assert_ok(dcb_op_run(op, x, y, ws, NULL));
-        assert_true(dcb_max_rel_err(y, ref, NULL) <= bound_for(impls[k]));
+        if (!(dcb_max_rel_err(y, ref, NULL) <= bound_for(impls[k])))
+            fail_msg("%s: stale workspace changed the result", impls[k]);
         dcb_tensor_free(y);
         dcb_aligned_free(ws);
         dcb_op_destroy(op);
@@ -387,8 +423,8 @@ static void test_threads_agree(void **state) {
     shape s = {3, 16, 24, 17, 15, 3, 3, 1, 1, 1, 1, 1};
     dcb_tensor *x = dcb_tensor_new4(3, 16, 17, 15);
     dcb_tensor_randn(x, 8);
-    static const char *const impls[] = {"naive", "im2col", "winograd", "winograd_f2", "onednn"};
-    for (int k = 0; k < 5; k++) {
+    static const char *const impls[] = {"naive", "im2col", "winograd", "winograd_f2", "onednn", "direct"};
+    for (int k = 0; k < 6; k++) {
         if (!has_impl(impls[k])) continue;
         dcb_status st;
         dcb_tensor *a = run_impl(&s, impls[k], 1, x, 4, &st), *b = run_impl(&s, impls[k], 2, x, 4, &st);
@@ -399,6 +435,46 @@ static void test_threads_agree(void **state) {
         dcb_tensor_free(b);
     }
     dcb_tensor_free(x);
+}
+
+/* direct on shapes past its block sizes: several K blocks (K > 320), several
+ * row blocks (cout_g > 144), many column blocks and a ragged last one, and
+ * depthwise planes wider than 32 outputs; each thread count gives the same
+ * bits (the work is split by output, never by K). */
+static void test_direct_blocking(void **state) {
+    (void)state;
+    const shape cases[] = {
+        {1, 400, 150, 20, 19, 1, 1, 1, 0, 1, 1, 1},   /* 1x1: 2 K blocks, 2 row blocks */
+        {2, 40, 20, 23, 21, 3, 3, 2, 1, 1, 1, 0},     /* 3x3 stride 2, K = 360 */
+        {1, 48, 64, 30, 30, 3, 3, 1, 1, 2, 2, 1},     /* grouped, dilated */
+        {1, 16, 16, 57, 45, 3, 3, 1, 1, 1, 16, 1},    /* depthwise, wide rows */
+        {1, 8, 16, 41, 50, 7, 7, 2, 3, 1, 8, 0},      /* depthwise 7x7 stride 2, multiplier 2 */
+        {1, 8, 8, 37, 40, 5, 5, 1, 4, 2, 8, 1},       /* depthwise 5x5 dilation 2 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const shape *s = &cases[i];
+        char desc[256];
+        shape_str(s, desc, sizeof desc);
+        dcb_tensor *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
+        dcb_tensor_randn(x, 50 + i);
+        dcb_status st;
+        dcb_tensor *ref = run_impl(s, "naive", 2, x, 3, &st);
+        assert_non_null(ref);
+        dcb_tensor *y1 = run_impl(s, "direct", 1, x, 3, &st);
+        if (!y1) fail_msg("direct failed on %s: %s", desc, dcb_last_error());
+        const double err = dcb_max_rel_err(y1, ref, NULL);
+        if (!(err <= bound_for("direct"))) fail_msg("direct on %s: relative error %.3g", desc, err);
+        for (int t = 2; t <= 3; t++) {
+            dcb_tensor *yt = run_impl(s, "direct", t, x, 3, &st);
+            assert_non_null(yt);
+            if (memcmp(yt->data, y1->data, sizeof(float) * (size_t)y1->size))
+                fail_msg("direct on %s: %d threads differ from 1", desc, t);
+            dcb_tensor_free(yt);
+        }
+        dcb_tensor_free(y1);
+        dcb_tensor_free(ref);
+        dcb_tensor_free(x);
+    }
 }
 
 static void test_costs(void **state) {
@@ -482,6 +558,7 @@ int main(void) {
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_stale_workspace),
+        cmocka_unit_test(test_direct_blocking),
         cmocka_unit_test(test_costs),
         cmocka_unit_test(test_weights_from_npy_dir),
         cmocka_unit_test(test_engines_against_naive),
