@@ -375,6 +375,7 @@ static size_t ctc2_conv_ws(const dcb_op *op, int N, int H, int W) {
     switch (h->engine) {
     case DCB_ENGINE_NAIVE: return 0;
     case DCB_ENGINE_IM2COL: return dcb_conv2d_im2col_ws(&pe, N, H, W, op->threads);
+    case DCB_ENGINE_DIRECT: return dcb_engine_ws(h->engine, &pe, N, H, W, op->threads);
     default: {
         const ctc2_state *s = op->state;
         if (s) return dcb_winograd_ws(s->pl[0], N, H, W, op->threads);
@@ -407,6 +408,7 @@ static void ctc2_conv(const dcb_op *op, int plan, const dcb_conv2d_p *pe, int N,
         break;
     }
     case DCB_ENGINE_IM2COL: dcb_conv2d_im2col(pe, N, H, W, x, w, b, Y, ws, op->threads, prof); break;
+    case DCB_ENGINE_DIRECT: dcb_engine_conv(h->engine, pe, N, H, W, x, w, b, Y, ws, op->threads, prof); break;
     default: {
         const ctc2_state *s = op->state;
         dcb_winograd_run(s->pl[plan], N, H, W, x, b, Y, ws, op->threads, prof);
@@ -470,8 +472,8 @@ static dcb_status ctc2_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
 /* One vtable per strategy and engine. The engine list must follow
  * dcb_engine_names (the assertion below catches a new engine; xc_check
  * parses the engine from the name, so a misspelt one fails at create). */
-#define XC_ENGINES(X) X(naive) X(im2col) X(winograd) X(winograd_f2)
-_Static_assert(DCB_ENGINE_COUNT == 4, "add the new conv2d engine to XC_ENGINES");
+#define XC_ENGINES(X) X(naive) X(im2col) X(winograd) X(winograd_f2) X(direct)
+_Static_assert(DCB_ENGINE_COUNT == 5, "add the new conv2d engine to XC_ENGINES");
 
 #define XC_CTC(e)                                                                                              \
     static const dcb_impl_vt ctc_##e = {"combine_then_conv/" #e,                                               \

@@ -331,9 +331,11 @@ SK_IMPL(impl_naive, "naive", "branch convs by direct loops (the oracle)");
 SK_IMPL(impl_im2col, "im2col", "branch convs by im2col + sgemm");
 SK_IMPL(impl_winograd, "winograd", "branch convs by Winograd F(4x4,3x3): branches=1, stride 1 only");
 SK_IMPL(impl_winograd_f2, "winograd_f2", "branch convs by Winograd F(2x2,3x3): branches=1, stride 1 only");
+SK_IMPL(impl_direct, "direct", "branch convs by the direct engine (packed AVX2 GEMM, no im2col matrix)");
 
 /* one implementation per conv2d engine, in dcb_engine_names order */
-static const dcb_impl_vt *const skconv_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2};
+static const dcb_impl_vt *const skconv_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2,
+                                                  &impl_direct};
 _Static_assert(sizeof skconv_impls / sizeof skconv_impls[0] == DCB_ENGINE_COUNT,
                "skconv needs one implementation per conv2d engine");
 

@@ -328,9 +328,11 @@ SP_IMPL(impl_naive, "naive", "the grouped conv by direct loops (the oracle)");
 SP_IMPL(impl_im2col, "im2col", "the grouped conv by im2col + sgemm");
 SP_IMPL(impl_winograd, "winograd", "the grouped conv by Winograd F(4x4,3x3): 3x3, stride 1, dilation 1");
 SP_IMPL(impl_winograd_f2, "winograd_f2", "the grouped conv by Winograd F(2x2,3x3): 3x3, stride 1, dilation 1");
+SP_IMPL(impl_direct, "direct", "the grouped conv by the direct engine (packed AVX2 GEMM, no im2col matrix)");
 
 /* one implementation per conv2d engine, in dcb_engine_names order */
-static const dcb_impl_vt *const splat_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2};
+static const dcb_impl_vt *const splat_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2,
+                                                 &impl_direct};
 _Static_assert(sizeof splat_impls / sizeof splat_impls[0] == DCB_ENGINE_COUNT,
                "splat needs one implementation per conv2d engine");
 

@@ -252,7 +252,8 @@ static const dcb_impl_vt impl_naive = CTC("naive", "per-sample kernel, then the 
 static const dcb_impl_vt impl_im2col = CTC("im2col", "per-sample kernel, then im2col + sgemm per sample");
 static const dcb_impl_vt impl_wino = CTC("winograd", "per-sample kernel, then Winograd F(4x4,3x3) per sample");
 static const dcb_impl_vt impl_wino2 = CTC("winograd_f2", "per-sample kernel, then Winograd F(2x2,3x3) per sample");
-static const dcb_impl_vt *const wn_impls[] = {&impl_naive, &impl_im2col, &impl_wino, &impl_wino2};
+static const dcb_impl_vt impl_direct = CTC("direct", "per-sample kernel, then the direct engine per sample");
+static const dcb_impl_vt *const wn_impls[] = {&impl_naive, &impl_im2col, &impl_wino, &impl_wino2, &impl_direct};
 
 /* ------------------------------------------------------------------ hooks */
 static dcb_status wn_parts(dcb_op *op, const dcb_tensor *x, float **a_out, float **W_out) {

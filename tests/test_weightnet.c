@@ -172,9 +172,9 @@ static void test_impls_against_reference(void **state) {
     const int nshapes = tu_quick() ? 40 : 300;
     uint64_t r = 31;
     const int nimpl = dcb_impl_count("weightnet");
-    assert_int_equal(nimpl, 4);
-    double worst[4] = {0};
-    int checked[4] = {0}, unsupported[4] = {0}, dws = 0;
+    assert_true(nimpl >= 5 && nimpl <= 8);  /* one per conv2d engine */
+    double worst[8] = {0};
+    int checked[8] = {0}, unsupported[8] = {0}, dws = 0;
     for (int i = 0; i < nshapes; i++) {
         wshape s = random_shape(&r, i);
         dws += s.dw;
