@@ -39,32 +39,32 @@ end
 
 local function check_number(name, v)
   if type(v) ~= "number" or v ~= v then
-    error(string.format("regnet: %s must be a number, got %s", name, tostring(v)), 3)
+    error(string.format("regnet: %s must be a number, got %s", name, tostring(v)), 0)
   end
 end
 
 -- Returns per-stage widths, depths, bottleneck ratios and group widths, as pycls computes them.
 function models.regnet_stages(p)
-  if type(p) ~= "table" then error("regnet: expects a table {d=, w0=, wa=, wm=, g=, b=, se=}", 2) end
+  if type(p) ~= "table" then error("regnet: expects a table {d=, w0=, wa=, wm=, g=, b=, se=}", 0) end
   local d, w0, wa, wm = p.d, p.w0, p.wa, p.wm
   local g, b = p.g or p.group_w or 8, p.b or 1.0
   check_number("d", d); check_number("w0", w0); check_number("wa", wa); check_number("wm", wm)
   check_number("g", g); check_number("b", b)
   local q = 8
   if d < 1 or math.type(d) ~= "integer" and d ~= math.floor(d) then
-    error(string.format("regnet: depth d must be an integer >= 1, got %s", tostring(d)), 2)
+    error(string.format("regnet: depth d must be an integer >= 1, got %s", tostring(d)), 0)
   end
-  if wa < 0 then error(string.format("regnet: slope wa must be >= 0, got %s", tostring(wa)), 2) end
+  if wa < 0 then error(string.format("regnet: slope wa must be >= 0, got %s", tostring(wa)), 0) end
   if w0 <= 0 or w0 % q ~= 0 then
-    error(string.format("regnet: initial width w0 must be a positive multiple of %d, got %s", q, tostring(w0)), 2)
+    error(string.format("regnet: initial width w0 must be a positive multiple of %d, got %s", q, tostring(w0)), 0)
   end
-  if wm <= 1 then error(string.format("regnet: width multiplier wm must be > 1, got %s", tostring(wm)), 2) end
+  if wm <= 1 then error(string.format("regnet: width multiplier wm must be > 1, got %s", tostring(wm)), 0) end
   if g < 1 or g ~= math.floor(g) then
-    error(string.format("regnet: group width g must be an integer >= 1, got %s", tostring(g)), 2)
+    error(string.format("regnet: group width g must be an integer >= 1, got %s", tostring(g)), 0)
   end
-  if b <= 0 then error(string.format("regnet: bottleneck ratio b must be > 0, got %s", tostring(b)), 2) end
+  if b <= 0 then error(string.format("regnet: bottleneck ratio b must be > 0, got %s", tostring(b)), 0) end
   if b > 1 and b ~= math.floor(b) then
-    error(string.format("regnet: a bottleneck ratio b > 1 must be an integer, got %s", tostring(b)), 2)
+    error(string.format("regnet: a bottleneck ratio b > 1 must be an integer, got %s", tostring(b)), 0)
   end
   d = toint(d)
   -- quantised linear rule: u_j = w0 + wa*j, snapped to w0 * wm^k, rounded to a multiple of q
@@ -345,7 +345,6 @@ local function effnet_build(name, variant, experts)
           local stride = (j == 1) and strides[i] or 1
           local w_exp = toint(math.floor(w_in * exp_rs[i]))
           local k = kernels[i]
-          local shared = cc and {cin = nil, cout = experts} or nil
           local function conv(cout, kk, s, groups, nm)
             if cc then
               net:op("condconv", {cout = cout, k = kk, stride = s, groups = groups or 1, experts = experts},
@@ -362,7 +361,6 @@ local function effnet_build(name, variant, experts)
           net:op("se", {channels = w_exp, hidden = toint(math.floor(w_in * se_r))}, {name = "se"}); net:scale()
           conv(w_out, 1, 1, 1, "project"); net:bn()
           if stride == 1 and w_in == w_out then net:add() end
-          local _ = shared
         end)
       end
     end)
@@ -417,7 +415,7 @@ local function shufflenet_build(name, ch, kind, o)
           local function pw(cout, nm, dyn)
             if kind == "weightnet" then
               net:op("weightnet", {cout = cout, k = 1, M = o.M, G = o.G, hidden = hidden},
-                     {name = nm, shared = {cin = inp, cout = hidden}})
+                     {name = nm, shared = {cin = net.C, cout = hidden}})
             elseif kind == "drconv" and dyn then
               net:op("drconv", {cout = cout, k = 1, regions = o.regions or 8}, {name = nm})
             else
@@ -427,7 +425,7 @@ local function shufflenet_build(name, ch, kind, o)
           local function dw(s, nm)
             if kind == "weightnet" then
               net:op("weightnet", {k = 3, stride = s, depthwise = true, M = o.M, G = o.G, hidden = hidden},
-                     {name = nm, shared = {cin = inp, cout = hidden}})
+                     {name = nm, shared = {cin = net.C, cout = hidden}})
             else
               net:conv{cout = net.C, k = 3, stride = s, groups = net.C, name = nm}
             end
@@ -481,11 +479,15 @@ for _, sz in ipairs({"0.5x", "1.0x", "1.5x", "2.0x"}) do
     function() return shufflenet_build("ShuffleNetV2-" .. sz .. "-wnwidths", SNV2_WEIGHTNET[sz], "static",
                                        {bias = true, fc_bias = true}) end)
 end
--- WeightNet variants: lambda = M / G.
+-- WeightNet variants: lambda = M / G. The README gives only lambda for the same-FLOPs models, not M
+-- and G (which set the size of the FC before the grouped kernel FC: hidden x M*cout). Of the two
+-- natural choices, (M = 2*lambda, G = 2) and (M = lambda, G = 1), each row uses the one whose
+-- parameter count matches the README; tables.lua states the other one's count.
 local WN_VARIANTS = {
   {"0.5x", 2, 2, ""}, {"1.0x", 2, 2, ""}, {"1.5x", 2, 2, ""}, {"2.0x", 2, 2, ""},
-  {"0.5x", 16, 2, "-8x"}, {"1.0x", 8, 2, "-4x"}, {"1.5x", 8, 2, "-4x"}, {"2.0x", 8, 2, "-4x"},
+  {"0.5x", 8, 1, "-8x"}, {"1.0x", 8, 2, "-4x"}, {"1.5x", 4, 1, "-4x"}, {"2.0x", 8, 2, "-4x"},
 }
+models.weightnet_variants = WN_VARIANTS
 for _, v in ipairs(WN_VARIANTS) do
   local nm = "WeightNet-ShuffleNetV2-" .. v[1] .. v[4]
   register(nm, string.format("ShuffleNetV2 %s (WeightNet widths) with WeightNet M=%d G=%d (lambda=%d) in every block conv",
