@@ -120,7 +120,9 @@ function Net:conv(a)
   q.bias = q.bias or false
   local c = dcb_cost("conv2d", q, {1, self.C, self.H, self.W})
   local ho, wo = conv_out(self, q)
-  return self:_row(a.name, "conv2d", c, q.cout, ho, wo)
+  local r = self:_row(a.name, "conv2d", c, q.cout, ho, wo)
+  r.hyper = q
+  return r
 end
 
 -- linear{cout=, bias=true, dynamic=false}: needs a 1x1 map (after :gap()). dynamic = true marks it as
@@ -227,7 +229,9 @@ function Net:op(opname, params, opts)
     c.dynamic_macs = c.dynamic_macs - s.macs   -- the shared layer is routing work
   end
   local oc, oh, ow = op_out(self, opname, q)
-  return self:_row(opts.name, opname, c, oc, oh, ow)
+  local r = self:_row(opts.name, opname, c, oc, oh, ow)
+  r.hyper = q   -- the operator's hyperparameters as passed to dcb (for reports)
+  return r
 end
 
 function Net:layers()
@@ -236,6 +240,10 @@ function Net:layers()
     local t = {}
     for k, v in pairs(r) do t[k] = v end
     t.out_shape = {r.out_shape[1], r.out_shape[2], r.out_shape[3]}
+    if r.hyper then
+      t.hyper = {}
+      for k, v in pairs(r.hyper) do t.hyper[k] = v end
+    end
     out[i] = t
   end
   return out

@@ -163,5 +163,39 @@ test("ResNeSt-50-fast differs from ResNeSt-50 only in where the avd pool sits", 
   eq(a.params, b.params, "params"); assert(a.macs > b.macs, "fast must be cheaper")
 end)
 
+-- Reproduction tables.
+local tables = require("tables")
+test("tables: CSV fields are quoted when needed", function()
+  eq(tables.csv_field("plain"), "plain", "plain")
+  eq(tables.csv_field("a,b"), '"a,b"', "comma")
+  eq(tables.csv_field('say "FLOPs"'), '"say ""FLOPs"""', "quotes")
+  eq(tables.csv_field("two\nlines"), '"two\nlines"', "newline")
+end)
+test("tables: pycls rows exact, every row beyond 1.5% explained", function()
+  local n = 0
+  for _, t in ipairs(tables.build()) do
+    for _, r in ipairs(t.rows) do
+      n = n + 1
+      if t.name == "pycls_exact" then eq(r.deviation_pct, 0.0, r.model .. " " .. r.metric .. " deviation") end
+      if math.abs(r.deviation_pct) > 1.5 then
+        assert(#r.note > 0, r.model .. " " .. r.metric .. ": deviation without a note")
+      end
+      assert(r.unit ~= "" and r.source ~= "", "unit and source must be given")
+    end
+  end
+  assert(n >= 100, "too few table rows: " .. n)
+end)
+test("tables.write writes CSV and Markdown files", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local files = tables.write(dir)
+  assert(#files >= 4, "too few files")
+  local f = assert(io.open(dir .. "/pycls_exact.csv"))
+  local header = f:read("l"); f:close()
+  eq(header, "model,variant,metric,published,unit,source,ours,deviation_pct,note", "header")
+  for _, name in ipairs(files) do os.remove(dir .. "/" .. name) end
+  os.remove(dir)
+end)
+
 print(string.format("%d passed, %d failed", passed, failed))
 if failed > 0 then os.exit(1) end
