@@ -1,4 +1,6 @@
 -- Network descriptions for the cost model: every model of issue 5 and the RegNet generator.
+-- The se operator's cost includes its pooling and channel scaling (in flops), so no separate
+-- scale rows follow it.
 -- Each builder returns a netcost network (see netcost.lua): net:cost() gives the totals,
 -- net:layers() the per-layer rows. Costs follow OPERATORS.md COSTS (the pycls rules).
 
@@ -120,7 +122,6 @@ local function regnet_build(p, name)
           net:conv{cout = w_b, k = 3, stride = stride, groups = w_b // st.g, name = "b"}; net:bn(); net:relu()
           if se_r then
             net:op("se", {channels = w_b, hidden = toint(round_even(w_in * se_r))}, {name = "se"})
-            net:scale()
           end
           net:conv{cout = w_out, k = 1, name = "c"}; net:bn()
           net:add(); net:relu()
@@ -225,7 +226,6 @@ local function resnet_build(name, opts)
           net:conv{cout = w_out, k = 1, name = "c"}; net:bn()
           if opts.se then
             net:op("se", {channels = w_out, reduction = opts.se, hidden = w_out // opts.se}, {name = "se"})
-            net:scale()
           end
           net:add(); net:relu()
         end)
@@ -358,7 +358,7 @@ local function effnet_build(name, variant, experts)
           end
           if w_exp ~= w_in then conv(w_exp, 1, 1, 1, "expand"); net:bn(); net:swish() end
           conv(w_exp, k, stride, w_exp, "dw"); net:bn(); net:swish()
-          net:op("se", {channels = w_exp, hidden = toint(math.floor(w_in * se_r))}, {name = "se"}); net:scale()
+          net:op("se", {channels = w_exp, hidden = toint(math.floor(w_in * se_r))}, {name = "se"})
           conv(w_out, 1, 1, 1, "project"); net:bn()
           if stride == 1 and w_in == w_out then net:add() end
         end)

@@ -33,10 +33,12 @@ local UNIT = {
   acts = "activations (conv/linear/pool outputs)",
 }
 
--- Sum of the scaling work of SE-like rows (C*H*W per 'scale' row).
+-- Elements scaled by the SE rows (C*H*W per se row; its pooling reads as many).
 local function scale_flops(name)
   local s = 0
-  for _, r in ipairs(net(name).layers) do if r.op == "scale" then s = s + r.flops end end
+  for _, r in ipairs(net(name).layers) do
+    if r.op == "se" then s = s + r.out_shape[1] * r.out_shape[2] * r.out_shape[3] end
+  end
   return s
 end
 
