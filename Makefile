@@ -5,6 +5,7 @@
 #   make demo      small versions of every shipped sweep (CSV + PNG in results/demo/)
 #   make bench     conv2d engines against the bare GEMM (docs/PERFORMANCE.md)
 #   make bench-direct  the direct engine against oneDNN on 1x1 and depthwise layers
+#   make tables    the papers' cost tables from the network descriptions (results/tables/)
 #   make install PREFIX=/usr/local
 #   BLAS=blis      build against BLIS instead of OpenBLAS
 
@@ -41,7 +42,7 @@ LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench bench-direct install clean
+.PHONY: all deps test test-unit test-san demo bench bench-direct tables install clean
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -145,13 +146,23 @@ $(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libd
 test: test-unit test-san
 	@echo "dcbench: all test suites passed"
 
+# Lua tests (tests/lua/*.lua) run through dcbench: the network cost tables.
+LUA_TESTS := $(wildcard tests/lua/test_*.lua)
+
 test-unit: all $(TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(TESTS); do echo "== $$t"; DCBENCH=$(BUILD)/dcbench $(BUILD)/tests/$$t; done
+	@set -e; for t in $(LUA_TESTS); do echo "== $$t"; $(BUILD)/dcbench $$t; done
 
 test-san: deps $(TESTS:%=$(BUILD)/tests-san/%) $(BUILD)/dcbench-san
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 DCB_TEST_QUICK=1 \
 	  DCBENCH=$(BUILD)/dcbench-san $(BUILD)/tests-san/$$t; done
+	@set -e; for t in $(LUA_TESTS); do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1 $(BUILD)/dcbench-san $$t; done
+
+# The papers' cost tables: results/tables/*.csv and *.md.
+tables: all
+	$(BUILD)/dcbench tables
 
 # Small versions of the seven sweeps (sweeps/demo.lua skips operators that
 # are not registered): CSV, JSON and PNG figures in results/demo/.

@@ -43,6 +43,8 @@ static void usage(FILE *f) {
             "                          (DCB_CALIBRATION, default results/calibration.json); rooflines use it\n"
             "  merge OUT.csv IN.csv... join the CSVs of a sharded sweep by point id (no duplicates)\n"
             "  plot CSV X [Y [BY]]     draw Y (default time) against X, one line per BY (default impl)\n"
+            "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
+            "                          MACs/params against ours, from the network descriptions)\n"
             "  list                    every registered operator and implementation\n"
             "  engines                 built-in table: conv2d engines on a few layers (time, GFLOP/s, error)\n"
             "Options:\n"
@@ -314,6 +316,11 @@ int main(int argc, char **argv) {
         if (!strcmp(dcbh_opt.results_dir, "results")) dcbh_opt.results_dir = "results/demo";
         return dcbh_run_script(path, rest, rv);
     }
+    if (!strcmp(cmd, "tables")) {
+        static char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/sweeps/cost_tables.lua", dcbh_home());
+        return dcbh_run_script(path, rest, rv);
+    }
     if (!strcmp(cmd, "run")) {
         if (!rest) {
             fprintf(stderr, "usage: dcbench run SCRIPT.lua [args...]\n");
@@ -322,7 +329,7 @@ int main(int argc, char **argv) {
         return dcbh_run_script(rv[0], rest - 1, rv + 1);
     }
     if (is_script(cmd)) return dcbh_run_script(cmd, rest, rv);
-    fprintf(stderr, "dcbench: unknown command '%s' (commands: run, demo, calibrate, merge, plot, list, engines; "
+    fprintf(stderr, "dcbench: unknown command '%s' (commands: run, demo, tables, calibrate, merge, plot, list, engines; "
                     "or a script ending in .lua)\n", cmd);
     return 2;
 }

@@ -719,6 +719,19 @@ int luaopen_dcb(lua_State *L) {
     lua_pushinteger(L, dcbh_opt.shard_n);
     lua_setfield(L, -2, "n");
     lua_setfield(L, -2, "shard");
+    /* The network descriptions (harness/lua/models.lua) are Lua composed from
+     * the operators' costs; they load on first use. */
+    static const char models_glue[] =
+        "local dcb = ...\n"
+        "function dcb.models() return require('models').names() end\n"
+        "function dcb.model(name) return require('models').model(name) end\n"
+        "function dcb.regnet(t) return require('models').regnet(t) end\n";
+    if (luaL_loadbuffer(L, models_glue, sizeof models_glue - 1, "=dcb.models") == LUA_OK) {
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 0);
+    } else {
+        lua_error(L);
+    }
     return 1;
 }
 
@@ -741,9 +754,10 @@ int dcbh_run_script(const char *path, int argc, char **argv) {
     lua_pushcfunction(L, luaopen_dcb);
     lua_setfield(L, -2, "dcb");
     lua_pop(L, 1);
-    /* Shipped sweeps may require each other's helpers from sweeps/. */
+    /* Shipped sweeps may require each other's helpers from sweeps/, and the
+     * network descriptions live in harness/lua/. */
     lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/sweeps/?.lua;", dcbh_home());
+    lua_pushfstring(L, "%s/sweeps/?.lua;%s/harness/lua/?.lua;", dcbh_home(), dcbh_home());
     lua_getfield(L, -2, "path");
     lua_concat(L, 2);
     lua_setfield(L, -2, "path");
