@@ -188,6 +188,11 @@ install: all
 	install -m 755 $(BUILD)/libdcb.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 kernels/dcb.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/dcbench $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/dcbench/scripts $(DESTDIR)$(PREFIX)/share/dcbench/sweeps \
+	           $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua
+	install -m 644 scripts/*.gp $(DESTDIR)$(PREFIX)/share/dcbench/scripts/
+	install -m 644 sweeps/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/sweeps/
+	install -m 644 harness/lua/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/#define DCB_VERSION "\(.*\)"/\1/p' kernels/dcb.h)|' \
 	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS) $(ONEDNN_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
 

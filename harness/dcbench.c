@@ -88,6 +88,12 @@ const char *dcbh_home(void) {
                 snprintf(home, sizeof home, "%s/..", exe);
                 return home;
             }
+            /* installed: PREFIX/bin/dcbench and PREFIX/share/dcbench */
+            snprintf(probe, sizeof probe, "%s/../share/dcbench/scripts/style.gp", exe);
+            if (stat(probe, &st) == 0) {
+                snprintf(home, sizeof home, "%s/../share/dcbench", exe);
+                return home;
+            }
         }
     }
     snprintf(home, sizeof home, ".");
