@@ -103,16 +103,21 @@ static int conv2d_weights(const dcb_op *op, dcb_weight_spec *s) {
     return n;
 }
 
-static dcb_status conv2d_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
+dcb_status dcb_conv2d_out_shape(const char *opname, const dcb_conv2d_p *p, int ndim, const int64_t *x,
+                                int *yn, int64_t *y) {
     int ho, wo;
-    dcb_status st = dcb_conv2d_check_input("conv2d", P(op), ndim, x, &ho, &wo);
+    dcb_status st = dcb_conv2d_check_input(opname, p, ndim, x, &ho, &wo);
     if (st != DCB_OK) return st;
     *yn = 4;
     y[0] = x[0];
-    y[1] = P(op)->cout;
+    y[1] = p->cout;
     y[2] = ho;
     y[3] = wo;
     return DCB_OK;
+}
+
+static dcb_status conv2d_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
+    return dcb_conv2d_out_shape("conv2d", P(op), ndim, x, yn, y);
 }
 
 static void conv2d_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {

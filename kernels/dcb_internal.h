@@ -106,6 +106,9 @@ static inline int dcb_conv_out(int in, int k, int stride, int pad, int dil) {
 /* Validates conv hyperparameters of any operator that has them (cin, cout,
  * k|kh,kw, stride, pad, dilation, groups, bias): fills *p. */
 dcb_status dcb_conv2d_read_params(dcb_op *op, const char *opname, dcb_conv2d_p *p);
+/* The out_shape of an image operator whose output is conv2d's (N, cout, H', W'). */
+dcb_status dcb_conv2d_out_shape(const char *opname, const dcb_conv2d_p *p, int ndim, const int64_t *x,
+                                int *y_ndim, int64_t *y);
 /* Checks x against p, gives H', W'. */
 dcb_status dcb_conv2d_check_input(const char *opname, const dcb_conv2d_p *p,
                                   int ndim, const int64_t *x, int *ho, int *wo);

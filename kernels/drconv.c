@@ -75,15 +75,7 @@ static int drc_weights(const dcb_op *op, dcb_weight_spec *s) {
 }
 
 static dcb_status drc_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
-    int ho, wo;
-    dcb_status st = dcb_conv2d_check_input("drconv", &HP(op)->c, ndim, x, &ho, &wo);
-    if (st != DCB_OK) return st;
-    *yn = 4;
-    y[0] = x[0];
-    y[1] = HP(op)->c.cout;
-    y[2] = ho;
-    y[3] = wo;
-    return DCB_OK;
+    return dcb_conv2d_out_shape("drconv", &HP(op)->c, ndim, x, yn, y);
 }
 
 /* PyTorch's adaptive pooling bins: [floor(i*n/k), ceil((i+1)*n/k)). */

@@ -97,15 +97,7 @@ static int wn_weights(const dcb_op *op, dcb_weight_spec *s) {
 }
 
 static dcb_status wn_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
-    int ho, wo;
-    dcb_status st = dcb_conv2d_check_input("weightnet", &HP(op)->c, ndim, x, &ho, &wo);
-    if (st != DCB_OK) return st;
-    *yn = 4;
-    y[0] = x[0];
-    y[1] = HP(op)->c.cout;
-    y[2] = ho;
-    y[3] = wo;
-    return DCB_OK;
+    return dcb_conv2d_out_shape("weightnet", &HP(op)->c, ndim, x, yn, y);
 }
 
 static double conv_macs(const wn_hp *h, const int64_t *x) {
