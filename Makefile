@@ -6,6 +6,7 @@
 #   make bench     conv2d engines against the bare GEMM (docs/PERFORMANCE.md)
 #   make bench-direct  the direct engine against oneDNN on 1x1 and depthwise layers
 #   make tables    the papers' cost tables from the network descriptions (results/tables/)
+#   make bench-dynamic  condconv / dyconv against the static conv (docs/PERFORMANCE.md)
 #   make install PREFIX=/usr/local
 #   BLAS=blis      build against BLIS instead of OpenBLAS
 
@@ -42,7 +43,7 @@ LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench bench-direct tables install clean
+.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic tables install clean
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -66,7 +67,7 @@ $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
 
 # The harness: C, plus one C++ file (the Google Benchmark shim).
-HARNESS_C   := $(filter-out harness/bench_engines.c harness/bench_pointwise_dw.c,$(wildcard harness/*.c))
+HARNESS_C   := $(filter-out harness/bench_engines.c harness/bench_pointwise_dw.c harness/bench_dynamic.c,$(wildcard harness/*.c))
 HARNESS_CXX := $(wildcard harness/*.cc)
 HARNESS_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness/%.o)
 HARNESS_CFLAGS = $(CFLAGS_LIB) -Iharness $(shell pkg-config --cflags lua5.4 papi 2>/dev/null)
@@ -139,6 +140,9 @@ $(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/t
 $(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
+$(BUILD)/bench_dynamic: harness/bench_dynamic.c harness/coretype.h $(BUILD)/libdcb.a
+	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+
 # Unit tests, then the whole suite again under AddressSanitizer + UBSan.
 # OpenBLAS threads are capped so that the sanitizer run stays within budget.
 # test_harness_e2e runs the program named by DCBENCH: build/dcbench, and
@@ -180,6 +184,8 @@ $(BUILD)/bench_pointwise_dw: harness/bench_pointwise_dw.c harness/coretype.h $(B
 bench-direct: all $(BUILD)/bench_pointwise_dw
 	$(BUILD)/bench_pointwise_dw 9 1
 	$(BUILD)/bench_pointwise_dw 9 2
+bench-dynamic: all $(BUILD)/bench_dynamic
+	$(BUILD)/bench_dynamic
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

@@ -275,17 +275,58 @@ static dcb_status xc_check(dcb_op *op) {
     return dcb_engine_check((dcb_engine)h->engine, &h->c, who);
 }
 
-static int is_winograd(const xc_hp *h) {
-    return h->engine == DCB_ENGINE_WINOGRAD || h->engine == DCB_ENGINE_WINOGRAD_F2;
+static int is_winograd_e(int e) { return e == DCB_ENGINE_WINOGRAD || e == DCB_ENGINE_WINOGRAD_F2; }
+static int is_winograd(const xc_hp *h) { return is_winograd_e(h->engine); }
+
+/* combine_then_conv: routing, the mixing, then the engine once per sample.
+ * On the Winograd engines (where dcb_winograd_dyn_supported) the bank is kept
+ * in the engine's panel layout (prepare) and each sample's kernel is mixed
+ * block by block inside the engine, fused with its float kernel transform and
+ * GEMM (dcb_winograd_dyn_run): no per-sample plan. Elsewhere the mixing GEMM
+ * writes every sample's kernel and dcb_engine_conv runs per sample.
+ * Workspace: router scratch, r (N, E), bm (N, cout), then either Wm (N, P) and
+ * the engine's, or the fused engine's. */
+typedef struct ctc_state {
+    float *bank; /* E kernels in panel layout (+ 8 floats the vector loads may touch) */
+} ctc_state;
+
+static int ctc_fused(const dcb_op *op) {
+    const xc_hp *h = HP(op);
+    return is_winograd_e(h->engine) && dcb_winograd_dyn_supported(&h->c, h->engine == DCB_ENGINE_WINOGRAD_F2 ? 2 : 4);
 }
 
-/* combine_then_conv: routing, the mixing GEMM, then the engine once per sample.
- * Workspace: router scratch, r (N, E), Wm (N, P), bm (N, cout), engine's. */
+static void ctc_release(dcb_op *op) {
+    ctc_state *s = op->state;
+    if (!s) return;
+    dcb_aligned_free(s->bank);
+    free(s);
+}
+
+static dcb_status ctc_prepare(dcb_op *op) {
+    const xc_hp *h = HP(op);
+    if (!ctc_fused(op)) return DCB_OK;
+    ctc_state *s = calloc(1, sizeof *s);
+    const size_t Pp = dcb_winograd_bank_floats(&h->c);
+    if (s) s->bank = dcb_aligned_alloc(sizeof(float) * (Pp * h->E + 8));
+    if (!s || !s->bank) {
+        free(s);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "%s/%s: out of memory for the expert bank", h->name, op->impl->name);
+    }
+    const float *w = dcb_w(op, "weight")->data;
+    for (int e = 0; e < h->E; e++) dcb_winograd_bank_pack(&h->c, w + (size_t)e * kernel_floats(&h->c), s->bank + e * Pp);
+    memset(s->bank + (size_t)h->E * Pp, 0, 8 * sizeof(float));
+    op->state = s;
+    return DCB_OK;
+}
+
 static size_t ctc_ws(const dcb_op *op, const int64_t *x) {
     const xc_hp *h = HP(op);
     const int N = (int)x[0];
-    return route_scratch(h, N) + rnd((size_t)N * h->E) + rnd((size_t)N * kernel_floats(&h->c)) +
-           (h->c.bias ? rnd((size_t)N * h->c.cout) : 0) +
+    size_t n = route_scratch(h, N) + rnd((size_t)N * h->E) + (h->c.bias ? rnd((size_t)N * h->c.cout) : 0);
+    if (ctc_fused(op))
+        return n + dcb_winograd_dyn_ws(&h->c, h->engine == DCB_ENGINE_WINOGRAD_F2 ? 2 : 4, N, (int)x[2], (int)x[3],
+                                       op->threads);
+    return n + rnd((size_t)N * kernel_floats(&h->c)) +
            dcb_engine_ws((dcb_engine)h->engine, &h->c, 1, (int)x[2], (int)x[3], op->threads);
 }
 
@@ -299,8 +340,6 @@ static dcb_status ctc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *
     b += route_scratch(h, N);
     float *r = (float *)b;
     b += rnd((size_t)N * h->E);
-    float *Wm = (float *)b;
-    b += rnd((size_t)N * P);
     float *bm = NULL;
     if (p->bias) {
         bm = (float *)b;
@@ -309,6 +348,20 @@ static dcb_status ctc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *
     double t0 = dcb_now();
     xc_route(op, x->data, N, (size_t)H * W, scratch, r);
     DCB_PHASE_ADD(prof, DCB_PHASE_ROUTING, t0);
+    if (ctc_fused(op)) {
+        t0 = dcb_now();
+        if (bm)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, p->cout, h->E, 1.0f, r, h->E,
+                        dcb_w(op, "bias")->data, p->cout, 0.0f, bm, p->cout);
+        DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
+        const ctc_state *s = op->state;
+        const dcb_wino_dyn k = {NULL, s->bank, r, bm, h->E, 0};
+        dcb_winograd_dyn_run(p, h->engine == DCB_ENGINE_WINOGRAD_F2 ? 2 : 4, N, H, W, x->data, &k, y->data, b,
+                             op->threads, prof);
+        return DCB_OK;
+    }
+    float *Wm = (float *)b;
+    b += rnd((size_t)N * P);
     t0 = dcb_now();
     mix_kernels(op, r, N, Wm, bm);
     DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
@@ -478,7 +531,7 @@ _Static_assert(DCB_ENGINE_COUNT == 5, "add the new conv2d engine to XC_ENGINES")
 #define XC_CTC(e)                                                                                              \
     static const dcb_impl_vt ctc_##e = {"combine_then_conv/" #e,                                               \
                                         "mix each sample's kernel (one GEMM), then conv per sample with " #e, \
-                                        xc_check, ctc_ws, NULL, ctc_run, NULL, xc_executed};
+                                        xc_check, ctc_ws, ctc_prepare, ctc_run, ctc_release, xc_executed};
 #define XC_CTC2(e)                                                                                               \
     static const dcb_impl_vt ctc2_##e = {"conv_then_combine/" #e,                                                \
                                          "conv with all experts stacked (" #e "), then the routing-weighted sum", \

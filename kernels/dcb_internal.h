@@ -153,6 +153,29 @@ void dcb_direct_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x,
                     const float *w, const float *wpacked, const float *b, float *y,
                     void *ws, int threads, dcb_profile *prof);
 
+/* Winograd with a kernel per sample (the dynamic operators): the kernel
+ * transform is fused with the GEMM, in float, inside run. The kernels come in
+ * "panel layout" (dcb_winograd_bank_floats per kernel; dcb_winograd_bank_pack
+ * converts one (cout, cin/groups, 3, 3) kernel), either
+ *   E == 0: w holds the N per-sample kernels, or
+ *   E > 0:  bank holds E kernels and sample n's kernel is
+ *           sum_e r[n*E + e] * bank[e] (mixed block by block, never whole);
+ * b: (N, cout) per-sample bias or NULL. shared = 1 (with E == 0): w is one
+ * kernel and b one bias (cout) for all N images. The panel-layout buffers
+ * need 8 floats of room past their end (vector loads). Only where
+ * dcb_winograd_dyn_supported (the AVX2 packed micro-kernel: AVX2+FMA and
+ * >= 8 channels per group). */
+typedef struct dcb_wino_dyn {
+    const float *w, *bank, *r, *b;
+    int E, shared;
+} dcb_wino_dyn;
+size_t dcb_winograd_bank_floats(const dcb_conv2d_p *p);
+void dcb_winograd_bank_pack(const dcb_conv2d_p *p, const float *w, float *out);
+int dcb_winograd_dyn_supported(const dcb_conv2d_p *p, int m);
+size_t dcb_winograd_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, int threads);
+void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x,
+                          const dcb_wino_dyn *k, float *y, void *ws, int threads, dcb_profile *prof);
+
 /* ------------------------------------------------ conv engines, by name
  * The dynamic operators run their convolutions through these, so that every
  * strategy exists for every engine ("combine_then_conv/<engine>"). */

@@ -1,5 +1,8 @@
 /* The conv2d engines by name, for the operators whose kernel is only known at
- * run time (each sample's mixed kernel): every strategy runs on every engine. */
+ * run time (each sample's mixed kernel): every strategy runs on every engine.
+ * Winograd uses the fused dynamic path (float kernel transform inside the
+ * GEMM loop, dcb_winograd_dyn_run) where it is supported, else a plan built
+ * in the workspace. */
 #include "dcb_internal.h"
 
 #include <string.h>
@@ -34,6 +37,9 @@ size_t dcb_engine_ws(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, i
         return round_up(dcb_direct_wpack_bytes(p)) + dcb_direct_ws(p, N, H, W, threads);
     default: {
         const int m = wino_m(e);
+        if (dcb_winograd_dyn_supported(p, m))
+            return round_up(sizeof(float) * (dcb_winograd_bank_floats(p) + 8)) +
+                   dcb_winograd_dyn_ws(p, m, N, H, W, threads);
         size_t pb = round_up(dcb_winograd_plan_bytes(p, m));
         /* the run workspace depends on shapes only: size it from a weightless plan */
         dcb_winograd_plan *pl = dcb_winograd_plan_new(p, m, NULL);
@@ -65,6 +71,18 @@ void dcb_engine_conv(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, c
     default: {
         const int m = wino_m(e);
         double t0 = dcb_now();
+        if (dcb_winograd_dyn_supported(p, m)) {
+            /* the kernel into the engine's panel layout, then the fused float
+             * transform + GEMM: no plan in double */
+            float *wp = ws;
+            dcb_winograd_bank_pack(p, w, wp);
+            memset(wp + dcb_winograd_bank_floats(p), 0, 8 * sizeof(float));
+            DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
+            const dcb_wino_dyn k = {wp, NULL, NULL, b, 0, 1};
+            char *rest = (char *)ws + round_up(sizeof(float) * (dcb_winograd_bank_floats(p) + 8));
+            dcb_winograd_dyn_run(p, m, N, H, W, x, &k, y, rest, threads, prof);
+            break;
+        }
         dcb_winograd_plan *pl = dcb_winograd_plan_init(ws, p, m, w);
         DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
         char *rest = (char *)ws + round_up(dcb_winograd_plan_bytes(p, m));

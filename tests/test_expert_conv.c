@@ -620,6 +620,49 @@ static void test_larger_layer(void **state) {
     dcb_tensor_free(x);
 }
 
+/* The fused dynamic Winograd path (dcb_winograd_dyn_run) at its edges: more
+ * output channels than one block (48), a partial last panel, groups, tiles
+ * that do not fill the last column group, batches of several samples, 1 and
+ * 2 threads; only the Winograd implementations, against the reference. */
+static void test_winograd_dynamic_blocks(void **state) {
+    (void)state;
+    static const shape shapes[] = {
+        {3, 16, 100, 11, 13, 3, 3, 1, 1, 1, 1, 1, 5, 0, 1},  /* 3 blocks, last one 4 channels */
+        {2, 24, 52, 9, 7, 3, 3, 1, 0, 1, 2, 0, 4, 0, 2},    /* 2 groups of 26 outputs */
+        {4, 40, 8, 6, 17, 3, 3, 1, 2, 1, 1, 1, 3, 0, 0.5},  /* pad 2, one panel and a bit */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *s = &shapes[i];
+        dcb_tensor *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
+        dcb_tensor_randn(x, 70 + i);
+        for (int o = 0; o < 2; o++) {
+            const char *opname = o ? "dyconv" : "condconv";
+            dcb_tensor *ref = NULL;
+            for (int k = 0; k < dcb_impl_count(opname); k++) {
+                const char *impl = dcb_impl_name(opname, k);
+                if (!strstr(impl, "/winograd")) continue;
+                for (int threads = 1; threads <= 2; threads++) {
+                    dcb_op *op = NULL;
+                    assert_ok(make_op(opname, s, impl, threads, &op));
+                    assert_ok(dcb_op_init_weights(op, 700 + i));
+                    boost_router(op, o);
+                    if (!ref) ref = ref_forward(o, op, s, x, NULL, NULL);
+                    dcb_tensor *y = NULL;
+                    assert_ok(dcb_op_forward(op, x, &y));
+                    const double err = dcb_max_rel_err(y, ref, NULL);
+                    if (!(err <= bound_for(impl)))
+                        fail_msg("%s %s shape %zu threads %d: rel err %.3g above %.3g", opname, impl, i, threads, err,
+                                 bound_for(impl));
+                    dcb_tensor_free(y);
+                    dcb_op_destroy(op);
+                }
+            }
+            dcb_tensor_free(ref);
+        }
+        dcb_tensor_free(x);
+    }
+}
+
 /* --------------------------------------------------- lifecycle, phases */
 static void test_lifecycle_and_phases(void **state) {
     (void)state;
@@ -841,6 +884,7 @@ int main(void) {
         cmocka_unit_test(test_similarity_of_kernels),
         cmocka_unit_test(test_lifecycle_and_phases),
         cmocka_unit_test(test_larger_layer),
+        cmocka_unit_test(test_winograd_dynamic_blocks),
         cmocka_unit_test(test_condconv_sweep),
         cmocka_unit_test(test_dyconv_sweep),
     };
