@@ -713,6 +713,8 @@ int luaopen_dcb(lua_State *L) {
     lua_setfield(L, -2, "results");
     lua_pushstring(L, dcbh_opt.format);
     lua_setfield(L, -2, "format");
+    lua_pushstring(L, dcbh_home());
+    lua_setfield(L, -2, "home");
     lua_newtable(L);
     lua_pushinteger(L, dcbh_opt.shard_i);
     lua_setfield(L, -2, "i");
