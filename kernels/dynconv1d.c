@@ -4,7 +4,8 @@
  * workspace as (N, T, H, K), then convolved by one of lightconv's strategies
  * (naive, unfold, band, direct; see lightconv.c) with a kernel stride of H*K
  * per time step. naive predicts the kernels in double (the oracle); the others
- * with one sgemm over the N*T rows. */
+ * with one sgemm over the N*T rows, and normalise them with lightconv.c's
+ * vectorised softmax (direct: fused into its convolution loop). */
 #include "lightconv.h"
 
 #include <stdlib.h>
@@ -99,14 +100,18 @@ static dcb_status dynconv1d_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, 
         predict_naive(op, x->data, (long)N * T, k);
     } else {
         const dcb_tensor *b = dcb_w(op, "wlin_b");
+        /* one sgemm (N*T x C) . (C x H*K) for every time step's kernel */
         dcb_linear(x->data, N * T, p->C, dcb_w(op, "wlin_w")->data, b ? b->data : NULL, p->H * p->K, k,
                    op->threads);
-        if (p->softmax) dcb_softmax_rows(k, N * T * p->H, p->K, 1.0f);
     }
     DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
     const dcb_tensor *bias = dcb_w(op, "bias");
-    dcb_seqconv_run(s, p, N, T, x->data, k, (size_t)p->H * p->K, bias ? bias->data : NULL, y->data,
-                    (char *)ws + kern_bytes(p, N, T), op->threads, prof);
+    if (s != DCB_SEQ_NAIVE && p->softmax)
+        dcb_seqconv_run_logits(s, p, N, T, x->data, k, (size_t)p->H * p->K, bias ? bias->data : NULL, y->data,
+                               (char *)ws + kern_bytes(p, N, T), op->threads, prof);
+    else
+        dcb_seqconv_run(s, p, N, T, x->data, k, (size_t)p->H * p->K, bias ? bias->data : NULL, y->data,
+                        (char *)ws + kern_bytes(p, N, T), op->threads, prof);
     return DCB_OK;
 }
 

@@ -39,6 +39,14 @@ size_t dcb_seqconv_ws(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T);
 void dcb_seqconv_run(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, const float *x,
                      const float *kern, size_t kstride, const float *bias, float *y, void *ws,
                      int threads, dcb_profile *prof);
+/* As dcb_seqconv_run, but logits holds unnormalised kernels (same layout),
+ * which are softmax-normalised over K in place (in float, a vectorised exp)
+ * before use: direct fuses this into its parallel loop, one time step's
+ * (H, K) block just before that step's products (phase gemm); the others
+ * normalise all of them first (phase kernel_gen), in parallel. */
+void dcb_seqconv_run_logits(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, const float *x,
+                            float *logits, size_t kstride, const float *bias, float *y, void *ws, int threads,
+                            dcb_profile *prof);
 /* Row-wise softmax over K in double (the oracle's), in place on float. */
 void dcb_seqconv_softmax_double(float *k, size_t rows, int K);
 
