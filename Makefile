@@ -4,6 +4,7 @@
 #   make test      unit tests, then the same suite under ASan + UBSan
 #   make demo      the main job (a small engine comparison for now)
 #   make bench     conv2d engines against the bare GEMM (docs/PERFORMANCE.md)
+#   make bench-seq dynconv1d / lightconv against attention (docs/PEERS.md)
 #   make install PREFIX=/usr/local
 #   BLAS=blis      build against BLIS instead of OpenBLAS
 
@@ -40,7 +41,7 @@ LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench install clean
+.PHONY: all deps test test-unit test-san demo bench bench-seq install clean
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -64,7 +65,7 @@ $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
 
 # The harness: C, plus one C++ file (the Google Benchmark shim).
-HARNESS_C   := $(filter-out harness/bench_engines.c,$(wildcard harness/*.c))
+HARNESS_C   := $(filter-out harness/bench_engines.c harness/bench_seq.c,$(wildcard harness/*.c))
 HARNESS_CXX := $(wildcard harness/*.cc)
 HARNESS_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness/%.o)
 HARNESS_CFLAGS = $(CFLAGS_LIB) -Iharness $(shell pkg-config --cflags lua5.4 papi 2>/dev/null)
@@ -123,6 +124,9 @@ $(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/t
 $(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
+$(BUILD)/bench_seq: harness/bench_seq.c harness/coretype.h $(BUILD)/libdcb.a
+	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+
 # Unit tests, then the whole suite again under AddressSanitizer + UBSan.
 # OpenBLAS threads are capped so that the sanitizer run stays within budget.
 test: test-unit test-san
@@ -141,6 +145,9 @@ demo: all
 
 bench: all $(BUILD)/bench_engines
 	$(BUILD)/bench_engines
+
+bench-seq: all $(BUILD)/bench_seq
+	$(BUILD)/bench_seq
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
