@@ -16,6 +16,7 @@
 #include "lightconv.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,17 +159,49 @@ static void softmax_heads(float *restrict v, int H, int K) {
     }
 }
 
-/* One output row: y[c] = b[c] + sum_{j in [j0, j1)} k[h(c), j] * xs[(j - j0) * C + c],
- * xs = the input row of tap j0. Each block of the output stays in registers
+/* The same for a (K, H) block (tap-major, as dynconv1d/direct predicts it):
+ * softmax over j of v[j*H + h] for every h, vectorised across heads. */
+static void softmax_taps(float *restrict v, int H, int K) {
+    int h = 0;
+#ifdef DCB_SEQ_AVX2
+    for (; h + 8 <= H; h += 8) {
+        __m256 m = _mm256_loadu_ps(v + h);
+        for (int j = 1; j < K; j++) m = _mm256_max_ps(m, _mm256_loadu_ps(v + (size_t)j * H + h));
+        __m256 s = _mm256_setzero_ps();
+        for (int j = 0; j < K; j++) {
+            const __m256 e = exp_m256(_mm256_sub_ps(_mm256_loadu_ps(v + (size_t)j * H + h), m));
+            _mm256_storeu_ps(v + (size_t)j * H + h, e);
+            s = _mm256_add_ps(s, e);
+        }
+        const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
+        for (int j = 0; j < K; j++)
+            _mm256_storeu_ps(v + (size_t)j * H + h, _mm256_mul_ps(_mm256_loadu_ps(v + (size_t)j * H + h), inv));
+    }
+#endif
+    for (; h < H; h++) {
+        float m = v[h], s = 0;
+        for (int j = 1; j < K; j++) m = v[(size_t)j * H + h] > m ? v[(size_t)j * H + h] : m;
+        for (int j = 0; j < K; j++) {
+            float d = v[(size_t)j * H + h] - m;
+            s += (v[(size_t)j * H + h] = expf(d < -87.0f ? -87.0f : d));
+        }
+        const float inv = 1.0f / s;
+        for (int j = 0; j < K; j++) v[(size_t)j * H + h] *= inv;
+    }
+}
+
+/* One output row: y[c] = b[c] + sum_{j in [j0, j1)} k[h(c)*hs + j*js] * xs[(j - j0) * C + c],
+ * xs = the input row of tap j0; (hs, js) = (K, 1) for an (H, K) kernel block,
+ * (1, H) for a (K, H) one. Each block of the output stays in registers
  * while the taps stream by: 32 channels (4 AVX2 vectors), then 8, when every
  * head's run R is a multiple of 8; plain loops otherwise. */
-static void direct_row(int C, int H, int K, const float *restrict k, int j0, int j1, const float *restrict xs,
-                       const float *restrict b, float *restrict yr) {
+static void direct_row(int C, int H, int hs, int js, const float *restrict k, int j0, int j1,
+                       const float *restrict xs, const float *restrict b, float *restrict yr) {
     const int R = C / H;
 #ifdef DCB_SEQ_AVX2
     if (R % 8 == 0) {
         for (int h = 0; h < H; h++) {
-            const float *kh = k + (size_t)h * K;
+            const float *kh = k + (size_t)h * hs;
             int c = h * R;
             const int ce = c + R;
             for (; c + 32 <= ce; c += 32) {
@@ -178,7 +211,7 @@ static void direct_row(int C, int H, int K, const float *restrict k, int j0, int
                 __m256 a3 = b ? _mm256_loadu_ps(b + c + 24) : _mm256_setzero_ps();
                 const float *xp = xs + c;
                 for (int j = j0; j < j1; j++, xp += C) {
-                    const __m256 w = _mm256_broadcast_ss(kh + j);
+                    const __m256 w = _mm256_broadcast_ss(kh + (size_t)j * js);
                     a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(xp), a0);
                     a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(xp + 8), a1);
                     a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(xp + 16), a2);
@@ -192,7 +225,8 @@ static void direct_row(int C, int H, int K, const float *restrict k, int j0, int
             for (; c < ce; c += 8) {
                 __m256 a0 = b ? _mm256_loadu_ps(b + c) : _mm256_setzero_ps();
                 const float *xp = xs + c;
-                for (int j = j0; j < j1; j++, xp += C) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(kh + j), _mm256_loadu_ps(xp), a0);
+                for (int j = j0; j < j1; j++, xp += C)
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(kh + (size_t)j * js), _mm256_loadu_ps(xp), a0);
                 _mm256_storeu_ps(yr + c, a0);
             }
         }
@@ -206,7 +240,7 @@ static void direct_row(int C, int H, int K, const float *restrict k, int j0, int
     for (int j = j0; j < j1; j++) {
         const float *restrict xr = xs + (size_t)(j - j0) * C;
         for (int h = 0; h < H; h++) {
-            const float w = k[h * K + j];
+            const float w = k[(size_t)h * hs + (size_t)j * js];
             float *restrict yh = yr + (size_t)h * R;
             const float *restrict xh = xr + (size_t)h * R;
             for (int r = 0; r < R; r++) yh[r] += w * xh[r];
@@ -215,18 +249,21 @@ static void direct_row(int C, int H, int K, const float *restrict k, int j0, int
 }
 
 /* direct: no materialisation. For each (n, t) the valid taps j0..j1 (those that
- * read inside [0, T)), then direct_row. With logits, kern holds the raw
- * predicted kernels and each step's (H, K) block is softmax-normalised in
- * place just before its use, inside the same parallel loop. */
-static void seq_direct(const dcb_seqconv_p *p, int N, int T, const float *restrict x, float *kern_mut,
-                       const float *restrict kern, size_t kstride, const float *restrict bias, float *restrict y,
-                       int threads) {
+ * read inside [0, T)), then direct_row. With logits, each step's (H, K) block
+ * of kern is softmax-normalised in place just before its use. */
+void dcb_seqconv_direct_rows(const dcb_seqconv_p *p, int T, const float *restrict x, long nt0, long nt1,
+                             float *kern, size_t kstride, int tap_major, int logits, const float *restrict bias,
+                             float *restrict y) {
     const int C = p->C, K = p->K, H = p->H, lp = dcb_seqconv_left_pad(p);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (long nt = 0; nt < (long)N * T; nt++) {
+    for (long nt = nt0; nt < nt1; nt++) {
         const long n = nt / T, t = nt % T;
-        if (kern_mut) softmax_heads(kern_mut + (size_t)nt * kstride, H, K);
-        const float *k = kern + (size_t)nt * kstride;
+        float *k = kern + (size_t)(nt - nt0) * kstride;
+        if (logits) {
+            if (tap_major)
+                softmax_taps(k, H, K);
+            else
+                softmax_heads(k, H, K);
+        }
         const int j0 = t - lp < 0 ? (int)(lp - t) : 0;
         const int j1 = t - lp + K > T ? (int)(T + lp - t) : K;
         if (j0 >= j1) {
@@ -234,7 +271,20 @@ static void seq_direct(const dcb_seqconv_p *p, int N, int T, const float *restri
             for (int c = 0; c < C; c++) yr[c] = bias ? bias[c] : 0.0f;
             continue;
         }
-        direct_row(C, H, K, k, j0, j1, x + ((size_t)n * T + t + j0 - lp) * C, bias, y + (size_t)nt * C);
+        direct_row(C, H, tap_major ? 1 : K, tap_major ? H : 1, k, j0, j1, x + ((size_t)n * T + t + j0 - lp) * C,
+                   bias, y + (size_t)nt * C);
+    }
+}
+
+/* kern is only written when logits (kstride 0 shares one block: lightconv). */
+static void seq_direct(const dcb_seqconv_p *p, int N, int T, const float *x, float *kern, size_t kstride,
+                       int logits, const float *bias, float *y, int threads) {
+    const long NT = (long)N * T;
+#pragma omp parallel num_threads(threads)
+    {
+        const int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        const long a = NT * id / nth, b = NT * (id + 1) / nth;
+        if (a < b) dcb_seqconv_direct_rows(p, T, x, a, b, kern + (size_t)a * kstride, kstride, 0, logits, bias, y);
     }
 }
 
@@ -340,7 +390,7 @@ void dcb_seqconv_run(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, c
         DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
         break;
     case DCB_SEQ_DIRECT:
-        seq_direct(p, N, T, x, NULL, kern, kstride, bias, y, threads);
+        seq_direct(p, N, T, x, (float *)kern, kstride, 0, bias, y, threads);
         DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
         break;
     case DCB_SEQ_UNFOLD:
@@ -359,7 +409,7 @@ void dcb_seqconv_run_logits(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, i
                             dcb_profile *prof) {
     double t0 = dcb_now();
     if (s == DCB_SEQ_DIRECT) {
-        seq_direct(p, N, T, x, logits, logits, kstride, bias, y, threads);
+        seq_direct(p, N, T, x, logits, kstride, 1, bias, y, threads);
         DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
         return;
     }
