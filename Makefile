@@ -7,6 +7,7 @@
 #   make bench-direct  the direct engine against oneDNN on 1x1 and depthwise layers
 #   make tables    the papers' cost tables from the network descriptions (results/tables/)
 #   make bench-dynamic  condconv / dyconv against the static conv (docs/PERFORMANCE.md)
+#   make bench-seq     dynconv1d / lightconv against attention (docs/PERFORMANCE.md)
 #   make install PREFIX=/usr/local
 #   BLAS=blis      build against BLIS instead of OpenBLAS
 
@@ -43,7 +44,7 @@ LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic tables install clean
+.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq tables install clean
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -67,7 +68,7 @@ $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
 
 # The harness: C, plus one C++ file (the Google Benchmark shim).
-HARNESS_C   := $(filter-out harness/bench_engines.c harness/bench_pointwise_dw.c harness/bench_dynamic.c,$(wildcard harness/*.c))
+HARNESS_C   := $(filter-out harness/bench_engines.c harness/bench_pointwise_dw.c harness/bench_dynamic.c harness/bench_seq.c,$(wildcard harness/*.c))
 HARNESS_CXX := $(wildcard harness/*.cc)
 HARNESS_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness/%.o)
 HARNESS_CFLAGS = $(CFLAGS_LIB) -Iharness $(shell pkg-config --cflags lua5.4 papi 2>/dev/null)
@@ -143,6 +144,9 @@ $(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libd
 $(BUILD)/bench_dynamic: harness/bench_dynamic.c harness/coretype.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
+$(BUILD)/bench_seq: harness/bench_seq.c harness/coretype.h $(BUILD)/libdcb.a
+	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+
 # Unit tests, then the whole suite again under AddressSanitizer + UBSan.
 # OpenBLAS threads are capped so that the sanitizer run stays within budget.
 # test_harness_e2e runs the program named by DCBENCH: build/dcbench, and
@@ -186,6 +190,8 @@ bench-direct: all $(BUILD)/bench_pointwise_dw
 	$(BUILD)/bench_pointwise_dw 9 2
 bench-dynamic: all $(BUILD)/bench_dynamic
 	$(BUILD)/bench_dynamic
+bench-seq: all $(BUILD)/bench_seq
+	$(BUILD)/bench_seq
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

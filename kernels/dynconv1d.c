@@ -3,10 +3,15 @@
  * (optionally) softmax-normalised over K. The kernels are generated into the
  * workspace as (N, T, H, K), then convolved by one of lightconv's strategies
  * (naive, unfold, band, direct; see lightconv.c) with a kernel stride of H*K
- * per time step. naive predicts the kernels in double (the oracle); the others
- * with one sgemm over the N*T rows. */
+ * per time step. naive predicts the kernels in double (the oracle); unfold and
+ * band with one sgemm over the N*T rows, then lightconv.c's vectorised
+ * softmax; direct fuses prediction, softmax and convolution per block of 256
+ * rows (one sgemm per block, see run_fused), so that the kernels never leave
+ * the cache. */
 #include "lightconv.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,9 +70,102 @@ static size_t kern_bytes(const dcb_seqconv_p *p, int N, int T) {
     return (b + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN;
 }
 
+/* direct predicts and convolves in blocks of rows: each thread, for each of
+ * its blocks of at most FUSED_ROWS time steps, one sgemm (rows x C) . (C x
+ * H*K) into its own kernel buffer (at most 256 x H*K floats, which stays in
+ * L2), then the softmax and the convolution of those rows while the kernels
+ * are still in cache. The BLAS runs single-threaded inside the OpenMP team,
+ * so that BLAS worker threads and OpenMP threads never compete for cores. */
+#define FUSED_ROWS 256
+
+static long fused_rows(long NT, int threads) {
+    long per = (NT + threads - 1) / threads;
+    return per < FUSED_ROWS ? per : FUSED_ROWS;
+}
+
 static size_t dynconv1d_ws(const dcb_op *op, const int64_t *x) {
     const int N = (int)x[0], T = (int)x[1];
-    return kern_bytes(P(op), N, T) + dcb_seqconv_ws(dcb_seqconv_parse(op->impl->name), P(op), N, T);
+    const dcb_seq_strategy s = dcb_seqconv_parse(op->impl->name);
+    if (s == DCB_SEQ_DIRECT) {
+        const size_t b = sizeof(float) * (size_t)fused_rows((long)N * T, op->threads) * P(op)->H * P(op)->K;
+        return (size_t)op->threads * ((b + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN);
+    }
+    return kern_bytes(P(op), N, T) + dcb_seqconv_ws(s, P(op), N, T);
+}
+
+/* prepare (direct): the predictor's rows in tap-major order, row j*H + h =
+ * wlin_w row h*K + j (and wlin_b likewise), so that the predicted kernels
+ * come out as (K, H) blocks whose softmax over K runs across heads in SIMD. */
+typedef struct fused_state {
+    float *w, *b;
+} fused_state;
+
+static dcb_status direct_prepare(dcb_op *op) {
+    const dcb_seqconv_p *p = P(op);
+    const int H = p->H, K = p->K, C = p->C;
+    fused_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->w = malloc(sizeof(float) * (size_t)H * K * C))) {
+        free(s);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "dynconv1d/direct: out of memory");
+    }
+    const float *w = dcb_w(op, "wlin_w")->data;
+    const dcb_tensor *bt = dcb_w(op, "wlin_b");
+    if (bt && !(s->b = malloc(sizeof(float) * (size_t)H * K))) {
+        free(s->w);
+        free(s);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "dynconv1d/direct: out of memory");
+    }
+    for (int h = 0; h < H; h++)
+        for (int j = 0; j < K; j++) {
+            memcpy(s->w + ((size_t)j * H + h) * C, w + ((size_t)h * K + j) * C, sizeof(float) * (size_t)C);
+            if (bt) s->b[j * H + h] = bt->data[h * K + j];
+        }
+    op->state = s;
+    return DCB_OK;
+}
+
+static void direct_release(dcb_op *op) {
+    fused_state *s = op->state;
+    if (!s) return;
+    free(s->w);
+    free(s->b);
+    free(s);
+}
+
+static void run_fused(const dcb_op *op, const float *x, int N, int T, float *ws, float *y, dcb_profile *prof) {
+    const dcb_seqconv_p *p = P(op);
+    const int HK = p->H * p->K, C = p->C;
+    const long NT = (long)N * T, rows = fused_rows(NT, op->threads);
+    const size_t kb = (sizeof(float) * (size_t)rows * HK + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN;
+    const fused_state *st = op->state;
+    const float *W = st->w, *wb = st->b;
+    const dcb_tensor *ct = dcb_w(op, "bias");
+    const float *bias = ct ? ct->data : NULL;
+    const long nblk = (NT + rows - 1) / rows;
+    double gen = 0, conv = 0;
+    dcb_blas_threads_for(1);
+#pragma omp parallel num_threads(op->threads) reduction(+ : gen, conv)
+    {
+        float *k = (float *)((char *)ws + kb * (size_t)omp_get_thread_num());
+#pragma omp for schedule(static)
+        for (long blk = 0; blk < nblk; blk++) {
+            const long r0 = blk * rows, m = NT - r0 < rows ? NT - r0 : rows;
+            double t0 = dcb_now();
+            if (wb)
+                for (long r = 0; r < m; r++) memcpy(k + (size_t)r * HK, wb, sizeof(float) * (size_t)HK);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, HK, C, 1.0f, x + (size_t)r0 * C, C, W, C,
+                        wb ? 1.0f : 0.0f, k, HK);
+            double t1 = dcb_now();
+            dcb_seqconv_direct_rows(p, T, x, r0, r0 + m, k, (size_t)HK, 1, p->softmax, bias, y);
+            gen += t1 - t0;
+            conv += dcb_now() - t1;
+        }
+    }
+    /* the threads' summed times, scaled to the team: wall-clock shares */
+    if (prof) {
+        prof->seconds[DCB_PHASE_KERNEL_GEN] += gen / op->threads;
+        prof->seconds[DCB_PHASE_GEMM] += conv / op->threads;
+    }
 }
 
 /* k (N*T, H*K) = x (N*T, C) . wlin_w^T + wlin_b, softmax over K: in double. */
@@ -94,19 +192,27 @@ static dcb_status dynconv1d_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, 
     const int N = (int)x->shape[0], T = (int)x->shape[1];
     const dcb_seq_strategy s = dcb_seqconv_parse(op->impl->name);
     float *k = ws;
+    if (s == DCB_SEQ_DIRECT) {
+        run_fused(op, x->data, N, T, ws, y->data, prof);
+        return DCB_OK;
+    }
     double t0 = dcb_now();
     if (s == DCB_SEQ_NAIVE) {
         predict_naive(op, x->data, (long)N * T, k);
     } else {
         const dcb_tensor *b = dcb_w(op, "wlin_b");
+        /* one sgemm (N*T x C) . (C x H*K) for every time step's kernel */
         dcb_linear(x->data, N * T, p->C, dcb_w(op, "wlin_w")->data, b ? b->data : NULL, p->H * p->K, k,
                    op->threads);
-        if (p->softmax) dcb_softmax_rows(k, N * T * p->H, p->K, 1.0f);
     }
     DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
     const dcb_tensor *bias = dcb_w(op, "bias");
-    dcb_seqconv_run(s, p, N, T, x->data, k, (size_t)p->H * p->K, bias ? bias->data : NULL, y->data,
-                    (char *)ws + kern_bytes(p, N, T), op->threads, prof);
+    if (s != DCB_SEQ_NAIVE && p->softmax)
+        dcb_seqconv_run_logits(s, p, N, T, x->data, k, (size_t)p->H * p->K, bias ? bias->data : NULL, y->data,
+                               (char *)ws + kern_bytes(p, N, T), op->threads, prof);
+    else
+        dcb_seqconv_run(s, p, N, T, x->data, k, (size_t)p->H * p->K, bias ? bias->data : NULL, y->data,
+                        (char *)ws + kern_bytes(p, N, T), op->threads, prof);
     return DCB_OK;
 }
 
@@ -145,8 +251,8 @@ static const dcb_impl_vt dc_unfold = {"unfold", "sgemm kernel prediction; K-wide
                                       NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, NULL};
 static const dcb_impl_vt dc_band = {"band", "sgemm kernel prediction; T x T band matrix per (n, head), sgemm",
                                     NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, dynconv1d_band_executed};
-static const dcb_impl_vt dc_direct = {"direct", "sgemm kernel prediction; direct loops vectorised over channels",
-                                      NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, NULL};
+static const dcb_impl_vt dc_direct = {"direct", "per 256-row block: sgemm kernel prediction, softmax, AVX2 direct conv",
+                                      NULL, dynconv1d_ws, direct_prepare, dynconv1d_run, direct_release, NULL};
 
 static const dcb_impl_vt *const dynconv1d_impls[] = {&dc_naive, &dc_unfold, &dc_band, &dc_direct};
 

@@ -39,6 +39,21 @@ size_t dcb_seqconv_ws(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T);
 void dcb_seqconv_run(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, const float *x,
                      const float *kern, size_t kstride, const float *bias, float *y, void *ws,
                      int threads, dcb_profile *prof);
+/* As dcb_seqconv_run, but logits holds unnormalised kernels (same layout),
+ * which are softmax-normalised over K in place (in float, a vectorised exp)
+ * before use: direct fuses this into its parallel loop, one time step's
+ * (H, K) block just before that step's products (phase gemm); the others
+ * normalise all of them first (phase kernel_gen), in parallel. */
+void dcb_seqconv_run_logits(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, const float *x,
+                            float *logits, size_t kstride, const float *bias, float *y, void *ws, int threads,
+                            dcb_profile *prof);
+/* The direct strategy on the output rows nt0 <= n*T + t < nt1, serially (no
+ * threads): kern points at row nt0's kernel block, kstride apart, (H, K)
+ * row-major or, with tap_major, (K, H) (element [j][h] at j*H + h); with
+ * logits each block is softmax-normalised over K in place first. y and x are
+ * whole tensors. */
+void dcb_seqconv_direct_rows(const dcb_seqconv_p *p, int T, const float *x, long nt0, long nt1, float *kern,
+                             size_t kstride, int tap_major, int logits, const float *bias, float *y);
 /* Row-wise softmax over K in double (the oracle's), in place on float. */
 void dcb_seqconv_softmax_double(float *k, size_t rows, int K);
 

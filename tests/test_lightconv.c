@@ -125,6 +125,7 @@ static sshape random_shape(uint64_t *r, int i) {
     s.H = tu_rand(r, 1, 16);
     if (i % 5 == 0) s.H = 1;
     s.C = s.H * tu_rand(r, 1, i % 4 == 0 ? 24 : 6);
+    if (i % 8 == 4) s.C = s.H * 8 * tu_rand(r, 4, 9); /* head runs of 32..72: direct's 32-wide blocks, then 8 */
     switch (i % 6) {   /* T = 1, T < K, T = K, then anything up to 300 */
     case 0: s.T = 1; break;
     case 1: s.T = s.K > 1 ? tu_rand(r, 1, s.K - 1) : 1; break;
