@@ -110,30 +110,9 @@ static void seq_naive(const dcb_seqconv_p *p, int N, int T, const float *x, cons
     }
 }
 
-/* ------------------------------------------------ the direct strategy's parts
- * exp for the softmax over K: Cody-Waite reduction x = n ln2 + r, a degree-6
- * polynomial for e^r (the Cephes expf coefficients, ~1 ulp), 2^n by exponent
- * bits. Inputs are logits minus their row maximum (<= 0), clamped at -87 where
- * e^x is below 2^-125 and vanishes next to the row's largest term, 1. */
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-static inline __m256 exp_m256(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
+/* ------------------------------------------------ the direct strategy's parts */
+#include "vexp.h"
+#ifdef DCB_HAVE_EXP256
 #define DCB_SEQ_AVX2 1
 #endif
 
@@ -148,7 +127,7 @@ static void softmax_heads(float *restrict v, int H, int K) {
     const int HK = H * K;
     int i = 0;
 #ifdef DCB_SEQ_AVX2
-    for (; i + 8 <= HK; i += 8) _mm256_storeu_ps(v + i, exp_m256(_mm256_loadu_ps(v + i)));
+    for (; i + 8 <= HK; i += 8) _mm256_storeu_ps(v + i, dcb_exp256(_mm256_loadu_ps(v + i)));
 #endif
     for (; i < HK; i++) v[i] = expf(v[i] < -87.0f ? -87.0f : v[i]);
     for (int h = 0; h < H; h++) {
@@ -169,7 +148,7 @@ static void softmax_taps(float *restrict v, int H, int K) {
         for (int j = 1; j < K; j++) m = _mm256_max_ps(m, _mm256_loadu_ps(v + (size_t)j * H + h));
         __m256 s = _mm256_setzero_ps();
         for (int j = 0; j < K; j++) {
-            const __m256 e = exp_m256(_mm256_sub_ps(_mm256_loadu_ps(v + (size_t)j * H + h), m));
+            const __m256 e = dcb_exp256(_mm256_sub_ps(_mm256_loadu_ps(v + (size_t)j * H + h), m));
             _mm256_storeu_ps(v + (size_t)j * H + h, e);
             s = _mm256_add_ps(s, e);
         }

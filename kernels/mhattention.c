@@ -6,6 +6,7 @@
  *          row (causal rows stop at the diagonal, the rest of the row is set to
  *          exactly 0), then PV by sgemm; the out-projection as one sgemm. */
 #include "dcb_internal.h"
+#include "vexp.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -162,7 +163,7 @@ static double naive_executed(const dcb_op *op, const int64_t *x) {
 /* ------------------------------------------------------------------- gemm */
 static size_t gemm_ws(const dcb_op *op, const int64_t *x) {
     const size_t NT = (size_t)x[0] * x[1], d = (size_t)P(op)->d, T = (size_t)x[1];
-    return al(sizeof(float) * NT * 3 * d) + al(sizeof(float) * NT * d) + sizeof(float) * T * T;
+    return al(sizeof(float) * NT * 3 * d) + al(sizeof(float) * NT * d) + (size_t)op->threads * al(sizeof(float) * T * T);
 }
 
 static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
@@ -170,41 +171,52 @@ static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
     const int N = (int)x->shape[0], T = (int)x->shape[1];
     float *qkv = ws;
     float *att = (float *)((char *)ws + al(sizeof(float) * (size_t)N * T * 3 * d));
-    float *S = (float *)((char *)att + al(sizeof(float) * (size_t)N * T * d));
+    float *Sbase = (float *)((char *)att + al(sizeof(float) * (size_t)N * T * d));
     const float scale = (float)(1.0 / sqrt((double)dh));
     double t0 = dcb_now();
     dcb_linear(x->data, N * T, d, dcb_w(op, "in_proj_w")->data, dcb_w(op, "in_proj_b")->data, 3 * d, qkv,
                op->threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
-    dcb_blas_threads_for(op->threads);
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < H; h++) {
+    /* The (sample, head) pairs are spread over the OpenMP team, each with
+     * single-threaded BLAS and its own T x T score buffer: threaded BLAS on
+     * these small products, between OpenMP regions for the softmax, left
+     * BLAS and OpenMP workers spinning against each other (4x slower at 2
+     * threads than at 1, T = 128). */
+    const size_t sb = al(sizeof(float) * (size_t)T * T);
+    double tg = 0, tc = 0;
+    dcb_blas_threads_for(1);
+#pragma omp parallel num_threads(op->threads) reduction(+ : tg, tc)
+    {
+        float *S = (float *)((char *)Sbase + sb * (size_t)omp_get_thread_num());
+#pragma omp for schedule(static)
+        for (int nh = 0; nh < N * H; nh++) {
+            const int n = nh / H, h = nh % H;
             const float *Q = qkv + (size_t)n * T * 3 * d + (size_t)h * dh;
-            t0 = dcb_now();
+            double a = dcb_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, scale, Q, 3 * d, Q + d, 3 * d, 0.0f,
                         S, T);
-            DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
-            t0 = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(op->threads) if (op->threads > 1 && T >= 64)
+            double b = dcb_now();
             for (int i = 0; i < T; i++) {
-                float *s = S + (size_t)i * T;
+                float *sr = S + (size_t)i * T;
                 const int len = causal ? i + 1 : T;
-                float m = -INFINITY, sum = 0;
-                for (int j = 0; j < len; j++) m = s[j] > m ? s[j] : m;
-                for (int j = 0; j < len; j++) {
-                    s[j] = expf(s[j] - m);
-                    sum += s[j];
-                }
-                const float inv = 1.0f / sum;
-                for (int j = 0; j < len; j++) s[j] *= inv;
-                for (int j = len; j < T; j++) s[j] = 0.0f;
+                float m = -INFINITY;
+                for (int j = 0; j < len; j++) m = sr[j] > m ? sr[j] : m;
+                const float inv = 1.0f / dcb_exp_shift_sum(sr, len, m);
+                for (int j = 0; j < len; j++) sr[j] *= inv;
+                for (int j = len; j < T; j++) sr[j] = 0.0f;
             }
-            DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
-            t0 = dcb_now();
+            double c = dcb_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, S, T, Q + 2 * d, 3 * d, 0.0f,
                         att + (size_t)n * T * d + (size_t)h * dh, d);
-            DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
+            tg += (b - a) + (dcb_now() - c);
+            tc += c - b;
         }
+    }
+    /* the threads' summed times, scaled to the team: wall-clock shares */
+    if (prof) {
+        prof->seconds[DCB_PHASE_GEMM] += tg / op->threads;
+        prof->seconds[DCB_PHASE_COMBINE] += tc / op->threads;
+    }
     t0 = dcb_now();
     dcb_linear(att, N * T, d, dcb_w(op, "out_proj_w")->data, dcb_w(op, "out_proj_b")->data, d, y->data,
                op->threads);
