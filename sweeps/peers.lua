@@ -90,10 +90,24 @@ local function torch_time(op, params, shape, threads)
 end
 
 local function fmt(v) return v and ("%.6g"):format(v) or "" end
+-- % of the calibrated fp32 peak (dcbench calibrate: FMA-bound loops, 1 thread
+-- and all threads); absent without a calibration
+local calib = dcb.calibration()
+local function peak(threads)
+  if not calib then return nil end
+  if threads == 1 then return calib.peak_gflops_1t end
+  if threads == calib.threads_all then return calib.peak_gflops_all end
+  return calib.peak_gflops_1t * threads
+end
+local function pct(gflops, threads)
+  local pk = peak(threads)
+  return (gflops and pk) and 100 * gflops / pk or nil
+end
+if not calib then print("note: no calibration (dcbench calibrate): the % of peak columns stay empty") end
 local csv = out .. "/peers.csv"
 local f = assert(io.open(csv .. ".tmp", "w"))
-f:write("layer,op,threads,ours_impl,ours_median_s,ours_min_s,ours_max_s,ours_gflops,peer,peer_variant,",
-        "peer_median_s,peer_min_s,peer_max_s,ours_over_peer\n")
+f:write("layer,op,threads,ours_impl,ours_median_s,ours_min_s,ours_max_s,ours_gflops,ours_pct_peak,peer,peer_variant,",
+        "peer_median_s,peer_min_s,peer_max_s,peer_gflops,peer_pct_peak,ours_over_peer\n")
 local rows = {}
 for li, layer in ipairs(L) do
   if lib.have(layer.op) then
@@ -123,9 +137,12 @@ for li, layer in ipairs(L) do
         end
         for _, pr in ipairs(peers) do
           local ratio = best.median / pr[3]
-          f:write(('"%s",%s,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n'):format(layer.name, layer.op, threads, best_impl,
-            fmt(best.median), fmt(best.min), fmt(best.max), fmt(best.gflops), pr[1], pr[2], fmt(pr[3]), fmt(pr[4]),
-            fmt(pr[5]), fmt(ratio)))
+          -- the peer does the same operator, so the same FLOPs (the operator's own, not executed_*)
+          local peer_gflops = best.gflops and best.gflops * best.median / pr[3]
+          f:write(('"%s",%s,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n'):format(layer.name, layer.op, threads,
+            best_impl, fmt(best.median), fmt(best.min), fmt(best.max), fmt(best.gflops), fmt(pct(best.gflops, threads)),
+            pr[1], pr[2], fmt(pr[3]), fmt(pr[4]), fmt(pr[5]), fmt(peer_gflops), fmt(pct(peer_gflops, threads)),
+            fmt(ratio)))
           local label = pr[1] == pr[2] and pr[1] or (pr[1] .. " " .. pr[2])
           rows[#rows + 1] = {li = li, layer = layer.name, threads = threads, peer = label, ratio = ratio}
           print(("%-28s %d thr  ours %-28s %9.3f ms  %-24s %9.3f ms  ours/peer %.2f"):format(layer.name, threads,

@@ -3,6 +3,7 @@
  * figures, exit codes and messages checked. */
 #include "testutil.h"
 
+#include <math.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -333,6 +334,66 @@ static void test_api(void **state) {
     free(out);
 }
 
+/* The shipped sweeps/peers.lua in --quick form, without PyTorch (DCB_PYTHON
+ * points nowhere) and with a calibration whose 1-thread peak is 50 GFLOP/s:
+ * every layer has our best implementation against oneDNN, the ratio is the
+ * ratio of the medians, the % of peak columns follow the calibration, and
+ * the figure is a PNG. */
+static void test_peers_sweep(void **state) {
+    (void)state;
+    char repo[1024], args[1400];
+    assert_non_null(getcwd(repo, sizeof repo));
+    write_text("calibration.json", "{\"peak_gflops_1t\": 50, \"peak_gflops_all\": 90, \"bw_gbs_1t\": 10, "
+                                   "\"bw_gbs_all\": 20, \"threads_all\": 2, \"when\": \"2026-01-01T00:00:00Z\", "
+                                   "\"isa\": \"test\"}\n");
+    snprintf(args, sizeof args, "--quick --results res '%s/sweeps/peers.lua'", repo);
+    setenv("DCB_PYTHON", "/nonexistent/python3", 1);
+    int rc = run(args);
+    unsetenv("DCB_PYTHON");
+    if (rc) {
+        char *err = slurp("err.txt");
+        fail_msg("peers.lua --quick failed (%d):\n%s", rc, err);
+    }
+    char *out = slurp("out.txt");
+    assert_contains(out, "only oneDNN is compared");
+    free(out);
+    char *csv = slurp("res/peers/peers.csv");
+    static const char head[] = "layer,op,threads,ours_impl,ours_median_s,ours_min_s,ours_max_s,ours_gflops,"
+                               "ours_pct_peak,peer,peer_variant,peer_median_s,peer_min_s,peer_max_s,peer_gflops,"
+                               "peer_pct_peak,ours_over_peer\n";
+    assert_true(!strncmp(csv, head, strlen(head)));
+    int rows = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(csv + strlen(head), "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[17];
+        int n = 0;
+        for (char *q = line, *c; n < 17; q = c + 1) {
+            f[n++] = q;
+            if (!(c = strchr(q, ','))) break;
+            *c = 0;
+        }
+        assert_int_equal(n, 17);
+        assert_string_equal(f[2], "1");        /* --quick: one thread */
+        assert_string_equal(f[9], "onednn");   /* the only peer without PyTorch */
+        const double om = atof(f[4]), omin = atof(f[5]), omax = atof(f[6]), og = atof(f[7]), op = atof(f[8]);
+        const double pm = atof(f[11]), pg = atof(f[14]), pp = atof(f[15]), ratio = atof(f[16]);
+        assert_true(om > 0 && omin <= om && om <= omax && pm > 0 && og > 0);
+        assert_true(fabs(ratio - om / pm) <= 1e-4 * ratio);
+        assert_true(fabs(op - 2 * og) <= 1e-4 * op);   /* peak 50 GFLOP/s */
+        assert_true(fabs(pg - og * om / pm) <= 1e-4 * pg);
+        assert_true(fabs(pp - 2 * pg) <= 1e-4 * pp);
+        rows++;
+    }
+    assert_int_equal(rows, 6);   /* 4 ResNet layers at batch 1, the 1x1 and the depthwise layer */
+    free(csv);
+    char *png = slurp("res/peers/peers.png");
+    assert_true(!memcmp(png, "\x89PNG\r\n\x1a\n", 8));
+    free(png);
+    char cal[512];
+    snprintf(cal, sizeof cal, "%s/calibration.json", tmpdir);
+    unlink(cal);   /* the other tests run without a calibration */
+}
+
 /* op:forward of every implementation against the library's naive conv. */
 static void test_forward_matches_naive(void **state) {
     (void)state;
@@ -408,6 +469,7 @@ int main(void) {
         cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_script_errors),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
+        cmocka_unit_test(test_peers_sweep),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
