@@ -43,7 +43,7 @@ if not dcb.quick then
       add{name = ("%s %s=%d %d@%d N=8"):format(d[1], d[2], d[3], ch[1], ch[2]), op = d[1], shape = {8, ch[1], ch[2], ch[2]},
           params = {cin = ch[1], cout = ch[1], k = 3, pad = 1, [d[2]] = d[3]},
           ours = {"combine_then_conv/winograd", "combine_then_conv/direct", "conv_then_combine/winograd"},
-          torch = d[1], static = {op = "conv2d", impl = "winograd"}}
+          torch = d[1], static = {op = "conv2d", impl = "winograd", params = {cin = ch[1], cout = ch[1], k = 3, pad = 1}}}
     end
   end
   for _, K in ipairs({3, 31}) do
@@ -58,7 +58,10 @@ local function bench(op, params, impl, threads, x)
   local p = {impl = impl, threads = threads}
   for k, v in pairs(params) do p[k] = v end
   local ok, o = pcall(dcb.op, op, p)
-  if not ok then return nil, tostring(o) end
+  if not ok then
+    print(("note: %s %s (%d thr) not measured: %s"):format(op, impl, threads, tostring(o)))
+    return nil
+  end
   o:init_weights(1)
   local b = dcb.bench(o, x, {repetitions = reps, min_time = min_time})
   return b
@@ -79,7 +82,8 @@ local function torch_time(op, params, shape, threads)
   local line = f and f:read("a") or ""
   if f then f:close() end
   local res = {}
-  for name, body in line:gmatch('"([%w_]+)":%s*(%b{})') do
+  local variants = line:match('"variants":%s*(%b{})') or ""
+  for name, body in variants:sub(2, -2):gmatch('"([%w_]+)":%s*(%b{})') do
     local med = body:match('"median":%s*([%d%.eE%-+]+)')
     if med then
       res[name] = {median = tonumber(med), min = tonumber(body:match('"min":%s*([%d%.eE%-+]+)')),
@@ -125,7 +129,7 @@ for li, layer in ipairs(L) do
           if b then peers[#peers + 1] = {"onednn", "onednn", b.median, b.min, b.max} end
         end
         if layer.static then
-          local b = bench(layer.static.op, layer.params, layer.static.impl, threads, x)
+          local b = bench(layer.static.op, layer.static.params, layer.static.impl, threads, x)
           if b then peers[#peers + 1] = {"our static conv", layer.static.impl, b.median, b.min, b.max} end
         end
         if have_torch and layer.torch then

@@ -43,6 +43,25 @@ import statistics
 import sys
 import time
 
+
+def _threads_from_argv(argv):
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+# Debian's torch runs its GEMMs (1x1 convs, bmm, Linear) in OpenBLAS, whose own
+# pthreads torch.set_num_threads does not govern: a "1-thread" run used both
+# cores (CPU time / wall time 1.97). The BLAS thread count has to be in the
+# environment before torch (and OpenBLAS) load.
+_T = _threads_from_argv(sys.argv)
+if _T:
+    for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_v] = _T
+
 try:
     import numpy as np
     import torch
