@@ -138,13 +138,13 @@ $(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/t
 	@mkdir -p $(dir $@)
 	$(CC) $(HARNESS_CFLAGS:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a $(HARNESS_LIBS) $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h $(BUILD)/libdcb.a
+$(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
-$(BUILD)/bench_dynamic: harness/bench_dynamic.c harness/coretype.h $(BUILD)/libdcb.a
+$(BUILD)/bench_dynamic: harness/bench_dynamic.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
-$(BUILD)/bench_seq: harness/bench_seq.c harness/coretype.h $(BUILD)/libdcb.a
+$(BUILD)/bench_seq: harness/bench_seq.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
 # Unit tests, then the whole suite again under AddressSanitizer + UBSan.
@@ -182,7 +182,7 @@ demo: all
 bench: all $(BUILD)/bench_engines
 	$(BUILD)/bench_engines
 
-$(BUILD)/bench_pointwise_dw: harness/bench_pointwise_dw.c harness/coretype.h $(BUILD)/libdcb.a
+$(BUILD)/bench_pointwise_dw: harness/bench_pointwise_dw.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
 bench-direct: all $(BUILD)/bench_pointwise_dw

@@ -11,6 +11,7 @@
  * so that the column compares times, not each engine's own work.
  * Usage: bench_dynamic [reps] [threads...]   (default: 7 repetitions, 1 2) */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "coretype.h"
 #include "dcb.h"
 
@@ -19,17 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef struct variant {
     const char *op, *impl;

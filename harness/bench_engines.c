@@ -10,6 +10,7 @@
  * machine slows all of them alike; medians and min-max spread are printed.
  * Usage: bench_engines [reps] [threads]  */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "coretype.h"
 #include "dcb.h"
 
@@ -19,17 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 enum { V_GEMM, V_IM2COL, V_WINO4, V_WINO2, V_ONEDNN, NV };
 static const char *const vname[NV] = {"gemm", "im2col", "winograd", "winograd_f2", "onednn"};

@@ -8,6 +8,7 @@
  * of direct relative to oneDNN (target >= 0.9 on the two issue layers).
  * Usage: bench_pointwise_dw [reps] [threads] [all]  */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "coretype.h"
 #include "dcb.h"
 
@@ -15,17 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef struct layer {
     const char *name;

@@ -13,6 +13,7 @@
  *   variants: dynconv1d/{unfold,band,direct,naive}, lightconv/{...},
  *             mhattention/{gemm,naive}; default: all but the naive ones. */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "coretype.h"
 #include "dcb.h"
 
@@ -21,17 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int parse_list(const char *s, int *out, int max) {
     int n = 0;
