@@ -178,14 +178,16 @@ local g = assert(io.open(gp, "w"))
 g:write(('fmt = "%s"\noutfile = "%s/peers.%s"\nload "%s/scripts/style.gp"\n'):format(dcb.format or "png", out,
   dcb.format or "png", home))
 g:write('set title "our best implementation over each peer (below 1: ours is faster)"\n')
-g:write('set ylabel "time ratio ours / peer"\nset logscale y 2\nset format y "%g"\nset key outside right top noenhanced\n')
-g:write('set bmargin 8\n')
+g:write('set ylabel "time ratio ours / peer"\nset logscale y 10\nset format y "%.3g"\nset ytics (0.01, 0.03, 0.1, 0.3, 1, 3, 10)\nset key outside right top noenhanced\n')
+g:write('set bmargin 13\n')
 g:write("set xtics noenhanced rotate by 45 right (")
 for li, layer in ipairs(L) do g:write(('%s"%s" %d'):format(li > 1 and ", " or "", layer.name, li)) end
 g:write(")\nset xrange [0.5:" .. (#L + 0.5) .. "]\nset arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#555555'\n")
 g:write("plot ")
 for i, key in ipairs(order) do
-  g:write(('%s"%s" index %d using 1:2 with points lt %d title "%s"'):format(i > 1 and ", " or "", dat, i - 1, i, key))
+  -- 8 colours (style.gp), then the next marker shape
+  g:write(('%s"%s" index %d using 1:2 with points lt %d pt %d ps 1.3 title "%s"'):format(i > 1 and ", " or "", dat,
+    i - 1, (i - 1) % 8 + 1, ({7, 5, 9, 13})[(i - 1) // 8 % 4 + 1], key))
 end
 g:write("\n")
 g:close()

@@ -16,7 +16,7 @@ both alike), and reports the median over rounds of each variant's median.
 
 Usage: /usr/bin/python3 scripts/peers/seq_target.py [--threads 1,2] [--rounds 2]
            [--part target,crossover] [--out results.jsonl]
-Needs `make build/bench_seq`; prints markdown tables (docs/PEERS.md).
+Needs `make build/bench_seq`; prints markdown tables (docs/PERFORMANCE.md).
 """
 import argparse
 import json
