@@ -93,6 +93,12 @@ void dcb_set_pv(dcb_op *op, const char *name, double v);
 /* An integer hyperparameter >= lo, or DCB_INVALID_PARAM naming it. */
 dcb_status dcb_get_int(const dcb_op *op, const char *name, long lo, int *out);
 const dcb_tensor *dcb_w(const dcb_op *op, const char *name);
+/* Runs the forward pass on x into a scratch output and workspace, and returns
+ * a new tensor of the given shape copied from the workspace at byte offset
+ * ws_offset: for routing hooks of operators whose attention weights are an
+ * intermediate of run (skconv, splat). */
+dcb_status dcb_capture_ws(dcb_op *op, const dcb_tensor *x, size_t ws_offset, int ndim, const int64_t *shape,
+                          dcb_tensor **out);
 
 /* ------------------------------------------------------- conv2d internals */
 typedef struct dcb_conv2d_p {

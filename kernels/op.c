@@ -367,6 +367,32 @@ dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, 
     return op->impl->run(op, x, y, ws, prof);
 }
 
+dcb_status dcb_capture_ws(dcb_op *op, const dcb_tensor *x, size_t ws_offset, int ndim, const int64_t *shape,
+                          dcb_tensor **out) {
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    size_t wsb;
+    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
+    if (st != DCB_OK) return st;
+    dcb_tensor *y = dcb_tensor_new(yn, ys);
+    dcb_tensor *a = dcb_tensor_new(ndim, shape);
+    void *ws = dcb_aligned_alloc(wsb);
+    if (!y || !a || !ws) {
+        st = dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory for the routing weights", op->info->name);
+    } else {
+        st = dcb_op_run(op, x, y, ws, NULL);
+        if (st == DCB_OK) memcpy(a->data, (char *)ws + ws_offset, sizeof(float) * (size_t)a->size);
+    }
+    dcb_tensor_free(y);
+    dcb_aligned_free(ws);
+    if (st != DCB_OK) {
+        dcb_tensor_free(a);
+        return st;
+    }
+    *out = a;
+    return DCB_OK;
+}
+
 dcb_status dcb_op_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
     if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_forward: NULL argument");
     *out = NULL;

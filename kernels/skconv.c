@@ -291,29 +291,9 @@ static dcb_status skconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
 
 /* ------------------------------------------------------------------ hooks */
 static dcb_status skconv_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    size_t wsb;
-    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
-    if (st != DCB_OK) return st;
-    const skconv_hp *p = HP(op);
-    dcb_tensor *y = dcb_tensor_new(yn, ys);
-    dcb_tensor *a = dcb_tensor_new(3, (int64_t[]){x->shape[0], p->M, p->cout});
-    void *ws = dcb_aligned_alloc(wsb);
-    if (!y || !a || !ws) {
-        st = dcb_fail(DCB_OUT_OF_MEMORY, "skconv: out of memory for the routing weights");
-    } else {
-        st = dcb_op_run(op, x, y, ws, NULL);
-        if (st == DCB_OK) memcpy(a->data, (char *)ws + layout(op, x->shape).a, sizeof(float) * (size_t)a->size);
-    }
-    dcb_tensor_free(y);
-    dcb_aligned_free(ws);
-    if (st != DCB_OK) {
-        dcb_tensor_free(a);
-        return st;
-    }
-    *out = a;
-    return DCB_OK;
+    /* the attention a (N, M, cout) is an intermediate of run, in the workspace */
+    return dcb_capture_ws(op, x, layout(op, x->shape).a, 3, (int64_t[]){x->shape[0], HP(op)->M, HP(op)->cout},
+                          out);
 }
 
 static dcb_status skconv_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {

@@ -287,31 +287,10 @@ static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
 
 /* ------------------------------------------------------------------ hooks */
 static dcb_status splat_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    size_t wsb;
-    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
-    if (st != DCB_OK) return st;
-    const splat_hp *p = HP(op);
-    dcb_tensor *y = dcb_tensor_new(yn, ys);
-    dcb_tensor *a = dcb_tensor_new(3, (int64_t[]){x->shape[0], p->R, p->cout});
-    void *ws = dcb_aligned_alloc(wsb);
-    if (!y || !a || !ws) {
-        st = dcb_fail(DCB_OUT_OF_MEMORY, "splat: out of memory for the routing weights");
-    } else {
-        st = dcb_op_run(op, x, y, ws, NULL);
-        if (st == DCB_OK)
-            memcpy(a->data, (float *)((char *)ws + layout(op, x->shape).a) + (size_t)a->size,
-                   sizeof(float) * (size_t)a->size);
-    }
-    dcb_tensor_free(y);
-    dcb_aligned_free(ws);
-    if (st != DCB_OK) {
-        dcb_tensor_free(a);
-        return st;
-    }
-    *out = a;
-    return DCB_OK;
+    /* the workspace holds the logits (N, R, cout), then the r-softmax of them */
+    const int64_t shape[3] = {x->shape[0], HP(op)->R, HP(op)->cout};
+    return dcb_capture_ws(op, x, layout(op, x->shape).a + sizeof(float) * (size_t)(shape[0] * shape[1] * shape[2]),
+                          3, shape, out);
 }
 
 static dcb_status splat_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
