@@ -163,6 +163,7 @@ typedef struct geom {
     int tb;     /* tiles per block */
     int tbp;    /* row stride of V and M */
     size_t vxs, mxs; /* xi strides of V and M */
+    int priv;   /* workspaces: 1 (the team shares each block) or threads */
 } geom;
 
 /* V + M of a block aim at WINO_BLOCK_BYTES (L2 plus a slice of L3) but hold
@@ -173,7 +174,33 @@ typedef struct geom {
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
-static geom make_geom(const dcb_winograd_plan *pl, int N, int H, int W) {
+/* Two ways to share the work of a block among threads. Shared: every phase
+ * of a block is split over the team (channels, then xi, then channels), so
+ * V and M cross from core to core twice per block, and the team meets at
+ * three barriers per block: cheap while U is large and the tiles few
+ * (256@14, 512@7), costly at 64@56 (36 barriers per run, and a barrier
+ * waits for a thread that the shared machine has descheduled: one run took
+ * 165 ms instead of 3.4). Private: each thread takes whole blocks through all
+ * three phases in its own V and M (half the bytes of a shared block), only
+ * U is shared (read only), and each private block reads all of U. Private is
+ * chosen when every thread gets at least two blocks and the tile data that
+ * would cross between cores (V and M, written on one core, read on another)
+ * outweighs the extra reads of U. */
+static int g_sharing = DCB_WINO_AUTO;
+
+void dcb_winograd_set_sharing(int mode) { g_sharing = mode; }
+
+static int choose_private(const dcb_winograd_plan *pl, long T, size_t per_tile, long tb_priv, int threads) {
+    if (threads < 2 || g_sharing == DCB_WINO_SHARED) return 0;
+    if (g_sharing == DCB_WINO_PRIVATE) return 1;
+    if (T < 2L * threads * tb_priv) return 0;
+    const double u = sizeof(float) * (double)pl->a * pl->a * pl->cin * pl->cog;
+    const double cross = 2.0 * (double)T * per_tile;
+    const double extra_u = (double)T / tb_priv * u;
+    return cross > extra_u;
+}
+
+static geom make_geom(const dcb_winograd_plan *pl, int N, int H, int W, int threads) {
     geom g;
     g.Ho = H + 2 * pl->pad - 2;
     g.Wo = W + 2 * pl->pad - 2;
@@ -181,8 +208,14 @@ static geom make_geom(const dcb_winograd_plan *pl, int N, int H, int W) {
     g.tW = (g.Wo + pl->m - 1) / pl->m;
     g.T = (long)N * g.tH * g.tW;
     const size_t per_tile = sizeof(float) * (size_t)pl->a * pl->a * (pl->cin + pl->cout);
-    long tb = (long)(WINO_BLOCK_BYTES / per_tile);
+    long tb = (long)(WINO_BLOCK_BYTES / per_tile), tb_priv = (long)(WINO_BLOCK_BYTES / 2 / per_tile);
     if (tb < WINO_MIN_TB) tb = WINO_MIN_TB;
+    if (tb_priv < WINO_MIN_TB) tb_priv = WINO_MIN_TB;
+    g.priv = 1;
+    if (choose_private(pl, g.T, per_tile, tb_priv, threads)) {
+        tb = tb_priv;
+        g.priv = threads;
+    }
     tb = (tb + 7) & ~7L;
     if (tb > g.T) tb = g.T;
     if (tb < 1) tb = 1;
@@ -210,10 +243,9 @@ typedef struct wspan {
 static size_t spans_bytes(const geom *g) { return round_up(sizeof(wspan) * (size_t)g->tb, DCB_ALIGN); }
 
 size_t dcb_winograd_ws(const dcb_winograd_plan *pl, int N, int H, int W, int threads) {
-    (void)threads;
     if (!pl || N < 1 || H + 2 * pl->pad - 2 < 1 || W + 2 * pl->pad - 2 < 1) return 0;
-    const geom g = make_geom(pl, N, H, W);
-    return v_bytes(pl, &g) + m_bytes(pl, &g) + spans_bytes(&g);
+    const geom g = make_geom(pl, N, H, W, threads < 1 ? 1 : threads);
+    return (size_t)g.priv * (v_bytes(pl, &g) + m_bytes(pl, &g) + spans_bytes(&g));
 }
 
 /* ------------------------------------------------------- tile-group kernels
@@ -679,67 +711,99 @@ static void multiply_direct(const dcb_winograd_plan *pl, const geom *gm, const f
         }
 }
 
+/* One block of nb tiles from tile t0: input transform, GEMMs, output
+ * transform, each phase over `threads` (1 inside a private-mode thread). */
+static void run_block(const dcb_winograd_plan *pl, const geom *gp, long t0, int nb, int H, int W,
+                      const float *x, const float *b, float *y, float *V, float *M, wspan *sp, int threads,
+                      dcb_profile *prof) {
+    const geom g = *gp;
+    const int m = pl->m, a2 = pl->a * pl->a;
+    const size_t ld = (size_t)g.tbp;
+    const int cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
+    const int ns = make_spans(&g, t0, nb, sp);
+    (void)a2;
+
+    /* A channel's spans go in order on one thread: each writes 8 lanes,
+     * and the next span overwrites the surplus. */
+    double ts = dcb_now();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int c = 0; c < cin; c++)
+        for (int s = 0; s < ns; s++) {
+            const wspan *q = &sp[s];
+            const float *xc = x + ((size_t)q->n * cin + c) * H * W;
+            in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k, V + c * ld + q->off, g.vxs);
+        }
+    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
+
+    ts = dcb_now();
+    if (small_groups(cig, cog)) {
+        multiply_direct(pl, &g, V, M, nb, threads);
+    } else if (pl->packed) {
+#ifdef WINO_AVX2
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads) if (threads > 1)
+        for (int xi = 0; xi < a2; xi++)
+            for (int gi = 0; gi < G; gi++)
+                gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, cog, cig,
+                            V + xi * g.vxs + (size_t)gi * cig * ld, M + xi * g.mxs + (size_t)gi * cog * ld, ld,
+                            nb);
+#endif
+    } else {
+        for (int xi = 0; xi < a2; xi++)
+            for (int gi = 0; gi < G; gi++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, nb, cig, 1.0f,
+                            pl->U + ((size_t)xi * G + gi) * pl->u_stride, cig,
+                            V + xi * g.vxs + (size_t)gi * cig * ld, (int)ld, 0.0f,
+                            M + xi * g.mxs + (size_t)gi * cog * ld, (int)ld);
+    }
+    DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, ts);
+
+    ts = dcb_now();
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
+    for (int o = 0; o < cout; o++)
+        for (int s = 0; s < ns; s++) {
+            const wspan *q = &sp[s];
+            float *yc = y + ((size_t)q->n * cout + o) * g.Ho * g.Wo;
+            out_group(m, M + o * ld + q->off, g.mxs, q->k, b ? b[o] : 0.0f, yc, g.Ho, g.Wo, q->ti * m,
+                      q->tj * m);
+        }
+    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
+}
+
 void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const float *x, const float *b,
                       float *y, void *ws, int threads, dcb_profile *prof) {
     if (threads < 1) threads = 1;
-    const geom g = make_geom(pl, N, H, W);
-    const int m = pl->m, a2 = pl->a * pl->a, tb = g.tb;
-    const size_t ld = (size_t)g.tbp;
-    const int cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
-    float *V = ws;
-    float *M = (float *)((char *)ws + v_bytes(pl, &g));
-    wspan *sp = (wspan *)((char *)M + m_bytes(pl, &g)); /* at most one span per tile */
-    const int direct = small_groups(cig, cog);
-    if (!direct && !pl->packed) dcb_blas_threads_for(threads);
+    const geom g = make_geom(pl, N, H, W, threads);
+    const int tb = g.tb;
+    const size_t one = v_bytes(pl, &g) + m_bytes(pl, &g) + spans_bytes(&g);
+    const long nblocks = (g.T + tb - 1) / tb;
+    if (!small_groups(pl->cig, pl->cog) && !pl->packed) dcb_blas_threads_for(g.priv > 1 ? 1 : threads);
 
-    for (long t0 = 0; t0 < g.T; t0 += tb) {
-        const int nb = (int)(g.T - t0 < tb ? g.T - t0 : tb);
-        const int ns = make_spans(&g, t0, nb, sp);
-
-        /* A channel's spans go in order on one thread: each writes 8 lanes,
-         * and the next span overwrites the surplus. */
-        double ts = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-        for (int c = 0; c < cin; c++)
-            for (int s = 0; s < ns; s++) {
-                const wspan *q = &sp[s];
-                const float *xc = x + ((size_t)q->n * cin + c) * H * W;
-                in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k, V + c * ld + q->off, g.vxs);
-            }
-        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
-
-        ts = dcb_now();
-        if (direct) {
-            multiply_direct(pl, &g, V, M, nb, threads);
-        } else if (pl->packed) {
-#ifdef WINO_AVX2
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads) if (threads > 1)
-            for (int xi = 0; xi < a2; xi++)
-                for (int gi = 0; gi < G; gi++)
-                    gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, cog, cig,
-                                V + xi * g.vxs + (size_t)gi * cig * ld, M + xi * g.mxs + (size_t)gi * cog * ld,
-                                ld, nb);
+    if (g.priv == 1) {
+        float *V = ws;
+        float *M = (float *)((char *)ws + v_bytes(pl, &g));
+        wspan *sp = (wspan *)((char *)M + m_bytes(pl, &g)); /* at most one span per tile */
+        for (long t0 = 0; t0 < g.T; t0 += tb)
+            run_block(pl, &g, t0, (int)(g.T - t0 < tb ? g.T - t0 : tb), H, W, x, b, y, V, M, sp, threads, prof);
+        return;
+    }
+    /* Private blocks; the profile is thread 0's (its phases add up to about
+     * the wall time, as the shared mode's do). */
+#pragma omp parallel num_threads(g.priv)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
 #endif
-        } else {
-            for (int xi = 0; xi < a2; xi++)
-                for (int gi = 0; gi < G; gi++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, nb, cig, 1.0f,
-                                pl->U + ((size_t)xi * G + gi) * pl->u_stride, cig,
-                                V + xi * g.vxs + (size_t)gi * cig * ld, (int)ld, 0.0f,
-                                M + xi * g.mxs + (size_t)gi * cog * ld, (int)ld);
+        char *base = (char *)ws + (size_t)tid * one;
+        float *V = (float *)base;
+        float *M = (float *)(base + v_bytes(pl, &g));
+        wspan *sp = (wspan *)((char *)M + m_bytes(pl, &g));
+#pragma omp for schedule(dynamic, 1)
+        for (long k = 0; k < nblocks; k++) {
+            const long t0 = k * tb;
+            run_block(pl, &g, t0, (int)(g.T - t0 < tb ? g.T - t0 : tb), H, W, x, b, y, V, M, sp, 1,
+                      tid == 0 ? prof : NULL);
         }
-        DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, ts);
-
-        ts = dcb_now();
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
-        for (int o = 0; o < cout; o++)
-            for (int s = 0; s < ns; s++) {
-                const wspan *q = &sp[s];
-                float *yc = y + ((size_t)q->n * cout + o) * g.Ho * g.Wo;
-                out_group(m, M + o * ld + q->off, g.mxs, q->k, b ? b[o] : 0.0f, yc, g.Ho, g.Wo,
-                          q->ti * m, q->tj * m);
-            }
-        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
     }
 }
 
@@ -904,7 +968,7 @@ static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H
     if (plan_setup(&d->pl, p, m)) return -1;
     const dcb_winograd_plan *pl = &d->pl;
     const int a2 = pl->a * pl->a;
-    d->g = make_geom(pl, 1, H, W);
+    d->g = make_geom(pl, 1, H, W, 1);
     d->tps = d->g.tH * d->g.tW;
     d->ld = round_up((size_t)d->tps + 8, 16);
     if (d->ld % 32 == 0) d->ld += 16; /* an odd number of cache lines */

@@ -142,6 +142,12 @@ void dcb_winograd_plan_free(dcb_winograd_plan *pl);
 size_t dcb_winograd_plan_bytes(const dcb_conv2d_p *p, int m);
 dcb_winograd_plan *dcb_winograd_plan_init(void *mem, const dcb_conv2d_p *p, int m,
                                           const float *w);
+/* How dcb_winograd_run shares tile blocks among its threads: the team on
+ * each block, or a block per thread (conv2d_winograd.c says when each pays).
+ * Process-wide, for tests and benchmarks; set it before planning, since the
+ * workspace size depends on it. */
+enum { DCB_WINO_AUTO, DCB_WINO_SHARED, DCB_WINO_PRIVATE };
+void dcb_winograd_set_sharing(int mode);
 size_t dcb_winograd_ws(const dcb_winograd_plan *pl, int N, int H, int W, int threads);
 void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W,
                       const float *x, const float *b, float *y, void *ws,

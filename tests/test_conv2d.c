@@ -1,6 +1,7 @@
 /* conv2d: every engine against the naive oracle on seeded random shapes, the
  * error bound of each engine, validation messages, lifecycle and costs. */
 #include "testutil.h"
+#include "dcb_internal.h" /* dcb_winograd_set_sharing */
 
 #include <math.h>
 #include <unistd.h>
@@ -477,6 +478,59 @@ static void test_direct_blocking(void **state) {
     }
 }
 
+/* Winograd's two ways of sharing tile blocks among threads (the whole team
+ * on each block, or a block per thread) on shapes with enough tiles for
+ * several private blocks per thread, ragged last blocks and borders: F(4x4)
+ * and F(2x2), packed GEMMs and small groups, 2 and 3 threads; each mode
+ * against naive and against the others. */
+static void test_winograd_block_sharing(void **state) {
+    (void)state;
+    const shape cases[] = {
+        {3, 16, 24, 37, 35, 3, 3, 1, 1, 1, 1, 1},  /* 3 x 9 x 9 = 243 F4 tiles, ragged */
+        {2, 8, 8, 66, 61, 3, 3, 1, 1, 1, 1, 0},    /* 2 x 17 x 16 = 544 tiles */
+        {2, 16, 16, 45, 47, 3, 3, 1, 0, 1, 4, 1},  /* groups of 4 channels: the direct multiply */
+        {1, 12, 18, 40, 29, 3, 3, 1, 1, 1, 1, 1},
+    };
+    static const char *const impls[] = {"winograd", "winograd_f2"};
+    static const int modes[] = {DCB_WINO_AUTO, DCB_WINO_SHARED, DCB_WINO_PRIVATE};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const shape *s = &cases[i];
+        char desc[256];
+        shape_str(s, desc, sizeof desc);
+        dcb_tensor *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
+        dcb_tensor_randn(x, 70 + i);
+        dcb_status st;
+        dcb_tensor *ref = run_impl(s, "naive", 1, x, 5, &st);
+        assert_non_null(ref);
+        for (int k = 0; k < 2; k++)
+            for (int threads = 2; threads <= 3; threads++) {
+                dcb_tensor *first = NULL;
+                for (int md = 0; md < 3; md++) {
+                    dcb_winograd_set_sharing(modes[md]);
+                    dcb_tensor *y = run_impl(s, impls[k], threads, x, 5, &st);
+                    dcb_winograd_set_sharing(DCB_WINO_AUTO);
+                    if (!y) fail_msg("%s on %s: %s", impls[k], desc, dcb_last_error());
+                    const double err = dcb_max_rel_err(y, ref, NULL);
+                    if (!(err <= bound_for(impls[k])))
+                        fail_msg("%s on %s, %d threads, sharing mode %d: relative error %.3g", impls[k], desc,
+                                 threads, modes[md], err);
+                    if (!first) {
+                        first = y;
+                        continue;
+                    }
+                    const double d = dcb_max_rel_err(y, first, NULL);
+                    if (!(d <= 1e-6))
+                        fail_msg("%s on %s, %d threads: sharing mode %d differs from auto by %.3g", impls[k],
+                                 desc, threads, modes[md], d);
+                    dcb_tensor_free(y);
+                }
+                dcb_tensor_free(first);
+            }
+        dcb_tensor_free(ref);
+        dcb_tensor_free(x);
+    }
+}
+
 static void test_costs(void **state) {
     (void)state;
     dcb_op *op = NULL;
@@ -559,6 +613,7 @@ int main(void) {
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_stale_workspace),
         cmocka_unit_test(test_direct_blocking),
+        cmocka_unit_test(test_winograd_block_sharing),
         cmocka_unit_test(test_costs),
         cmocka_unit_test(test_weights_from_npy_dir),
         cmocka_unit_test(test_engines_against_naive),
