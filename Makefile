@@ -8,6 +8,7 @@
 #   make tables    the papers' cost tables from the network descriptions (results/tables/)
 #   make bench-dynamic  condconv / dyconv against the static conv (docs/PERFORMANCE.md)
 #   make bench-seq     dynconv1d / lightconv against attention (docs/PERFORMANCE.md)
+#   make bench-threads 1 against 2 threads, interleaved, on the issue-6 layers
 #   make install PREFIX=/usr/local
 #   BLAS=blis      build against BLIS instead of OpenBLAS
 
@@ -44,7 +45,7 @@ LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq tables install clean
+.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads tables install clean
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -68,7 +69,8 @@ $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
 
 # The harness: C, plus one C++ file (the Google Benchmark shim).
-HARNESS_C   := $(filter-out harness/bench_engines.c harness/bench_pointwise_dw.c harness/bench_dynamic.c harness/bench_seq.c,$(wildcard harness/*.c))
+BENCH_PROGS := $(patsubst harness/%.c,%,$(wildcard harness/bench_*.c))
+HARNESS_C   := $(filter-out $(BENCH_PROGS:%=harness/%.c),$(wildcard harness/*.c))
 HARNESS_CXX := $(wildcard harness/*.cc)
 HARNESS_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness/%.o)
 HARNESS_CFLAGS = $(CFLAGS_LIB) -Iharness $(shell pkg-config --cflags lua5.4 papi 2>/dev/null)
@@ -138,13 +140,8 @@ $(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/t
 	@mkdir -p $(dir $@)
 	$(CC) $(HARNESS_CFLAGS:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a $(HARNESS_LIBS) $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/bench_engines: harness/bench_engines.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
-	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
-
-$(BUILD)/bench_dynamic: harness/bench_dynamic.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
-	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
-
-$(BUILD)/bench_seq: harness/bench_seq.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
+# The standalone benchmark programs (harness/bench_*.c), each on libdcb alone.
+$(BENCH_PROGS:%=$(BUILD)/%): $(BUILD)/%: harness/%.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
 	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
 
 # Unit tests, then the whole suite again under AddressSanitizer + UBSan.
@@ -182,9 +179,6 @@ demo: all
 bench: all $(BUILD)/bench_engines
 	$(BUILD)/bench_engines
 
-$(BUILD)/bench_pointwise_dw: harness/bench_pointwise_dw.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
-	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
-
 bench-direct: all $(BUILD)/bench_pointwise_dw
 	$(BUILD)/bench_pointwise_dw 9 1
 	$(BUILD)/bench_pointwise_dw 9 2
@@ -192,6 +186,8 @@ bench-dynamic: all $(BUILD)/bench_dynamic
 	$(BUILD)/bench_dynamic
 bench-seq: all $(BUILD)/bench_seq
 	$(BUILD)/bench_seq
+bench-threads: all $(BUILD)/bench_threads
+	$(BUILD)/bench_threads 9 2
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
