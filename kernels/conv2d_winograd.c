@@ -961,8 +961,11 @@ typedef struct dyn_geom {
     size_t wt_floats, ur_floats, us; /* per-thread buffers; us: xi stride of the U row */
 } dyn_geom;
 
-/* V + M of a chunk of samples aim at this; at least one sample. */
-#define DYN_CHUNK_BYTES (24u << 20)
+/* V + M of a chunk of samples aim at this; at least one sample. A chunk of
+ * 8 samples at 128@28 (24 MB) made every GEMM read the sample's V from
+ * memory and the GEMMs ran at half the static engine's speed; one sample
+ * (3 MB) keeps V in L2 and L3: condconv 128@28 N=8 13.5 -> 9.7 ms. */
+#define DYN_CHUNK_BYTES (4u << 20)
 
 static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H, int W) {
     if (plan_setup(&d->pl, p, m)) return -1;
@@ -998,12 +1001,126 @@ static size_t dyn_fixed_bytes(const dyn_geom *d) {
            round_up(sizeof(wspan) * (size_t)d->S * d->tps, DCB_ALIGN);
 }
 
+/* With at least as many samples as threads, each thread takes whole samples
+ * (chunks of one) in buffers of its own: no barrier, and V, M, the mixed
+ * kernels and U stay in that core's caches. Otherwise the threads share each
+ * chunk's (output block, sample) pairs. */
+static int dyn_private(int N, int threads) { return threads > 1 && N >= threads; }
+
+static size_t dyn_thread_bytes(const dyn_geom *d) { return sizeof(float) * (d->wt_floats + d->ur_floats); }
+
 size_t dcb_winograd_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, int threads) {
     dyn_geom d;
     if (threads < 1) threads = 1;
     if (N < 1 || H + 2 * p->pad - 2 < 1 || W + 2 * p->pad - 2 < 1 || dyn_make_geom(&d, p, m, N, H, W)) return 0;
-    return dyn_fixed_bytes(&d) + (size_t)threads * sizeof(float) * (d.wt_floats + d.ur_floats);
+    if (dyn_private(N, threads)) {
+        d.S = 1;
+        return (size_t)threads * (dyn_fixed_bytes(&d) + dyn_thread_bytes(&d));
+    }
+    return dyn_fixed_bytes(&d) + (size_t)threads * dyn_thread_bytes(&d);
 }
+
+#ifdef WINO_AVX2
+/* Samples n0 .. n0+S-1 through the three phases, over `threads`; fixed: V,
+ * M and the spans of S samples; tbuf: `threads` pairs of mixed-kernel and
+ * U-row buffers. */
+static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, const float *x,
+                      const dcb_wino_dyn *k, float *y, char *fixed, float *tbuf, int threads, dcb_profile *prof) {
+    const dyn_geom d = *dp;
+    const dcb_winograd_plan *pl = &d.pl;
+    const geom *g = &d.g;
+    const int a = pl->a, cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
+    const int OB = d.OB, nob = (cog + OB - 1) / OB, nblk = G * nob, tps = d.tps;
+    const size_t ld = d.ld, gstride = (size_t)dyn_panels(cog) * cig * 9 * MR, Pp = (size_t)G * gstride;
+    float *V = (float *)fixed;
+    float *M = V + (size_t)S * d.vns;
+    wspan *sp = (wspan *)(fixed + round_up(sizeof(float) * (size_t)S * (d.vns + d.mns), DCB_ALIGN));
+    const int ns = make_spans(g, 0, S * tps, sp); /* q->n is the sample within the chunk */
+    const float *xb = x + (size_t)n0 * cin * H * W;
+
+    double ts = dcb_now();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int c = 0; c < cin; c++)
+        for (int s = 0; s < ns; s++) {
+            const wspan *q = &sp[s];
+            const float *xc = xb + ((size_t)q->n * cin + c) * H * W;
+            in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k,
+                     V + q->n * d.vns + c * ld + (q->off - q->n * tps), d.vxs);
+        }
+    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
+
+    /* (output block, sample) pairs over the threads (blocks alone were too
+     * few: 3 at C=128 left 2 threads at 1.6x); each phase inside is reported
+     * as the largest of the threads' own times in it (the threads share the
+     * pairs, so their sums are about the wall time). */
+    double t_kg = 0, t_tr = 0, t_gm = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        if (threads > 1) tid = omp_get_thread_num();
+#endif
+        float *wt = tbuf + (size_t)tid * (d.wt_floats + d.ur_floats);
+        float *ur = wt + d.wt_floats;
+        double l_kg = 0, l_tr = 0, l_gm = 0;
+#pragma omp for schedule(dynamic)
+        for (int item = 0; item < nblk * S; item++) {
+            const int blk = item / S, sl = item % S, n = n0 + sl;
+            const int gi = blk / nob, o0 = blk % nob * OB, ob = cog - o0 < OB ? cog - o0 : OB;
+            const int npb = dyn_panels(ob);
+            const size_t off = (size_t)gi * gstride + (size_t)(o0 / MR) * cig * 9 * MR,
+                         len = (size_t)npb * cig * 9 * MR;
+            double t0 = dcb_now();
+            const float *src;
+            if (k->E > 0) {
+                mix_rows(k->bank + off, Pp, k->r + (size_t)n * k->E, k->E, wt, len);
+                src = wt;
+            } else {
+                src = k->w + (k->shared ? 0 : (size_t)n * Pp) + off;
+            }
+            double t1 = dcb_now();
+            l_kg += t1 - t0;
+            const float *Vn = V + sl * d.vns + (size_t)gi * cig * ld;
+            float *Mn = M + sl * d.mns + (size_t)(gi * cog + o0) * ld;
+            for (int i = 0; i < a; i++) {
+                t0 = dcb_now();
+                transform_row(m, i, src, npb, cig, ur, d.us);
+                t1 = dcb_now();
+                l_tr += t1 - t0;
+                for (int j = 0; j < a; j++) {
+                    const int xi = i * a + j;
+                    gemm_packed(ur + j * d.us, ob, cig, Vn + xi * d.vxs, Mn + xi * d.mxs, ld, tps);
+                }
+                l_gm += dcb_now() - t1;
+            }
+        }
+#pragma omp critical(dcb_wino_dyn_phases)
+        {
+            t_kg = l_kg > t_kg ? l_kg : t_kg;
+            t_tr = l_tr > t_tr ? l_tr : t_tr;
+            t_gm = l_gm > t_gm ? l_gm : t_gm;
+        }
+    }
+    if (prof) {
+        prof->seconds[DCB_PHASE_KERNEL_GEN] += t_kg;
+        prof->seconds[DCB_PHASE_TRANSFORM] += t_tr;
+        prof->seconds[DCB_PHASE_GEMM] += t_gm;
+    }
+
+    ts = dcb_now();
+    float *yb = y + (size_t)n0 * cout * g->Ho * g->Wo;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
+    for (int o = 0; o < cout; o++)
+        for (int s = 0; s < ns; s++) {
+            const wspan *q = &sp[s];
+            float *yc = yb + ((size_t)q->n * cout + o) * g->Ho * g->Wo;
+            out_group(m, M + q->n * d.mns + o * ld + (q->off - q->n * tps), d.mxs, q->k,
+                      k->b ? k->b[(k->shared ? 0 : (size_t)(n0 + q->n) * cout) + o] : 0.0f, yc, g->Ho, g->Wo,
+                      q->ti * m, q->tj * m);
+        }
+    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
+}
+#endif
 
 void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x,
                           const dcb_wino_dyn *k, float *y, void *ws, int threads, dcb_profile *prof) {
@@ -1011,104 +1128,27 @@ void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, con
     if (threads < 1) threads = 1;
     dyn_geom d;
     if (dyn_make_geom(&d, p, m, N, H, W)) return;
-    const dcb_winograd_plan *pl = &d.pl;
-    const geom *g = &d.g;
-    const int a = pl->a, cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
-    const int np_g = dyn_panels(cog), OB = d.OB, nob = (cog + OB - 1) / OB, nblk = G * nob, tps = d.tps;
-    const size_t ld = d.ld, Pp = dcb_winograd_bank_floats(p), gstride = (size_t)np_g * cig * 9 * MR;
-    float *V = ws;
-    float *M = V + (size_t)d.S * d.vns;
-    wspan *sp = (wspan *)((char *)ws + round_up(sizeof(float) * (size_t)d.S * (d.vns + d.mns), DCB_ALIGN));
-    float *tbuf = (float *)((char *)ws + dyn_fixed_bytes(&d));
-
-    for (int n0 = 0; n0 < N; n0 += d.S) {
-        const int S = N - n0 < d.S ? N - n0 : d.S;
-        const int ns = make_spans(g, 0, S * tps, sp); /* q->n is the sample within the chunk */
-        const float *xb = x + (size_t)n0 * cin * H * W;
-
-        double ts = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-        for (int c = 0; c < cin; c++)
-            for (int s = 0; s < ns; s++) {
-                const wspan *q = &sp[s];
-                const float *xc = xb + ((size_t)q->n * cin + c) * H * W;
-                in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k,
-                         V + q->n * d.vns + c * ld + (q->off - q->n * tps), d.vxs);
-            }
-        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
-
-        /* Blocks of output channels and samples over the threads; each phase inside is
-         * reported as the largest of the threads' own times in it (the
-         * threads share the blocks, so their sums are about the wall time). */
-        double t_kg = 0, t_tr = 0, t_gm = 0;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-        {
-            int tid = 0;
+    if (!dyn_private(N, threads)) {
+        float *tbuf = (float *)((char *)ws + dyn_fixed_bytes(&d));
+        for (int n0 = 0; n0 < N; n0 += d.S)
+            dyn_chunk(&d, m, n0, N - n0 < d.S ? N - n0 : d.S, H, W, x, k, y, ws, tbuf, 1 < threads ? threads : 1,
+                      prof);
+        return;
+    }
+    d.S = 1;
+    const size_t per = dyn_fixed_bytes(&d) + dyn_thread_bytes(&d);
+    /* the profile is thread 0's: its phases add up to about the wall time */
+#pragma omp parallel num_threads(threads)
+    {
+        int tid = 0;
 #ifdef _OPENMP
-            tid = omp_get_thread_num();
+        tid = omp_get_thread_num();
 #endif
-            float *wt = tbuf + (size_t)tid * (d.wt_floats + d.ur_floats);
-            float *ur = wt + d.wt_floats;
-            double l_kg = 0, l_tr = 0, l_gm = 0;
-            /* (block, sample) pairs: blocks alone were too few to share out
-             * (3 at C=128: 2 threads got 80 and 48 channels, 1.6x) */
-#pragma omp for schedule(dynamic)
-            for (int item = 0; item < nblk * S; item++) {
-                const int blk = item / S, sl = item % S;
-                const int gi = blk / nob, o0 = blk % nob * OB, ob = cog - o0 < OB ? cog - o0 : OB;
-                const int npb = dyn_panels(ob);
-                const size_t off = (size_t)gi * gstride + (size_t)(o0 / MR) * cig * 9 * MR, len = (size_t)npb * cig * 9 * MR;
-                {
-                    const int n = n0 + sl;
-                    double t0 = dcb_now();
-                    const float *src;
-                    if (k->E > 0) {
-                        mix_rows(k->bank + off, Pp, k->r + (size_t)n * k->E, k->E, wt, len);
-                        src = wt;
-                    } else {
-                        src = k->w + (k->shared ? 0 : (size_t)n * Pp) + off;
-                    }
-                    double t1 = dcb_now();
-                    l_kg += t1 - t0;
-                    const float *Vn = V + sl * d.vns + (size_t)gi * cig * ld;
-                    float *Mn = M + sl * d.mns + (size_t)(gi * cog + o0) * ld;
-                    for (int i = 0; i < a; i++) {
-                        t0 = dcb_now();
-                        transform_row(m, i, src, npb, cig, ur, d.us);
-                        t1 = dcb_now();
-                        l_tr += t1 - t0;
-                        for (int j = 0; j < a; j++) {
-                            const int xi = i * a + j;
-                            gemm_packed(ur + j * d.us, ob, cig, Vn + xi * d.vxs, Mn + xi * d.mxs, ld, tps);
-                        }
-                        l_gm += dcb_now() - t1;
-                    }
-                }
-            }
-#pragma omp critical(dcb_wino_dyn_phases)
-            {
-                t_kg = l_kg > t_kg ? l_kg : t_kg;
-                t_tr = l_tr > t_tr ? l_tr : t_tr;
-                t_gm = l_gm > t_gm ? l_gm : t_gm;
-            }
-        }
-        if (prof) {
-            prof->seconds[DCB_PHASE_KERNEL_GEN] += t_kg;
-            prof->seconds[DCB_PHASE_TRANSFORM] += t_tr;
-            prof->seconds[DCB_PHASE_GEMM] += t_gm;
-        }
-
-        ts = dcb_now();
-        float *yb = y + (size_t)n0 * cout * g->Ho * g->Wo;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
-        for (int o = 0; o < cout; o++)
-            for (int s = 0; s < ns; s++) {
-                const wspan *q = &sp[s];
-                float *yc = yb + ((size_t)q->n * cout + o) * g->Ho * g->Wo;
-                out_group(m, M + q->n * d.mns + o * ld + (q->off - q->n * tps), d.mxs, q->k,
-                          k->b ? k->b[(k->shared ? 0 : (size_t)(n0 + q->n) * cout) + o] : 0.0f, yc, g->Ho, g->Wo, q->ti * m, q->tj * m);
-            }
-        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
+        char *mine = (char *)ws + (size_t)tid * per;
+#pragma omp for schedule(dynamic, 1)
+        for (int n = 0; n < N; n++)
+            dyn_chunk(&d, m, n, 1, H, W, x, k, y, mine, (float *)(mine + dyn_fixed_bytes(&d)), 1,
+                      tid == 0 ? prof : NULL);
     }
 #else
     (void)p, (void)m, (void)N, (void)H, (void)W, (void)x, (void)k, (void)y, (void)ws, (void)threads, (void)prof;

@@ -622,14 +622,18 @@ static void test_larger_layer(void **state) {
 
 /* The fused dynamic Winograd path (dcb_winograd_dyn_run) at its edges: more
  * output channels than one block (48), a partial last panel, groups, tiles
- * that do not fill the last column group, batches of several samples, 1 and
- * 2 threads; only the Winograd implementations, against the reference. */
+ * that do not fill the last column group, batches of several samples in
+ * chunks with a ragged last one, 1 to 3 threads (a sample per thread, or the
+ * threads sharing one chunk when the samples are fewer); only the Winograd
+ * implementations, against the reference. */
 static void test_winograd_dynamic_blocks(void **state) {
     (void)state;
     static const shape shapes[] = {
         {3, 16, 100, 11, 13, 3, 3, 1, 1, 1, 1, 1, 5, 0, 1},  /* 3 blocks, last one 4 channels */
         {2, 24, 52, 9, 7, 3, 3, 1, 0, 1, 2, 0, 4, 0, 2},    /* 2 groups of 26 outputs */
         {4, 40, 8, 6, 17, 3, 3, 1, 2, 1, 1, 1, 3, 0, 0.5},  /* pad 2, one panel and a bit */
+        {3, 48, 48, 40, 37, 3, 3, 1, 1, 1, 1, 1, 4, 0, 1},  /* 1.5 MB a sample: chunks of 2 + 1 */
+        {1, 20, 30, 15, 16, 3, 3, 1, 1, 1, 1, 0, 2, 0, 1},  /* fewer samples than threads */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape *s = &shapes[i];
@@ -641,7 +645,7 @@ static void test_winograd_dynamic_blocks(void **state) {
             for (int k = 0; k < dcb_impl_count(opname); k++) {
                 const char *impl = dcb_impl_name(opname, k);
                 if (!strstr(impl, "/winograd")) continue;
-                for (int threads = 1; threads <= 2; threads++) {
+                for (int threads = 1; threads <= 3; threads++) {
                     dcb_op *op = NULL;
                     assert_ok(make_op(opname, s, impl, threads, &op));
                     assert_ok(dcb_op_init_weights(op, 700 + i));
