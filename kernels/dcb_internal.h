@@ -208,6 +208,8 @@ void dcb_engine_conv(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W,
 
 /* ----------------------------------------------- small dense building blocks */
 /* out (N, C) = mean over H*W of x (N, C, HW). */
+/* Sum of n floats, accumulated in double (vectorised). */
+double dcb_sum_f64(const float *p, size_t n);
 void dcb_gap(const float *x, int N, int C, size_t HW, float *out, int threads);
 /* y (N, out) = x (N, in) . w^T (w: (out, in)) + b (b may be NULL). */
 void dcb_linear(const float *x, int N, int in, const float *w, const float *b, int out,

@@ -178,8 +178,7 @@ static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *p
             for (int j = 0; j < kw; j++) {
                 const int j0 = bin_lo(j, W, kw), j1 = bin_hi(j, W, kw);
                 double s = 0;
-                for (int ii = i0; ii < i1; ii++)
-                    for (int jj = j0; jj < j1; jj++) s += xc[(size_t)ii * W + jj];
+                for (int ii = i0; ii < i1; ii++) s += dcb_sum_f64(xc + (size_t)ii * W + j0, (size_t)(j1 - j0));
                 pooled[(size_t)c * khw + i * kw + j] = (float)(s / ((double)(i1 - i0) * (j1 - j0)));
             }
         }

@@ -1,17 +1,38 @@
 /* Small dense building blocks shared by the dynamic operators. */
 #include "dcb_internal.h"
 
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
+
 #include <cblas.h>
+
+/* Sum of n floats in double. Four vector accumulators: one scalar chain of
+ * dependent double adds ran at ~4 cycles a float (0.7 ms of condconv's
+ * routing at 128@28 N=8). */
+double dcb_sum_f64(const float *p, size_t n) {
+    double s = 0;
+    size_t i = 0;
+#ifdef __AVX__
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(p + i)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(p + i + 4)));
+        a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(p + i + 8)));
+        a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm_loadu_ps(p + i + 12)));
+    }
+    double t[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+    s = (t[0] + t[1]) + (t[2] + t[3]);
+#endif
+    for (; i < n; i++) s += p[i];
+    return s;
+}
 
 void dcb_gap(const float *x, int N, int C, size_t HW, float *out, int threads) {
     const double inv = 1.0 / (double)HW;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && (size_t)N * C * HW > 65536)
-    for (long nc = 0; nc < (long)N * C; nc++) {
-        const float *p = x + (size_t)nc * HW;
-        double s = 0;
-        for (size_t i = 0; i < HW; i++) s += p[i];
-        out[nc] = (float)(s * inv);
-    }
+    for (long nc = 0; nc < (long)N * C; nc++) out[nc] = (float)(dcb_sum_f64(x + (size_t)nc * HW, HW) * inv);
 }
 
 void dcb_linear(const float *x, int N, int in, const float *w, const float *b, int out, float *y,

@@ -249,8 +249,7 @@ static dcb_status skconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
         const int n = (int)(nc / C), c = (int)(nc % C);
         double acc = 0;
         for (int i = 0; i < M; i++) {
-            const float *u = U + (size_t)i * UN + ((size_t)n * C + c) * P;
-            for (size_t k = 0; k < P; k++) acc += u[k];
+            acc += dcb_sum_f64(U + (size_t)i * UN + ((size_t)n * C + c) * P, P);
         }
         s[nc] = (float)(acc / (double)P);
     }

@@ -237,8 +237,7 @@ static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
         const int n = (int)(nc / C), c = (int)(nc % C);
         double acc = 0;
         for (int r = 0; r < R; r++) {
-            const float *u = U + ((size_t)n * CR + (size_t)r * C + c) * P;
-            for (size_t k = 0; k < P; k++) acc += u[k];
+            acc += dcb_sum_f64(U + ((size_t)n * CR + (size_t)r * C + c) * P, P);
         }
         s[nc] = (float)(acc / (double)P);
     }
