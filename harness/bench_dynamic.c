@@ -38,18 +38,8 @@ static const variant variants[] = {
     {"dyconv", "conv_then_combine/winograd"},
 };
 #define NV (int)(sizeof variants / sizeof variants[0])
-#define MAXREP 64
 
-typedef struct slot {
-    dcb_op *op;
-    void *ws;
-    dcb_tensor *y;
-    int inner;
-    double t[MAXREP];
-    dcb_profile prof;
-} slot;
-
-static int make(slot *s, const variant *v, int C, int threads, const dcb_tensor *x) {
+static int make(bench_slot *s, const variant *v, int C, int threads, const dcb_tensor *x) {
     dcb_hparam hp[] = {{"cin", C, NULL}, {"cout", C, NULL}, {"k", 3, NULL}, {"pad", 1, NULL},
                        {"threads", threads, NULL}};
     if (dcb_op_create(v->op, v->impl, hp, 5, &s->op) != DCB_OK) {
@@ -73,7 +63,7 @@ int main(int argc, char **argv) {
     dcb_fix_coretype(argv);
     int reps = argc > 1 ? atoi(argv[1]) : 7;
     if (reps < 1) reps = 1;
-    if (reps > MAXREP) reps = MAXREP;
+    if (reps > BENCH_MAXREP) reps = BENCH_MAXREP;
     int thr[8] = {1, 2}, nthr = 2;
     if (argc > 2) {
         nthr = 0;
@@ -94,7 +84,7 @@ int main(int argc, char **argv) {
             const int C = layers[l][0], H = layers[l][1], threads = thr[ti];
             dcb_tensor *x = dcb_tensor_new4(N, C, H, H);
             dcb_tensor_randn(x, 1);
-            slot s[NV];
+            bench_slot s[NV];
             memset(s, 0, sizeof s);
             for (int v = 0; v < NV; v++)
                 if (make(&s[v], &variants[v], C, threads, x)) return 1;

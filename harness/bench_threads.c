@@ -54,18 +54,9 @@ static const layer layers[] = {
 };
 #define NL (int)(sizeof layers / sizeof layers[0])
 #define MAXT 8
-#define MAXREP 64
-
-typedef struct slot {
-    dcb_op *op;
-    void *ws;
-    dcb_tensor *y;
-    int inner;
-    double t[MAXREP];
-} slot;
 
 /* The operator of layer l with `threads` threads, weights from seed 3. */
-static int make(slot *s, const layer *l, int threads, const dcb_tensor *x) {
+static int make(bench_slot *s, const layer *l, int threads, const dcb_tensor *x) {
     dcb_hparam hp[16];
     char buf[128], names[16][32];
     int n = 0;
@@ -96,14 +87,14 @@ static int make(slot *s, const layer *l, int threads, const dcb_tensor *x) {
     return 0;
 }
 
-static void release(slot *s) {
+static void release(bench_slot *s) {
     dcb_op_destroy(s->op);
     dcb_aligned_free(s->ws);
     dcb_tensor_free(s->y);
     memset(s, 0, sizeof *s);
 }
 
-static void run(slot *s, const dcb_tensor *x) {
+static void run(bench_slot *s, const dcb_tensor *x) {
     for (int i = 0; i < s->inner; i++) dcb_op_run(s->op, x, s->y, s->ws, NULL);
 }
 
@@ -111,7 +102,7 @@ int main(int argc, char **argv) {
     dcb_fix_coretype(argv);
     int reps = argc > 1 ? atoi(argv[1]) : 9;
     if (reps < 1) reps = 1;
-    if (reps > MAXREP) reps = MAXREP;
+    if (reps > BENCH_MAXREP) reps = BENCH_MAXREP;
     int thr[MAXT] = {1, 2}, nthr = 2;
     if (argc > 2) {
         nthr = 1; /* thr[0] = 1 is the reference */
@@ -138,7 +129,7 @@ int main(int argc, char **argv) {
         dcb_tensor *x = dcb_tensor_new(l->ndim, l->x);
         if (!x) return 1;
         dcb_tensor_randn(x, 1);
-        slot s[MAXT];
+        bench_slot s[MAXT];
         memset(s, 0, sizeof s);
         int ok = 1;
         for (int k = 0; k < nthr && ok; k++) ok = make(&s[k], l, thr[k], x) == 0;

@@ -1,8 +1,10 @@
-/* bench_util.h — the two helpers every standalone benchmark program
- * (bench_engines, bench_pointwise_dw, bench_dynamic, bench_seq) needs:
- * a monotonic clock and a comparator for sorting times to take medians. */
+/* bench_util.h — what the standalone benchmark programs (harness/bench_*.c)
+ * share: a monotonic clock, a comparator for sorting times to take medians,
+ * and the record of one timed operator. */
 #ifndef DCB_BENCH_UTIL_H
 #define DCB_BENCH_UTIL_H
+
+#include "dcb.h"
 
 #include <time.h>
 
@@ -16,5 +18,18 @@ static inline int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
+
+#define BENCH_MAXREP 64
+
+/* One operator under test: its workspace and output, how many runs make
+ * one timed sample, the samples, and the profile of one extra run. */
+typedef struct bench_slot {
+    dcb_op *op;
+    void *ws;
+    dcb_tensor *y;
+    int inner;
+    double t[BENCH_MAXREP];
+    dcb_profile prof;
+} bench_slot;
 
 #endif

@@ -104,6 +104,19 @@ static dcb_tensor *run_impl(const shape *s, const char *impl, int threads, const
     return y;
 }
 
+/* A fixed case: its description, x ~ N(0,1) from xseed, and naive's output
+ * with weights from wseed (threads as given). */
+static dcb_tensor *naive_case(const shape *s, uint64_t xseed, uint64_t wseed, int threads, dcb_tensor **x,
+                              char *desc, size_t n) {
+    shape_str(s, desc, n);
+    *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
+    dcb_tensor_randn(*x, xseed);
+    dcb_status st;
+    dcb_tensor *ref = run_impl(s, "naive", threads, *x, wseed, &st);
+    assert_non_null(ref);
+    return ref;
+}
+
 static int winograd_domain(const shape *s) {
     return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->dil == 1;
 }
@@ -455,12 +468,8 @@ static void test_direct_blocking(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const shape *s = &cases[i];
         char desc[256];
-        shape_str(s, desc, sizeof desc);
-        dcb_tensor *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
-        dcb_tensor_randn(x, 50 + i);
+        dcb_tensor *x, *ref = naive_case(s, 50 + i, 3, 2, &x, desc, sizeof desc);
         dcb_status st;
-        dcb_tensor *ref = run_impl(s, "naive", 2, x, 3, &st);
-        assert_non_null(ref);
         dcb_tensor *y1 = run_impl(s, "direct", 1, x, 3, &st);
         if (!y1) fail_msg("direct failed on %s: %s", desc, dcb_last_error());
         const double err = dcb_max_rel_err(y1, ref, NULL);
@@ -496,12 +505,8 @@ static void test_winograd_block_sharing(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const shape *s = &cases[i];
         char desc[256];
-        shape_str(s, desc, sizeof desc);
-        dcb_tensor *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
-        dcb_tensor_randn(x, 70 + i);
+        dcb_tensor *x, *ref = naive_case(s, 70 + i, 5, 1, &x, desc, sizeof desc);
         dcb_status st;
-        dcb_tensor *ref = run_impl(s, "naive", 1, x, 5, &st);
-        assert_non_null(ref);
         for (int k = 0; k < 2; k++)
             for (int threads = 2; threads <= 3; threads++) {
                 dcb_tensor *first = NULL;
