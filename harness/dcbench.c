@@ -66,7 +66,7 @@ static void usage(FILE *f) {
 }
 
 const char *dcbh_home(void) {
-    static char home[PATH_MAX + 8];
+    static char home[PATH_MAX + 32];
     if (home[0]) return home;
     const char *e = getenv("DCB_HOME");
     if (e && *e) {
@@ -81,7 +81,7 @@ const char *dcbh_home(void) {
         char *sl = strrchr(exe, '/');
         if (sl) {
             *sl = 0;
-            char probe[PATH_MAX + 32];
+            char probe[PATH_MAX + 64];
             struct stat st;
             snprintf(probe, sizeof probe, "%s/../scripts/style.gp", exe);
             if (stat(probe, &st) == 0) {

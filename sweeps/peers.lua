@@ -3,7 +3,8 @@
 -- "onednn", timed by the same machinery) and, when Debian's python3-torch is
 -- there, PyTorch (scripts/peers/torch_peers.py, timed in its own process on
 -- the same shapes and threads). Writes results/peers/peers.csv (medians with
--- min and max, the ratios) and peers.png: our time over each peer's time per
+-- min and max, the ratios), peers.md (the same as a markdown table, a row per
+-- layer and thread count) and peers.png: our time over each peer's time per
 -- layer (below 1: we are faster).
 --   build/dcbench sweeps/peers.lua            (--quick: batch 1 layers, 1 thread)
 local dcb = require "dcb"
@@ -113,6 +114,7 @@ local f = assert(io.open(csv .. ".tmp", "w"))
 f:write("layer,op,threads,ours_impl,ours_median_s,ours_min_s,ours_max_s,ours_gflops,ours_pct_peak,peer,peer_variant,",
         "peer_median_s,peer_min_s,peer_max_s,peer_gflops,peer_pct_peak,ours_over_peer\n")
 local rows = {}
+local md_lines = {} -- one per layer and thread count, for peers.md
 for li, layer in ipairs(L) do
   if lib.have(layer.op) then
     for _, threads in ipairs(threads_list) do
@@ -124,6 +126,8 @@ for li, layer in ipairs(L) do
       end
       if best then
         local peers = {}
+        local line = {layer = layer.name, threads = threads, impl = best_impl, best = best, torch = {}}
+        md_lines[#md_lines + 1] = line
         if layer.onednn then
           local b = bench(layer.op, layer.params, "onednn", threads, x)
           if b then peers[#peers + 1] = {"onednn", "onednn", b.median, b.min, b.max} end
@@ -141,6 +145,9 @@ for li, layer in ipairs(L) do
         end
         for _, pr in ipairs(peers) do
           local ratio = best.median / pr[3]
+          if pr[1] == "onednn" then line.onednn = pr[3]
+          elseif pr[1] == "pytorch" then line.torch[#line.torch + 1] = {pr[2], pr[3]}
+          else line.static = pr[3] end
           -- the peer does the same operator, so the same FLOPs (the operator's own, not executed_*)
           local peer_gflops = best.gflops and best.gflops * best.median / pr[3]
           f:write(('"%s",%s,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n'):format(layer.name, layer.op, threads,
@@ -158,6 +165,29 @@ for li, layer in ipairs(L) do
 end
 f:close()
 os.rename(csv .. ".tmp", csv)
+
+-- the same as a markdown table (docs/PERFORMANCE.md): a row per layer and
+-- thread count, ratios against each peer (PyTorch: its fastest variant)
+local function ms(v) return v and ("%.3f"):format(1e3 * v) or "-" end
+local function ratio(a, b) return (a and b) and ("%.2f"):format(a / b) or "-" end
+local mdf = assert(io.open(out .. "/peers.md", "w"))
+mdf:write("| layer | thr | ours (best impl) | ms | GFLOP/s | % peak | oneDNN ms | ours/oneDNN | PyTorch ms (variant) |",
+          " ours/PyTorch | our static conv ms | ours/static |\n|", ("---|"):rep(12), "\n")
+for _, m in ipairs(md_lines) do
+  table.sort(m.torch, function(a, b) return a[1] < b[1] end)
+  local tv, fastest = {}, nil
+  for _, t in ipairs(m.torch) do
+    tv[#tv + 1] = ("%.2f (%s)"):format(1e3 * t[2], t[1])
+    if not fastest or t[2] < fastest then fastest = t[2] end
+  end
+  local b = m.best
+  local pc = pct(b.gflops, m.threads)
+  mdf:write(("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"):format(m.layer, m.threads, m.impl,
+    ms(b.median), b.gflops and ("%.0f"):format(b.gflops) or "-", pc and ("%.0f%%"):format(pc) or "-",
+    ms(m.onednn), ratio(b.median, m.onednn), #tv > 0 and table.concat(tv, "; ") or "-", ratio(b.median, fastest),
+    ms(m.static), ratio(b.median, m.static)))
+end
+mdf:close()
 
 -- the figure: ours / peer per layer, one series per peer and thread count
 local series, order = {}, {}

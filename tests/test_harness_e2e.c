@@ -337,8 +337,8 @@ static void test_api(void **state) {
 /* The shipped sweeps/peers.lua in --quick form, without PyTorch (DCB_PYTHON
  * points nowhere) and with a calibration whose 1-thread peak is 50 GFLOP/s:
  * every layer has our best implementation against oneDNN, the ratio is the
- * ratio of the medians, the % of peak columns follow the calibration, and
- * the figure is a PNG. */
+ * ratio of the medians, the % of peak columns follow the calibration, the
+ * markdown table repeats the CSV's ratios, and the figure is a PNG. */
 static void test_peers_sweep(void **state) {
     (void)state;
     char repo[1024], args[1400];
@@ -363,6 +363,7 @@ static void test_peers_sweep(void **state) {
                                "peer_pct_peak,ours_over_peer\n";
     assert_true(!strncmp(csv, head, strlen(head)));
     int rows = 0;
+    double ratios[8] = {0};
     char *save = NULL;
     for (char *line = strtok_r(csv + strlen(head), "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *f[17];
@@ -382,10 +383,35 @@ static void test_peers_sweep(void **state) {
         assert_true(fabs(op - 2 * og) <= 1e-4 * op);   /* peak 50 GFLOP/s */
         assert_true(fabs(pg - og * om / pm) <= 1e-4 * pg);
         assert_true(fabs(pp - 2 * pg) <= 1e-4 * pp);
+        if (rows < 8) ratios[rows] = ratio;
         rows++;
     }
     assert_int_equal(rows, 6);   /* 4 ResNet layers at batch 1, the 1x1 and the depthwise layer */
     free(csv);
+    /* peers.md: the same rows as a markdown table; ours/oneDNN in column 8 */
+    char *md = slurp("res/peers/peers.md");
+    assert_true(!strncmp(md, "| layer | thr | ours (best impl) |", 34));
+    int mrows = 0;
+    save = NULL;
+    for (char *line = strtok_r(md, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "| ", 2) || !strncmp(line, "| layer", 7)) continue;
+        char *cell[14];
+        int n = 0;
+        for (char *q = line + 1, *c; n < 14 && (c = strchr(q, '|')); q = c + 1) {
+            *c = 0;
+            cell[n++] = q;
+        }
+        assert_int_equal(n, 12);
+        assert_true(mrows < 6);
+        char want[32];
+        snprintf(want, sizeof want, " %.2f ", ratios[mrows]);
+        assert_string_equal(cell[7], want);
+        assert_string_equal(cell[1], " 1 ");
+        assert_string_equal(cell[8], " - "); /* no PyTorch */
+        mrows++;
+    }
+    assert_int_equal(mrows, 6);
+    free(md);
     char *png = slurp("res/peers/peers.png");
     assert_true(!memcmp(png, "\x89PNG\r\n\x1a\n", 8));
     free(png);
