@@ -967,7 +967,7 @@ typedef struct dyn_geom {
  * (3 MB) keeps V in L2 and L3: condconv 128@28 N=8 13.5 -> 9.7 ms. */
 #define DYN_CHUNK_BYTES (4u << 20)
 
-static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H, int W) {
+static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H, int W, int threads) {
     if (plan_setup(&d->pl, p, m)) return -1;
     const dcb_winograd_plan *pl = &d->pl;
     const int a2 = pl->a * pl->a;
@@ -990,6 +990,15 @@ static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H
     const int cogp = dyn_panels(pl->cog) * MR;
     if (ob > cogp) ob = cogp;
     d->OB = ob;
+    /* threads sharing a chunk need work items: at least two (block, sample)
+     * pairs each, even past the cache target (3 blocks of one sample left
+     * 16 threads idle) */
+    const long nblk = (long)pl->groups * ((pl->cog + ob - 1) / ob);
+    if (threads > 1 && S * nblk < 2L * threads) {
+        S = (2L * threads + nblk - 1) / nblk;
+        if (S > N) S = N;
+        d->S = (int)S;
+    }
     d->wt_floats = round_up((size_t)ob * pl->cig * 9 + 8, 16);
     d->us = (size_t)ob * pl->cig + 16;
     d->ur_floats = round_up((size_t)pl->a * d->us, 16);
@@ -1012,7 +1021,7 @@ static size_t dyn_thread_bytes(const dyn_geom *d) { return sizeof(float) * (d->w
 size_t dcb_winograd_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, int threads) {
     dyn_geom d;
     if (threads < 1) threads = 1;
-    if (N < 1 || H + 2 * p->pad - 2 < 1 || W + 2 * p->pad - 2 < 1 || dyn_make_geom(&d, p, m, N, H, W)) return 0;
+    if (N < 1 || H + 2 * p->pad - 2 < 1 || W + 2 * p->pad - 2 < 1 || dyn_make_geom(&d, p, m, N, H, W, threads)) return 0;
     if (dyn_private(N, threads)) {
         d.S = 1;
         return (size_t)threads * (dyn_fixed_bytes(&d) + dyn_thread_bytes(&d));
@@ -1127,7 +1136,7 @@ void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, con
 #ifdef WINO_AVX2
     if (threads < 1) threads = 1;
     dyn_geom d;
-    if (dyn_make_geom(&d, p, m, N, H, W)) return;
+    if (dyn_make_geom(&d, p, m, N, H, W, threads)) return;
     if (!dyn_private(N, threads)) {
         float *tbuf = (float *)((char *)ws + dyn_fixed_bytes(&d));
         for (int n0 = 0; n0 < N; n0 += d.S)
