@@ -24,6 +24,11 @@ CSTD    := -std=c11
 ifeq ($(BLAS),blis)
   BLAS_CFLAGS := -DDCB_USE_BLIS -D_POSIX_C_SOURCE=200809L -isystem /usr/include/x86_64-linux-gnu/blis-openmp
   BLAS_LIBS   := -L/usr/lib/x86_64-linux-gnu/blis-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-openmp -lblis
+else ifeq ($(BLAS),openblas-openmp)
+  # OpenBLAS threaded with OpenMP: one thread pool with our engines
+  OB_DIR      := /usr/lib/x86_64-linux-gnu/openblas-openmp
+  BLAS_CFLAGS := -isystem /usr/include/x86_64-linux-gnu/openblas-openmp
+  BLAS_LIBS   := -L$(OB_DIR) -Wl,-rpath,$(OB_DIR) -lopenblas
 else
   BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
   BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
