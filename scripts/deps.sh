@@ -3,7 +3,7 @@
 # As root it runs apt-get; as another user it prints the exact command and
 # fails, so that `make` stops with a clear message instead of a compile error.
 set -e
-PKGS="gcc g++ make pkg-config libopenblas-dev libblis-dev liblua5.4-dev libbenchmark-dev \
+PKGS="gcc g++ make pkg-config libopenblas-dev libopenblas-openmp-dev libblis-dev liblua5.4-dev libbenchmark-dev \
 libpapi-dev papi-tools gnuplot-nox libcmocka-dev libdnnl-dev"
 missing=""
 for p in $PKGS; do
