@@ -721,7 +721,6 @@ static void run_block(const dcb_winograd_plan *pl, const geom *gp, long t0, int 
     const size_t ld = (size_t)g.tbp;
     const int cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
     const int ns = make_spans(&g, t0, nb, sp);
-    (void)a2;
 
     /* A channel's spans go in order on one thread: each writes 8 lanes,
      * and the next span overwrites the surplus. */
@@ -786,8 +785,8 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const fl
             run_block(pl, &g, t0, (int)(g.T - t0 < tb ? g.T - t0 : tb), H, W, x, b, y, V, M, sp, threads, prof);
         return;
     }
-    /* Private blocks; the profile is thread 0's (its phases add up to about
-     * the wall time, as the shared mode's do). */
+    /* Private blocks, each thread with its own profile (dcb_profile_max). */
+    dcb_profile most = {{0}};
 #pragma omp parallel num_threads(g.priv)
     {
         int tid = 0;
@@ -798,13 +797,18 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const fl
         float *V = (float *)base;
         float *M = (float *)(base + v_bytes(pl, &g));
         wspan *sp = (wspan *)((char *)M + m_bytes(pl, &g));
+        dcb_profile mine = {{0}};
 #pragma omp for schedule(dynamic, 1)
         for (long k = 0; k < nblocks; k++) {
             const long t0 = k * tb;
             run_block(pl, &g, t0, (int)(g.T - t0 < tb ? g.T - t0 : tb), H, W, x, b, y, V, M, sp, 1,
-                      tid == 0 ? prof : NULL);
+                      prof ? &mine : NULL);
         }
+#pragma omp critical(dcb_wino_profile)
+        dcb_profile_max(&most, &mine);
     }
+    if (prof)
+        for (int i = 0; i < DCB_PHASE_COUNT; i++) prof->seconds[i] += most.seconds[i];
 }
 
 /* ============================================================ dynamic kernels
@@ -1140,13 +1144,13 @@ void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, con
     if (!dyn_private(N, threads)) {
         float *tbuf = (float *)((char *)ws + dyn_fixed_bytes(&d));
         for (int n0 = 0; n0 < N; n0 += d.S)
-            dyn_chunk(&d, m, n0, N - n0 < d.S ? N - n0 : d.S, H, W, x, k, y, ws, tbuf, 1 < threads ? threads : 1,
+            dyn_chunk(&d, m, n0, N - n0 < d.S ? N - n0 : d.S, H, W, x, k, y, ws, tbuf, threads,
                       prof);
         return;
     }
     d.S = 1;
     const size_t per = dyn_fixed_bytes(&d) + dyn_thread_bytes(&d);
-    /* the profile is thread 0's: its phases add up to about the wall time */
+    dcb_profile most = {{0}}; /* each thread's own profile, merged by dcb_profile_max */
 #pragma omp parallel num_threads(threads)
     {
         int tid = 0;
@@ -1154,11 +1158,16 @@ void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, con
         tid = omp_get_thread_num();
 #endif
         char *mine = (char *)ws + (size_t)tid * per;
+        dcb_profile own = {{0}};
 #pragma omp for schedule(dynamic, 1)
         for (int n = 0; n < N; n++)
             dyn_chunk(&d, m, n, 1, H, W, x, k, y, mine, (float *)(mine + dyn_fixed_bytes(&d)), 1,
-                      tid == 0 ? prof : NULL);
+                      prof ? &own : NULL);
+#pragma omp critical(dcb_wino_profile)
+        dcb_profile_max(&most, &own);
     }
+    if (prof)
+        for (int i = 0; i < DCB_PHASE_COUNT; i++) prof->seconds[i] += most.seconds[i];
 #else
     (void)p, (void)m, (void)N, (void)H, (void)W, (void)x, (void)k, (void)y, (void)ws, (void)threads, (void)prof;
 #endif

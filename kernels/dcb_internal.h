@@ -223,5 +223,12 @@ void dcb_softmax_rows(float *x, int rows, int cols, float temperature);
 void dcb_blas_threads_for(int threads);
 #define DCB_PHASE_ADD(prof, ph, t0) \
     do { if (prof) (prof)->seconds[(ph)] += dcb_now() - (t0); } while (0)
+/* Threads that each run whole work items keep their own profile; the run's
+ * phase is the largest of theirs (about the wall time when they share the
+ * items evenly, and never 0 because one thread happened to get none). */
+static inline void dcb_profile_max(dcb_profile *into, const dcb_profile *p) {
+    for (int i = 0; i < DCB_PHASE_COUNT; i++)
+        if (p->seconds[i] > into->seconds[i]) into->seconds[i] = p->seconds[i];
+}
 
 #endif
