@@ -253,6 +253,22 @@ static void test_script_errors(void **state) {
     free(out);
     assert_int_not_equal(run("--shard 3/2 x.lua"), 0);
     assert_int_not_equal(run("frobnicate"), 0);
+    /* OpenBLAS on an old core's kernels (forced here) on an AVX2 CPU: warned */
+    setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+    setenv("DCB_KEEP_CORETYPE", "1", 1);
+    assert_int_equal(run("list"), 0);
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("DCB_KEEP_CORETYPE");
+    err = slurp("err.txt");
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2") && strstr(dcb_blas_name(), "openblas"))
+        assert_contains(err, "OpenBLAS runs its Prescott kernels");
+#endif
+    free(err);
+    assert_int_equal(run("list"), 0);
+    err = slurp("err.txt");
+    assert_null(strstr(err, "kernels on a CPU"));
+    free(err);
 }
 
 /* Every API function on valid and invalid input, checked inside Lua. */
