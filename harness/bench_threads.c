@@ -16,6 +16,7 @@
 #include "coretype.h"
 #include "dcb.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,11 +119,13 @@ int main(int argc, char **argv) {
     const char *forced = getenv("DCB_FORCED_CORETYPE");
     printf("# bench_threads: 1 thread against");
     for (int k = 1; k < nthr; k++) printf(" %d", thr[k]);
-    printf(" threads, interleaved, %d repetitions (median, [min..max])\n", reps);
+    printf(" threads, interleaved, %d repetitions (median, [min..max]); steal: %% of all CPU time the\n"
+           "# hypervisor gave to others while the layer was timed (/proc/stat; one of 2 vCPUs gone = 50%%)\n",
+           reps);
     printf("# libdcb %s; flags: %s\n# BLAS: %s\n", DCB_VERSION, dcb_build_flags(), dcb_blas_info());
     if (forced) printf("# the environment set OPENBLAS_CORETYPE=%s; dropped, OpenBLAS chose its own core\n", forced);
-    printf("%-26s %-36s %3s | %9s %21s | %7s\n", "layer", "implementation", "thr", "median_ms", "[min..max]",
-           "speedup");
+    printf("%-26s %-36s %3s | %9s %21s | %7s | %5s\n", "layer", "implementation", "thr", "median_ms", "[min..max]",
+           "speedup", "steal");
     int misses = 0, checked = 0;
     for (int li = 0; li < NL; li++) {
         const layer *l = &layers[li];
@@ -150,12 +153,16 @@ int main(int argc, char **argv) {
                 s[k].inner *= 2;
             }
         }
+        unsigned long long st0, tt0, st1, tt1;
+        bench_cpu_ticks(&st0, &tt0);
         for (int r = 0; r < reps; r++)
             for (int k = 0; k < nthr; k++) {
                 const double t0 = now();
                 run(&s[k], x);
                 s[k].t[r] = (now() - t0) / s[k].inner;
             }
+        bench_cpu_ticks(&st1, &tt1);
+        const double steal = tt1 > tt0 ? 100.0 * (double)(st1 - st0) / (double)(tt1 - tt0) : NAN;
         double med1 = 0;
         for (int k = 0; k < nthr; k++) {
             qsort(s[k].t, (size_t)reps, sizeof(double), cmp_double);
@@ -170,8 +177,8 @@ int main(int argc, char **argv) {
             }
             char impl[64];
             snprintf(impl, sizeof impl, "%s/%s", l->op, l->impl);
-            printf("%-26s %-36s %3d | %9.3f [%9.3f..%9.3f] | %6.2fx%s\n", l->name, impl, thr[k], 1e3 * med,
-                   1e3 * s[k].t[0], 1e3 * s[k].t[reps - 1], sp, verdict);
+            printf("%-26s %-36s %3d | %9.3f [%9.3f..%9.3f] | %6.2fx | %5.1f%s\n", l->name, impl, thr[k],
+                   1e3 * med, 1e3 * s[k].t[0], 1e3 * s[k].t[reps - 1], sp, steal, verdict);
         }
         fflush(stdout);
         for (int k = 0; k < nthr; k++) release(&s[k]);

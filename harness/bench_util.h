@@ -1,11 +1,12 @@
 /* bench_util.h — what the standalone benchmark programs (harness/bench_*.c)
  * share: a monotonic clock, a comparator for sorting times to take medians,
- * and the record of one timed operator. */
+ * the hypervisor's steal time, and the record of one timed operator. */
 #ifndef DCB_BENCH_UTIL_H
 #define DCB_BENCH_UTIL_H
 
 #include "dcb.h"
 
+#include <stdio.h>
 #include <time.h>
 
 static inline double now(void) {
@@ -17,6 +18,24 @@ static inline double now(void) {
 static inline int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* The "cpu" line of /proc/stat: time the hypervisor ran something else
+ * while this VM's vCPUs wanted to run (steal) and all CPU time, in ticks of
+ * every CPU together; both 0 where it cannot be read. A 2-thread region
+ * waits for its slowest thread, so steal shows up in 2-thread timings far
+ * more than in 1-thread ones. */
+static inline void bench_cpu_ticks(unsigned long long *steal, unsigned long long *total) {
+    unsigned long long v[8] = {0};
+    *steal = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    const int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                         &v[6], &v[7]);
+    fclose(f);
+    if (n < 8) return;
+    for (int i = 0; i < 8; i++) *total += v[i];
+    *steal = v[7];
 }
 
 #define BENCH_MAXREP 64
