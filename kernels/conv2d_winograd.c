@@ -171,7 +171,6 @@ typedef struct geom {
  * (a^2 cin cout floats) too often. */
 #define WINO_BLOCK_BYTES (2u << 20)
 #define WINO_MIN_TB 64
-#define WINO_MIN_TB_MANY 32
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
@@ -212,24 +211,12 @@ static geom make_geom(const dcb_winograd_plan *pl, int N, int H, int W, int thre
     long tb = (long)(WINO_BLOCK_BYTES / per_tile), tb_priv = (long)(WINO_BLOCK_BYTES / 2 / per_tile);
     if (tb < WINO_MIN_TB) tb = WINO_MIN_TB;
     if (tb_priv < WINO_MIN_TB) tb_priv = WINO_MIN_TB;
-    /* Many threads: private blocks small enough for two per thread, exactly
-     * (not rounded, so that 2 * threads blocks cover the tiles), down to
-     * WINO_MIN_TB_MANY tiles. At 16 threads 64@56 N=8 has 1568 tiles: 32
-     * blocks of 49 instead of the team sharing 13 blocks of 120. */
-    int exact = 0;
-    if (threads > 2 && g.T / (2L * threads) < tb_priv) {
-        tb_priv = g.T / (2L * threads);
-        if (tb_priv < WINO_MIN_TB_MANY) tb_priv = WINO_MIN_TB_MANY;
-        exact = 1;
-    }
     g.priv = 1;
     if (choose_private(pl, g.T, per_tile, tb_priv, threads)) {
         tb = tb_priv;
         g.priv = threads;
-    } else {
-        exact = 0;
     }
-    if (!exact) tb = (tb + 7) & ~7L;
+    tb = (tb + 7) & ~7L;
     if (tb > g.T) tb = g.T;
     if (tb < 1) tb = 1;
     g.tb = (int)tb;
