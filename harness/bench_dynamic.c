@@ -42,21 +42,11 @@ static const variant variants[] = {
 static int make(bench_slot *s, const variant *v, int C, int threads, const dcb_tensor *x) {
     dcb_hparam hp[] = {{"cin", C, NULL}, {"cout", C, NULL}, {"k", 3, NULL}, {"pad", 1, NULL},
                        {"threads", threads, NULL}};
-    if (dcb_op_create(v->op, v->impl, hp, 5, &s->op) != DCB_OK) {
+    if (bench_slot_make(s, v->op, v->impl, hp, 5, x) != DCB_OK) {
         fprintf(stderr, "bench_dynamic: %s %s: %s\n", v->op, v->impl, dcb_last_error());
         return -1;
     }
-    size_t wsb = 0;
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    if (dcb_op_init_weights(s->op, 3) != DCB_OK || dcb_op_prepare(s->op) != DCB_OK ||
-        dcb_op_plan(s->op, 4, x->shape, &yn, ys, &wsb) != DCB_OK) {
-        fprintf(stderr, "bench_dynamic: %s %s: %s\n", v->op, v->impl, dcb_last_error());
-        return -1;
-    }
-    s->ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
-    s->y = dcb_tensor_new(yn, ys);
-    return s->y ? 0 : -1;
+    return 0;
 }
 
 int main(int argc, char **argv) {

@@ -71,15 +71,7 @@ static int make(bench_slot *s, const layer *l, int threads, const dcb_tensor *x)
         n++;
     }
     hp[n++] = (dcb_hparam){"threads", threads, NULL};
-    size_t wsb = 0;
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    dcb_status st = dcb_op_create(l->op, l->impl, hp, n, &s->op);
-    if (st == DCB_OK) st = dcb_op_init_weights(s->op, 3);
-    if (st == DCB_OK) st = dcb_op_prepare(s->op);
-    if (st == DCB_OK) st = dcb_op_plan(s->op, l->ndim, x->shape, &yn, ys, &wsb);
-    if (st == DCB_OK && wsb && !(s->ws = dcb_aligned_alloc(wsb))) st = DCB_OUT_OF_MEMORY;
-    if (st == DCB_OK && !(s->y = dcb_tensor_new(yn, ys))) st = DCB_OUT_OF_MEMORY;
+    const dcb_status st = bench_slot_make(s, l->op, l->impl, hp, n, x);
     if (st != DCB_OK) {
         fprintf(stderr, "bench_threads: %s %s/%s, %d threads: %s: %s\n", l->name, l->op, l->impl, threads,
                 dcb_status_name(st), dcb_last_error());

@@ -51,4 +51,20 @@ typedef struct bench_slot {
     dcb_profile prof;
 } bench_slot;
 
+/* op/impl with hp, weights from seed 3, prepared and planned for x, with its
+ * workspace and output in s. Not DCB_OK: dcb_last_error() says why. */
+static inline dcb_status bench_slot_make(bench_slot *s, const char *op, const char *impl, const dcb_hparam *hp,
+                                         int nhp, const dcb_tensor *x) {
+    size_t wsb = 0;
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    dcb_status st = dcb_op_create(op, impl, hp, nhp, &s->op);
+    if (st == DCB_OK) st = dcb_op_init_weights(s->op, 3);
+    if (st == DCB_OK) st = dcb_op_prepare(s->op);
+    if (st == DCB_OK) st = dcb_op_plan(s->op, x->ndim, x->shape, &yn, ys, &wsb);
+    if (st == DCB_OK && wsb && !(s->ws = dcb_aligned_alloc(wsb))) st = DCB_OUT_OF_MEMORY;
+    if (st == DCB_OK && !(s->y = dcb_tensor_new(yn, ys))) st = DCB_OUT_OF_MEMORY;
+    return st;
+}
+
 #endif

@@ -413,23 +413,19 @@ static int op_cost(lua_State *L) {
     return 1;
 }
 
-static int op_kernels(lua_State *L) {
-    lop *u = check_op(L, 1, "op:kernels");
+/* op:kernels(x) and op:routing(x): a tensor the operator derives from x. */
+static int op_product(lua_State *L, const char *who,
+                      dcb_status (*get)(dcb_op *, const dcb_tensor *, dcb_tensor **)) {
+    lop *u = check_op(L, 1, who);
     dcb_tensor *k = NULL;
-    dcb_status st = dcb_op_kernels(u->op, check_tensor(L, 2, "op:kernels"), &k);
-    if (st != DCB_OK) return st_error(L, "op:kernels", st);
+    dcb_status st = get(u->op, check_tensor(L, 2, who), &k);
+    if (st != DCB_OK) return st_error(L, who, st);
     dcbh_push_tensor(L, k);
     return 1;
 }
 
-static int op_routing(lua_State *L) {
-    lop *u = check_op(L, 1, "op:routing");
-    dcb_tensor *k = NULL;
-    dcb_status st = dcb_op_routing(u->op, check_tensor(L, 2, "op:routing"), &k);
-    if (st != DCB_OK) return st_error(L, "op:routing", st);
-    dcbh_push_tensor(L, k);
-    return 1;
-}
+static int op_kernels(lua_State *L) { return op_product(L, "op:kernels", dcb_op_kernels); }
+static int op_routing(lua_State *L) { return op_product(L, "op:routing", dcb_op_routing); }
 
 static int op_load_weights(lua_State *L) {
     lop *u = check_op(L, 1, "op:load_weights");

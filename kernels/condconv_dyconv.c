@@ -36,12 +36,7 @@ typedef struct xc_hp {
 #define CONV_PARAMS                                                                      \
     {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},                        \
     {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},                      \
-    {"k", DCB_PT_INT, 0, NULL, 1, "square kernel size (or kh, kw)"},                     \
-    {"kh", DCB_PT_INT, 0, NULL, 1, "kernel height (default k)"},                         \
-    {"kw", DCB_PT_INT, 0, NULL, 1, "kernel width (default k)"},                          \
-    {"stride", DCB_PT_INT, 1, NULL, 0, "stride"},                                        \
-    {"pad", DCB_PT_INT, 0, NULL, 0, "zero padding on every side"},                       \
-    {"dilation", DCB_PT_INT, 1, NULL, 0, "dilation"},                                    \
+    DCB_CONV_GEOMETRY_PARAMS,                                                            \
     {"groups", DCB_PT_INT, 1, NULL, 0, "groups (cin = groups: depthwise)"},              \
     {"bias", DCB_PT_BOOL, 0, NULL, 0, "a bias per expert and output channel"}
 

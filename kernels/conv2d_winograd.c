@@ -807,8 +807,7 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const fl
 #pragma omp critical(dcb_wino_profile)
         dcb_profile_max(&most, &mine);
     }
-    if (prof)
-        for (int i = 0; i < DCB_PHASE_COUNT; i++) prof->seconds[i] += most.seconds[i];
+    dcb_profile_add(prof, &most);
 }
 
 /* ============================================================ dynamic kernels
@@ -1166,8 +1165,7 @@ void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, con
 #pragma omp critical(dcb_wino_profile)
         dcb_profile_max(&most, &own);
     }
-    if (prof)
-        for (int i = 0; i < DCB_PHASE_COUNT; i++) prof->seconds[i] += most.seconds[i];
+    dcb_profile_add(prof, &most);
 #else
     (void)p, (void)m, (void)N, (void)H, (void)W, (void)x, (void)k, (void)y, (void)ws, (void)threads, (void)prof;
 #endif

@@ -112,6 +112,15 @@ static inline int dcb_conv_out(int in, int k, int stride, int pad, int dil) {
 /* Validates conv hyperparameters of any operator that has them (cin, cout,
  * k|kh,kw, stride, pad, dilation, groups, bias): fills *p. */
 dcb_status dcb_conv2d_read_params(dcb_op *op, const char *opname, dcb_conv2d_p *p);
+/* The parameter rows dcb_conv2d_read_params reads besides cin, cout, groups
+ * and bias: every operator with a conv geometry lists them the same way. */
+#define DCB_CONV_GEOMETRY_PARAMS                                                 \
+    {"k", DCB_PT_INT, 0, NULL, 1, "square kernel size (or kh, kw)"},             \
+    {"kh", DCB_PT_INT, 0, NULL, 1, "kernel height (default k)"},                 \
+    {"kw", DCB_PT_INT, 0, NULL, 1, "kernel width (default k)"},                  \
+    {"stride", DCB_PT_INT, 1, NULL, 0, "stride"},                                \
+    {"pad", DCB_PT_INT, 0, NULL, 0, "zero padding on every side"},               \
+    {"dilation", DCB_PT_INT, 1, NULL, 0, "dilation"}
 /* The out_shape of an image operator whose output is conv2d's (N, cout, H', W'). */
 dcb_status dcb_conv2d_out_shape(const char *opname, const dcb_conv2d_p *p, int ndim, const int64_t *x,
                                 int *y_ndim, int64_t *y);
@@ -229,6 +238,11 @@ void dcb_blas_threads_for(int threads);
 static inline void dcb_profile_max(dcb_profile *into, const dcb_profile *p) {
     for (int i = 0; i < DCB_PHASE_COUNT; i++)
         if (p->seconds[i] > into->seconds[i]) into->seconds[i] = p->seconds[i];
+}
+/* into += p, phase by phase (nothing when into is NULL). */
+static inline void dcb_profile_add(dcb_profile *into, const dcb_profile *p) {
+    if (into)
+        for (int i = 0; i < DCB_PHASE_COUNT; i++) into->seconds[i] += p->seconds[i];
 }
 
 #endif

@@ -23,12 +23,7 @@
 static const dcb_param_spec localconv_params[] = {
     {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
     {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
-    {"k", DCB_PT_INT, 0, NULL, 1, "square kernel size (or kh, kw)"},
-    {"kh", DCB_PT_INT, 0, NULL, 1, "kernel height (default k)"},
-    {"kw", DCB_PT_INT, 0, NULL, 1, "kernel width (default k)"},
-    {"stride", DCB_PT_INT, 1, NULL, 0, "stride"},
-    {"pad", DCB_PT_INT, 0, NULL, 0, "zero padding on every side"},
-    {"dilation", DCB_PT_INT, 1, NULL, 0, "dilation"},
+    DCB_CONV_GEOMETRY_PARAMS,
     {"bias", DCB_PT_BOOL, 0, NULL, 0, "add a bias per output element (cout, H', W')"},
     {"H", DCB_PT_INT, 0, NULL, 1, "input height (required: the weights depend on position)"},
     {"W", DCB_PT_INT, 0, NULL, 1, "input width (required: the weights depend on position)"},

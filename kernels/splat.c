@@ -33,12 +33,7 @@
 static const dcb_param_spec splat_params[] = {
     {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
     {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
-    {"k", DCB_PT_INT, 0, NULL, 1, "square kernel size (or kh, kw)"},
-    {"kh", DCB_PT_INT, 0, NULL, 1, "kernel height (default k)"},
-    {"kw", DCB_PT_INT, 0, NULL, 1, "kernel width (default k)"},
-    {"stride", DCB_PT_INT, 1, NULL, 0, "stride"},
-    {"pad", DCB_PT_INT, 0, NULL, 0, "zero padding on every side"},
-    {"dilation", DCB_PT_INT, 1, NULL, 0, "dilation"},
+    DCB_CONV_GEOMETRY_PARAMS,
     {"radix", DCB_PT_INT, 2, NULL, 0, "R: splits mixed by the attention (1: sigmoid gate)"},
     {"cardinality", DCB_PT_INT, 1, NULL, 0, "Kc: cardinal groups (conv groups Kc*R, FCs grouped by Kc)"},
 };

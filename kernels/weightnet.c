@@ -12,12 +12,7 @@
 static const dcb_param_spec wn_params[] = {
     {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
     {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required; = cin when depthwise)"},
-    {"k", DCB_PT_INT, 0, NULL, 1, "square kernel size (or kh, kw)"},
-    {"kh", DCB_PT_INT, 0, NULL, 1, "kernel height (default k)"},
-    {"kw", DCB_PT_INT, 0, NULL, 1, "kernel width (default k)"},
-    {"stride", DCB_PT_INT, 1, NULL, 0, "stride"},
-    {"pad", DCB_PT_INT, 0, NULL, 0, "zero padding on every side"},
-    {"dilation", DCB_PT_INT, 1, NULL, 0, "dilation"},
+    DCB_CONV_GEOMETRY_PARAMS,
     {"M", DCB_PT_INT, 2, NULL, 0, "routing values per output channel (fc2 gives M*cout)"},
     {"G", DCB_PT_INT, 2, NULL, 0, "groups per output channel of the kernel-generating FC; lambda = M/G"},
     {"hidden", DCB_PT_INT, 0, NULL, 1, "width of fc1 (default max(16, cin/16))"},

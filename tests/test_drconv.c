@@ -402,12 +402,9 @@ static void test_lifecycle_and_threads(void **state) {
         assert_ok(make_op(&s, impl, 2, 1, &o2));
         assert_ok(dcb_op_init_weights(o1, 3));
         assert_ok(dcb_op_init_weights(o2, 3));
-        int yn;
-        int64_t ys[DCB_MAX_DIMS];
+        void *ws;
         size_t wsb = 0;
-        assert_ok(dcb_op_plan(o1, 4, x->shape, &yn, ys, &wsb));
-        void *ws = dcb_aligned_alloc(wsb);
-        dcb_tensor *y1 = dcb_tensor_new(yn, ys), *y2 = NULL;
+        dcb_tensor *y1 = tu_plan(o1, x, &ws, &wsb), *y2 = NULL;
         dcb_profile prof = {{0}};
         assert_ok(dcb_op_run(o1, x, y1, ws, &prof));
         assert_true(prof.seconds[DCB_PHASE_ROUTING] > 0 && prof.seconds[DCB_PHASE_KERNEL_GEN] > 0 &&

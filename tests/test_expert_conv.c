@@ -685,13 +685,10 @@ static void test_lifecycle_and_phases(void **state) {
                 assert_string_equal(dcb_op_get_impl(op), impl);
                 assert_ok(dcb_op_init_weights(op, 2));
                 assert_ok(dcb_op_prepare(op));
-                int yn;
-                int64_t ys[DCB_MAX_DIMS];
+                void *ws;
                 size_t wsb = 0;
-                assert_ok(dcb_op_plan(op, 4, x->shape, &yn, ys, &wsb));
+                dcb_tensor *y1 = tu_plan(op, x, &ws, &wsb), *y2 = TU_LIKE(y1);
                 assert_true(wsb > 0);
-                void *ws = dcb_aligned_alloc(wsb);
-                dcb_tensor *y1 = dcb_tensor_new(yn, ys), *y2 = dcb_tensor_new(yn, ys);
                 dcb_profile prof = {{0}};
                 assert_ok(dcb_op_run(op, x, y1, ws, &prof));
                 assert_ok(dcb_op_run(op, x, y2, ws, NULL));

@@ -399,12 +399,9 @@ static void test_lifecycle_and_profile(void **state) {
         assert_ok(make_op(&s, dcb_impl_name("splat", k), 1 + k % 2, &op));
         assert_ok(dcb_op_init_weights(op, 2));
         assert_ok(dcb_op_prepare(op));
-        int yn;
-        int64_t ys[DCB_MAX_DIMS];
+        void *ws;
         size_t wsb;
-        assert_ok(dcb_op_plan(op, 4, x->shape, &yn, ys, &wsb));
-        void *ws = dcb_aligned_alloc(wsb);
-        dcb_tensor *y = dcb_tensor_new(yn, ys), *y2 = dcb_tensor_new(yn, ys);
+        dcb_tensor *y = tu_plan(op, x, &ws, &wsb), *y2 = TU_LIKE(y);
         dcb_profile prof = {{0}};
         assert_ok(dcb_op_run(op, x, y, ws, &prof));
         assert_ok(dcb_op_run(op, x, y2, ws, NULL));

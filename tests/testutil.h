@@ -44,4 +44,15 @@ static inline int tu_rand(uint64_t *s, int lo, int hi) {  /* inclusive */
         if (st_ != DCB_OK) fail_msg("%s: %s", dcb_status_name(st_), dcb_last_error()); \
     } while (0)
 
+/* Plans op for x (which must succeed) and allocates what a run needs: the
+ * output, returned, and the workspace, *ws of *wsb bytes. */
+static inline dcb_tensor *tu_plan(dcb_op *op, const dcb_tensor *x, void **ws, size_t *wsb) {
+    int yn;
+    int64_t ys[DCB_MAX_DIMS];
+    assert_ok(dcb_op_plan(op, x->ndim, x->shape, &yn, ys, wsb));
+    *ws = dcb_aligned_alloc(*wsb);
+    return dcb_tensor_new(yn, ys);
+}
+#define TU_LIKE(t) dcb_tensor_new((t)->ndim, (t)->shape) /* a new tensor of t's shape */
+
 #endif
