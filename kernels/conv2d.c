@@ -135,135 +135,70 @@ static const float *bias_of(const dcb_op *op) {
     return b ? b->data : NULL;
 }
 
-/* ------------------------------------------------------------------ naive */
-static dcb_status naive_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
-    (void)ws;
-    double t0 = dcb_now();
-    dcb_conv2d_naive(P(op), (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
-                     dcb_w(op, "weight")->data, bias_of(op), y->data, op->threads);
-    DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
-    return DCB_OK;
+/* One implementation per conv2d engine, generated from DCB_CONV_ENGINES:
+ * the engine's static-weight path behind the vtable. */
+#define ENGINE(op) ((op)->impl->engine)
+
+static dcb_status engine_check(dcb_op *op) {
+    char who[96];
+    return ENGINE(op)->check ? ENGINE(op)->check(P(op), dcb_op_who(op, who, sizeof who)) : DCB_OK;
 }
 
-static const dcb_impl_vt impl_naive = {
-    "naive", "direct loops with double accumulation: the oracle", NULL, NULL, NULL, naive_run, NULL, NULL};
-
-/* ----------------------------------------------------------------- im2col */
-static size_t im2col_ws(const dcb_op *op, const int64_t *x) {
-    return dcb_conv2d_im2col_ws(P(op), (int)x[0], (int)x[2], (int)x[3], op->threads);
-}
-
-static dcb_status im2col_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
-    dcb_conv2d_im2col(P(op), (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
-                      dcb_w(op, "weight")->data, bias_of(op), y->data, ws, op->threads, prof);
-    return DCB_OK;
-}
-
-static const dcb_impl_vt impl_im2col = {
-    "im2col", "im2col + CBLAS sgemm per image and group", NULL, im2col_ws, NULL, im2col_run, NULL, NULL};
-
-/* --------------------------------------------------------------- winograd */
-static int winograd_m(const dcb_op *op) { return strcmp(op->impl->name, "winograd_f2") == 0 ? 2 : 4; }
-
-static dcb_status winograd_check(dcb_op *op) {
-    const dcb_conv2d_p *p = P(op);
-    if (p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1)
-        return dcb_fail(DCB_UNSUPPORTED_PARAM,
-                        "conv2d/%s: needs a 3x3 kernel, stride 1 and dilation 1 (got %dx%d, stride=%d, dilation=%d)",
-                        op->impl->name, p->kh, p->kw, p->stride, p->dil);
-    return DCB_OK;
-}
-
-static dcb_status winograd_prepare(dcb_op *op) {
-    dcb_winograd_plan *pl = dcb_winograd_plan_new(P(op), winograd_m(op), dcb_w(op, "weight")->data);
-    if (!pl) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d/%s: out of memory for the kernel transform", op->impl->name);
-    op->state = pl;
-    return DCB_OK;
-}
-
-static void winograd_release(dcb_op *op) { dcb_winograd_plan_free(op->state); }
-
-static size_t winograd_ws(const dcb_op *op, const int64_t *x) {
-    if (!op->state) {  /* the size depends only on shapes: plan without weights */
-        dcb_winograd_plan *pl = dcb_winograd_plan_new(P(op), winograd_m(op), NULL);
-        size_t s = pl ? dcb_winograd_ws(pl, (int)x[0], (int)x[2], (int)x[3], op->threads) : 0;
-        dcb_winograd_plan_free(pl);
-        return s;
+static dcb_status engine_prepare(dcb_op *op) {
+    dcb_status st = dcb_engine_prepare(ENGINE(op), P(op), dcb_w(op, "weight")->data, &op->state);
+    if (st != DCB_OK) {
+        char who[96];
+        return dcb_fail(st, "%s: %s", dcb_op_who(op, who, sizeof who), dcb_last_error());
     }
-    return dcb_winograd_ws(op->state, (int)x[0], (int)x[2], (int)x[3], op->threads);
-}
-
-static dcb_status winograd_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
-    dcb_winograd_run(op->state, (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
-                     bias_of(op), y->data, ws, op->threads, prof);
     return DCB_OK;
 }
 
-/* Multiplications in the transformed domain: alpha^2 per tile instead of m^2*9. */
-static double winograd_executed(const dcb_op *op, const int64_t *x) {
-    const dcb_conv2d_p *p = P(op);
-    const int m = winograd_m(op), a = m + 2;
-    const double ho = x[2] + 2.0 * p->pad - 2, wo = x[3] + 2.0 * p->pad - 2;
-    const double tiles = ceil(ho / m) * ceil(wo / m);
-    return (double)x[0] * tiles * a * a * (p->cin / p->groups) * p->cout;
+static void engine_release(dcb_op *op) { dcb_engine_release(ENGINE(op), op->state); }
+
+static size_t engine_ws(const dcb_op *op, const int64_t *x) {
+    return ENGINE(op)->workspace ? ENGINE(op)->workspace(P(op), op->state, (int)x[0], (int)x[2], (int)x[3], op->threads)
+                                 : 0;
 }
 
-static const dcb_impl_vt impl_winograd = {
-    "winograd", "Winograd F(4x4,3x3): 3x3, stride 1, dilation 1", winograd_check, winograd_ws,
-    winograd_prepare, winograd_run, winograd_release, winograd_executed};
-static const dcb_impl_vt impl_winograd_f2 = {
-    "winograd_f2", "Winograd F(2x2,3x3): 3x3, stride 1, dilation 1", winograd_check, winograd_ws,
-    winograd_prepare, winograd_run, winograd_release, winograd_executed};
-
-/* ----------------------------------------------------------------- direct */
-static dcb_status direct_prepare(dcb_op *op) {
-    const size_t bytes = dcb_direct_wpack_bytes(P(op));
-    if (!bytes) return DCB_OK; /* depthwise reads the weights as they are */
-    float *wp = dcb_aligned_alloc(bytes);
-    if (!wp) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d/direct: out of memory for the packed weights (%zu bytes)", bytes);
-    dcb_direct_pack_weights(P(op), dcb_w(op, "weight")->data, wp);
-    op->state = wp;
+static dcb_status engine_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    ENGINE(op)->run(P(op), op->state, (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
+                    dcb_w(op, "weight")->data, bias_of(op), y->data, ws, op->threads, prof);
     return DCB_OK;
 }
 
-static void direct_release(dcb_op *op) { dcb_aligned_free(op->state); }
-
-static size_t direct_ws(const dcb_op *op, const int64_t *x) {
-    return dcb_direct_ws(P(op), (int)x[0], (int)x[2], (int)x[3], op->threads);
+static double engine_executed(const dcb_op *op, const int64_t *x) {
+    return dcb_engine_executed_macs(ENGINE(op), P(op), (int)x[0], (int)x[2], (int)x[3]);
 }
 
-static dcb_status direct_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
-    dcb_direct_run(P(op), (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data, dcb_w(op, "weight")->data,
-                   op->state, bias_of(op), y->data, ws, op->threads, prof);
-    return DCB_OK;
-}
-
-static const dcb_impl_vt impl_direct = {
-    "direct", "depthwise as direct loops, the rest as implicit GEMM with a packed AVX2 6x16 micro-kernel", NULL,
-    direct_ws, direct_prepare, direct_run, direct_release, NULL};
+#define CONV2D_IMPL(e)                                                                                              \
+    static const dcb_impl_vt impl_##e = {.name = #e, .engine = &dcb_engine_##e, .check = engine_check,              \
+                                         .workspace = engine_ws, .prepare = engine_prepare, .run = engine_run,      \
+                                         .release = engine_release, .executed_macs = engine_executed};
+DCB_CONV_ENGINES(CONV2D_IMPL)
+#undef CONV2D_IMPL
 
 #ifdef DCB_WITH_ONEDNN
 extern const dcb_impl_vt dcb_conv2d_onednn_impl;
 #endif
 
-static const dcb_impl_vt *const conv2d_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2,
-                                                   &impl_direct,
+#define CONV2D_REF(e) &impl_##e,
+static const dcb_impl_vt *const conv2d_impls[] = {DCB_CONV_ENGINES(CONV2D_REF)
 #ifdef DCB_WITH_ONEDNN
                                                    &dcb_conv2d_onednn_impl,
 #endif
 };
 
 const dcb_op_info dcb_conv2d_info = {
-    "conv2d",
-    "static 2-D convolution; grouped (ResNeXt) and depthwise (groups = cin) included",
-    conv2d_params,
-    (int)(sizeof conv2d_params / sizeof conv2d_params[0]),
-    conv2d_validate,
-    conv2d_weights,
-    conv2d_out_shape,
-    conv2d_cost,
-    conv2d_impls,
-    (int)(sizeof conv2d_impls / sizeof conv2d_impls[0]),
-    NULL,
-    NULL,
+    .name = "conv2d",
+    .doc = "static 2-D convolution; grouped (ResNeXt) and depthwise (groups = cin) included",
+    .params = conv2d_params,
+    .nparams = (int)(sizeof conv2d_params / sizeof conv2d_params[0]),
+    .validate = conv2d_validate,
+    .weights = conv2d_weights,
+    .out_shape = conv2d_out_shape,
+    .cost = conv2d_cost,
+    .impls = conv2d_impls,
+    .nimpls = (int)(sizeof conv2d_impls / sizeof conv2d_impls[0]),
+    .layout = DCB_INPUT_IMAGE,
+    .channels_param = "cin",
 };

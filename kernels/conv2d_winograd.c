@@ -1170,3 +1170,129 @@ void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, con
     (void)p, (void)m, (void)N, (void)H, (void)W, (void)x, (void)k, (void)y, (void)ws, (void)threads, (void)prof;
 #endif
 }
+
+/* ------------------------------------------------------- the engines
+ * winograd (F(4x4,3x3)) and winograd_f2 (F(2x2,3x3)): one implementation,
+ * two tile sizes. */
+static size_t wround(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
+
+static dcb_status wino_check(const dcb_conv2d_p *p, const char *who) {
+    if (p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1)
+        return dcb_fail(DCB_UNSUPPORTED_PARAM,
+                        "%s: needs a 3x3 kernel, stride 1 and dilation 1 (got %dx%d, stride=%d, dilation=%d)",
+                        who, p->kh, p->kw, p->stride, p->dil);
+    return DCB_OK;
+}
+
+static dcb_status wino_prepare(const dcb_conv2d_p *p, int m, const float *w, void **state) {
+    *state = dcb_winograd_plan_new(p, m, w);
+    return *state ? DCB_OK : dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the kernel transform");
+}
+
+static void wino_release(void *state) { dcb_winograd_plan_free(state); }
+
+static size_t wino_ws(const dcb_conv2d_p *p, int m, const void *state, int N, int H, int W, int threads) {
+    if (state) return dcb_winograd_ws(state, N, H, W, threads);
+    dcb_winograd_plan *pl = dcb_winograd_plan_new(p, m, NULL); /* the size depends on shapes only */
+    const size_t s = pl ? dcb_winograd_ws(pl, N, H, W, threads) : 0;
+    dcb_winograd_plan_free(pl);
+    return s;
+}
+
+static void wino_run(const void *state, int N, int H, int W, const float *x, const float *b, float *y, void *ws,
+                     int threads, dcb_profile *prof) {
+    dcb_winograd_run(state, N, H, W, x, b, y, ws, threads, prof);
+}
+
+/* A kernel that changes every call: into the fused path's panel layout (the
+ * float transform runs inside the GEMM loop), or, where that path does not
+ * apply, a plan built in the workspace. */
+static size_t wino_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, int threads) {
+    if (dcb_winograd_dyn_supported(p, m))
+        return wround(sizeof(float) * (dcb_winograd_bank_floats(p) + DCB_OVERREAD_FLOATS)) +
+               dcb_winograd_dyn_ws(p, m, N, H, W, threads);
+    return wround(dcb_winograd_plan_bytes(p, m)) + wround(wino_ws(p, m, NULL, N, H, W, threads));
+}
+
+static void wino_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x, const float *w,
+                         const float *b, float *y, void *ws, int threads, dcb_profile *prof) {
+    double t0 = dcb_now();
+    if (dcb_winograd_dyn_supported(p, m)) {
+        float *wp = ws;
+        dcb_winograd_bank_pack(p, w, wp);
+        memset(wp + dcb_winograd_bank_floats(p), 0, DCB_OVERREAD_FLOATS * sizeof(float));
+        DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
+        const dcb_wino_dyn k = {wp, NULL, NULL, b, 0, 1};
+        char *rest = (char *)ws + wround(sizeof(float) * (dcb_winograd_bank_floats(p) + DCB_OVERREAD_FLOATS));
+        dcb_winograd_dyn_run(p, m, N, H, W, x, &k, y, rest, threads, prof);
+        return;
+    }
+    dcb_winograd_plan *pl = dcb_winograd_plan_init(ws, p, m, w);
+    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, t0);
+    dcb_winograd_run(pl, N, H, W, x, b, y, (char *)ws + wround(dcb_winograd_plan_bytes(p, m)), threads, prof);
+}
+
+static void wino_bank_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x, const dcb_dyn_bank *k,
+                          float *y, void *ws, int threads, dcb_profile *prof) {
+    const dcb_wino_dyn d = {NULL, k->bank, k->r, k->b, k->E, 0};
+    dcb_winograd_dyn_run(p, m, N, H, W, x, &d, y, ws, threads, prof);
+}
+
+/* Multiplications in the transformed domain: (m+2)^2 per m x m tile. */
+static double wino_executed(const dcb_conv2d_p *p, int m, int N, int H, int W) {
+    const int a = m + 2;
+    const double ho = H + 2.0 * p->pad - 2, wo = W + 2.0 * p->pad - 2;
+    return (double)N * ceil(ho / m) * ceil(wo / m) * a * a * (p->cin / p->groups) * p->cout;
+}
+
+#define WINO_ENGINE(NAME, M, DOC, TOL)                                                                               \
+    static dcb_status NAME##_prepare(const dcb_conv2d_p *p, const float *w, void **state) {                          \
+        return wino_prepare(p, M, w, state);                                                                         \
+    }                                                                                                                \
+    static size_t NAME##_ws(const dcb_conv2d_p *p, const void *state, int N, int H, int W, int threads) {            \
+        return wino_ws(p, M, state, N, H, W, threads);                                                               \
+    }                                                                                                                \
+    static void NAME##_run(const dcb_conv2d_p *p, const void *state, int N, int H, int W, const float *x,            \
+                           const float *w, const float *b, float *y, void *ws, int threads, dcb_profile *prof) {      \
+        (void)p, (void)w;                                                                                            \
+        wino_run(state, N, H, W, x, b, y, ws, threads, prof);                                                        \
+    }                                                                                                                \
+    static size_t NAME##_dyn_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads) {                           \
+        return wino_dyn_ws(p, M, N, H, W, threads);                                                                  \
+    }                                                                                                                \
+    static void NAME##_dyn_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *w,           \
+                               const float *b, float *y, void *ws, int threads, dcb_profile *prof) {                 \
+        wino_dyn_run(p, M, N, H, W, x, w, b, y, ws, threads, prof);                                                  \
+    }                                                                                                                \
+    static int NAME##_bank_ok(const dcb_conv2d_p *p) { return dcb_winograd_dyn_supported(p, M); }                    \
+    static size_t NAME##_bank_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads) {                          \
+        return dcb_winograd_dyn_ws(p, M, N, H, W, threads);                                                          \
+    }                                                                                                                \
+    static void NAME##_bank_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const dcb_dyn_bank *k,   \
+                                float *y, void *ws, int threads, dcb_profile *prof) {                                \
+        wino_bank_run(p, M, N, H, W, x, k, y, ws, threads, prof);                                                    \
+    }                                                                                                                \
+    static double NAME##_executed(const dcb_conv2d_p *p, int N, int H, int W) {                                      \
+        return wino_executed(p, M, N, H, W);                                                                         \
+    }                                                                                                                \
+    const dcb_engine_desc dcb_engine_##NAME = {                                                                      \
+        .name = #NAME,                                                                                               \
+        .doc = DOC,                                                                                                  \
+        .tol = TOL,                                                                                                  \
+        .check = wino_check,                                                                                         \
+        .prepare = NAME##_prepare,                                                                                   \
+        .release = wino_release,                                                                                     \
+        .workspace = NAME##_ws,                                                                                      \
+        .run = NAME##_run,                                                                                           \
+        .dyn_workspace = NAME##_dyn_ws,                                                                              \
+        .dyn_run = NAME##_dyn_run,                                                                                   \
+        .bank_supported = NAME##_bank_ok,                                                                            \
+        .bank_floats = dcb_winograd_bank_floats,                                                                     \
+        .bank_pack = dcb_winograd_bank_pack,                                                                         \
+        .bank_workspace = NAME##_bank_ws,                                                                            \
+        .bank_run = NAME##_bank_run,                                                                                 \
+        .executed_macs = NAME##_executed,                                                                            \
+    };
+
+WINO_ENGINE(winograd, 4, "Winograd F(4x4,3x3): 3x3, stride 1, dilation 1", 5e-5)
+WINO_ENGINE(winograd_f2, 2, "Winograd F(2x2,3x3): 3x3, stride 1, dilation 1", 1e-5)

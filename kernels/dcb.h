@@ -2,7 +2,7 @@
  * dcb.h — public interface of libdcb, the kernel library of dcbench.
  *
  * Everything here is float32, C-contiguous, batch first, in the layouts of
- * ../shared/OPERATORS.md (images (N, C, H, W); conv weights (Cout, Cin/groups,
+ * docs/OPERATORS.md (images (N, C, H, W); conv weights (Cout, Cin/groups,
  * kh, kw)). Exported names start with dcb_.
  *
  * STATUS CODES
@@ -48,7 +48,7 @@
  *   loops along the output rows, every other conv as an implicit GEMM with
  *   its own packed AVX2 micro-kernel; runs every conv2d).
  *
- * COSTS (dcb_op_cost; see OPERATORS.md COSTS): for the whole input shape given
+ * COSTS (dcb_op_cost; see docs/OPERATORS.md COSTS): for the whole input shape given
  *   (multiply by N is already done); params do not depend on N.
  *   macs   multiply-accumulates (conv: kh*kw*(cin/groups)*cout*H'*W' per
  *          image, + cout*H'*W' with bias);
@@ -180,6 +180,20 @@ int dcb_impl_count(const char *op);                /* -1: unknown op */
 const char *dcb_impl_name(const char *op, int i);  /* NULL past the end */
 const dcb_param_spec *dcb_op_params(const char *op, int *count);
 
+/* What an operator takes as input: images (N, C, H, W) or sequences (N, T, C). */
+typedef enum dcb_input_layout { DCB_INPUT_IMAGE = 0, DCB_INPUT_SEQUENCE = 1 } dcb_input_layout;
+/* The layout of a registered operator; -1 for an unknown one. */
+int dcb_op_input_layout(const char *op);
+/* 1 when `key` names a size of the operator's input rather than a
+ * hyperparameter: N for every operator, H and W for images (not for
+ * localconv, whose H and W are hyperparameters), T for sequences. */
+int dcb_op_is_shape_key(const char *op, const char *key);
+/* The input shape of a created op for the sizes N, H, W (images) or N, T
+ * (sequences), with the channel count its hyperparameters give (and, for
+ * localconv, its own H and W). Returns ndim (4 or 3). */
+int dcb_op_input_shape(const dcb_op *op, int64_t N, int64_t H, int64_t W, int64_t T,
+                       int64_t shape[DCB_MAX_DIMS]);
+
 /* ---------------------------------------------------------- operator API */
 dcb_status dcb_op_create(const char *op, const char *impl,
                          const dcb_hparam *hp, int nhp, dcb_op **out);
@@ -189,8 +203,19 @@ const char *dcb_op_get_impl(const dcb_op *op);
 /* Value of a hyperparameter after defaults and derivation; NAN if unknown. */
 double dcb_op_get_param(const dcb_op *op, const char *name);
 int dcb_op_threads(const dcb_op *op);
+/* The implementation's identity as data: its conv2d engine ("winograd") and
+ * its strategy ("combine_then_conv"), NULL where it has none; its doc line;
+ * and the largest relative error against the operator's naive
+ * implementation (dcb_max_rel_err) that it promises. */
+const char *dcb_op_get_engine(const dcb_op *op);
+const char *dcb_op_get_strategy(const dcb_op *op);
+const char *dcb_op_get_impl_doc(const dcb_op *op);
+double dcb_op_tolerance(const dcb_op *op);
+/* How many plans the op has made (dcb_op_plan on a new shape or after new
+ * weights). dcb_op_run on the planned shape makes none. */
+uint64_t dcb_op_plan_count(const dcb_op *op);
 
-/* Weights, in OPERATORS.md's names and layouts. */
+/* Weights, in docs/OPERATORS.md's names and layouts. */
 int dcb_op_weight_count(const dcb_op *op);
 const char *dcb_op_weight_name(const dcb_op *op, int i);
 /* Expected shape of weight i (ndim returned). */

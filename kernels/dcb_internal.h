@@ -3,6 +3,7 @@
 #define DCB_INTERNAL_H
 
 #include "dcb.h"
+#include "registry.h"
 #include <math.h>
 #include <stdarg.h>
 
@@ -25,10 +26,22 @@ typedef struct dcb_weight_spec {
     int is_bias;            /* biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
 } dcb_weight_spec;
 
-/* One implementation: the vtable. */
+typedef struct dcb_engine_desc dcb_engine_desc;
+
+/* One implementation: the vtable. Its identity is data: the conv2d engine it
+ * runs on (NULL for implementations that have none) and the operator's own
+ * strategy (a name for listing, an operator-defined id for dispatch), so that
+ * nothing after create reads the name back. */
 typedef struct dcb_impl_vt {
     const char *name;
-    const char *doc;
+    const char *doc;            /* NULL: the engine's doc */
+    const dcb_engine_desc *engine;
+    const char *strategy;       /* e.g. "combine_then_conv"; NULL: none */
+    int strategy_id;            /* the operator's enum value for strategy */
+    /* Largest relative error against the operator's naive implementation
+     * that this implementation promises (dcb_op_tolerance): the larger of
+     * this and the engine's. */
+    double tol;
     /* Implementation-specific support check, after the operator validated the
      * hyperparameters: returns DCB_OK or DCB_UNSUPPORTED_PARAM with a message. */
     dcb_status (*check)(dcb_op *op);
@@ -42,9 +55,8 @@ typedef struct dcb_impl_vt {
     /* MACs this implementation performs; NULL: the operator's macs. */
     double (*executed_macs)(const dcb_op *op, const int64_t *x_shape);
     /* Optional shape-dependent setup after prepare (e.g. a oneDNN primitive
-     * for this input shape), so that run only executes. Called by
-     * dcb_op_plan once prepared and before every run; must be cheap when the
-     * shape has not changed. */
+     * for this input shape), so that run only executes. dcb_op_plan calls it
+     * when the input shape or the prepared state changed, never run. */
     dcb_status (*plan)(dcb_op *op, const int64_t *x_shape);
 } dcb_impl_vt;
 
@@ -69,6 +81,13 @@ typedef struct dcb_op_info {
      * kernels; routing: routing / attention weights. */
     dcb_status (*kernels)(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
     dcb_status (*routing)(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
+    /* The input the harness generates for a sweep point: images (N, C, H, W)
+     * or sequences (N, T, C), C being the hyperparameter channels_param;
+     * hw_are_params: H and W are hyperparameters (localconv's weights depend
+     * on the position), not free input sizes. */
+    dcb_input_layout layout;
+    const char *channels_param;
+    int hw_are_params;
 } dcb_op_info;
 
 struct dcb_op {
@@ -83,6 +102,13 @@ struct dcb_op {
     void *hp;                           /* operator's typed hyperparameters (owned) */
     void *state;                        /* implementation's prepared state */
     int prepared;
+    /* The plan of the last input shape (dcb_op_plan), valid while planned:
+     * run on the same shape does no planning. */
+    int planned;
+    int plan_ndim, plan_yndim;
+    int64_t plan_x[DCB_MAX_DIMS], plan_y[DCB_MAX_DIMS];
+    size_t plan_ws;
+    uint64_t plan_count;                /* plans made (tests: none in the timed loop) */
 };
 
 /* Lookup helpers for validate functions. */
@@ -197,23 +223,88 @@ size_t dcb_winograd_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, in
 void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x,
                           const dcb_wino_dyn *k, float *y, void *ws, int threads, dcb_profile *prof);
 
-/* ------------------------------------------------ conv engines, by name
- * The dynamic operators run their convolutions through these, so that every
- * strategy exists for every engine ("combine_then_conv/<engine>"). */
-typedef enum { DCB_ENGINE_NAIVE, DCB_ENGINE_IM2COL, DCB_ENGINE_WINOGRAD,
-               DCB_ENGINE_WINOGRAD_F2, DCB_ENGINE_DIRECT, DCB_ENGINE_COUNT } dcb_engine;
-extern const char *const dcb_engine_names[DCB_ENGINE_COUNT];
-/* Parses "naive" | "im2col" | "winograd" | "winograd_f2" | "direct"; -1 if unknown. */
-int dcb_engine_parse(const char *name);
-/* DCB_OK, or DCB_UNSUPPORTED_PARAM with a message naming `who` (e.g.
- * "condconv/combine_then_conv/winograd") when the engine cannot run p. */
-dcb_status dcb_engine_check(dcb_engine e, const dcb_conv2d_p *p, const char *who);
-/* Workspace for dcb_engine_conv on N images (Winograd includes room for its
- * kernel transform, done inside the call because the kernel is dynamic). */
-size_t dcb_engine_ws(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W, int threads);
-void dcb_engine_conv(dcb_engine e, const dcb_conv2d_p *p, int N, int H, int W,
-                     const float *x, const float *w, const float *b, float *y,
-                     void *ws, int threads, dcb_profile *prof);
+/* ------------------------------------------------------- conv2d engines
+ * An engine computes a conv2d (dcb_conv2d_p) on N images. registry.h lists
+ * them once (DCB_CONV_ENGINES); each engine's file defines its descriptor
+ * dcb_engine_<name>, and every operator built on an engine (conv2d, condconv,
+ * dyconv, weightnet, skconv, splat) generates one implementation per entry
+ * from that list, so a new engine is one file plus one list line.
+ *
+ * Two ways to use an engine:
+ *   static weights   prepare(p, w) once (packing, kernel transform) into an
+ *                    engine state, then workspace/run with that state;
+ *   kernels known only inside run (per-sample mixed kernels): dyn_workspace /
+ *                    dyn_run, which do any weight-side work per call.
+ * Optionally, an engine mixes a bank of E kernels per sample itself, fused
+ * with its own kernel-side work (bank_*): the dynamic operators use it when
+ * bank_supported says so, else they mix with a GEMM and call dyn_run. */
+typedef struct dcb_dyn_bank {
+    const float *bank;   /* E kernels, each bank_floats long, in the engine's layout */
+    const float *r;      /* (N, E) mixing weights */
+    const float *b;      /* (N, cout) per-sample bias, or NULL */
+    int E;
+} dcb_dyn_bank;
+
+struct dcb_engine_desc {
+    const char *name;
+    const char *doc;
+    /* The relative error against naive that the engine promises (tests). */
+    double tol;
+    /* DCB_OK, or DCB_UNSUPPORTED_PARAM with a message naming `who` (e.g.
+     * "condconv/combine_then_conv/winograd"); NULL: runs every conv2d. */
+    dcb_status (*check)(const dcb_conv2d_p *p, const char *who);
+    /* Static weights. prepare may leave *state NULL (nothing to prepare);
+     * prepare == NULL likewise. workspace may be given state NULL (the size
+     * then comes from the shapes alone). */
+    dcb_status (*prepare)(const dcb_conv2d_p *p, const float *w, void **state);
+    void (*release)(void *state);
+    size_t (*workspace)(const dcb_conv2d_p *p, const void *state, int N, int H, int W, int threads);
+    void (*run)(const dcb_conv2d_p *p, const void *state, int N, int H, int W, const float *x,
+                const float *w, const float *b, float *y, void *ws, int threads, dcb_profile *prof);
+    /* A kernel that changes every call (w as conv2d's weight). */
+    size_t (*dyn_workspace)(const dcb_conv2d_p *p, int N, int H, int W, int threads);
+    void (*dyn_run)(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *w,
+                    const float *b, float *y, void *ws, int threads, dcb_profile *prof);
+    /* Optional fused bank mixing (all NULL when the engine has none). The
+     * packed bank needs DCB_OVERREAD_FLOATS of room past its end. */
+    int (*bank_supported)(const dcb_conv2d_p *p);
+    size_t (*bank_floats)(const dcb_conv2d_p *p);
+    void (*bank_pack)(const dcb_conv2d_p *p, const float *w, float *out);
+    size_t (*bank_workspace)(const dcb_conv2d_p *p, int N, int H, int W, int threads);
+    void (*bank_run)(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const dcb_dyn_bank *k,
+                     float *y, void *ws, int threads, dcb_profile *prof);
+    /* Multiplications it performs for N images; NULL: the direct count
+     * kh*kw*(cin/groups)*cout*H'*W' (+ cout*H'*W' with bias). */
+    double (*executed_macs)(const dcb_conv2d_p *p, int N, int H, int W);
+};
+
+/* Floats that vector loads may read past the end of a packed panel buffer:
+ * such buffers are allocated with this much zeroed room. */
+#define DCB_OVERREAD_FLOATS 8
+
+#define DCB_ENGINE_DECLARE(e) extern const dcb_engine_desc dcb_engine_##e;
+DCB_CONV_ENGINES(DCB_ENGINE_DECLARE)
+#undef DCB_ENGINE_DECLARE
+#define DCB_ENGINE_ENUM(e) DCB_ENGINE_##e,
+typedef enum { DCB_CONV_ENGINES(DCB_ENGINE_ENUM) DCB_ENGINE_COUNT } dcb_engine_id;
+#undef DCB_ENGINE_ENUM
+/* Every engine, in list order. */
+extern const dcb_engine_desc *const dcb_engines[DCB_ENGINE_COUNT];
+
+/* The direct MAC count of conv p on N images (what naive and im2col do). */
+double dcb_conv2d_direct_macs(const dcb_conv2d_p *p, int N, int H, int W);
+/* What engine e performs on N images. */
+double dcb_engine_executed_macs(const dcb_engine_desc *e, const dcb_conv2d_p *p, int N, int H, int W);
+/* What engine e performs beyond the direct count of the products (Winograd:
+ * a^2 per tile instead of 9 per output; 0 for direct-count engines): an
+ * operator's executed MACs are its macs plus this for each of its convs. */
+double dcb_engine_extra_macs(const dcb_engine_desc *e, const dcb_conv2d_p *p, int N, int H, int W);
+/* Engine-state helpers for operators that convolve with static weights:
+ * prepare (a missing hook is no state), release (NULL-safe). */
+dcb_status dcb_engine_prepare(const dcb_engine_desc *e, const dcb_conv2d_p *p, const float *w, void **state);
+void dcb_engine_release(const dcb_engine_desc *e, void *state);
+/* "op/impl" of an op, for messages. */
+const char *dcb_op_who(const dcb_op *op, char *buf, size_t len);
 
 /* ----------------------------------------------- small dense building blocks */
 /* out (N, C) = mean over H*W of x (N, C, HW). */

@@ -203,10 +203,7 @@ static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *p
 static size_t al(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
 
 enum { S_ALL, S_GATHER, S_SORTED };
-static int strategy(const dcb_op *op) {
-    if (strcmp(op->impl->name, "all_regions") == 0) return S_ALL;
-    return strcmp(op->impl->name, "gather") == 0 ? S_GATHER : S_SORTED;
-}
+static int strategy(const dcb_op *op) { return op->impl->strategy_id; }
 
 typedef struct drc_ws {
     size_t rows, F, mask, pooled, S, K, extra, idx, cnt, B, total;
@@ -362,14 +359,33 @@ static double all_regions_executed(const dcb_op *op, const int64_t *x) {
 }
 
 static const dcb_impl_vt impl_all = {
-    "all_regions", "every region's output (m convs as one sgemm), then a per-pixel select: m times the conv work",
-    NULL, drc_workspace, NULL, drc_run, NULL, all_regions_executed};
+    .name = "all_regions",
+    .doc = "every region's output (m convs as one sgemm), then a per-pixel select: m times the conv work",
+    .strategy = "all_regions",
+    .strategy_id = S_ALL,
+    .tol = 2e-06,
+    .workspace = drc_workspace,
+    .run = drc_run,
+    .executed_macs = all_regions_executed,
+};
 static const dcb_impl_vt impl_gather = {
-    "gather", "per output pixel, its im2col row times its region's kernel: static-conv work", NULL, drc_workspace,
-    NULL, drc_run, NULL, NULL};
+    .name = "gather",
+    .doc = "per output pixel, its im2col row times its region's kernel: static-conv work",
+    .strategy = "gather",
+    .strategy_id = S_GATHER,
+    .tol = 2e-06,
+    .workspace = drc_workspace,
+    .run = drc_run,
+};
 static const dcb_impl_vt impl_sorted = {
-    "region_sorted", "pixels bucketed by region, each bucket's rows gathered and one sgemm per region", NULL,
-    drc_workspace, NULL, drc_run, NULL, NULL};
+    .name = "region_sorted",
+    .doc = "pixels bucketed by region, each bucket's rows gathered and one sgemm per region",
+    .strategy = "region_sorted",
+    .strategy_id = S_SORTED,
+    .tol = 2e-06,
+    .workspace = drc_workspace,
+    .run = drc_run,
+};
 static const dcb_impl_vt *const drc_impls[] = {&impl_all, &impl_gather, &impl_sorted};
 
 /* ------------------------------------------------------------------ hooks */
@@ -424,16 +440,18 @@ static dcb_status drc_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out)
 }
 
 const dcb_op_info dcb_drconv_info = {
-    "drconv",
-    "Dynamic Region-Aware Convolution (Chen et al. 2021, paper form): per-pixel region kernels from a guide argmax",
-    drc_params,
-    (int)(sizeof drc_params / sizeof drc_params[0]),
-    drc_validate,
-    drc_weights,
-    drc_out_shape,
-    drc_cost,
-    drc_impls,
-    (int)(sizeof drc_impls / sizeof drc_impls[0]),
-    drc_kernels,
-    drc_routing,
+    .name = "drconv",
+    .doc = "Dynamic Region-Aware Convolution (Chen et al. 2021, paper form): per-pixel region kernels from a guide argmax",
+    .params = drc_params,
+    .nparams = (int)(sizeof drc_params / sizeof drc_params[0]),
+    .validate = drc_validate,
+    .weights = drc_weights,
+    .out_shape = drc_out_shape,
+    .cost = drc_cost,
+    .impls = drc_impls,
+    .nimpls = (int)(sizeof drc_impls / sizeof drc_impls[0]),
+    .kernels = drc_kernels,
+    .routing = drc_routing,
+    .layout = DCB_INPUT_IMAGE,
+    .channels_param = "cin",
 };

@@ -85,7 +85,7 @@ static long fused_rows(long NT, int threads) {
 
 static size_t dynconv1d_ws(const dcb_op *op, const int64_t *x) {
     const int N = (int)x[0], T = (int)x[1];
-    const dcb_seq_strategy s = dcb_seqconv_parse(op->impl->name);
+    const dcb_seq_strategy s = (dcb_seq_strategy)op->impl->strategy_id;
     if (s == DCB_SEQ_DIRECT) {
         const size_t b = sizeof(float) * (size_t)fused_rows((long)N * T, op->threads) * P(op)->H * P(op)->K;
         return (size_t)op->threads * ((b + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN);
@@ -190,7 +190,7 @@ static void predict_naive(const dcb_op *op, const float *x, long NT, float *k) {
 static dcb_status dynconv1d_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
     const dcb_seqconv_p *p = P(op);
     const int N = (int)x->shape[0], T = (int)x->shape[1];
-    const dcb_seq_strategy s = dcb_seqconv_parse(op->impl->name);
+    const dcb_seq_strategy s = (dcb_seq_strategy)op->impl->strategy_id;
     float *k = ws;
     if (s == DCB_SEQ_DIRECT) {
         run_fused(op, x->data, N, T, ws, y->data, prof);
@@ -245,28 +245,61 @@ static dcb_status dynconv1d_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor 
                     "come from dcb_op_kernels");
 }
 
-static const dcb_impl_vt dc_naive = {"naive", "double-precision kernel prediction and direct loops: the oracle",
-                                     NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, NULL};
-static const dcb_impl_vt dc_unfold = {"unfold", "sgemm kernel prediction; K-wide windows (N, T, C, K), products",
-                                      NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, NULL};
-static const dcb_impl_vt dc_band = {"band", "sgemm kernel prediction; T x T band matrix per (n, head), sgemm",
-                                    NULL, dynconv1d_ws, NULL, dynconv1d_run, NULL, dynconv1d_band_executed};
-static const dcb_impl_vt dc_direct = {"direct", "per 256-row block: sgemm kernel prediction, softmax, AVX2 direct conv",
-                                      NULL, dynconv1d_ws, direct_prepare, dynconv1d_run, direct_release, NULL};
+static const dcb_impl_vt dc_naive = {
+    .name = "naive",
+    .doc = "double-precision kernel prediction and direct loops: the oracle",
+    .strategy = "naive",
+    .strategy_id = DCB_SEQ_NAIVE,
+    .tol = 1e-06,
+    .workspace = dynconv1d_ws,
+    .run = dynconv1d_run,
+};
+static const dcb_impl_vt dc_unfold = {
+    .name = "unfold",
+    .doc = "sgemm kernel prediction; K-wide windows (N, T, C, K), products",
+    .strategy = "unfold",
+    .strategy_id = DCB_SEQ_UNFOLD,
+    .tol = 5e-06,
+    .workspace = dynconv1d_ws,
+    .run = dynconv1d_run,
+};
+static const dcb_impl_vt dc_band = {
+    .name = "band",
+    .doc = "sgemm kernel prediction; T x T band matrix per (n, head), sgemm",
+    .strategy = "band",
+    .strategy_id = DCB_SEQ_BAND,
+    .tol = 5e-06,
+    .workspace = dynconv1d_ws,
+    .run = dynconv1d_run,
+    .executed_macs = dynconv1d_band_executed,
+};
+static const dcb_impl_vt dc_direct = {
+    .name = "direct",
+    .doc = "per 256-row block: sgemm kernel prediction, softmax, AVX2 direct conv",
+    .strategy = "direct",
+    .strategy_id = DCB_SEQ_DIRECT,
+    .tol = 5e-06,
+    .workspace = dynconv1d_ws,
+    .prepare = direct_prepare,
+    .run = dynconv1d_run,
+    .release = direct_release,
+};
 
 static const dcb_impl_vt *const dynconv1d_impls[] = {&dc_naive, &dc_unfold, &dc_band, &dc_direct};
 
 const dcb_op_info dcb_dynconv1d_info = {
-    "dynconv1d",
-    "DynamicConv: lightconv with a (heads, K) kernel predicted per time step by a linear layer",
-    dynconv1d_params,
-    (int)(sizeof dynconv1d_params / sizeof dynconv1d_params[0]),
-    dynconv1d_validate,
-    dynconv1d_weights,
-    dynconv1d_out_shape,
-    dynconv1d_cost,
-    dynconv1d_impls,
-    (int)(sizeof dynconv1d_impls / sizeof dynconv1d_impls[0]),
-    dynconv1d_kernels,
-    dynconv1d_routing,
+    .name = "dynconv1d",
+    .doc = "DynamicConv: lightconv with a (heads, K) kernel predicted per time step by a linear layer",
+    .params = dynconv1d_params,
+    .nparams = (int)(sizeof dynconv1d_params / sizeof dynconv1d_params[0]),
+    .validate = dynconv1d_validate,
+    .weights = dynconv1d_weights,
+    .out_shape = dynconv1d_out_shape,
+    .cost = dynconv1d_cost,
+    .impls = dynconv1d_impls,
+    .nimpls = (int)(sizeof dynconv1d_impls / sizeof dynconv1d_impls[0]),
+    .kernels = dynconv1d_kernels,
+    .routing = dynconv1d_routing,
+    .layout = DCB_INPUT_SEQUENCE,
+    .channels_param = "channels",
 };

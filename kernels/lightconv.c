@@ -65,13 +65,6 @@ dcb_status dcb_seqconv_out_shape(const char *opname, const dcb_seqconv_p *p, int
     return DCB_OK;
 }
 
-int dcb_seqconv_parse(const char *impl) {
-    static const char *const names[DCB_SEQ_COUNT] = {"naive", "unfold", "band", "direct"};
-    for (int i = 0; i < DCB_SEQ_COUNT; i++)
-        if (strcmp(impl, names[i]) == 0) return i;
-    return -1;
-}
-
 size_t dcb_seqconv_ws(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T) {
     if (s == DCB_SEQ_UNFOLD) return sizeof(float) * (size_t)N * T * p->C * p->K;
     if (s == DCB_SEQ_BAND) return sizeof(float) * (size_t)T * T;
@@ -457,12 +450,12 @@ static dcb_status lightconv_prepare(dcb_op *op) {
 static void lightconv_release(dcb_op *op) { free(op->state); }
 
 static size_t lightconv_ws(const dcb_op *op, const int64_t *x) {
-    return dcb_seqconv_ws(dcb_seqconv_parse(op->impl->name), P(op), (int)x[0], (int)x[1]);
+    return dcb_seqconv_ws((dcb_seq_strategy)op->impl->strategy_id, P(op), (int)x[0], (int)x[1]);
 }
 
 static dcb_status lightconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
     const dcb_tensor *b = dcb_w(op, "bias");
-    dcb_seqconv_run(dcb_seqconv_parse(op->impl->name), P(op), (int)x->shape[0], (int)x->shape[1], x->data,
+    dcb_seqconv_run((dcb_seq_strategy)op->impl->strategy_id, P(op), (int)x->shape[0], (int)x->shape[1], x->data,
                     op->state, 0, b ? b->data : NULL, y->data, ws, op->threads, prof);
     return DCB_OK;
 }
@@ -474,31 +467,65 @@ static double lightconv_band_executed(const dcb_op *op, const int64_t *x) {
     return N * (T * T * p->C + (p->bias ? T * p->C : 0));
 }
 
-static const dcb_impl_vt lc_naive = {"naive", "direct loops with double accumulation: the oracle", NULL,
-                                     lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release, NULL};
-static const dcb_impl_vt lc_unfold = {"unfold", "K-wide windows (N, T, C, K) in the workspace, then products",
-                                      NULL, lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release,
-                                      NULL};
-static const dcb_impl_vt lc_band = {"band", "T x T band matrix per (n, head), one sgemm each (O(T^2))", NULL,
-                                    lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release,
-                                    lightconv_band_executed};
-static const dcb_impl_vt lc_direct = {"direct", "no materialisation, vectorised over each head's channels",
-                                      NULL, lightconv_ws, lightconv_prepare, lightconv_run, lightconv_release,
-                                      NULL};
+static const dcb_impl_vt lc_naive = {
+    .name = "naive",
+    .doc = "direct loops with double accumulation: the oracle",
+    .strategy = "naive",
+    .strategy_id = DCB_SEQ_NAIVE,
+    .tol = 1e-06,
+    .workspace = lightconv_ws,
+    .prepare = lightconv_prepare,
+    .run = lightconv_run,
+    .release = lightconv_release,
+};
+static const dcb_impl_vt lc_unfold = {
+    .name = "unfold",
+    .doc = "K-wide windows (N, T, C, K) in the workspace, then products",
+    .strategy = "unfold",
+    .strategy_id = DCB_SEQ_UNFOLD,
+    .tol = 2e-06,
+    .workspace = lightconv_ws,
+    .prepare = lightconv_prepare,
+    .run = lightconv_run,
+    .release = lightconv_release,
+};
+static const dcb_impl_vt lc_band = {
+    .name = "band",
+    .doc = "T x T band matrix per (n, head), one sgemm each (O(T^2))",
+    .strategy = "band",
+    .strategy_id = DCB_SEQ_BAND,
+    .tol = 2e-06,
+    .workspace = lightconv_ws,
+    .prepare = lightconv_prepare,
+    .run = lightconv_run,
+    .release = lightconv_release,
+    .executed_macs = lightconv_band_executed,
+};
+static const dcb_impl_vt lc_direct = {
+    .name = "direct",
+    .doc = "no materialisation, vectorised over each head's channels",
+    .strategy = "direct",
+    .strategy_id = DCB_SEQ_DIRECT,
+    .tol = 2e-06,
+    .workspace = lightconv_ws,
+    .prepare = lightconv_prepare,
+    .run = lightconv_run,
+    .release = lightconv_release,
+};
 
 static const dcb_impl_vt *const lightconv_impls[] = {&lc_naive, &lc_unfold, &lc_band, &lc_direct};
 
 const dcb_op_info dcb_lightconv_info = {
-    "lightconv",
-    "LightConv: depthwise 1-D conv over (N, T, C) with a softmax-normalised kernel shared per head",
-    lightconv_params,
-    (int)(sizeof lightconv_params / sizeof lightconv_params[0]),
-    lightconv_validate,
-    lightconv_weights,
-    lightconv_out_shape,
-    lightconv_cost,
-    lightconv_impls,
-    (int)(sizeof lightconv_impls / sizeof lightconv_impls[0]),
-    NULL,
-    NULL,
+    .name = "lightconv",
+    .doc = "LightConv: depthwise 1-D conv over (N, T, C) with a softmax-normalised kernel shared per head",
+    .params = lightconv_params,
+    .nparams = (int)(sizeof lightconv_params / sizeof lightconv_params[0]),
+    .validate = lightconv_validate,
+    .weights = lightconv_weights,
+    .out_shape = lightconv_out_shape,
+    .cost = lightconv_cost,
+    .impls = lightconv_impls,
+    .nimpls = (int)(sizeof lightconv_impls / sizeof lightconv_impls[0]),
+    .layout = DCB_INPUT_SEQUENCE,
+    .channels_param = "channels",
 };

@@ -29,8 +29,6 @@ dcb_status dcb_seqconv_read_params(dcb_op *op, const char *opname, dcb_seqconv_p
 /* x must be (N, T, C) with C = channels; y has the same shape. */
 dcb_status dcb_seqconv_out_shape(const char *opname, const dcb_seqconv_p *p, int ndim,
                                  const int64_t *x, int *yn, int64_t *y);
-/* The strategy an implementation name denotes; -1 if none. */
-int dcb_seqconv_parse(const char *impl);
 /* Workspace bytes of one strategy (0 for naive and direct). */
 size_t dcb_seqconv_ws(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T);
 /* y[n,t,c] = bias[c] + sum_j k(n,t)[h(c), j] * x[n, t + j - left_pad, c] with

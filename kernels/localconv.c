@@ -142,7 +142,11 @@ static dcb_status naive_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
 }
 
 static const dcb_impl_vt impl_naive = {
-    "naive", "direct loops with double accumulation: the oracle", NULL, NULL, NULL, naive_run, NULL, NULL};
+    .name = "naive",
+    .doc = "direct loops with double accumulation: the oracle",
+    .tol = 1e-06,
+    .run = naive_run,
+};
 
 /* ----------------------------------------------------------------- im2col
  * One small GEMM per output position, batched over N: the (N, cin*kh*kw)
@@ -220,22 +224,27 @@ static dcb_status im2col_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
 }
 
 static const dcb_impl_vt impl_im2col = {
-    "im2col", "per output position: gather the (N, cin*kh*kw) patches, one sgemm with that position's kernel",
-    NULL, im2col_ws, NULL, im2col_run, NULL, NULL};
+    .name = "im2col",
+    .doc = "per output position: gather the (N, cin*kh*kw) patches, one sgemm with that position's kernel",
+    .tol = 2e-06,
+    .workspace = im2col_ws,
+    .run = im2col_run,
+};
 
 static const dcb_impl_vt *const localconv_impls[] = {&impl_naive, &impl_im2col};
 
 const dcb_op_info dcb_localconv_info = {
-    "localconv",
-    "unshared (locally connected) convolution: one kernel per output position",
-    localconv_params,
-    (int)(sizeof localconv_params / sizeof localconv_params[0]),
-    localconv_validate,
-    localconv_weights,
-    localconv_out_shape,
-    localconv_cost,
-    localconv_impls,
-    (int)(sizeof localconv_impls / sizeof localconv_impls[0]),
-    NULL,
-    NULL,
+    .name = "localconv",
+    .doc = "unshared (locally connected) convolution: one kernel per output position",
+    .params = localconv_params,
+    .nparams = (int)(sizeof localconv_params / sizeof localconv_params[0]),
+    .validate = localconv_validate,
+    .weights = localconv_weights,
+    .out_shape = localconv_out_shape,
+    .cost = localconv_cost,
+    .impls = localconv_impls,
+    .nimpls = (int)(sizeof localconv_impls / sizeof localconv_impls[0]),
+    .layout = DCB_INPUT_IMAGE,
+    .channels_param = "cin",
+    .hw_are_params = 1,
 };

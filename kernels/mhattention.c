@@ -224,24 +224,35 @@ static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
     return DCB_OK;
 }
 
-static const dcb_impl_vt mha_naive = {"naive", "double precision, masked scores skipped: the oracle", NULL,
-                                      naive_ws, NULL, naive_run, NULL, naive_executed};
-static const dcb_impl_vt mha_gemm = {"gemm", "sgemm projections, QK^T and PV per (n, head); row softmax", NULL,
-                                     gemm_ws, NULL, gemm_run, NULL, NULL};
+static const dcb_impl_vt mha_naive = {
+    .name = "naive",
+    .doc = "double precision, masked scores skipped: the oracle",
+    .tol = 1e-06,
+    .workspace = naive_ws,
+    .run = naive_run,
+    .executed_macs = naive_executed,
+};
+static const dcb_impl_vt mha_gemm = {
+    .name = "gemm",
+    .doc = "sgemm projections, QK^T and PV per (n, head); row softmax",
+    .tol = 3e-06,
+    .workspace = gemm_ws,
+    .run = gemm_run,
+};
 
 static const dcb_impl_vt *const mha_impls[] = {&mha_naive, &mha_gemm};
 
 const dcb_op_info dcb_mhattention_info = {
-    "mhattention",
-    "multi-head self-attention (nn.MultiheadAttention layout) over (N, T, C), optionally causal",
-    mha_params,
-    (int)(sizeof mha_params / sizeof mha_params[0]),
-    mha_validate,
-    mha_weights,
-    mha_out_shape,
-    mha_cost,
-    mha_impls,
-    (int)(sizeof mha_impls / sizeof mha_impls[0]),
-    NULL,
-    NULL,
+    .name = "mhattention",
+    .doc = "multi-head self-attention (nn.MultiheadAttention layout) over (N, T, C), optionally causal",
+    .params = mha_params,
+    .nparams = (int)(sizeof mha_params / sizeof mha_params[0]),
+    .validate = mha_validate,
+    .weights = mha_weights,
+    .out_shape = mha_out_shape,
+    .cost = mha_cost,
+    .impls = mha_impls,
+    .nimpls = (int)(sizeof mha_impls / sizeof mha_impls[0]),
+    .layout = DCB_INPUT_SEQUENCE,
+    .channels_param = "channels",
 };

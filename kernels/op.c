@@ -51,6 +51,32 @@ const dcb_param_spec *dcb_op_params(const char *op, int *count) {
     return info ? info->params : NULL;
 }
 
+int dcb_op_input_layout(const char *op) {
+    const dcb_op_info *info = find_op(op);
+    return info ? (int)info->layout : -1;
+}
+
+int dcb_op_is_shape_key(const char *op, const char *key) {
+    const dcb_op_info *info = find_op(op);
+    if (!info || !key) return 0;
+    if (!strcmp(key, "N")) return 1;
+    if (info->layout == DCB_INPUT_SEQUENCE) return !strcmp(key, "T");
+    return (!strcmp(key, "H") || !strcmp(key, "W")) && !info->hw_are_params;
+}
+
+int dcb_op_input_shape(const dcb_op *op, int64_t N, int64_t H, int64_t W, int64_t T, int64_t shape[DCB_MAX_DIMS]) {
+    const dcb_op_info *info = op->info;
+    const double c = dcb_pv(op, info->channels_param);
+    const int64_t C = c >= 1 ? (int64_t)c : 1;
+    if (info->layout == DCB_INPUT_SEQUENCE) {
+        shape[0] = N, shape[1] = T, shape[2] = C;
+        return 3;
+    }
+    if (info->hw_are_params) H = (int64_t)dcb_pv(op, "H"), W = (int64_t)dcb_pv(op, "W");
+    shape[0] = N, shape[1] = C, shape[2] = H, shape[3] = W;
+    return 4;
+}
+
 /* "a, b, c" of every registered op (or impl of one op). */
 static void list_names(char *buf, size_t len, const dcb_op_info *info) {
     size_t o = 0;
@@ -104,6 +130,7 @@ static void release_state(dcb_op *op) {
     if (op->prepared && op->impl->release) op->impl->release(op);
     op->state = NULL;
     op->prepared = 0;
+    op->planned = 0;  /* the workspace and an impl's plan may depend on the state */
 }
 
 void dcb_op_destroy(dcb_op *op) {
@@ -213,6 +240,21 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
 
 const char *dcb_op_get_name(const dcb_op *op) { return op->info->name; }
 const char *dcb_op_get_impl(const dcb_op *op) { return op->impl->name; }
+const char *dcb_op_get_engine(const dcb_op *op) { return op->impl->engine ? op->impl->engine->name : NULL; }
+const char *dcb_op_get_strategy(const dcb_op *op) { return op->impl->strategy; }
+const char *dcb_op_get_impl_doc(const dcb_op *op) {
+    return op->impl->doc ? op->impl->doc : op->impl->engine ? op->impl->engine->doc : "";
+}
+double dcb_op_tolerance(const dcb_op *op) {
+    const double e = op->impl->engine ? op->impl->engine->tol : 0;
+    return op->impl->tol > e ? op->impl->tol : e;
+}
+uint64_t dcb_op_plan_count(const dcb_op *op) { return op->plan_count; }
+
+const char *dcb_op_who(const dcb_op *op, char *buf, size_t len) {
+    snprintf(buf, len, "%s/%s", op->info->name, op->impl->name);
+    return buf;
+}
 int dcb_op_threads(const dcb_op *op) { return op->threads; }
 
 double dcb_op_get_param(const dcb_op *op, const char *name) {
@@ -329,41 +371,66 @@ dcb_status dcb_op_prepare(dcb_op *op) {
     return DCB_OK;
 }
 
-dcb_status dcb_op_plan(dcb_op *op, int ndim, const int64_t *x_shape, int *y_ndim,
-                       int64_t y_shape[DCB_MAX_DIMS], size_t *workspace_bytes) {
-    if (!op || !x_shape) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_plan: NULL argument");
+/* The plan of the last shape is kept (XNNPACK's reshape/setup/run): a run
+ * or plan on the same shape with the same prepared state reuses it. */
+static int plan_is_current(const dcb_op *op, int ndim, const int64_t *x) {
+    if (!op->planned || op->plan_ndim != ndim) return 0;
+    for (int d = 0; d < ndim; d++)
+        if (op->plan_x[d] != x[d]) return 0;
+    return 1;
+}
+
+static dcb_status make_plan(dcb_op *op, int ndim, const int64_t *x_shape) {
+    if (ndim < 0 || ndim > DCB_MAX_DIMS)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input has %d dimensions", op->info->name, ndim);
+    if (plan_is_current(op, ndim, x_shape)) return DCB_OK;
+    op->planned = 0;
     int yn = 0;
     int64_t ys[DCB_MAX_DIMS] = {0};
     dcb_status st = op->info->out_shape(op, ndim, x_shape, &yn, ys);
     if (st != DCB_OK) return st;
-    if (y_ndim) *y_ndim = yn;
-    if (y_shape) memcpy(y_shape, ys, sizeof ys);
-    if (workspace_bytes) *workspace_bytes = op->impl->workspace ? op->impl->workspace(op, x_shape) : 0;
-    if (op->prepared && op->impl->plan) return op->impl->plan(op, x_shape);
+    const size_t ws = op->impl->workspace ? op->impl->workspace(op, x_shape) : 0;
+    if (op->prepared && op->impl->plan && (st = op->impl->plan(op, x_shape)) != DCB_OK) return st;
+    op->plan_ndim = ndim;
+    memcpy(op->plan_x, x_shape, sizeof(int64_t) * (size_t)ndim);
+    op->plan_yndim = yn;
+    memcpy(op->plan_y, ys, sizeof ys);
+    op->plan_ws = ws;
+    op->plan_count++;
+    /* an impl's own plan needs the prepared state: an unprepared op's plan is
+     * made again once prepared */
+    op->planned = op->prepared || !op->impl->plan;
+    return DCB_OK;
+}
+
+dcb_status dcb_op_plan(dcb_op *op, int ndim, const int64_t *x_shape, int *y_ndim,
+                       int64_t y_shape[DCB_MAX_DIMS], size_t *workspace_bytes) {
+    if (!op || !x_shape) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_plan: NULL argument");
+    dcb_status st = make_plan(op, ndim, x_shape);
+    if (st != DCB_OK) return st;
+    if (y_ndim) *y_ndim = op->plan_yndim;
+    if (y_shape) memcpy(y_shape, op->plan_y, sizeof(int64_t) * DCB_MAX_DIMS);
+    if (workspace_bytes) *workspace_bytes = op->plan_ws;
     return DCB_OK;
 }
 
 dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
     if (!op || !x || !y) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_run: NULL argument");
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    size_t wsb;
-    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
+    dcb_status st = make_plan(op, x->ndim, x->shape);
     if (st != DCB_OK) return st;
-    if (!dcb_shape_equal(y, yn, ys)) {
+    if (!op->prepared) {  /* preparing drops the plan: make it again with the state */
+        if ((st = dcb_op_prepare(op)) != DCB_OK) return st;
+        if ((st = make_plan(op, x->ndim, x->shape)) != DCB_OK) return st;
+    }
+    if (!dcb_shape_equal(y, op->plan_yndim, op->plan_y)) {
         char e[128], g[128];
-        dcb_shape_str(yn, ys, e, sizeof e);
+        dcb_shape_str(op->plan_yndim, op->plan_y, e, sizeof e);
         dcb_shape_str(y->ndim, y->shape, g, sizeof g);
         return dcb_fail(DCB_INVALID_SHAPE, "%s: output y has shape %s, expected %s", op->info->name, g, e);
     }
-    if (wsb && !ws)
+    if (op->plan_ws && !ws)
         return dcb_fail(DCB_INVALID_ARGUMENT, "%s/%s: needs a workspace of %zu bytes, got NULL",
-                        op->info->name, op->impl->name, wsb);
-    if (!op->prepared) {
-        st = dcb_op_prepare(op);
-        if (st == DCB_OK && op->impl->plan) st = op->impl->plan(op, x->shape);
-        if (st != DCB_OK) return st;
-    }
+                        op->info->name, op->impl->name, op->plan_ws);
     return op->impl->run(op, x, y, ws, prof);
 }
 

@@ -137,21 +137,28 @@ static dcb_status se_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) 
 }
 
 static const dcb_impl_vt se_naive = {
-    "naive", "gap, two FCs via sgemm, sigmoid, channel scaling", NULL, se_ws, NULL, se_run, NULL, NULL};
+    .name = "naive",
+    .doc = "gap, two FCs via sgemm, sigmoid, channel scaling",
+    .tol = 2e-06,
+    .workspace = se_ws,
+    .run = se_run,
+};
 
 static const dcb_impl_vt *const se_impls[] = {&se_naive};
 
 const dcb_op_info dcb_se_info = {
-    "se",
-    "Squeeze-and-Excitation: channel scaling by sigmoid(fc2(relu(fc1(gap(x)))))",
-    se_params,
-    (int)(sizeof se_params / sizeof se_params[0]),
-    se_validate,
-    se_weights,
-    se_out_shape,
-    se_cost,
-    se_impls,
-    1,
-    se_kernels,
-    se_routing,
+    .name = "se",
+    .doc = "Squeeze-and-Excitation: channel scaling by sigmoid(fc2(relu(fc1(gap(x)))))",
+    .params = se_params,
+    .nparams = (int)(sizeof se_params / sizeof se_params[0]),
+    .validate = se_validate,
+    .weights = se_weights,
+    .out_shape = se_out_shape,
+    .cost = se_cost,
+    .impls = se_impls,
+    .nimpls = 1,
+    .kernels = se_kernels,
+    .routing = se_routing,
+    .layout = DCB_INPUT_IMAGE,
+    .channels_param = "channels",
 };

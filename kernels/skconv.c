@@ -25,6 +25,7 @@
  */
 #include "dcb_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,6 @@ static const dcb_param_spec skconv_params[] = {
 
 typedef struct skconv_hp {
     int cin, cout, M, groups, stride, r, L, d;
-    dcb_engine engine;
 } skconv_hp;
 
 #define HP(op) ((const skconv_hp *)(op)->hp)
@@ -49,8 +49,7 @@ static dcb_conv2d_p branch_p(const skconv_hp *p, int i) {
     return (dcb_conv2d_p){p->cin, p->cout, 3, 3, p->stride, i + 1, i + 1, p->groups, 1};
 }
 
-static int is_winograd(dcb_engine e) { return e == DCB_ENGINE_WINOGRAD || e == DCB_ENGINE_WINOGRAD_F2; }
-static int wino_m(dcb_engine e) { return e == DCB_ENGINE_WINOGRAD_F2 ? 2 : 4; }
+#define ENGINE(op) ((op)->impl->engine)
 
 static dcb_status skconv_validate(dcb_op *op) {
     skconv_hp *p = calloc(1, sizeof *p);
@@ -71,22 +70,22 @@ static dcb_status skconv_validate(dcb_op *op) {
     if (p->cout % p->groups)
         return dcb_fail(DCB_INVALID_PARAM, "skconv: groups=%d does not divide cout=%d", p->groups, p->cout);
     p->d = p->cout / p->r > p->L ? p->cout / p->r : p->L;
-    p->engine = (dcb_engine)dcb_engine_parse(op->impl->name);
     return DCB_OK;
 }
 
-/* Winograd covers only branch 0 (dilation 1, and then only at stride 1).
- * Saying which branch stops it is the useful part of the message. */
+/* Branch i runs with dilation i+1: an engine limited to dilation 1 (Winograd)
+ * covers only branch 0. Saying which branch stops it is the useful part of
+ * the message. */
 static dcb_status skconv_check(dcb_op *op) {
     const skconv_hp *p = HP(op);
-    if (!is_winograd(p->engine)) return DCB_OK;
-    if (p->stride != 1)
-        return dcb_fail(DCB_UNSUPPORTED_PARAM,
-                        "skconv/%s: Winograd needs stride 1 (got stride=%d)", op->impl->name, p->stride);
-    if (p->M >= 2)
-        return dcb_fail(DCB_UNSUPPORTED_PARAM,
-                        "skconv/%s: branches=%d needs dilation 2 in branch 1; Winograd runs only dilation 1 (branches=1)",
-                        op->impl->name, p->M);
+    if (!ENGINE(op)->check) return DCB_OK;
+    for (int i = 0; i < p->M; i++) {
+        const dcb_conv2d_p c = branch_p(p, i);
+        char who[128];
+        snprintf(who, sizeof who, "skconv/%s (branches=%d: dilation %d in branch %d)", op->impl->name, p->M, i + 1, i);
+        dcb_status st = ENGINE(op)->check(&c, who);
+        if (st != DCB_OK) return st;
+    }
     return DCB_OK;
 }
 
@@ -133,17 +132,19 @@ static void skconv_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
     c->bytes = 4.0 * (N * p->cin * (double)x[2] * x[3] + c->params + N * cout * P);
 }
 
-/* Winograd multiplies alpha^2 per m x m tile instead of 9 per output. */
+/* What the engine performs in place of the direct count of each branch
+ * (Winograd: alpha^2 per m x m tile instead of 9 per output). */
 static double skconv_executed(const dcb_op *op, const int64_t *x) {
     const skconv_hp *p = HP(op);
     dcb_cost c;
     memset(&c, 0, sizeof c);
     skconv_cost(op, x, &c);
-    if (!is_winograd(p->engine)) return c.macs;
-    const int m = wino_m(p->engine), a = m + 2;
-    const double cg = p->cin / p->groups, P = (double)x[2] * x[3];
-    const double tiles = ceil((double)x[2] / m) * ceil((double)x[3] / m);
-    return c.macs + (double)x[0] * p->M * cg * p->cout * (tiles * a * a - 9 * P);
+    double m = c.macs;
+    for (int i = 0; i < p->M; i++) {
+        const dcb_conv2d_p b = branch_p(p, i);
+        m += dcb_engine_extra_macs(ENGINE(op), &b, (int)x[0], (int)x[2], (int)x[3]);
+    }
+    return m;
 }
 
 /* ------------------------------------------------------------- workspace */
@@ -153,17 +154,12 @@ typedef struct sk_layout {
 
 static size_t up(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
 
+/* Branch i's engine state (prepare), or NULL. */
+static void *branch_state(const dcb_op *op, int i) { return op->state ? ((void **)op->state)[i] : NULL; }
+
 static size_t engine_ws(const dcb_op *op, int i, int N, int H, int W) {
-    const skconv_hp *p = HP(op);
-    dcb_conv2d_p c = branch_p(p, i);
-    if (!is_winograd(p->engine)) return dcb_engine_ws(p->engine, &c, N, H, W, op->threads);
-    const dcb_winograd_plan *const *plans = op->state;
-    if (plans && plans[i]) return dcb_winograd_ws(plans[i], N, H, W, op->threads);
-    /* not prepared yet: the size depends on shapes only */
-    dcb_winograd_plan *pl = dcb_winograd_plan_new(&c, wino_m(p->engine), NULL);
-    size_t s = pl ? dcb_winograd_ws(pl, N, H, W, op->threads) : 0;
-    dcb_winograd_plan_free(pl);
-    return s;
+    const dcb_conv2d_p c = branch_p(HP(op), i);
+    return ENGINE(op)->workspace ? ENGINE(op)->workspace(&c, branch_state(op, i), N, H, W, op->threads) : 0;
 }
 
 static sk_layout layout(const dcb_op *op, const int64_t *x) {
@@ -187,31 +183,31 @@ static sk_layout layout(const dcb_op *op, const int64_t *x) {
 static size_t skconv_ws(const dcb_op *op, const int64_t *x) { return layout(op, x).total; }
 
 /* ---------------------------------------------------------------- prepare */
+static void skconv_release(dcb_op *op) {
+    void **st = op->state;
+    if (!st) return;
+    for (int i = 0; i < HP(op)->M; i++) dcb_engine_release(ENGINE(op), st[i]);
+    free(st);
+}
+
+/* The engine's weight-only work (kernel transform, packing) per branch. */
 static dcb_status skconv_prepare(dcb_op *op) {
     const skconv_hp *p = HP(op);
-    if (!is_winograd(p->engine)) return DCB_OK;
-    dcb_winograd_plan **plans = calloc((size_t)p->M, sizeof *plans);
-    if (!plans) return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory", op->impl->name);
+    if (!ENGINE(op)->prepare) return DCB_OK;
+    void **st = calloc((size_t)p->M, sizeof *st);
+    if (!st) return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory", op->impl->name);
+    op->state = st;
     const float *w = dcb_w(op, "branch_w")->data;
     const size_t per = (size_t)p->cout * (p->cin / p->groups) * 9;
     for (int i = 0; i < p->M; i++) {
-        dcb_conv2d_p c = branch_p(p, i);
-        plans[i] = dcb_winograd_plan_new(&c, wino_m(p->engine), w + i * per);
-        if (!plans[i]) {
-            for (int j = 0; j < i; j++) dcb_winograd_plan_free(plans[j]);
-            free(plans);
-            return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory for the kernel transform", op->impl->name);
+        const dcb_conv2d_p c = branch_p(p, i);
+        if (dcb_engine_prepare(ENGINE(op), &c, w + i * per, &st[i]) != DCB_OK) {
+            skconv_release(op);
+            op->state = NULL;
+            return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory for the branch kernels", op->impl->name);
         }
     }
-    op->state = plans;
     return DCB_OK;
-}
-
-static void skconv_release(dcb_op *op) {
-    dcb_winograd_plan **plans = op->state;
-    if (!plans) return;
-    for (int i = 0; i < HP(op)->M; i++) dcb_winograd_plan_free(plans[i]);
-    free(plans);
 }
 
 /* -------------------------------------------------------------------- run */
@@ -231,12 +227,8 @@ static dcb_status skconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
     for (int i = 0; i < M; i++) {
         dcb_conv2d_p c = branch_p(p, i);
         float *Ui = U + (size_t)i * UN;
-        if (is_winograd(p->engine))
-            dcb_winograd_run(((dcb_winograd_plan **)op->state)[i], N, H, W, x->data, bb + (size_t)i * C, Ui,
-                             ews, op->threads, prof);
-        else
-            dcb_engine_conv(p->engine, &c, N, H, W, x->data, bw + i * per, bb + (size_t)i * C, Ui, ews,
-                            op->threads, prof);
+        ENGINE(op)->run(&c, branch_state(op, i), N, H, W, x->data, bw + i * per, bb + (size_t)i * C, Ui, ews,
+                        op->threads, prof);
         double t0 = dcb_now();
         dcb_relu(Ui, UN);
         DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
@@ -303,32 +295,35 @@ static dcb_status skconv_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **o
                     "skconv: its branch kernels are static (the attention mixes outputs: see dcb_op_routing)");
 }
 
-#define SK_IMPL(var, nm, doc)                                                                         \
-    static const dcb_impl_vt var = {nm, doc, skconv_check, skconv_ws, skconv_prepare, skconv_run, \
-                                    skconv_release, skconv_executed}
-SK_IMPL(impl_naive, "naive", "branch convs by direct loops (the oracle)");
-SK_IMPL(impl_im2col, "im2col", "branch convs by im2col + sgemm");
-SK_IMPL(impl_winograd, "winograd", "branch convs by Winograd F(4x4,3x3): branches=1, stride 1 only");
-SK_IMPL(impl_winograd_f2, "winograd_f2", "branch convs by Winograd F(2x2,3x3): branches=1, stride 1 only");
-SK_IMPL(impl_direct, "direct", "branch convs by the direct engine (packed AVX2 GEMM, no im2col matrix)");
-
-/* one implementation per conv2d engine, in dcb_engine_names order */
-static const dcb_impl_vt *const skconv_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2,
-                                                  &impl_direct};
-_Static_assert(sizeof skconv_impls / sizeof skconv_impls[0] == DCB_ENGINE_COUNT,
-               "skconv needs one implementation per conv2d engine");
+#define SK_IMPL(e)                                                                               \
+    static const dcb_impl_vt impl_##e = {.name = #e,                                             \
+                                         .doc = "branch convs by the " #e " engine",             \
+                                         .engine = &dcb_engine_##e,                              \
+                                         .check = skconv_check,                                  \
+                                         .workspace = skconv_ws,                                 \
+                                         .prepare = skconv_prepare,                              \
+                                         .run = skconv_run,                                      \
+                                         .release = skconv_release,                              \
+                                         .executed_macs = skconv_executed};
+DCB_CONV_ENGINES(SK_IMPL)
+#undef SK_IMPL
+#define SK_REF(e) &impl_##e,
+static const dcb_impl_vt *const skconv_impls[] = {DCB_CONV_ENGINES(SK_REF)};
+#undef SK_REF
 
 const dcb_op_info dcb_skconv_info = {
-    "skconv",
-    "Selective Kernel convolution: softmax attention over dilated 3x3 grouped branches",
-    skconv_params,
-    (int)(sizeof skconv_params / sizeof skconv_params[0]),
-    skconv_validate,
-    skconv_weights,
-    skconv_out_shape,
-    skconv_cost,
-    skconv_impls,
-    (int)(sizeof skconv_impls / sizeof skconv_impls[0]),
-    skconv_kernels,
-    skconv_routing,
+    .name = "skconv",
+    .doc = "Selective Kernel convolution: softmax attention over dilated 3x3 grouped branches",
+    .params = skconv_params,
+    .nparams = (int)(sizeof skconv_params / sizeof skconv_params[0]),
+    .validate = skconv_validate,
+    .weights = skconv_weights,
+    .out_shape = skconv_out_shape,
+    .cost = skconv_cost,
+    .impls = skconv_impls,
+    .nimpls = (int)(sizeof skconv_impls / sizeof skconv_impls[0]),
+    .kernels = skconv_kernels,
+    .routing = skconv_routing,
+    .layout = DCB_INPUT_IMAGE,
+    .channels_param = "cin",
 };

@@ -41,13 +41,11 @@ static const dcb_param_spec splat_params[] = {
 typedef struct splat_hp {
     dcb_conv2d_p conv;   /* cout*R output channels, groups Kc*R, bias */
     int cout, R, Kc, inter;
-    dcb_engine engine;
 } splat_hp;
 
 #define HP(op) ((const splat_hp *)(op)->hp)
 
-static int is_winograd(dcb_engine e) { return e == DCB_ENGINE_WINOGRAD || e == DCB_ENGINE_WINOGRAD_F2; }
-static int wino_m(dcb_engine e) { return e == DCB_ENGINE_WINOGRAD_F2 ? 2 : 4; }
+#define ENGINE(op) ((op)->impl->engine)
 
 static dcb_status splat_validate(dcb_op *op) {
     splat_hp *p = calloc(1, sizeof *p);
@@ -78,14 +76,12 @@ static dcb_status splat_validate(dcb_op *op) {
     p->conv.cout = cout * R;
     p->conv.groups = (int)g;
     p->conv.bias = 1;
-    p->engine = (dcb_engine)dcb_engine_parse(op->impl->name);
     return DCB_OK;
 }
 
 static dcb_status splat_check(dcb_op *op) {
     char who[96];
-    snprintf(who, sizeof who, "splat/%s", op->impl->name);
-    return dcb_engine_check(HP(op)->engine, &HP(op)->conv, who);
+    return ENGINE(op)->check ? ENGINE(op)->check(&HP(op)->conv, dcb_op_who(op, who, sizeof who)) : DCB_OK;
 }
 
 static int splat_weights(const dcb_op *op, dcb_weight_spec *s) {
@@ -135,18 +131,13 @@ static void splat_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
     c->bytes = 4.0 * (N * p->conv.cin * (double)x[2] * x[3] + c->params + N * cout * P);
 }
 
-/* Winograd multiplies alpha^2 per m x m tile instead of 9 per output. */
+/* The engine's work in place of the direct count (Winograd: alpha^2 per
+ * m x m tile instead of 9 per output). */
 static double splat_executed(const dcb_op *op, const int64_t *x) {
-    const splat_hp *p = HP(op);
     dcb_cost c;
     memset(&c, 0, sizeof c);
     splat_cost(op, x, &c);
-    if (!is_winograd(p->engine)) return c.macs;
-    const int m = wino_m(p->engine), a = m + 2;
-    const double ho = x[2] + 2.0 * p->conv.pad - 2, wo = x[3] + 2.0 * p->conv.pad - 2;
-    const double tiles = ceil(ho / m) * ceil(wo / m);
-    const double per_out = (double)(p->conv.cin / p->conv.groups) * p->conv.cout;
-    return c.macs + (double)x[0] * per_out * (tiles * a * a - 9 * ho * wo);
+    return c.macs + dcb_engine_extra_macs(ENGINE(op), &HP(op)->conv, (int)x[0], (int)x[2], (int)x[3]);
 }
 
 /* ------------------------------------------------------------- workspace */
@@ -157,13 +148,7 @@ typedef struct sp_layout {
 static size_t up(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
 
 static size_t engine_ws(const dcb_op *op, int N, int H, int W) {
-    const splat_hp *p = HP(op);
-    if (!is_winograd(p->engine)) return dcb_engine_ws(p->engine, &p->conv, N, H, W, op->threads);
-    if (op->state) return dcb_winograd_ws(op->state, N, H, W, op->threads);
-    dcb_winograd_plan *pl = dcb_winograd_plan_new(&p->conv, wino_m(p->engine), NULL);
-    size_t s = pl ? dcb_winograd_ws(pl, N, H, W, op->threads) : 0;
-    dcb_winograd_plan_free(pl);
-    return s;
+    return ENGINE(op)->workspace ? ENGINE(op)->workspace(&HP(op)->conv, op->state, N, H, W, op->threads) : 0;
 }
 
 static sp_layout layout(const dcb_op *op, const int64_t *x) {
@@ -182,15 +167,14 @@ static sp_layout layout(const dcb_op *op, const int64_t *x) {
 
 static size_t splat_ws(const dcb_op *op, const int64_t *x) { return layout(op, x).total; }
 
+/* The engine's weight-only work (kernel transform, packing). */
 static dcb_status splat_prepare(dcb_op *op) {
-    const splat_hp *p = HP(op);
-    if (!is_winograd(p->engine)) return DCB_OK;
-    op->state = dcb_winograd_plan_new(&p->conv, wino_m(p->engine), dcb_w(op, "conv_w")->data);
-    if (!op->state) return dcb_fail(DCB_OUT_OF_MEMORY, "splat/%s: out of memory for the kernel transform", op->impl->name);
+    if (dcb_engine_prepare(ENGINE(op), &HP(op)->conv, dcb_w(op, "conv_w")->data, &op->state) != DCB_OK)
+        return dcb_fail(DCB_OUT_OF_MEMORY, "splat/%s: out of memory for the conv kernel", op->impl->name);
     return DCB_OK;
 }
 
-static void splat_release(dcb_op *op) { dcb_winograd_plan_free(op->state); }
+static void splat_release(dcb_op *op) { dcb_engine_release(ENGINE(op), op->state); }
 
 /* y (N, out) = x (N, in) . w^T + b with `groups` diagonal blocks: block g
  * maps inputs [g*in/groups, ...) through rows [g*out/groups, ...) of w. */
@@ -216,11 +200,8 @@ static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
     float *logit = (float *)(base + l.a), *a = logit + (size_t)N * CR;
     const float *cb = dcb_w(op, "conv_b")->data;
 
-    if (is_winograd(p->engine))
-        dcb_winograd_run(op->state, N, H, W, x->data, cb, U, base + l.eng, op->threads, prof);
-    else
-        dcb_engine_conv(p->engine, &p->conv, N, H, W, x->data, dcb_w(op, "conv_w")->data, cb, U, base + l.eng,
-                        op->threads, prof);
+    ENGINE(op)->run(&p->conv, op->state, N, H, W, x->data, dcb_w(op, "conv_w")->data, cb, U, base + l.eng,
+                    op->threads, prof);
     double t0 = dcb_now();
     dcb_relu(U, (size_t)N * CR * P);
     DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
@@ -295,31 +276,35 @@ static dcb_status splat_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **ou
                     "splat: its conv kernel is static (the attention mixes outputs: see dcb_op_routing)");
 }
 
-#define SP_IMPL(var, nm, doc) \
-    static const dcb_impl_vt var = {nm, doc, splat_check, splat_ws, splat_prepare, splat_run, splat_release, splat_executed}
-SP_IMPL(impl_naive, "naive", "the grouped conv by direct loops (the oracle)");
-SP_IMPL(impl_im2col, "im2col", "the grouped conv by im2col + sgemm");
-SP_IMPL(impl_winograd, "winograd", "the grouped conv by Winograd F(4x4,3x3): 3x3, stride 1, dilation 1");
-SP_IMPL(impl_winograd_f2, "winograd_f2", "the grouped conv by Winograd F(2x2,3x3): 3x3, stride 1, dilation 1");
-SP_IMPL(impl_direct, "direct", "the grouped conv by the direct engine (packed AVX2 GEMM, no im2col matrix)");
-
-/* one implementation per conv2d engine, in dcb_engine_names order */
-static const dcb_impl_vt *const splat_impls[] = {&impl_naive, &impl_im2col, &impl_winograd, &impl_winograd_f2,
-                                                 &impl_direct};
-_Static_assert(sizeof splat_impls / sizeof splat_impls[0] == DCB_ENGINE_COUNT,
-               "splat needs one implementation per conv2d engine");
+#define SP_IMPL(e)                                                                               \
+    static const dcb_impl_vt impl_##e = {.name = #e,                                             \
+                                         .doc = "the grouped conv by the " #e " engine",         \
+                                         .engine = &dcb_engine_##e,                              \
+                                         .check = splat_check,                                   \
+                                         .workspace = splat_ws,                                  \
+                                         .prepare = splat_prepare,                               \
+                                         .run = splat_run,                                       \
+                                         .release = splat_release,                               \
+                                         .executed_macs = splat_executed};
+DCB_CONV_ENGINES(SP_IMPL)
+#undef SP_IMPL
+#define SP_REF(e) &impl_##e,
+static const dcb_impl_vt *const splat_impls[] = {DCB_CONV_ENGINES(SP_REF)};
+#undef SP_REF
 
 const dcb_op_info dcb_splat_info = {
-    "splat",
-    "split-attention convolution (ResNeSt): softmax over radix splits, grouped by cardinality",
-    splat_params,
-    (int)(sizeof splat_params / sizeof splat_params[0]),
-    splat_validate,
-    splat_weights,
-    splat_out_shape,
-    splat_cost,
-    splat_impls,
-    (int)(sizeof splat_impls / sizeof splat_impls[0]),
-    splat_kernels,
-    splat_routing,
+    .name = "splat",
+    .doc = "split-attention convolution (ResNeSt): softmax over radix splits, grouped by cardinality",
+    .params = splat_params,
+    .nparams = (int)(sizeof splat_params / sizeof splat_params[0]),
+    .validate = splat_validate,
+    .weights = splat_weights,
+    .out_shape = splat_out_shape,
+    .cost = splat_cost,
+    .impls = splat_impls,
+    .nimpls = (int)(sizeof splat_impls / sizeof splat_impls[0]),
+    .kernels = splat_kernels,
+    .routing = splat_routing,
+    .layout = DCB_INPUT_IMAGE,
+    .channels_param = "cin",
 };

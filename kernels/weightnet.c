@@ -172,9 +172,7 @@ static void wn_generate(const dcb_op *op, const float *wt, const float *a, int N
 /* ------------------------------------------------- combine_then_conv/<e> */
 static size_t al(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
 
-static dcb_engine engine_of(const dcb_op *op) {
-    return (dcb_engine)dcb_engine_parse(strchr(op->impl->name, '/') + 1);
-}
+#define ENGINE(op) ((op)->impl->engine)
 
 typedef struct wn_ws { size_t g, hid, a, W, eng, total; } wn_ws;
 
@@ -187,14 +185,13 @@ static wn_ws wn_layout(const dcb_op *op, const int64_t *x) {
     l.a = l.hid + al(sizeof(float) * N * h->hidden);
     l.W = l.a + al(sizeof(float) * N * h->A);
     l.eng = l.W + al(sizeof(float) * N * (size_t)h->P);
-    l.total = l.eng + al(dcb_engine_ws(engine_of(op), &h->c, 1, (int)x[2], (int)x[3], op->threads));
+    l.total = l.eng + al(ENGINE(op)->dyn_workspace ? ENGINE(op)->dyn_workspace(&h->c, 1, (int)x[2], (int)x[3], op->threads) : 0);
     return l;
 }
 
 static dcb_status ctc_check(dcb_op *op) {
     char who[96];
-    snprintf(who, sizeof who, "weightnet/%s", op->impl->name);
-    return dcb_engine_check(engine_of(op), &HP(op)->c, who);
+    return ENGINE(op)->check ? ENGINE(op)->check(&HP(op)->c, dcb_op_who(op, who, sizeof who)) : DCB_OK;
 }
 
 static size_t ctc_ws(const dcb_op *op, const int64_t *x) { return wn_layout(op, x).total; }
@@ -214,33 +211,38 @@ static dcb_status ctc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *
     DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
     const size_t xs = (size_t)h->c.cin * H * W, ys = (size_t)y->size / N;
     for (int n = 0; n < N; n++)
-        dcb_engine_conv(engine_of(op), &h->c, 1, H, W, x->data + n * xs, Wk + (size_t)n * h->P, NULL,
+        ENGINE(op)->dyn_run(&h->c, 1, H, W, x->data + n * xs, Wk + (size_t)n * h->P, NULL,
                         y->data + n * ys, b + l.eng, op->threads, prof);
     return DCB_OK;
 }
 
-/* Winograd engines multiply alpha^2 per m x m tile (as conv2d reports). */
+/* The generation as counted, plus what the engine performs (Winograd: a^2
+ * per m x m tile, as conv2d reports it). */
 static double ctc_executed(const dcb_op *op, const int64_t *x) {
     const wn_hp *h = HP(op);
     dcb_cost c;
     memset(&c, 0, sizeof c);
     wn_cost(op, x, &c);
-    const dcb_engine e = engine_of(op);
-    if (e != DCB_ENGINE_WINOGRAD && e != DCB_ENGINE_WINOGRAD_F2) return c.macs;
-    const int m = e == DCB_ENGINE_WINOGRAD_F2 ? 2 : 4, a = m + 2;
-    const double ho = x[2] + 2.0 * h->c.pad - 2, wo = x[3] + 2.0 * h->c.pad - 2;
-    const double tiles = ceil(ho / m) * ceil(wo / m);
-    return c.dynamic_macs + (double)x[0] * tiles * a * a * (h->c.cin / h->c.groups) * h->c.cout;
+    return c.macs + dcb_engine_extra_macs(ENGINE(op), &h->c, (int)x[0], (int)x[2], (int)x[3]);
 }
 
-#define CTC(engine, doc) \
-    {"combine_then_conv/" engine, doc, ctc_check, ctc_ws, wn_prepare, ctc_run, wn_release, ctc_executed}
-static const dcb_impl_vt impl_naive = CTC("naive", "per-sample kernel, then the naive conv (oracle engine)");
-static const dcb_impl_vt impl_im2col = CTC("im2col", "per-sample kernel, then im2col + sgemm per sample");
-static const dcb_impl_vt impl_wino = CTC("winograd", "per-sample kernel, then Winograd F(4x4,3x3) per sample");
-static const dcb_impl_vt impl_wino2 = CTC("winograd_f2", "per-sample kernel, then Winograd F(2x2,3x3) per sample");
-static const dcb_impl_vt impl_direct = CTC("direct", "per-sample kernel, then the direct engine per sample");
-static const dcb_impl_vt *const wn_impls[] = {&impl_naive, &impl_im2col, &impl_wino, &impl_wino2, &impl_direct};
+#define WN_IMPL(e)                                                                                         \
+    static const dcb_impl_vt impl_##e = {.name = "combine_then_conv/" #e,                                  \
+                                         .doc = "per-sample kernel, then the " #e " engine per sample",    \
+                                         .engine = &dcb_engine_##e,                                        \
+                                         .strategy = "combine_then_conv",                                  \
+                                         .tol = 2e-6,                                                      \
+                                         .check = ctc_check,                                               \
+                                         .workspace = ctc_ws,                                              \
+                                         .prepare = wn_prepare,                                            \
+                                         .run = ctc_run,                                                   \
+                                         .release = wn_release,                                            \
+                                         .executed_macs = ctc_executed};
+DCB_CONV_ENGINES(WN_IMPL)
+#undef WN_IMPL
+#define WN_REF(e) &impl_##e,
+static const dcb_impl_vt *const wn_impls[] = {DCB_CONV_ENGINES(WN_REF)};
+#undef WN_REF
 
 /* ------------------------------------------------------------------ hooks */
 static dcb_status wn_parts(dcb_op *op, const dcb_tensor *x, float **a_out, float **W_out) {
@@ -302,16 +304,18 @@ static dcb_status wn_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) 
 }
 
 const dcb_op_info dcb_weightnet_info = {
-    "weightnet",
-    "WeightNet (Ma et al. 2020): kernels from a grouped FC over sigmoid routing; dense or depthwise",
-    wn_params,
-    (int)(sizeof wn_params / sizeof wn_params[0]),
-    wn_validate,
-    wn_weights,
-    wn_out_shape,
-    wn_cost,
-    wn_impls,
-    (int)(sizeof wn_impls / sizeof wn_impls[0]),
-    wn_kernels,
-    wn_routing,
+    .name = "weightnet",
+    .doc = "WeightNet (Ma et al. 2020): kernels from a grouped FC over sigmoid routing; dense or depthwise",
+    .params = wn_params,
+    .nparams = (int)(sizeof wn_params / sizeof wn_params[0]),
+    .validate = wn_validate,
+    .weights = wn_weights,
+    .out_shape = wn_out_shape,
+    .cost = wn_cost,
+    .impls = wn_impls,
+    .nimpls = (int)(sizeof wn_impls / sizeof wn_impls[0]),
+    .kernels = wn_kernels,
+    .routing = wn_routing,
+    .layout = DCB_INPUT_IMAGE,
+    .channels_param = "cin",
 };

@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-#include "dcb_internal.h" /* dcb_engine_names: every engine must have both strategies */
+#include "dcb_internal.h" /* dcb_engines: every engine must have both strategies */
 
 /* Error bounds, max|y - ref| / max(1, max|ref|), inputs N(0,1), PyTorch-default
  * weights. The kernels are mixed in float (one sgemm) before the engine runs,
@@ -297,7 +297,7 @@ static void test_registry(void **state) {
         for (int e = 0; e < DCB_ENGINE_COUNT; e++)
             for (int st = 0; st < 2; st++) {
                 char want[64];
-                snprintf(want, sizeof want, "%s/%s", st ? "conv_then_combine" : "combine_then_conv", dcb_engine_names[e]);
+                snprintf(want, sizeof want, "%s/%s", st ? "conv_then_combine" : "combine_then_conv", dcb_engines[e]->name);
                 int has = 0;
                 for (int i = 0; i < dcb_impl_count(ops[o]); i++) has |= strcmp(dcb_impl_name(ops[o], i), want) == 0;
                 if (!has) fail_msg("%s has no implementation '%s'", ops[o], want);
