@@ -8,7 +8,7 @@
  * softmax; direct fuses prediction, softmax and convolution per block of 256
  * rows (one sgemm per block, see run_fused), so that the kernels never leave
  * the cache. */
-#include "lightconv.h"
+#include "seqconv.h"
 
 #include <cblas.h>
 #include <omp.h>

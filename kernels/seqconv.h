@@ -1,13 +1,13 @@
-/* lightconv.h — the 1-D sequence convolution shared by lightconv and
- * dynconv1d (kernels/lightconv.c, kernels/dynconv1d.c); private to libdcb.
+/* seqconv.h — the 1-D sequence convolution shared by lightconv and
+ * dynconv1d (kernels/seqconv.c; used by lightconv.c and dynconv1d.c); private to libdcb.
  *
  * Both operators convolve x (N, T, C) with a per-head kernel of K taps; they
  * differ only in where the kernel comes from (a static (H, K) weight, or one
  * (H, K) kernel per time step predicted from x). The four strategies below
  * therefore take the kernel as a pointer plus a stride between time steps:
  * 0 for lightconv, H*K for dynconv1d. */
-#ifndef DCB_LIGHTCONV_H
-#define DCB_LIGHTCONV_H
+#ifndef DCB_SEQCONV_H
+#define DCB_SEQCONV_H
 
 #include "dcb_internal.h"
 
