@@ -239,6 +239,10 @@ dcb_status dcb_op_plan(dcb_op *op, int ndim, const int64_t *x_shape,
  * NULL; y must have the planned shape. */
 dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y,
                       void *ws, dcb_profile *prof);
+/* dcb_op_run with the workspace's size: DCB_INVALID_ARGUMENT naming both
+ * sizes when ws_bytes is below the planned workspace. */
+dcb_status dcb_op_run_ws(dcb_op *op, const dcb_tensor *x, dcb_tensor *y,
+                         void *ws, size_t ws_bytes, dcb_profile *prof);
 /* Convenience: plan, allocate y and workspace, prepare if needed, run. */
 dcb_status dcb_op_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor **y);
 dcb_status dcb_op_cost(const dcb_op *op, int ndim, const int64_t *x_shape,
@@ -277,6 +281,9 @@ dcb_status dcb_similarity(const dcb_tensor *k, dcb_similarity_stats *out);
 /* ------------------------------------------------------------ utilities */
 void *dcb_aligned_alloc(size_t bytes);   /* DCB_ALIGN aligned; free with dcb_aligned_free */
 void dcb_aligned_free(void *p);
+/* Calls of dcb_aligned_alloc so far, process-wide (libdcb's own buffers
+ * included): what tests count to show a timed loop allocates nothing. */
+uint64_t dcb_alloc_count(void);
 /* BLAS in use: "OpenBLAS 0.3.21 (core Haswell, ...)" / "BLIS ..." */
 const char *dcb_blas_info(void);
 const char *dcb_blas_name(void);        /* "openblas" | "blis" */

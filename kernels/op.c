@@ -415,6 +415,11 @@ dcb_status dcb_op_plan(dcb_op *op, int ndim, const int64_t *x_shape, int *y_ndim
 }
 
 dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    return dcb_op_run_ws(op, x, y, ws, SIZE_MAX, prof);
+}
+
+dcb_status dcb_op_run_ws(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, size_t ws_bytes,
+                         dcb_profile *prof) {
     if (!op || !x || !y) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_run: NULL argument");
     dcb_status st = make_plan(op, x->ndim, x->shape);
     if (st != DCB_OK) return st;
@@ -431,6 +436,9 @@ dcb_status dcb_op_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, 
     if (op->plan_ws && !ws)
         return dcb_fail(DCB_INVALID_ARGUMENT, "%s/%s: needs a workspace of %zu bytes, got NULL",
                         op->info->name, op->impl->name, op->plan_ws);
+    if (ws_bytes < op->plan_ws)
+        return dcb_fail(DCB_INVALID_ARGUMENT, "%s/%s: needs a workspace of %zu bytes, got %zu",
+                        op->info->name, op->impl->name, op->plan_ws, ws_bytes);
     return op->impl->run(op, x, y, ws, prof);
 }
 
