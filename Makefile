@@ -20,7 +20,7 @@ CXX     ?= c++
 BUILD   := build
 
 OPT     ?= -O3 -march=native
-WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=switch
 CSTD    := -std=c11
 ifeq ($(BLAS),blis)
   BLAS_CFLAGS := -DDCB_USE_BLIS -D_POSIX_C_SOURCE=200809L -isystem /usr/include/x86_64-linux-gnu/blis-openmp
@@ -43,7 +43,7 @@ ifeq ($(ONEDNN),1)
   ONEDNN_CFLAGS := -DDCB_WITH_ONEDNN
   ONEDNN_LIBS   := -ldnnl
 endif
-CFLAGS_LIB = $(CSTD) $(OPT) -fopenmp -fPIC $(WARN) $(BLAS_CFLAGS) $(ONEDNN_CFLAGS) -Ikernels \
+CFLAGS_LIB = $(CSTD) $(OPT) -fopenmp -fPIC -fvisibility=hidden $(WARN) $(BLAS_CFLAGS) $(ONEDNN_CFLAGS) -Ikernels \
              -DDCB_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp BLAS=$(BLAS)"'
 LDLIBS  = $(BLAS_LIBS) $(ONEDNN_LIBS) -fopenmp -lm
 

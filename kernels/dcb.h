@@ -73,6 +73,12 @@
 extern "C" {
 #endif
 
+/* libdcb is built with -fvisibility=hidden: what this header declares is
+ * its exported API, and nothing else leaves libdcb.so. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define DCB_VERSION "0.1.0"
 #define DCB_MAX_DIMS 6
 #define DCB_ALIGN 64
@@ -292,6 +298,10 @@ void dcb_blas_set_threads(int n);
 const char *dcb_build_flags(void);      /* compiler and flags libdcb was built with */
 const char *dcb_onednn_version(void);   /* "2.6.3", or "" when built without oneDNN */
 uint64_t dcb_rand_u64(uint64_t *state); /* splitmix64 step */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -369,7 +369,7 @@ void dcb_seqconv_run(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T, c
     case DCB_SEQ_BAND:
         seq_band(p, N, T, x, kern, kstride, bias, y, ws, threads, prof);
         break;
-    default:
+    case DCB_SEQ_COUNT: /* not a strategy; a new one without a case is a -Wswitch error */
         break;
     }
 }
