@@ -1,5 +1,5 @@
 /* condconv (CondConv, Yang et al. 2019) and dyconv (Dynamic Convolution,
- * Chen et al. 2020): OPERATORS.md "condconv" and "dyconv".
+ * Chen et al. 2020): docs/OPERATORS.md "condconv" and "dyconv".
  *
  * Both mix a bank of E expert kernels with per-sample routing weights r (N, E)
  *   condconv: r  = sigmoid(route_w . gap(x) + route_b)
@@ -98,7 +98,7 @@ static dcb_status xc_out_shape(const dcb_op *op, int ndim, const int64_t *x, int
 }
 
 /* ---------------------------------------------------------------- costs
- * Per sample (then times N), following OPERATORS.md COSTS:
+ * Per sample (then times N), following docs/OPERATORS.md COSTS:
  *   conv     kh*kw*(cin/groups)*cout*H'*W' (+ cout*H'*W' with bias);
  *   routing  condconv: route FC E*cin + E;
  *            dyconv:   fc1 hidden*cin + hidden, fc2 K*hidden + K;

@@ -1,5 +1,5 @@
 /* drconv: Dynamic Region-Aware Convolution (Chen et al. 2021), the paper form
- * of OPERATORS.md. Per sample: a guide conv (m outputs, same geometry as the
+ * of docs/OPERATORS.md. Per sample: a guide conv (m outputs, same geometry as the
  * main conv) whose per-pixel argmax is the region mask; m kernels generated
  * from adaptive_avg_pool(x, (kh, kw)); each output pixel convolved with its
  * region's kernel. Three strategies for the last step:

@@ -3,7 +3,7 @@
  * input size: H and W are hyperparameters and an input of another size is
  * rejected rather than silently cropped.
  *
- * COSTS (per image, H' x W' the output size; OPERATORS.md COSTS, conv rule
+ * COSTS (per image, H' x W' the output size; docs/OPERATORS.md COSTS, conv rule
  * without weight sharing):
  *   macs   = kh*kw*cin*cout*H'*W'  (+ cout*H'*W' with bias); no dynamic term
  *   params = H'*W'*cout*cin*kh*kw  (+ cout*H'*W' with bias)

@@ -1,4 +1,4 @@
-/* se: Squeeze-and-Excitation (OPERATORS.md "se").
+/* se: Squeeze-and-Excitation (docs/OPERATORS.md "se").
  *   s = sigmoid(fc2_w . relu(fc1_w . gap(x) + fc1_b) + fc2_b);  y = s[n,c] * x[n,c].
  * One implementation, "naive": it is the M = G = 1 corner of WeightNet, and
  * its cost is the two FCs; there is no convolution to choose an engine for. */

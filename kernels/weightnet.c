@@ -1,4 +1,4 @@
-/* weightnet: WeightNet (Ma et al. 2020), dense and depthwise, as OPERATORS.md
+/* weightnet: WeightNet (Ma et al. 2020), dense and depthwise, as docs/OPERATORS.md
  * states it. Routing a = sigmoid(fc2(fc1(gap(x)))) (no nonlinearity between
  * the FCs, as in the reference code); the per-sample kernel comes from a
  * grouped FC over a; then one conv per sample on any conv2d engine

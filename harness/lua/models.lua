@@ -2,7 +2,7 @@
 -- The se operator's cost includes its pooling and channel scaling (in flops), so no separate
 -- scale rows follow it.
 -- Each builder returns a netcost network (see netcost.lua): net:cost() gives the totals,
--- net:layers() the per-layer rows. Costs follow OPERATORS.md COSTS (the pycls rules).
+-- net:layers() the per-layer rows. Costs follow docs/OPERATORS.md COSTS (the pycls rules).
 
 local netcost = require("netcost")
 

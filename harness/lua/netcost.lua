@@ -5,7 +5,7 @@
 -- bytes}. :cost() returns the sums of the rows' columns, so the per-layer breakdown always adds up
 -- to the totals.
 --
--- Cost rules (OPERATORS.md, COSTS -- the rules pycls uses):
+-- Cost rules (docs/OPERATORS.md, COSTS -- the rules pycls uses):
 --   conv and every dcb operator: whatever dcb.op(name, params):cost({1, C, H, W}) reports;
 --   linear: a 1x1 conv with bias on a 1x1 map (macs = params = in*out + out, acts = out);
 --   batch norm: params 2*C, no macs, no acts (flops 2*C*H*W, the scale and shift);
@@ -207,7 +207,7 @@ local function op_out(self, opname, q)
 end
 
 -- op(opname, params, {name=, shared = {cin=, cout=}})
--- params are the operator's hyperparameters (OPERATORS.md names); cin (and channels for se) default
+-- params are the operator's hyperparameters (docs/OPERATORS.md names); cin (and channels for se) default
 -- to the current channel count; kernel operators get "same" padding unless pad is given.
 -- `shared` names a linear layer (cin -> cout, with bias, on the pooled input) that the operator's own
 -- cost includes but that the model shares across several operators (one CondConv router per block,

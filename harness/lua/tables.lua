@@ -217,7 +217,7 @@ T[#T + 1] = {name = "drconv", title = "DRConv-ShuffleNetV2-0.5x", rows = {
    note = function(ours, pub)
      local P = op_P("DRConv-ShuffleNetV2-0.5x", "drconv")
      local d = cost("DRConv-ShuffleNetV2-0.5x").dynamic_macs
-     return string.format("Row follows the paper form (OPERATORS.md drconv), placed where the released ShuffleNetV2_pytorch.py puts DRConv. "
+     return string.format("Row follows the paper form (docs/OPERATORS.md drconv), placed where the released ShuffleNetV2_pytorch.py puts DRConv. "
        .. "Ours = static %s + dynamic %s: guided-feature convs and filter generator, whose grouped 1x1 alone is m*m*P = 64 x %s = %s. "
        .. "The released code differs (one shared 1x1 mask conv per block, 8 CondConv-style basis kernels per layer) and its counter hook for DRConv is not in the repository, "
        .. "so what the 46M counts is unknown; the paper's filter generator as written costs %s more than the source's total increment over the 41M baseline.",

@@ -5,7 +5,7 @@ For every implementation of conv2d, condconv, dyconv, dynconv1d, lightconv and
 mhattention on a few shapes, this script loads build/libdcb.so through ctypes,
 creates the operator (kernels/dcb.h), initialises its weights with a seed, runs
 it on a seeded N(0, 1) input, and writes op.json, the weights (<name>.npy, in
-OPERATORS.md's names and layouts), x.npy and y.npy into a temporary directory.
+docs/OPERATORS.md's names and layouts), x.npy and y.npy into a temporary directory.
 Then it runs `torch_peers.py check DIR` on it (a separate process with the
 Python that has torch) and prints one line per (op, shape, impl) with the max
 relative error max|ours - torch| / max(1, max|torch|) of every PyTorch variant.

@@ -2,7 +2,7 @@
 """torch_peers.py - the PyTorch peers of dcbench's operators (optional).
 
 What a researcher would write in PyTorch for each operator of
-../../../shared/OPERATORS.md (fp32, inference, torch.set_num_threads):
+docs/OPERATORS.md (fp32, inference, torch.set_num_threads):
 
   conv2d       F.conv2d (any groups: 1x1, grouped, depthwise)
   condconv     batch_groups: mix each sample's kernel, x viewed as (1, N*cin, H, W),
@@ -18,11 +18,11 @@ What a researcher would write in PyTorch for each operator of
   mhattention  nn.MultiheadAttention(batch_first=False): (T, N, C), need_weights=False;
                fastpath: batch_first=True, whose inference fast path 1.13 may take
 
-Semantics follow OPERATORS.md: condconv routing = independent sigmoids; dyconv =
+Semantics follow docs/OPERATORS.md: condconv routing = independent sigmoids; dyconv =
 softmax(logits / temperature); sequence heads are contiguous channel blocks (channel c
 uses head c // (C/H)); padding "same" = left pad K//2, "causal" = left pad K-1; the
 nn.MultiheadAttention in_proj layout. (fairseq pads an even K on the left by (K-1)//2;
-OPERATORS.md says K//2, and this script follows OPERATORS.md.)
+OPERATORS.md says K//2, and this script follows docs/OPERATORS.md.)
 
 Subcommands
   time  OP [--param value ...] --threads T --reps R [--variants a,b]
@@ -30,7 +30,7 @@ Subcommands
         (seconds per forward; variants interleaved round-robin in every repetition)
   check DIR [--threads T]
         DIR holds op.json ({"op": ..., "params": {...}}), the weights as <name>.npy
-        in OPERATORS.md's names and layouts, x.npy and our output y.npy; prints one
+        in docs/OPERATORS.md's names and layouts, x.npy and our output y.npy; prints one
         JSON line with max|ours - torch| / max(1, max|torch|) for every variant.
 
 Nothing in the build or in `make test` depends on this script. Run it with a Python
@@ -74,7 +74,7 @@ except ImportError as e:  # an optional peer: say so and leave
     sys.exit(2)
 
 # ------------------------------------------------------------------ parameters
-# The defaults of OPERATORS.md; "hidden" of dyconv is derived (max(1, cin // 4)).
+# The defaults of docs/OPERATORS.md; "hidden" of dyconv is derived (max(1, cin // 4)).
 DEFAULTS = {
     "conv2d": dict(cin=None, cout=None, k=3, stride=1, pad=0, dilation=1, groups=1, bias=0,
                    N=1, H=None, W=None),
@@ -133,7 +133,7 @@ def left_pad(p):
 
 
 # ------------------------------------------------------------------ the peers
-# Every peer takes the OPERATORS.md input layout and returns the OPERATORS.md
+# Every peer takes the docs/OPERATORS.md input layout and returns the docs/OPERATORS.md
 # output layout, unless it is a "native" variant used for timing (sequence ops
 # in fairseq's (T, B, C) layout; see prepare_input).
 
@@ -202,7 +202,7 @@ def band_bmm(kern, x, K, pl):
 
 def seqconv_peers(op, p, w):
     """lightconv and dynconv1d. Native variants work on (T, B, C) like fairseq's *TBC
-    modules; the wrapper in make_peers converts the (N, T, C) input of OPERATORS.md."""
+    modules; the wrapper in make_peers converts the (N, T, C) input of docs/OPERATORS.md."""
     K, Hh = p["kernel_size"], p["heads"]
     pl = left_pad(p)
     bias = w.get("bias")
@@ -292,7 +292,7 @@ def make_peers(op, p, w):
 
 
 def native_layout(op, variant):
-    """The layout a variant takes: 'ntc' (OPERATORS.md), 'tnc' (fairseq / MHA), 'nct' (conv1d)."""
+    """The layout a variant takes: 'ntc' (docs/OPERATORS.md), 'tnc' (fairseq / MHA), 'nct' (conv1d)."""
     if op in ("lightconv", "dynconv1d"):
         return "nct" if variant == "conv1d" else "tnc"
     if op == "mhattention" and variant == "mha":
