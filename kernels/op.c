@@ -162,6 +162,12 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
         return dcb_fail(DCB_UNKNOWN_IMPL, "%s: unknown implementation '%s' (valid: %s)",
                         info->name, impl, names);
     }
+    const dcb_engine_desc *e = vt->engine;
+    if (e && (!e->run || !e->dyn_run ||
+              (e->bank_supported && (!e->bank_floats || !e->bank_pack || !e->bank_workspace || !e->bank_run))))
+        return dcb_fail(DCB_UNSUPPORTED_PARAM,
+                        "%s/%s: engine '%s' is incomplete (it needs run and dyn_run, and all bank_* hooks or none)",
+                        info->name, vt->name, e->name);
     dcb_op *op = calloc(1, sizeof *op);
     if (!op) return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory", info->name);
     op->info = info;
