@@ -49,9 +49,12 @@ LDLIBS  = $(BLAS_LIBS) $(ONEDNN_LIBS) -fopenmp -lm
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard kernels/*.c)
+LIB_SRC := $(wildcard kernels/*.c) $(wildcard kernels/ukernels/*.c)
 LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
+# kernels/ukernels/*.c build by the object rules below (into obj/ukernels/,
+# san/ukernels/); every library object also depends on their header.
+$(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads tables install clean

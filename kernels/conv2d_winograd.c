@@ -7,19 +7,19 @@
  * Layouts (a = m + 2, xi = 0 .. a*a-1 the transformed positions):
  *   U  weight-only, built by plan_new, per (xi, group) a cout_g x cin_g
  *      matrix: plain row-major for BLAS, or in panels of 6 rows
- *      [cout_g/6][cin_g][6] for the AVX2 micro-kernel;
+ *      [cout_g/6][cin_g][6] for the micro-kernel (ukernels/ukernels.h);
  *   V  [xi][cin][tbp]   input transform of one block of tb tiles;
  *   M  [xi][cout][tbp]  U * V per xi and group.
  * (tbp and the xi strides are padded off powers of two: 36 streams 32 KiB
  * apart would all fall into one L1 set.)
  * Tiles are numbered over (n, tile row, tile col), so all images of the
  * batch share one GEMM; blocks of tb tiles keep V and M cache-sized while U
- * is read once per block. Rows of V and M have tbp >= tb + 8 floats so that
- * the vector code may always read and write 8 whole lanes.
+ * is read once per block. Rows of V and M have tbp >= tb + DCB_OVERREAD_FLOATS
+ * floats so that the vector code may always read and write 8 whole lanes.
  *
  * The transforms work on 8 neighbouring tiles of one tile row at a time: a
  * row of x is deinterleaved with shuffles so that lane j holds tile j. */
-#include "dcb_internal.h"
+#include "conv2d_winograd.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -27,18 +27,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define WINO_AVX2 1
-#endif
-
-struct dcb_winograd_plan {
-    int m, a;                       /* output tile, input tile (m + 2) */
-    int cin, cout, groups, cig, cog, pad;
-    int packed;                     /* U in 6-row panels for the micro-kernel */
-    size_t u_stride;                /* floats of U per (xi, group) */
-    float *U;                       /* NULL for a shape-only plan */
-};
 
 /* ------------------------------------------------------------ the matrices
  * G (a x 3) for the kernel transform; B^T (a x a) and A^T (m x a) are in the
@@ -51,14 +39,12 @@ static const double G4[6][3] = {{1.0 / 4, 0, 0},
                                 {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                 {0, 0, 1}};
 
-#define MR 6 /* rows of the micro-kernel */
-
 /* Small groups (depthwise, ResNeXt with few channels per group) make GEMMs
  * too small to pay off: they are multiplied directly. */
 static int small_groups(int cig, int cog) { return cig < 8 || cog < 8; }
 
 /* ------------------------------------------------------------------- plan */
-static int plan_setup(dcb_winograd_plan *pl, const dcb_conv2d_p *p, int m) {
+int dcb_wino_plan_setup(dcb_winograd_plan *pl, const dcb_conv2d_p *p, int m) {
     if (!p || (m != 2 && m != 4) || p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1 ||
         p->groups < 1 || p->cin < 1 || p->cout < 1 || p->cin % p->groups || p->cout % p->groups ||
         p->pad < 0) {
@@ -82,9 +68,10 @@ static int plan_setup(dcb_winograd_plan *pl, const dcb_conv2d_p *p, int m) {
     return 0;
 }
 
-/* + 8 floats: kern_n4 loads 8 at a time from 6-float rows */
+/* + DCB_OVERREAD_FLOATS: the micro-kernel's gemm_n4 loads 8 floats at a time
+ * from 6-float rows */
 static size_t u_bytes(const dcb_winograd_plan *pl) {
-    return sizeof(float) * ((size_t)pl->a * pl->a * pl->groups * pl->u_stride + 8);
+    return sizeof(float) * ((size_t)pl->a * pl->a * pl->groups * pl->u_stride + DCB_OVERREAD_FLOATS);
 }
 
 static void kernel_transform(dcb_winograd_plan *pl, const float *w) {
@@ -117,7 +104,7 @@ dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const flo
         dcb_fail(DCB_OUT_OF_MEMORY, "winograd: out of memory for the plan");
         return NULL;
     }
-    if (plan_setup(pl, p, m)) {
+    if (dcb_wino_plan_setup(pl, p, m)) {
         free(pl);
         return NULL;
     }
@@ -136,7 +123,7 @@ dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m, const flo
 
 size_t dcb_winograd_plan_bytes(const dcb_conv2d_p *p, int m) {
     dcb_winograd_plan pl;
-    if (plan_setup(&pl, p, m)) return 0;
+    if (dcb_wino_plan_setup(&pl, p, m)) return 0;
     return PLAN_HEAD + u_bytes(&pl);
 }
 
@@ -144,7 +131,7 @@ size_t dcb_winograd_plan_bytes(const dcb_conv2d_p *p, int m) {
  * sample's kernel inside run without allocating. */
 dcb_winograd_plan *dcb_winograd_plan_init(void *mem, const dcb_conv2d_p *p, int m, const float *w) {
     dcb_winograd_plan *pl = mem;
-    if (plan_setup(pl, p, m)) return NULL;
+    if (dcb_wino_plan_setup(pl, p, m)) return NULL;
     pl->U = (float *)((char *)mem + PLAN_HEAD);
     kernel_transform(pl, w);
     return pl;
@@ -156,23 +143,14 @@ void dcb_winograd_plan_free(dcb_winograd_plan *pl) {
     free(pl);
 }
 
-/* ---------------------------------------------------------------- blocking */
-typedef struct geom {
-    int Ho, Wo, tH, tW;
-    long T;     /* tiles in the whole batch */
-    int tb;     /* tiles per block */
-    int tbp;    /* row stride of V and M */
-    size_t vxs, mxs; /* xi strides of V and M */
-    int priv;   /* workspaces: 1 (the team shares each block) or threads */
-} geom;
-
-/* V + M of a block aim at WINO_BLOCK_BYTES (L2 plus a slice of L3) but hold
+/* ---------------------------------------------------------------- blocking
+ * (the layout of a block, wino_geom, is in conv2d_winograd.h)
+ *
+ * V + M of a block aim at WINO_BLOCK_BYTES (L2 plus a slice of L3) but hold
  * at least WINO_MIN_TB tiles: fewer make the GEMMs inefficient and re-read U
  * (a^2 cin cout floats) too often. */
 #define WINO_BLOCK_BYTES (2u << 20)
 #define WINO_MIN_TB 64
-
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 /* Two ways to share the work of a block among threads. Shared: every phase
  * of a block is split over the team (channels, then xi, then channels), so
@@ -200,8 +178,8 @@ static int choose_private(const dcb_winograd_plan *pl, long T, size_t per_tile, 
     return cross > extra_u;
 }
 
-static geom make_geom(const dcb_winograd_plan *pl, int N, int H, int W, int threads) {
-    geom g;
+wino_geom dcb_wino_make_geom(const dcb_winograd_plan *pl, int N, int H, int W, int threads) {
+    wino_geom g;
     g.Ho = H + 2 * pl->pad - 2;
     g.Wo = W + 2 * pl->pad - 2;
     g.tH = (g.Ho + pl->m - 1) / pl->m;
@@ -220,31 +198,25 @@ static geom make_geom(const dcb_winograd_plan *pl, int N, int H, int W, int thre
     if (tb > g.T) tb = g.T;
     if (tb < 1) tb = 1;
     g.tb = (int)tb;
-    g.tbp = (int)round_up((size_t)tb + 8, 16);
+    g.tbp = (int)round_up((size_t)tb + DCB_OVERREAD_FLOATS, 16);
     if (g.tbp % 32 == 0) g.tbp += 16; /* an odd number of cache lines */
     g.vxs = (size_t)pl->cin * g.tbp + 16;
     g.mxs = (size_t)pl->cout * g.tbp + 16;
     return g;
 }
 
-static size_t v_bytes(const dcb_winograd_plan *pl, const geom *g) {
+static size_t v_bytes(const dcb_winograd_plan *pl, const wino_geom *g) {
     return round_up(sizeof(float) * (size_t)pl->a * pl->a * g->vxs, DCB_ALIGN);
 }
-static size_t m_bytes(const dcb_winograd_plan *pl, const geom *g) {
+static size_t m_bytes(const dcb_winograd_plan *pl, const wino_geom *g) {
     return round_up(sizeof(float) * (size_t)pl->a * pl->a * g->mxs, DCB_ALIGN);
 }
 
-/* A block's tiles cut into runs of <= 8 tiles that share a tile row. */
-typedef struct wspan {
-    int n, ti, tj, k; /* image, tile row, first tile col, count */
-    int off;          /* position of the first tile in the block */
-} wspan;
-
-static size_t spans_bytes(const geom *g) { return round_up(sizeof(wspan) * (size_t)g->tb, DCB_ALIGN); }
+static size_t spans_bytes(const wino_geom *g) { return round_up(sizeof(wino_span) * (size_t)g->tb, DCB_ALIGN); }
 
 size_t dcb_winograd_ws(const dcb_winograd_plan *pl, int N, int H, int W, int threads) {
     if (!pl || N < 1 || H + 2 * pl->pad - 2 < 1 || W + 2 * pl->pad - 2 < 1) return 0;
-    const geom g = make_geom(pl, N, H, W, threads < 1 ? 1 : threads);
+    const wino_geom g = dcb_wino_make_geom(pl, N, H, W, threads < 1 ? 1 : threads);
     return (size_t)g.priv * (v_bytes(pl, &g) + m_bytes(pl, &g) + spans_bytes(&g));
 }
 
@@ -254,7 +226,6 @@ size_t dcb_winograd_ws(const dcb_winograd_plan *pl, int N, int H, int W, int thr
  * v[xi * vs + j] (the vector code writes all 8 lanes j: callers keep room);
  * out_group reads m[xi * ms + j] and writes the m x m outputs (+ bias) into
  * plane yc, clipped to Ho x Wo. */
-
 #ifndef WINO_AVX2
 /* Portable path: one tile at a time, with the generic tables. */
 static const float BT2[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
@@ -539,135 +510,31 @@ static void out_group(int m, const float *mm, size_t ms, int k, float bias, floa
     else
         out_group_f2(mm, ms, k, bias, yc, Ho, Wo, row0, col0);
 }
-
-/* ------------------------------------------------------------ micro-kernel
- * C (6 x 16|8 columns) = Up (one panel: [cig][6]) * V (cig x cols, ld ldv).
- * Only the first mr rows are stored; the panel's padding rows are zero.
- * Named accumulators: with an array GCC keeps them in memory. */
-#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
-
-static inline void kern_6x16(const float *up, int cig, const float *v, size_t ldv, float *c, size_t ldc,
-                             int mr) {
-#define DECL(r) __m256 a##r##0 = _mm256_setzero_ps(), a##r##1 = _mm256_setzero_ps();
-    ROWS6(DECL)
-#undef DECL
-    for (int k = 0; k < cig; k++, up += MR, v += ldv) {
-        const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
-#define FMA(r)                                              \
-    {                                                       \
-        const __m256 u = _mm256_broadcast_ss(up + r);       \
-        a##r##0 = _mm256_fmadd_ps(u, v0, a##r##0);          \
-        a##r##1 = _mm256_fmadd_ps(u, v1, a##r##1);          \
-    }
-        ROWS6(FMA)
-#undef FMA
-    }
-#define STORE(r)                                            \
-    if (r < mr) {                                           \
-        _mm256_storeu_ps(c + r * ldc, a##r##0);             \
-        _mm256_storeu_ps(c + r * ldc + 8, a##r##1);         \
-    }
-    ROWS6(STORE)
-#undef STORE
-}
-
-/* 8 columns; with n < 8 the missing ones read as zero (the stores still
- * write 8 lanes: M rows have room). */
-static inline void kern_6x8(const float *up, int cig, const float *v, size_t ldv, float *c, size_t ldc, int mr,
-                            int n) {
-#define DECL(r) __m256 a##r = _mm256_setzero_ps();
-    ROWS6(DECL)
-#undef DECL
-#define FMA(r) a##r = _mm256_fmadd_ps(_mm256_broadcast_ss(up + r), v0, a##r);
-    if (n == 8) {
-        for (int k = 0; k < cig; k++, up += MR, v += ldv) {
-            const __m256 v0 = _mm256_loadu_ps(v);
-            ROWS6(FMA)
-        }
-    } else {
-        const __m256i mask = col_mask(0, n);
-        for (int k = 0; k < cig; k++, up += MR, v += ldv) {
-            const __m256 v0 = _mm256_maskload_ps(v, mask);
-            ROWS6(FMA)
-        }
-    }
-#undef FMA
-#define STORE(r) \
-    if (r < mr) _mm256_storeu_ps(c + r * ldc, a##r);
-    ROWS6(STORE)
-#undef STORE
-}
-
-/* Up to 4 columns (np = 1 or 2 panels): vectorised over the 6 rows of a
- * panel (8-float loads at up + 6k; lanes 6, 7 are the next k's and are
- * dropped), so that U, the big operand when there are few tiles, is loaded
- * once per 6 rows instead of broadcast per row. Writes 4 columns. */
-static inline void kern_n4(const float *up, int np, int cig, const float *v, size_t ldv, float *c, size_t ldc,
-                           int mr) {
-    const float *up1 = up + (size_t)MR * cig;
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    if (np == 2) {
-        for (int k = 0; k < cig; k++, v += ldv) {
-            const __m256 u0 = _mm256_loadu_ps(up + MR * k), u1 = _mm256_loadu_ps(up1 + MR * k);
-            __m256 b = _mm256_broadcast_ss(v);
-            a00 = _mm256_fmadd_ps(u0, b, a00), a10 = _mm256_fmadd_ps(u1, b, a10);
-            b = _mm256_broadcast_ss(v + 1);
-            a01 = _mm256_fmadd_ps(u0, b, a01), a11 = _mm256_fmadd_ps(u1, b, a11);
-            b = _mm256_broadcast_ss(v + 2);
-            a02 = _mm256_fmadd_ps(u0, b, a02), a12 = _mm256_fmadd_ps(u1, b, a12);
-            b = _mm256_broadcast_ss(v + 3);
-            a03 = _mm256_fmadd_ps(u0, b, a03), a13 = _mm256_fmadd_ps(u1, b, a13);
-        }
-    } else {
-        for (int k = 0; k < cig; k++, v += ldv) {
-            const __m256 u0 = _mm256_loadu_ps(up + MR * k);
-            a00 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v), a00);
-            a01 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v + 1), a01);
-            a02 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v + 2), a02);
-            a03 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(v + 3), a03);
-        }
-    }
-    for (int p = 0; p < np; p++) {
-        /* (4 columns x 8 rows) -> (8 rows x 4 columns) */
-        const __m256 t0 = _mm256_unpacklo_ps(p ? a10 : a00, p ? a11 : a01);
-        const __m256 t1 = _mm256_unpacklo_ps(p ? a12 : a02, p ? a13 : a03);
-        const __m256 t2 = _mm256_unpackhi_ps(p ? a10 : a00, p ? a11 : a01);
-        const __m256 t3 = _mm256_unpackhi_ps(p ? a12 : a02, p ? a13 : a03);
-        const __m256 r04 = _mm256_shuffle_ps(t0, t1, 0x44), r15 = _mm256_shuffle_ps(t0, t1, 0xEE);
-        const __m256 r26 = _mm256_shuffle_ps(t2, t3, 0x44), r37 = _mm256_shuffle_ps(t2, t3, 0xEE);
-        const __m128 rows[MR] = {_mm256_castps256_ps128(r04),  _mm256_castps256_ps128(r15),
-                                 _mm256_castps256_ps128(r26),  _mm256_castps256_ps128(r37),
-                                 _mm256_extractf128_ps(r04, 1), _mm256_extractf128_ps(r15, 1)};
-        const int rows_here = mr - MR * p < MR ? mr - MR * p : MR;
-        for (int r = 0; r < rows_here; r++) _mm_storeu_ps(c + (size_t)(MR * p + r) * ldc, rows[r]);
-    }
-}
-
-/* M (cog x nb) = U (packed panels) * V (cig x nb), leading dimension ld.
- * Columns go 16, then 8 at a time while more than 4 remain; the last <= 4
- * take kern_n4 over pairs of panels. */
-static void gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb) {
-    int jt = 0;
-    for (int i0 = 0; i0 < cog; i0 += MR) {
-        const float *up = U + (size_t)i0 * cig;
-        const int mr = cog - i0 < MR ? cog - i0 : MR;
-        float *mo = M + (size_t)i0 * ld;
-        int j = 0;
-        for (; j + 16 <= nb; j += 16) kern_6x16(up, cig, V + j, ld, mo + j, ld, mr);
-        for (; nb - j > 4; j += 8) kern_6x8(up, cig, V + j, ld, mo + j, ld, mr, nb - j < 8 ? nb - j : 8);
-        jt = j;
-    }
-    if (jt < nb)
-        for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
-            const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
-            kern_n4(U + (size_t)i0 * cig, mr > MR ? 2 : 1, cig, V + jt, ld, M + (size_t)i0 * ld + jt, ld, mr);
-        }
-}
 #endif /* WINO_AVX2 */
 
+/* ------------------------------------------------------------ packed GEMM
+ * Columns go 16, then 8 at a time while more than 4 remain (the micro-
+ * kernel's gemm, one call per 6-row panel); the last <= 4 take its gemm_n4
+ * over pairs of panels, vectorised over the rows. */
+void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb) {
+    const dcb_ukernels *uk = dcb_uk();
+    const int rest = nb % DCB_UK_NR;
+    const int n4 = rest <= 4 ? rest : rest > 8 && rest <= 12 ? rest - 8 : 0; /* columns for gemm_n4 */
+    const int nmain = nb - n4;
+    if (nmain > 0)
+        for (int i0 = 0; i0 < cog; i0 += MR) {
+            const int mr = cog - i0 < MR ? cog - i0 : MR;
+            uk->gemm(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, 0, NULL);
+        }
+    if (n4)
+        for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
+            const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
+            uk->gemm_n4(cig, U + (size_t)i0 * cig, V + nmain, ld, M + (size_t)i0 * ld + nmain, ld, mr, n4);
+        }
+}
+
 /* -------------------------------------------------------------------- run */
-static int make_spans(const geom *g, long t0, int nb, wspan *sp) {
+int dcb_wino_make_spans(const wino_geom *g, long t0, int nb, wino_span *sp) {
     int ns = 0;
     for (int off = 0; off < nb;) {
         const long t = t0 + off, rowi = t / g->tW;
@@ -686,7 +553,38 @@ static int make_spans(const geom *g, long t0, int nb, wspan *sp) {
     return ns;
 }
 
-static void multiply_direct(const dcb_winograd_plan *pl, const geom *gm, const float *V, float *M, int nb,
+void dcb_wino_transform_in(const dcb_winograd_plan *pl, const float *x, int H, int W, const wino_span *sp, int ns,
+                           float *V, size_t ld, size_t vxs, size_t vns, int tps, int threads) {
+    const int m = pl->m, cin = pl->cin;
+    (void)threads;
+    /* A channel's spans go in order on one thread: each writes 8 lanes,
+     * and the next span overwrites the surplus. */
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int c = 0; c < cin; c++)
+        for (int s = 0; s < ns; s++) {
+            const wino_span *q = &sp[s];
+            const float *xc = x + ((size_t)q->n * cin + c) * H * W;
+            in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k,
+                     V + q->n * vns + c * ld + (q->off - q->n * tps), vxs);
+        }
+}
+
+void dcb_wino_transform_out(const dcb_winograd_plan *pl, const wino_geom *g, const wino_span *sp, int ns,
+                            const float *M, size_t ld, size_t mxs, size_t mns, int tps, const float *b, size_t bns,
+                            float *y, int threads) {
+    const int m = pl->m, cout = pl->cout, Ho = g->Ho, Wo = g->Wo;
+    (void)threads;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
+    for (int o = 0; o < cout; o++)
+        for (int s = 0; s < ns; s++) {
+            const wino_span *q = &sp[s];
+            float *yc = y + ((size_t)q->n * cout + o) * Ho * Wo;
+            out_group(m, M + q->n * mns + o * ld + (q->off - q->n * tps), mxs, q->k, b ? b[q->n * bns + o] : 0.0f,
+                      yc, Ho, Wo, q->ti * m, q->tj * m);
+        }
+}
+
+static void multiply_direct(const dcb_winograd_plan *pl, const wino_geom *gm, const float *V, float *M, int nb,
                             int threads) {
     const size_t ld = (size_t)gm->tbp;
     const int a2 = pl->a * pl->a, cig = pl->cig, cog = pl->cog, G = pl->groups;
@@ -713,39 +611,29 @@ static void multiply_direct(const dcb_winograd_plan *pl, const geom *gm, const f
 
 /* One block of nb tiles from tile t0: input transform, GEMMs, output
  * transform, each phase over `threads` (1 inside a private-mode thread). */
-static void run_block(const dcb_winograd_plan *pl, const geom *gp, long t0, int nb, int H, int W,
-                      const float *x, const float *b, float *y, float *V, float *M, wspan *sp, int threads,
+static void run_block(const dcb_winograd_plan *pl, const wino_geom *gp, long t0, int nb, int H, int W,
+                      const float *x, const float *b, float *y, float *V, float *M, wino_span *sp, int threads,
                       dcb_profile *prof) {
-    const geom g = *gp;
-    const int m = pl->m, a2 = pl->a * pl->a;
+    const wino_geom g = *gp;
+    const int a2 = pl->a * pl->a;
     const size_t ld = (size_t)g.tbp;
-    const int cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
-    const int ns = make_spans(&g, t0, nb, sp);
+    const int cig = pl->cig, cog = pl->cog, G = pl->groups;
+    const int ns = dcb_wino_make_spans(&g, t0, nb, sp);
 
-    /* A channel's spans go in order on one thread: each writes 8 lanes,
-     * and the next span overwrites the surplus. */
     double ts = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int c = 0; c < cin; c++)
-        for (int s = 0; s < ns; s++) {
-            const wspan *q = &sp[s];
-            const float *xc = x + ((size_t)q->n * cin + c) * H * W;
-            in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k, V + c * ld + q->off, g.vxs);
-        }
+    dcb_wino_transform_in(pl, x, H, W, sp, ns, V, ld, g.vxs, 0, 0, threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
 
     ts = dcb_now();
     if (small_groups(cig, cog)) {
         multiply_direct(pl, &g, V, M, nb, threads);
     } else if (pl->packed) {
-#ifdef WINO_AVX2
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads) if (threads > 1)
         for (int xi = 0; xi < a2; xi++)
             for (int gi = 0; gi < G; gi++)
-                gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, cog, cig,
-                            V + xi * g.vxs + (size_t)gi * cig * ld, M + xi * g.mxs + (size_t)gi * cog * ld, ld,
-                            nb);
-#endif
+                dcb_wino_gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, cog, cig,
+                                     V + xi * g.vxs + (size_t)gi * cig * ld, M + xi * g.mxs + (size_t)gi * cog * ld,
+                                     ld, nb);
     } else {
         for (int xi = 0; xi < a2; xi++)
             for (int gi = 0; gi < G; gi++)
@@ -757,21 +645,14 @@ static void run_block(const dcb_winograd_plan *pl, const geom *gp, long t0, int 
     DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, ts);
 
     ts = dcb_now();
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
-    for (int o = 0; o < cout; o++)
-        for (int s = 0; s < ns; s++) {
-            const wspan *q = &sp[s];
-            float *yc = y + ((size_t)q->n * cout + o) * g.Ho * g.Wo;
-            out_group(m, M + o * ld + q->off, g.mxs, q->k, b ? b[o] : 0.0f, yc, g.Ho, g.Wo, q->ti * m,
-                      q->tj * m);
-        }
+    dcb_wino_transform_out(pl, &g, sp, ns, M, ld, g.mxs, 0, 0, b, 0, y, threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
 }
 
 void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const float *x, const float *b,
                       float *y, void *ws, int threads, dcb_profile *prof) {
     if (threads < 1) threads = 1;
-    const geom g = make_geom(pl, N, H, W, threads);
+    const wino_geom g = dcb_wino_make_geom(pl, N, H, W, threads);
     const int tb = g.tb;
     const size_t one = v_bytes(pl, &g) + m_bytes(pl, &g) + spans_bytes(&g);
     const long nblocks = (g.T + tb - 1) / tb;
@@ -780,7 +661,7 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const fl
     if (g.priv == 1) {
         float *V = ws;
         float *M = (float *)((char *)ws + v_bytes(pl, &g));
-        wspan *sp = (wspan *)((char *)M + m_bytes(pl, &g)); /* at most one span per tile */
+        wino_span *sp = (wino_span *)((char *)M + m_bytes(pl, &g)); /* at most one span per tile */
         for (long t0 = 0; t0 < g.T; t0 += tb)
             run_block(pl, &g, t0, (int)(g.T - t0 < tb ? g.T - t0 : tb), H, W, x, b, y, V, M, sp, threads, prof);
         return;
@@ -796,7 +677,7 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const fl
         char *base = (char *)ws + (size_t)tid * one;
         float *V = (float *)base;
         float *M = (float *)(base + v_bytes(pl, &g));
-        wspan *sp = (wspan *)((char *)M + m_bytes(pl, &g));
+        wino_span *sp = (wino_span *)((char *)M + m_bytes(pl, &g));
         dcb_profile mine = {{0}};
 #pragma omp for schedule(dynamic, 1)
         for (long k = 0; k < nblocks; k++) {
@@ -810,366 +691,6 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W, const fl
     dcb_profile_add(prof, &most);
 }
 
-/* ============================================================ dynamic kernels
- * Per-sample kernels (condconv, dyconv, weightnet): the kernel transform is
- * part of every run, so it is done in float, vectorised, and fused with the
- * GEMM instead of materialising a whole plan per sample (9.4 MB at C=256,
- * written and read back from memory).
- *
- * The spatial kernels are consumed in "panel layout" [group][panel][cin_g][9][6]:
- * the 9 taps of the 6 output channels of one micro-kernel panel side by side,
- * rows past cout_g zero. One 8-lane vector then holds one tap of a panel's
- * 6 channels, so the transform writes U's packed [cin_g][6] rows with plain
- * stores (lanes 6, 7 spill into the next slot and are overwritten by it).
- * Mixing a bank in that layout is elementwise, so condconv / dyconv keep
- * their experts in it (prepare) and mix straight into it.
- *
- * Work is split in blocks of OB output channels (whole panels): per block and
- * sample, the kernel rows are mixed (or copied), then for each row i of the
- * a x a transform the a positions xi = i*a + j are transformed and multiplied
- * at once, so that the mixed rows, one row of U and the sample's V stay in L2.
- * The input transform is shared by the batch as in the static engine. */
-
-#define DYN_OB_MAX 48 /* output channels per block, a multiple of MR */
-
-static int dyn_panels(int cog) { return (cog + MR - 1) / MR; }
-
-size_t dcb_winograd_bank_floats(const dcb_conv2d_p *p) {
-    const int cig = p->cin / p->groups, cog = p->cout / p->groups;
-    return (size_t)p->groups * dyn_panels(cog) * cig * 9 * MR;
-}
-
-void dcb_winograd_bank_pack(const dcb_conv2d_p *p, const float *w, float *out) {
-    const int cig = p->cin / p->groups, cog = p->cout / p->groups, np = dyn_panels(cog);
-    memset(out, 0, sizeof(float) * dcb_winograd_bank_floats(p));
-    for (int o = 0; o < p->cout; o++) {
-        const int g = o / cog, ol = o % cog;
-        float *dst = out + ((size_t)g * np + ol / MR) * cig * 9 * MR + ol % MR;
-        for (int c = 0; c < cig; c++)
-            for (int k = 0; k < 9; k++) dst[((size_t)c * 9 + k) * MR] = w[((size_t)o * cig + c) * 9 + k];
-    }
-}
-
-int dcb_winograd_dyn_supported(const dcb_conv2d_p *p, int m) {
-#ifdef WINO_AVX2
-    dcb_winograd_plan pl;
-    return plan_setup(&pl, p, m) == 0 && pl.packed;
-#else
-    (void)p, (void)m;
-    return 0;
-#endif
-}
-
-#ifdef WINO_AVX2
-/* Rows of the kernel transform, G (a x 3) applied to (g0, g1, g2). */
-static inline void g_rows(int m, __m256 g0, __m256 g1, __m256 g2, __m256 *t) {
-    if (m == 4) {
-        const __m256 s = _mm256_add_ps(g0, g2);
-        const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), g0, _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), g2));
-        const __m256 h = _mm256_mul_ps(_mm256_set1_ps(1.0f / 12), g1);
-        t[0] = _mm256_mul_ps(_mm256_set1_ps(0.25f), g0);
-        t[1] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), _mm256_sub_ps(g1, s));
-        t[3] = _mm256_add_ps(q, h);
-        t[4] = _mm256_sub_ps(q, h);
-        t[5] = g2;
-    } else {
-        const __m256 s = _mm256_add_ps(g0, g2), half = _mm256_set1_ps(0.5f);
-        t[0] = g0;
-        t[1] = _mm256_mul_ps(half, _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(half, _mm256_sub_ps(s, g1));
-        t[3] = g2;
-    }
-}
-
-/* Row i of G applied to (g0, g1, g2): one of the values g_rows gives. */
-static inline __attribute__((always_inline)) __m256 g_row(int m, int i, __m256 g0, __m256 g1, __m256 g2) {
-    if (m == 4) {
-        switch (i) {
-        case 0: return _mm256_mul_ps(_mm256_set1_ps(0.25f), g0);
-        case 1: return _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(_mm256_add_ps(g0, g2), g1));
-        case 2: return _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), _mm256_sub_ps(g1, _mm256_add_ps(g0, g2)));
-        case 3:
-        case 4: {
-            const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), g0, _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), g2));
-            const __m256 h = _mm256_mul_ps(_mm256_set1_ps(1.0f / 12), g1);
-            return i == 3 ? _mm256_add_ps(q, h) : _mm256_sub_ps(q, h);
-        }
-        default: return g2;
-        }
-    }
-    switch (i) {
-    case 0: return g0;
-    case 1: return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_add_ps(g0, g2), g1));
-    case 2: return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_sub_ps(_mm256_add_ps(g0, g2), g1));
-    default: return g2;
-    }
-}
-
-/* Row i of U = G g G^T for the panels np of wt (panel layout, cig channels):
- * U position xi = i*a + j goes to ur + j*us + (panel*cig + c)*6. m and i
- * are constants in every inlined copy, so only row i of G g is computed. */
-static inline __attribute__((always_inline)) void transform_row_c(int m, int i, const float *wt, int np, int cig,
-                                                                  float *ur, size_t us) {
-    const int a = m + 2;
-    const size_t n = (size_t)np * cig;
-    for (size_t pc = 0; pc < n; pc++) {
-        const float *s = wt + pc * 9 * MR;
-        const __m256 t0 = g_row(m, i, _mm256_loadu_ps(s), _mm256_loadu_ps(s + 3 * MR), _mm256_loadu_ps(s + 6 * MR));
-        const __m256 t1 = g_row(m, i, _mm256_loadu_ps(s + MR), _mm256_loadu_ps(s + 4 * MR), _mm256_loadu_ps(s + 7 * MR));
-        const __m256 t2 = g_row(m, i, _mm256_loadu_ps(s + 2 * MR), _mm256_loadu_ps(s + 5 * MR), _mm256_loadu_ps(s + 8 * MR));
-        __m256 u[6];
-        g_rows(m, t0, t1, t2, u);
-        float *d = ur + pc * MR;
-        for (int j = 0; j < a; j++) _mm256_storeu_ps(d + j * us, u[j]);
-    }
-}
-
-static void transform_row(int m, int i, const float *wt, int np, int cig, float *ur, size_t us) {
-#define TR(mm, ii) \
-    case ii: transform_row_c(mm, ii, wt, np, cig, ur, us); break;
-    if (m == 4) {
-        switch (i) { TR(4, 0) TR(4, 1) TR(4, 2) TR(4, 3) TR(4, 4) TR(4, 5) }
-    } else {
-        switch (i) { TR(2, 0) TR(2, 1) TR(2, 2) TR(2, 3) }
-    }
-#undef TR
-}
-
-/* dst (n floats) = sum_e r[e] * src[e * es + i]. */
-static void mix_rows(const float *src, size_t es, const float *r, int E, float *dst, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 acc = _mm256_mul_ps(_mm256_set1_ps(r[0]), _mm256_loadu_ps(src + i));
-        for (int e = 1; e < E; e++) acc = _mm256_fmadd_ps(_mm256_set1_ps(r[e]), _mm256_loadu_ps(src + e * es + i), acc);
-        _mm256_storeu_ps(dst + i, acc);
-    }
-    for (; i < n; i++) {
-        float acc = 0;
-        for (int e = 0; e < E; e++) acc += r[e] * src[e * es + i];
-        dst[i] = acc;
-    }
-}
-#endif
-
-typedef struct dyn_geom {
-    dcb_winograd_plan pl;  /* shape only */
-    geom g;                /* Ho, Wo, tH, tW (of one sample) */
-    int tps;               /* tiles per sample */
-    int S;                 /* samples per chunk */
-    int OB;                /* output channels per block */
-    /* V and M are per sample ([n][xi][channel][ld]), so that the GEMMs of
-     * one sample read compact, aligned rows */
-    size_t ld, vxs, mxs, vns, mns;
-    size_t wt_floats, ur_floats, us; /* per-thread buffers; us: xi stride of the U row */
-} dyn_geom;
-
-/* V + M of a chunk of samples aim at this; at least one sample. A chunk of
- * 8 samples at 128@28 (24 MB) made every GEMM read the sample's V from
- * memory and the GEMMs ran at half the static engine's speed; one sample
- * (3 MB) keeps V in L2 and L3: condconv 128@28 N=8 13.5 -> 9.7 ms. */
-#define DYN_CHUNK_BYTES (4u << 20)
-
-static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H, int W, int threads) {
-    if (plan_setup(&d->pl, p, m)) return -1;
-    const dcb_winograd_plan *pl = &d->pl;
-    const int a2 = pl->a * pl->a;
-    d->g = make_geom(pl, 1, H, W, 1);
-    d->tps = d->g.tH * d->g.tW;
-    d->ld = round_up((size_t)d->tps + 8, 16);
-    if (d->ld % 32 == 0) d->ld += 16; /* an odd number of cache lines */
-    d->vxs = (size_t)pl->cin * d->ld + 16;
-    d->mxs = (size_t)pl->cout * d->ld + 16;
-    d->vns = (size_t)a2 * d->vxs;
-    d->mns = (size_t)a2 * d->mxs;
-    long S = (long)(DYN_CHUNK_BYTES / (sizeof(float) * (d->vns + d->mns)));
-    if (S < 1) S = 1;
-    if (S > N) S = N;
-    d->S = (int)S;
-    /* Larger blocks re-read the sample's V less often, smaller ones keep
-     * the mixed rows and the U row in L2: of 6..144 channels, 48 was the best
-     * measured at C=128@28 and C=256@14 (6: 2.6x the GEMM time). */
-    int ob = DYN_OB_MAX;
-    const int cogp = dyn_panels(pl->cog) * MR;
-    if (ob > cogp) ob = cogp;
-    d->OB = ob;
-    /* threads sharing a chunk need work items: at least two (block, sample)
-     * pairs each, even past the cache target (3 blocks of one sample left
-     * 16 threads idle) */
-    const long nblk = (long)pl->groups * ((pl->cog + ob - 1) / ob);
-    if (threads > 1 && S * nblk < 2L * threads) {
-        S = (2L * threads + nblk - 1) / nblk;
-        if (S > N) S = N;
-        d->S = (int)S;
-    }
-    d->wt_floats = round_up((size_t)ob * pl->cig * 9 + 8, 16);
-    d->us = (size_t)ob * pl->cig + 16;
-    d->ur_floats = round_up((size_t)pl->a * d->us, 16);
-    return 0;
-}
-
-static size_t dyn_fixed_bytes(const dyn_geom *d) {
-    return round_up(sizeof(float) * (size_t)d->S * (d->vns + d->mns), DCB_ALIGN) +
-           round_up(sizeof(wspan) * (size_t)d->S * d->tps, DCB_ALIGN);
-}
-
-/* With at least as many samples as threads, each thread takes whole samples
- * (chunks of one) in buffers of its own: no barrier, and V, M, the mixed
- * kernels and U stay in that core's caches. Otherwise the threads share each
- * chunk's (output block, sample) pairs. */
-static int dyn_private(int N, int threads) { return threads > 1 && N >= threads; }
-
-static size_t dyn_thread_bytes(const dyn_geom *d) { return sizeof(float) * (d->wt_floats + d->ur_floats); }
-
-size_t dcb_winograd_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, int threads) {
-    dyn_geom d;
-    if (threads < 1) threads = 1;
-    if (N < 1 || H + 2 * p->pad - 2 < 1 || W + 2 * p->pad - 2 < 1 || dyn_make_geom(&d, p, m, N, H, W, threads)) return 0;
-    if (dyn_private(N, threads)) {
-        d.S = 1;
-        return (size_t)threads * (dyn_fixed_bytes(&d) + dyn_thread_bytes(&d));
-    }
-    return dyn_fixed_bytes(&d) + (size_t)threads * dyn_thread_bytes(&d);
-}
-
-#ifdef WINO_AVX2
-/* Samples n0 .. n0+S-1 through the three phases, over `threads`; fixed: V,
- * M and the spans of S samples; tbuf: `threads` pairs of mixed-kernel and
- * U-row buffers. */
-static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, const float *x,
-                      const dcb_wino_dyn *k, float *y, char *fixed, float *tbuf, int threads, dcb_profile *prof) {
-    const dyn_geom d = *dp;
-    const dcb_winograd_plan *pl = &d.pl;
-    const geom *g = &d.g;
-    const int a = pl->a, cin = pl->cin, cout = pl->cout, cig = pl->cig, cog = pl->cog, G = pl->groups;
-    const int OB = d.OB, nob = (cog + OB - 1) / OB, nblk = G * nob, tps = d.tps;
-    const size_t ld = d.ld, gstride = (size_t)dyn_panels(cog) * cig * 9 * MR, Pp = (size_t)G * gstride;
-    float *V = (float *)fixed;
-    float *M = V + (size_t)S * d.vns;
-    wspan *sp = (wspan *)(fixed + round_up(sizeof(float) * (size_t)S * (d.vns + d.mns), DCB_ALIGN));
-    const int ns = make_spans(g, 0, S * tps, sp); /* q->n is the sample within the chunk */
-    const float *xb = x + (size_t)n0 * cin * H * W;
-
-    double ts = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int c = 0; c < cin; c++)
-        for (int s = 0; s < ns; s++) {
-            const wspan *q = &sp[s];
-            const float *xc = xb + ((size_t)q->n * cin + c) * H * W;
-            in_group(m, xc, H, W, q->ti * m - pl->pad, q->tj * m - pl->pad, q->k,
-                     V + q->n * d.vns + c * ld + (q->off - q->n * tps), d.vxs);
-        }
-    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
-
-    /* (output block, sample) pairs over the threads (blocks alone were too
-     * few: 3 at C=128 left 2 threads at 1.6x); each phase inside is reported
-     * as the largest of the threads' own times in it (the threads share the
-     * pairs, so their sums are about the wall time). */
-    double t_kg = 0, t_tr = 0, t_gm = 0;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        if (threads > 1) tid = omp_get_thread_num();
-#endif
-        float *wt = tbuf + (size_t)tid * (d.wt_floats + d.ur_floats);
-        float *ur = wt + d.wt_floats;
-        double l_kg = 0, l_tr = 0, l_gm = 0;
-#pragma omp for schedule(dynamic)
-        for (int item = 0; item < nblk * S; item++) {
-            const int blk = item / S, sl = item % S, n = n0 + sl;
-            const int gi = blk / nob, o0 = blk % nob * OB, ob = cog - o0 < OB ? cog - o0 : OB;
-            const int npb = dyn_panels(ob);
-            const size_t off = (size_t)gi * gstride + (size_t)(o0 / MR) * cig * 9 * MR,
-                         len = (size_t)npb * cig * 9 * MR;
-            double t0 = dcb_now();
-            const float *src;
-            if (k->E > 0) {
-                mix_rows(k->bank + off, Pp, k->r + (size_t)n * k->E, k->E, wt, len);
-                src = wt;
-            } else {
-                src = k->w + (k->shared ? 0 : (size_t)n * Pp) + off;
-            }
-            double t1 = dcb_now();
-            l_kg += t1 - t0;
-            const float *Vn = V + sl * d.vns + (size_t)gi * cig * ld;
-            float *Mn = M + sl * d.mns + (size_t)(gi * cog + o0) * ld;
-            for (int i = 0; i < a; i++) {
-                t0 = dcb_now();
-                transform_row(m, i, src, npb, cig, ur, d.us);
-                t1 = dcb_now();
-                l_tr += t1 - t0;
-                for (int j = 0; j < a; j++) {
-                    const int xi = i * a + j;
-                    gemm_packed(ur + j * d.us, ob, cig, Vn + xi * d.vxs, Mn + xi * d.mxs, ld, tps);
-                }
-                l_gm += dcb_now() - t1;
-            }
-        }
-#pragma omp critical(dcb_wino_dyn_phases)
-        {
-            t_kg = l_kg > t_kg ? l_kg : t_kg;
-            t_tr = l_tr > t_tr ? l_tr : t_tr;
-            t_gm = l_gm > t_gm ? l_gm : t_gm;
-        }
-    }
-    if (prof) {
-        prof->seconds[DCB_PHASE_KERNEL_GEN] += t_kg;
-        prof->seconds[DCB_PHASE_TRANSFORM] += t_tr;
-        prof->seconds[DCB_PHASE_GEMM] += t_gm;
-    }
-
-    ts = dcb_now();
-    float *yb = y + (size_t)n0 * cout * g->Ho * g->Wo;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (threads > 1)
-    for (int o = 0; o < cout; o++)
-        for (int s = 0; s < ns; s++) {
-            const wspan *q = &sp[s];
-            float *yc = yb + ((size_t)q->n * cout + o) * g->Ho * g->Wo;
-            out_group(m, M + q->n * d.mns + o * ld + (q->off - q->n * tps), d.mxs, q->k,
-                      k->b ? k->b[(k->shared ? 0 : (size_t)(n0 + q->n) * cout) + o] : 0.0f, yc, g->Ho, g->Wo,
-                      q->ti * m, q->tj * m);
-        }
-    DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
-}
-#endif
-
-void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x,
-                          const dcb_wino_dyn *k, float *y, void *ws, int threads, dcb_profile *prof) {
-#ifdef WINO_AVX2
-    if (threads < 1) threads = 1;
-    dyn_geom d;
-    if (dyn_make_geom(&d, p, m, N, H, W, threads)) return;
-    if (!dyn_private(N, threads)) {
-        float *tbuf = (float *)((char *)ws + dyn_fixed_bytes(&d));
-        for (int n0 = 0; n0 < N; n0 += d.S)
-            dyn_chunk(&d, m, n0, N - n0 < d.S ? N - n0 : d.S, H, W, x, k, y, ws, tbuf, threads,
-                      prof);
-        return;
-    }
-    d.S = 1;
-    const size_t per = dyn_fixed_bytes(&d) + dyn_thread_bytes(&d);
-    dcb_profile most = {{0}}; /* each thread's own profile, merged by dcb_profile_max */
-#pragma omp parallel num_threads(threads)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        char *mine = (char *)ws + (size_t)tid * per;
-        dcb_profile own = {{0}};
-#pragma omp for schedule(dynamic, 1)
-        for (int n = 0; n < N; n++)
-            dyn_chunk(&d, m, n, 1, H, W, x, k, y, mine, (float *)(mine + dyn_fixed_bytes(&d)), 1,
-                      prof ? &own : NULL);
-#pragma omp critical(dcb_wino_profile)
-        dcb_profile_max(&most, &own);
-    }
-    dcb_profile_add(prof, &most);
-#else
-    (void)p, (void)m, (void)N, (void)H, (void)W, (void)x, (void)k, (void)y, (void)ws, (void)threads, (void)prof;
-#endif
-}
 
 /* ------------------------------------------------------- the engines
  * winograd (F(4x4,3x3)) and winograd_f2 (F(2x2,3x3)): one implementation,

@@ -165,7 +165,9 @@ void dcb_conv2d_im2col(const dcb_conv2d_p *p, int N, int H, int W,
                        const float *x, const float *w, const float *b, float *y,
                        void *ws, int threads, dcb_profile *prof);
 
-/* Winograd F(m x m, 3x3), m in {2, 4}. plan_new does the weight-only kernel
+/* Winograd F(m x m, 3x3), m in {2, 4}: the static engine in conv2d_winograd.c,
+ * the dynamic path (dcb_winograd_dyn_*, dcb_winograd_bank_*) in
+ * conv2d_winograd_dyn.c. plan_new does the weight-only kernel
  * transform (w may be NULL: a shape-only plan, enough for dcb_winograd_ws). */
 typedef struct dcb_winograd_plan dcb_winograd_plan;
 dcb_winograd_plan *dcb_winograd_plan_new(const dcb_conv2d_p *p, int m,
@@ -189,16 +191,26 @@ void dcb_winograd_run(const dcb_winograd_plan *pl, int N, int H, int W,
                       int threads, dcb_profile *prof);
 
 /* The direct engine (conv2d_direct.c): depthwise (groups == cin) as direct
- * loops, everything else as an implicit GEMM with a packed AVX2 micro-kernel;
- * it runs every conv2d. Weights go through dcb_direct_pack_weights into
- * dcb_direct_wpack_bytes (0 for depthwise: run reads w itself); run needs
- * the raw w for depthwise and wpacked otherwise. */
+ * loops, everything else as an implicit GEMM on the packed 6x16 micro-kernel
+ * (ukernels/ukernels.h); it runs every conv2d. Weights go through
+ * dcb_direct_pack_weights into dcb_direct_wpack_bytes (0 for depthwise: run
+ * reads w itself); run needs the raw w for depthwise and wpacked otherwise. */
 size_t dcb_direct_wpack_bytes(const dcb_conv2d_p *p);
 void dcb_direct_pack_weights(const dcb_conv2d_p *p, const float *w, float *wpacked);
 size_t dcb_direct_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads);
 void dcb_direct_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x,
                     const float *w, const float *wpacked, const float *b, float *y,
                     void *ws, int threads, dcb_profile *prof);
+/* Its two paths, which the functions above dispatch to (threads >= 1):
+ * the implicit GEMM (conv2d_direct_gemm.c) and depthwise (conv2d_direct_dw.c). */
+size_t dcb_direct_gemm_wpack_bytes(const dcb_conv2d_p *p);
+void dcb_direct_gemm_pack_weights(const dcb_conv2d_p *p, const float *w, float *wpacked);
+size_t dcb_direct_gemm_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads);
+void dcb_direct_gemm_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x,
+                         const float *wpacked, const float *b, float *y, void *ws, int threads);
+size_t dcb_direct_dw_ws(const dcb_conv2d_p *p, int H, int W, int threads);
+void dcb_direct_dw_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x,
+                       const float *w, const float *b, float *y, void *ws, int threads);
 
 /* Winograd with a kernel per sample (the dynamic operators): the kernel
  * transform is fused with the GEMM, in float, inside run. The kernels come in
@@ -209,9 +221,9 @@ void dcb_direct_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x,
  *           sum_e r[n*E + e] * bank[e] (mixed block by block, never whole);
  * b: (N, cout) per-sample bias or NULL. shared = 1 (with E == 0): w is one
  * kernel and b one bias (cout) for all N images. The panel-layout buffers
- * need 8 floats of room past their end (vector loads). Only where
- * dcb_winograd_dyn_supported (the AVX2 packed micro-kernel: AVX2+FMA and
- * >= 8 channels per group). */
+ * need DCB_OVERREAD_FLOATS of room past their end (vector loads). Only where
+ * dcb_winograd_dyn_supported (the AVX2 kernel transform, compiled with
+ * AVX2+FMA, and >= 8 channels per group). */
 typedef struct dcb_wino_dyn {
     const float *w, *bank, *r, *b;
     int E, shared;

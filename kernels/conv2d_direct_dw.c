@@ -1,0 +1,188 @@
+/* The direct engine's depthwise path (groups == cin, any multiplier,
+ * kernel, stride, pad, dilation; conv2d_direct.c dispatches to it): every
+ * input plane is copied once into a zero-bordered buffer whose rows are
+ * split into `stride` phases (phase q holds padded columns q, q+s, q+2s,
+ * ...), so that for any stride the outputs j..j+7 of one tap read 8
+ * consecutive floats; the taps then run as broadcast-FMAs along the output
+ * row with no bounds checks. */
+#include "dcb_internal.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define DIRECT_AVX2 1
+#endif
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+typedef struct dplan {
+    int Ho, Wo, Hp, s, Wq, Wo8;  /* padded rows, phases, phase width */
+} dplan;
+
+static dplan make_dplan(const dcb_conv2d_p *p, int H, int W) {
+    dplan d;
+    d.Ho = dcb_conv_out(H, p->kh, p->stride, p->pad, p->dil);
+    d.Wo = dcb_conv_out(W, p->kw, p->stride, p->pad, p->dil);
+    d.s = p->stride;
+    d.Hp = H + 2 * p->pad;
+    const int Wp = W + 2 * p->pad;
+    d.Wo8 = (d.Wo + 7) / 8 * 8;
+    /* room for whole 8-lane vectors past Wo: they read zeros (or the next
+     * channel's nothing) and their lanes are dropped */
+    int need = d.Wo8 + (p->kw - 1) * p->dil / d.s + 1;
+    const int have = (Wp + d.s - 1) / d.s;
+    d.Wq = (int)round_up((size_t)(need > have ? need : have), 8);
+    return d;
+}
+
+static size_t dw_thread_floats(const dplan *d) {
+    return round_up((size_t)d->Hp * d->s * d->Wq, DCB_ALIGN / sizeof(float));
+}
+
+/* Padded row r, phase q, position t: buf[(r * s + q) * Wq + t]. Only the
+ * interior is written: the border stays zero from the first fill. */
+static void dw_fill(const dcb_conv2d_p *p, const dplan *d, int H, int W, const float *xc, float *buf) {
+    const int s = d->s, pad = p->pad;
+    for (int i = 0; i < H; i++) {
+        const float *xr = xc + (size_t)i * W;
+        float *row = buf + (size_t)(i + pad) * s * d->Wq;
+        if (s == 1) {
+            memcpy(row + pad, xr, sizeof(float) * W);
+            continue;
+        }
+        int j = 0;
+#ifdef DIRECT_AVX2
+        if (s == 2) {
+            /* even and odd columns of 16 at a time: x[j + 2t] lands in phase
+             * (pad & 1) at j/2 + pad/2 + t, x[j + 1 + 2t] in the other phase
+             * at j/2 + (pad + 1)/2 + t */
+            float *pe = row + (size_t)(pad & 1) * d->Wq + (pad >> 1);
+            float *po = row + (size_t)((pad + 1) & 1) * d->Wq + ((pad + 1) >> 1);
+            for (; j + 16 <= W; j += 16) {
+                const __m256 lo = _mm256_loadu_ps(xr + j), hi = _mm256_loadu_ps(xr + j + 8);
+                const __m256 ev = _mm256_shuffle_ps(lo, hi, 0x88), od = _mm256_shuffle_ps(lo, hi, 0xDD);
+                _mm256_storeu_ps(pe + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8)));
+                _mm256_storeu_ps(po + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xD8)));
+            }
+            const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+            for (; j + 8 <= W; j += 8) {
+                const __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xr + j), split);
+                _mm_storeu_ps(pe + j / 2, _mm256_castps256_ps128(v));
+                _mm_storeu_ps(po + j / 2, _mm256_extractf128_ps(v, 1));
+            }
+        }
+#endif
+        /* the rest one by one, the phase and position counted (no division) */
+        int q = (j + pad) % s, t = (j + pad) / s;
+        for (; j < W; j++) {
+            row[(size_t)q * d->Wq + t] = xr[j];
+            if (++q == s) q = 0, t++;
+        }
+    }
+}
+
+#ifdef DIRECT_AVX2
+/* nv (1..4) vectors of 8 outputs from src (tap offsets off[]); constant nv
+ * after inlining keeps the accumulators in registers. */
+static inline void dw_vecs(int nv, int kk, const float *wt, const int *off, const float *src, float bias,
+                           float *dst, int nvalid) {
+    __m256 acc[4];
+    for (int v = 0; v < 4; v++)
+        if (v < nv) acc[v] = _mm256_set1_ps(bias);
+    for (int t = 0; t < kk; t++) {
+        const __m256 w = _mm256_broadcast_ss(wt + t);
+        const float *q = src + off[t];
+        for (int v = 0; v < 4; v++)
+            if (v < nv) acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(q + 8 * v), acc[v]);
+    }
+    if (nvalid == 8 * nv) {
+        for (int v = 0; v < 4; v++)
+            if (v < nv) _mm256_storeu_ps(dst + 8 * v, acc[v]);
+    } else {
+        float tmp[32];
+        for (int v = 0; v < 4; v++)
+            if (v < nv) _mm256_storeu_ps(tmp + 8 * v, acc[v]);
+        for (int j = 0; j < nvalid; j++) dst[j] = tmp[j]; /* once per plane */
+    }
+}
+#endif
+
+static void dw_channel(const dcb_conv2d_p *p, const dplan *d, const float *buf, const float *wt, const int *off,
+                       float bias, float *yc) {
+    const int kk = p->kh * p->kw;
+    const size_t rs = (size_t)d->s * d->s * d->Wq; /* buffer step per output row */
+    for (int i = 0; i < d->Ho; i++) {
+        const float *src = buf + (size_t)i * rs;
+        float *yr = yc + (size_t)i * d->Wo;
+#ifdef DIRECT_AVX2
+        int j = 0;
+        for (; j + 32 <= d->Wo; j += 32) dw_vecs(4, kk, wt, off, src + j, bias, yr + j, 32);
+        int rest = d->Wo - j;
+        const int nv = (rest + 7) / 8;
+        /* whole vectors may spill into the rows below, which are written
+         * after this one: only the plane's end needs the careful store */
+        if ((size_t)i * d->Wo + j + 8 * nv <= (size_t)d->Ho * d->Wo) rest = 8 * nv;
+        switch (nv) {
+        case 1: dw_vecs(1, kk, wt, off, src + j, bias, yr + j, rest); break;
+        case 2: dw_vecs(2, kk, wt, off, src + j, bias, yr + j, rest); break;
+        case 3: dw_vecs(3, kk, wt, off, src + j, bias, yr + j, rest); break;
+        case 4: dw_vecs(4, kk, wt, off, src + j, bias, yr + j, rest); break;
+        default: break;
+        }
+#else
+        for (int j = 0; j < d->Wo; j++) yr[j] = bias;
+        for (int t = 0; t < kk; t++) {
+            const float w = wt[t];
+            const float *q = src + off[t];
+            for (int j = 0; j < d->Wo; j++) yr[j] += w * q[j];
+        }
+#endif
+    }
+}
+
+static size_t dw_off_bytes(const dcb_conv2d_p *p) {
+    return round_up(sizeof(int) * (size_t)p->kh * p->kw, DCB_ALIGN);
+}
+
+size_t dcb_direct_dw_ws(const dcb_conv2d_p *p, int H, int W, int threads) {
+    const dplan d = make_dplan(p, H, W);
+    return dw_off_bytes(p) + sizeof(float) * dw_thread_floats(&d) * threads;
+}
+
+void dcb_direct_dw_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *w, const float *b,
+                       float *y, void *ws, int threads) {
+    const dplan d = make_dplan(p, H, W);
+    const size_t tf = dw_thread_floats(&d);
+    const int mult = p->cout / p->cin, kk = p->kh * p->kw;
+    const long items = (long)N * p->cin;
+    /* the tap offsets, then a buffer per thread */
+    int *off = ws;
+    for (int u = 0; u < p->kh; u++)
+        for (int v = 0; v < p->kw; v++) {
+            const int du = u * p->dil, dv = v * p->dil;
+            off[u * p->kw + v] = (du * d.s + dv % d.s) * d.Wq + dv / d.s;
+        }
+    float *bufs = (float *)((char *)ws + dw_off_bytes(p));
+#pragma omp parallel num_threads(threads) if (threads > 1 && items > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *buf = bufs + (size_t)tid * tf;
+        memset(buf, 0, sizeof(float) * tf);
+#pragma omp for schedule(static)
+        for (long it = 0; it < items; it++) {
+            const int n = (int)(it / p->cin), c = (int)(it % p->cin);
+            dw_fill(p, &d, H, W, x + ((size_t)n * p->cin + c) * H * W, buf);
+            for (int m = 0; m < mult; m++) {
+                const int o = c * mult + m;
+                dw_channel(p, &d, buf, w + (size_t)o * kk, off, b ? b[o] : 0.0f,
+                           y + ((size_t)n * p->cout + o) * d.Ho * d.Wo);
+            }
+        }
+    }
+}

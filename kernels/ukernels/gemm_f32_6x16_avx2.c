@@ -1,0 +1,222 @@
+/* gemm_f32_6x16_avx2.c — the AVX2 + FMA variant of the f32 GEMM
+ * micro-kernel (ukernels.h): 6 x 16 accumulators in 12 ymm registers, B
+ * loaded 16 floats a step, A broadcast a row at a time. Compiled where the
+ * compiler targets AVX2 and FMA; chosen at run time where the CPU has both. */
+#include "ukernels.h"
+
+#ifdef DCB_UK_HAVE_AVX2
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+#define PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+
+/* Named accumulators (with an array GCC keeps them in memory); rows past R
+ * are compiled out. */
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+/* Lanes j < n. */
+INLINE __m256i lanes_below(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The first n (0..4) lanes of v to dst. */
+INLINE void store4_part(float *dst, __m128 v, int n) {
+    if (n == 4) {
+        _mm_storeu_ps(dst, v);
+        return;
+    }
+    if (n >= 2) {
+        _mm_storel_pi((__m64 *)dst, v);
+        v = _mm_movehl_ps(v, v);
+        dst += 2;
+        n -= 2;
+    }
+    if (n) _mm_store_ss(dst, v);
+}
+
+/* The first n (0..8) lanes of v to dst. */
+INLINE void store8_part(float *dst, __m256 v, int n) {
+    if (n == 8) {
+        _mm256_storeu_ps(dst, v);
+        return;
+    }
+    __m128 h = _mm256_castps256_ps128(v);
+    if (n >= 4) {
+        _mm_storeu_ps(dst, h);
+        h = _mm256_extractf128_ps(v, 1);
+        dst += 4;
+        n -= 4;
+    }
+    store4_part(dst, h, n);
+}
+
+/* One row of a W-column tile (v1: columns 8..15 when W == 16), n <= W of
+ * its columns: = or += (the old value plus the new). */
+INLINE void store_row(float *cr, __m256 v0, __m256 v1, const int W, int n, int accumulate) {
+    if (n == W) {
+        if (accumulate) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+            if (W == 16) v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+        }
+        _mm256_storeu_ps(cr, v0);
+        if (W == 16) _mm256_storeu_ps(cr + 8, v1);
+        return;
+    }
+    if (accumulate) {
+        float buf[16];
+        _mm256_storeu_ps(buf, v0);
+        if (W == 16) _mm256_storeu_ps(buf + 8, v1);
+        for (int t = 0; t < n; t++) cr[t] = cr[t] + buf[t];
+        return;
+    }
+    if (W == 16 && n >= 8) {
+        _mm256_storeu_ps(cr, v0);
+        store8_part(cr + 8, v1, n - 8);
+    } else {
+        store8_part(cr, v0, n);
+    }
+}
+
+/* The tile: rows [0, mr) (R = 6 accumulated, or 4 where mr <= 4) by W = 16
+ * or 8 columns, of which n are loaded (masked: n < W; the lanes past n read
+ * nothing) and stored; pack: B's rows are also copied to bpack [k][16] (W =
+ * 16, unmasked). R, W, masked and pack are constants in every inlined copy. */
+INLINE void tile(const int R, const int W, const int masked, const int pack, int k, const float *a,
+                 const float *b, size_t ldb, float *bpack, float *c, size_t ldc, int mr, int n, int accumulate,
+                 const float *bias) {
+#define DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps();
+    ROWS6(DECL)
+#undef DECL
+    const __m256i mask = lanes_below(W == 16 ? n - 8 : n);
+    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++, a += DCB_UK_MR, b += ldb) {
+        __m256 b0, b1 = _mm256_setzero_ps();
+        if (W == 16) {
+            b0 = _mm256_loadu_ps(b);
+            b1 = masked ? _mm256_maskload_ps(b + 8, mask) : _mm256_loadu_ps(b + 8);
+        } else {
+            b0 = masked ? _mm256_maskload_ps(b, mask) : _mm256_loadu_ps(b);
+        }
+        if (pack) {
+            PREFETCH_L2(b + DCB_UK_NR); /* the next panel's columns */
+            _mm256_storeu_ps(bpack, b0);
+            _mm256_storeu_ps(bpack + 8, b1);
+            bpack += DCB_UK_NR;
+        }
+#define FMA(r)                                                     \
+    if (r < R) {                                                   \
+        const __m256 w = _mm256_broadcast_ss(a + r);               \
+        c##r##0 = _mm256_fmadd_ps(w, b0, c##r##0);                 \
+        if (W == 16) c##r##1 = _mm256_fmadd_ps(w, b1, c##r##1);    \
+    }
+        ROWS6(FMA)
+#undef FMA
+    }
+    if (bias) {
+#define BIAS(r)                                                    \
+    if (r < R && r < mr) {                                         \
+        const __m256 bb = _mm256_broadcast_ss(bias + r);           \
+        c##r##0 = _mm256_add_ps(c##r##0, bb);                      \
+        if (W == 16) c##r##1 = _mm256_add_ps(c##r##1, bb);         \
+    }
+        ROWS6(BIAS)
+#undef BIAS
+    }
+#define STORE(r) \
+    if (r < R && r < mr) store_row(c + r * ldc, c##r##0, c##r##1, W, n, accumulate);
+    ROWS6(STORE)
+#undef STORE
+}
+
+/* Columns in 16-wide tiles, the rest (< 16) in one tile of 16 or 8. */
+INLINE void gemm_rows(const int R, int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr,
+                      int n, int accumulate, const float *bias) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16) tile(R, 16, 0, 0, k, a, b + j, ldb, NULL, c + j, ldc, mr, 16, accumulate, bias);
+    const int rest = n - j;
+    if (rest > 8)
+        tile(R, 16, 1, 0, k, a, b + j, ldb, NULL, c + j, ldc, mr, rest, accumulate, bias);
+    else if (rest == 8)
+        tile(R, 8, 0, 0, k, a, b + j, ldb, NULL, c + j, ldc, mr, 8, accumulate, bias);
+    else if (rest > 0)
+        tile(R, 8, 1, 0, k, a, b + j, ldb, NULL, c + j, ldc, mr, rest, accumulate, bias);
+}
+
+static void gemm_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
+                      int accumulate, const float *bias) {
+    /* mr <= 4 takes 4 accumulated rows: 64 rows are 10 panels of 6 and one
+     * of 4. One whole packed panel (the direct engine's call) goes straight
+     * to its tile, with the panel's steps as constants: immediate offsets in
+     * the unrolled loop, and none of the column bookkeeping per call. */
+    if (n == DCB_UK_NR && ldb == DCB_UK_NR) {
+        if (mr > 4)
+            tile(6, 16, 0, 0, k, a, b, DCB_UK_NR, NULL, c, ldc, mr, 16, accumulate, bias);
+        else
+            tile(4, 16, 0, 0, k, a, b, DCB_UK_NR, NULL, c, ldc, mr, 16, accumulate, bias);
+    } else if (mr > 4) {
+        gemm_rows(6, k, a, b, ldb, c, ldc, mr, n, accumulate, bias);
+    } else {
+        gemm_rows(4, k, a, b, ldb, c, ldc, mr, n, accumulate, bias);
+    }
+}
+
+static void gemm_pack_avx2(int k, const float *a, const float *b, size_t ldb, float *bpack, float *c, size_t ldc,
+                           int mr, int accumulate, const float *bias) {
+    if (mr > 4)
+        tile(6, 16, 0, 1, k, a, b, ldb, bpack, c, ldc, mr, 16, accumulate, bias);
+    else
+        tile(4, 16, 0, 1, k, a, b, ldb, bpack, c, ldc, mr, 16, accumulate, bias);
+}
+
+/* Up to 4 columns of one or two panels: 8-float loads at a + 6p (lanes 6, 7
+ * are the next step's and are dropped), B broadcast a column at a time. */
+static void gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n) {
+    const int np = mr > DCB_UK_MR ? 2 : 1;
+    const float *a1 = a + (size_t)DCB_UK_MR * k;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    if (np == 2) {
+        for (int p = 0; p < k; p++, b += ldb) {
+            const __m256 u0 = _mm256_loadu_ps(a + DCB_UK_MR * p), u1 = _mm256_loadu_ps(a1 + DCB_UK_MR * p);
+            __m256 v = _mm256_broadcast_ss(b);
+            a00 = _mm256_fmadd_ps(u0, v, a00), a10 = _mm256_fmadd_ps(u1, v, a10);
+            v = _mm256_broadcast_ss(b + 1);
+            a01 = _mm256_fmadd_ps(u0, v, a01), a11 = _mm256_fmadd_ps(u1, v, a11);
+            v = _mm256_broadcast_ss(b + 2);
+            a02 = _mm256_fmadd_ps(u0, v, a02), a12 = _mm256_fmadd_ps(u1, v, a12);
+            v = _mm256_broadcast_ss(b + 3);
+            a03 = _mm256_fmadd_ps(u0, v, a03), a13 = _mm256_fmadd_ps(u1, v, a13);
+        }
+    } else {
+        for (int p = 0; p < k; p++, b += ldb) {
+            const __m256 u0 = _mm256_loadu_ps(a + DCB_UK_MR * p);
+            a00 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(b), a00);
+            a01 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(b + 1), a01);
+            a02 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(b + 2), a02);
+            a03 = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(b + 3), a03);
+        }
+    }
+    for (int q = 0; q < np; q++) {
+        /* (4 columns x 8 rows) -> (8 rows x 4 columns) */
+        const __m256 t0 = _mm256_unpacklo_ps(q ? a10 : a00, q ? a11 : a01);
+        const __m256 t1 = _mm256_unpacklo_ps(q ? a12 : a02, q ? a13 : a03);
+        const __m256 t2 = _mm256_unpackhi_ps(q ? a10 : a00, q ? a11 : a01);
+        const __m256 t3 = _mm256_unpackhi_ps(q ? a12 : a02, q ? a13 : a03);
+        const __m256 r04 = _mm256_shuffle_ps(t0, t1, 0x44), r15 = _mm256_shuffle_ps(t0, t1, 0xEE);
+        const __m256 r26 = _mm256_shuffle_ps(t2, t3, 0x44), r37 = _mm256_shuffle_ps(t2, t3, 0xEE);
+        const __m128 rows[DCB_UK_MR] = {_mm256_castps256_ps128(r04),  _mm256_castps256_ps128(r15),
+                                        _mm256_castps256_ps128(r26),  _mm256_castps256_ps128(r37),
+                                        _mm256_extractf128_ps(r04, 1), _mm256_extractf128_ps(r15, 1)};
+        const int rows_here = mr - DCB_UK_MR * q < DCB_UK_MR ? mr - DCB_UK_MR * q : DCB_UK_MR;
+        for (int r = 0; r < rows_here; r++) store4_part(c + (size_t)(DCB_UK_MR * q + r) * ldc, rows[r], n);
+    }
+}
+
+static int avx2_usable(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+DCB_UK_DEFINE(avx2, avx2_usable)
+#else
+typedef int dcb_uk_no_avx2; /* not an empty translation unit */
+#endif

@@ -1,0 +1,231 @@
+/* The f32 GEMM micro-kernel (kernels/ukernels/ukernels.h): every variant
+ * compiled in that this CPU runs (the SIMD ones where the CPU has them, the
+ * scalar one always) against a plain triple loop, on random sizes with
+ * mr < 6, n < 16 and the tails, k = 0 and 1, accumulate on and off, with and
+ * without bias; that nothing outside the mr x n block of C is written; that
+ * rows of A past mr and columns of B past n never reach C (they hold NaN);
+ * and that a block's result is the same to the bit however it is split into
+ * calls (what keeps the engines' results unchanged by their tiling). */
+#include "testutil.h"
+
+#include "dcb_internal.h"
+#include "ukernels/ukernels.h"
+
+#include <float.h>
+#include <math.h>
+
+#define MAXK 300
+#define MAXN 48
+#define PAD 5 /* columns of C (and B) past n, and rows of C past mr */
+
+static float frand(uint64_t *s) { return (float)((double)(dcb_rand_u64(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+
+/* The inputs of one call: A as np panels [k][6] (NaN past mr, and in the
+ * DCB_OVERREAD_FLOATS past the end), B (k x ldb, NaN past n), C (mr + PAD
+ * rows of ldc, random), bias (12 floats). */
+typedef struct prob {
+    int k, mr, n, np, accumulate, with_bias;
+    size_t ldb, ldc;
+    float *a, *b, *c0, *bias;
+} prob;
+
+static prob make_prob(uint64_t *s, int k, int mr, int n, int np, int accumulate, int with_bias) {
+    prob p = {k, mr, n, np, accumulate, with_bias, (size_t)n + (size_t)tu_rand(s, 0, PAD), (size_t)n + PAD,
+              NULL, NULL, NULL, NULL};
+    const size_t na = (size_t)np * DCB_UK_MR * k + DCB_OVERREAD_FLOATS;
+    p.a = malloc(sizeof(float) * na);
+    for (size_t i = 0; i < na; i++) p.a[i] = NAN;
+    for (int q = 0; q < np; q++)
+        for (int i = 0; i < k; i++)
+            for (int r = 0; r < DCB_UK_MR; r++)
+                if (q * DCB_UK_MR + r < mr) p.a[((size_t)q * k + i) * DCB_UK_MR + r] = frand(s);
+    const size_t nb = (size_t)(k ? k : 1) * p.ldb + 4; /* gemm_n4 reads 4 columns of the last row */
+    p.b = malloc(sizeof(float) * nb);
+    for (size_t i = 0; i < nb; i++) p.b[i] = NAN;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < n; j++) p.b[(size_t)i * p.ldb + j] = frand(s);
+    const size_t nc = (size_t)(mr + PAD) * p.ldc;
+    p.c0 = malloc(sizeof(float) * nc);
+    for (size_t i = 0; i < nc; i++) p.c0[i] = frand(s);
+    p.bias = malloc(sizeof(float) * 2 * DCB_UK_MR);
+    for (int i = 0; i < 2 * DCB_UK_MR; i++) p.bias[i] = frand(s);
+    return p;
+}
+
+static void free_prob(prob *p) {
+    free(p->a);
+    free(p->b);
+    free(p->c0);
+    free(p->bias);
+}
+
+static float a_at(const prob *p, int r, int i) {
+    return p->a[((size_t)(r / DCB_UK_MR) * p->k + i) * DCB_UK_MR + r % DCB_UK_MR];
+}
+
+/* c (a copy of c0 after the call) against the triple loop, and c0 outside
+ * the block. */
+static void check(const prob *p, const float *c, const char *what, const char *variant) {
+    for (int r = 0; r < p->mr + PAD; r++)
+        for (size_t j = 0; j < p->ldc; j++) {
+            const size_t at = (size_t)r * p->ldc + j;
+            if (r >= p->mr || j >= (size_t)p->n) {
+                if (memcmp(&c[at], &p->c0[at], sizeof(float)))
+                    fail_msg("%s %s k=%d mr=%d n=%d: wrote C[%d][%zu] outside the block", variant, what, p->k,
+                             p->mr, p->n, r, j);
+                continue;
+            }
+            double ref = 0, mag = 0;
+            for (int i = 0; i < p->k; i++) {
+                const double t = (double)a_at(p, r, i) * p->b[(size_t)i * p->ldb + j];
+                ref += t;
+                mag += fabs(t);
+            }
+            if (p->with_bias) ref += p->bias[r], mag += fabs(p->bias[r]);
+            if (p->accumulate) ref += p->c0[at], mag += fabs(p->c0[at]);
+            /* the worst-case rounding of k + 2 additions */
+            if (!(fabs(c[at] - ref) <= (p->k + 2) * FLT_EPSILON * mag + 1e-30))
+                fail_msg("%s %s k=%d mr=%d n=%d acc=%d bias=%d: C[%d][%zu] = %.9g, expected %.9g", variant, what,
+                         p->k, p->mr, p->n, p->accumulate, p->with_bias, r, j, c[at], ref);
+        }
+}
+
+static float *copy_c(const prob *p) {
+    const size_t nc = (size_t)(p->mr + PAD) * p->ldc;
+    float *c = malloc(sizeof(float) * nc);
+    memcpy(c, p->c0, sizeof(float) * nc);
+    return c;
+}
+
+static void assert_same_bits(const float *x, const float *y, size_t n, const char *what, const char *variant) {
+    if (memcmp(x, y, sizeof(float) * n)) fail_msg("%s: %s differs in its bits", variant, what);
+}
+
+/* gemm: against the reference, then split into calls of column pieces and
+ * (mr > 4) row pieces, which must give the same bits. */
+static void check_gemm(const dcb_ukernels *u, const prob *p) {
+    const float *bias = p->with_bias ? p->bias : NULL;
+    float *c = copy_c(p);
+    u->gemm(p->k, p->a, p->b, p->ldb, c, p->ldc, p->mr, p->n, p->accumulate, bias);
+    check(p, c, "gemm", u->name);
+    const size_t nc = (size_t)(p->mr + PAD) * p->ldc;
+    /* columns: 8 at a time (then the rest), and each column alone */
+    for (int w = 8; w >= 1; w -= 7) {
+        float *cs = copy_c(p);
+        for (int j = 0; j < p->n; j += w) {
+            const int nn = p->n - j < w ? p->n - j : w;
+            u->gemm(p->k, p->a, p->b + j, p->ldb, cs + j, p->ldc, p->mr, nn, p->accumulate, bias);
+        }
+        assert_same_bits(c, cs, nc, w == 8 ? "gemm over 8-column pieces" : "gemm column by column", u->name);
+        free(cs);
+    }
+    if (p->mr > 4) { /* the 4-row tile against the 6-row one */
+        float *cs = copy_c(p);
+        u->gemm(p->k, p->a, p->b, p->ldb, cs, p->ldc, 4, p->n, p->accumulate, bias);
+        for (int r = 4; r < p->mr; r++)
+            memcpy(cs + (size_t)r * p->ldc, c + (size_t)r * p->ldc, sizeof(float) * p->ldc);
+        assert_same_bits(c, cs, nc, "gemm with mr = 4", u->name);
+        free(cs);
+    }
+    free(c);
+}
+
+static void check_pack(const dcb_ukernels *u, const prob *p) {
+    const float *bias = p->with_bias ? p->bias : NULL;
+    float *c = copy_c(p), *cg = copy_c(p);
+    float *bp = malloc(sizeof(float) * ((size_t)p->k * DCB_UK_NR + 1));
+    u->gemm_pack(p->k, p->a, p->b, p->ldb, bp, c, p->ldc, p->mr, p->accumulate, bias);
+    check(p, c, "gemm_pack", u->name);
+    for (int i = 0; i < p->k; i++)
+        if (memcmp(bp + (size_t)i * DCB_UK_NR, p->b + (size_t)i * p->ldb, sizeof(float) * DCB_UK_NR))
+            fail_msg("%s gemm_pack k=%d: packed row %d is not B's", u->name, p->k, i);
+    /* the packed panel through gemm: the same bits */
+    u->gemm(p->k, p->a, bp, DCB_UK_NR, cg, p->ldc, p->mr, DCB_UK_NR, p->accumulate, bias);
+    assert_same_bits(c, cg, (size_t)(p->mr + PAD) * p->ldc, "gemm_pack against gemm", u->name);
+    free(bp);
+    free(c);
+    free(cg);
+}
+
+static void check_n4(const dcb_ukernels *u, const prob *p) {
+    float *c = copy_c(p);
+    u->gemm_n4(p->k, p->a, p->b, p->ldb, c, p->ldc, p->mr, p->n);
+    check(p, c, "gemm_n4", u->name);
+    /* against gemm, panel by panel: the same bits */
+    float *cg = copy_c(p);
+    for (int q = 0; q * DCB_UK_MR < p->mr; q++) {
+        const int mr = p->mr - q * DCB_UK_MR < DCB_UK_MR ? p->mr - q * DCB_UK_MR : DCB_UK_MR;
+        u->gemm(p->k, p->a + (size_t)q * DCB_UK_MR * p->k, p->b, p->ldb, cg + (size_t)q * DCB_UK_MR * p->ldc,
+                p->ldc, mr, p->n, 0, NULL);
+    }
+    assert_same_bits(c, cg, (size_t)(p->mr + PAD) * p->ldc, "gemm_n4 against gemm", u->name);
+    free(c);
+    free(cg);
+}
+
+static void test_variants(void **state) {
+    (void)state;
+    const dcb_ukernels *const *vs = dcb_uk_variants();
+    int tested = 0, scalar = 0;
+    for (int vi = 0; vs[vi]; vi++) {
+        const dcb_ukernels *u = vs[vi];
+        if (u->usable && !u->usable()) {
+            print_message("ukernel %s: compiled in, not run by this CPU: skipped\n", u->name);
+            continue;
+        }
+        scalar += strcmp(u->name, "scalar") == 0;
+        uint64_t s = 1234 + (uint64_t)vi;
+        const int rounds = tu_quick() ? 60 : 400;
+        static const int ks[] = {0, 1, 2, 3, 7, 64};
+        int calls = 0;
+        for (int it = 0; it < rounds; it++) {
+            const int k = it < 6 * 4 ? ks[it % 6] : tu_rand(&s, 1, it % 5 ? 40 : MAXK);
+            const int mr = 1 + it % DCB_UK_MR, acc = it / 2 % 2, bias = it / 4 % 2;
+            const int n = it < 40 ? 1 + it % 40 : tu_rand(&s, 1, MAXN);
+            prob p = make_prob(&s, k, mr, n, 1, acc, bias);
+            check_gemm(u, &p);
+            free_prob(&p);
+            p = make_prob(&s, k, mr, DCB_UK_NR, 1, acc, bias);
+            check_pack(u, &p);
+            free_prob(&p);
+            const int mr4 = 1 + it % (2 * DCB_UK_MR), n4 = 1 + it / 3 % 4;
+            p = make_prob(&s, k, mr4, n4, mr4 > DCB_UK_MR ? 2 : 1, 0, 0);
+            check_n4(u, &p);
+            free_prob(&p);
+            calls += 3;
+        }
+        print_message("ukernel %s: %d problems of each entry agree with the triple loop\n", u->name, calls / 3);
+        tested++;
+    }
+    assert_true(scalar == 1);
+    assert_true(tested >= 1);
+}
+
+/* dcb_uk() picks a usable variant, and the one DCB_ISA names when set. */
+static void test_selection(void **state) {
+    (void)state;
+    const dcb_ukernels *u = dcb_uk(), *const *vs = dcb_uk_variants();
+    assert_non_null(u);
+    assert_true(!u->usable || u->usable());
+    int listed = 0;
+    for (int i = 0; vs[i]; i++) listed += vs[i] == u;
+    assert_int_equal(listed, 1);
+    const char *want = getenv("DCB_ISA");
+    if (want && strcmp(want, "scalar") == 0) assert_ptr_equal(u, &dcb_uk_scalar);
+    if (!want) { /* the first usable variant */
+        for (int i = 0; vs[i]; i++)
+            if (!vs[i]->usable || vs[i]->usable()) {
+                assert_ptr_equal(u, vs[i]);
+                break;
+            }
+    }
+    print_message("dcb_uk(): %s%s%s\n", u->name, want ? ", DCB_ISA=" : "", want ? want : "");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_selection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
