@@ -81,8 +81,7 @@ $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
 
 # The harness: C, plus one C++ file (the Google Benchmark shim).
-BENCH_PROGS := $(patsubst harness/%.c,%,$(wildcard harness/bench_*.c))
-HARNESS_C   := $(filter-out $(BENCH_PROGS:%=harness/%.c),$(wildcard harness/*.c))
+HARNESS_C   := $(wildcard harness/*.c)
 HARNESS_CXX := $(wildcard harness/*.cc)
 HARNESS_OBJ := $(HARNESS_C:harness/%.c=$(BUILD)/harness/%.o) $(HARNESS_CXX:harness/%.cc=$(BUILD)/harness/%.o)
 HARNESS_CFLAGS = $(CFLAGS_LIB) -Iharness $(shell pkg-config --cflags lua5.4 papi 2>/dev/null)
@@ -152,9 +151,8 @@ $(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/t
 	@mkdir -p $(dir $@)
 	$(CC) $(HARNESS_CFLAGS:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a $(HARNESS_LIBS) $(LDLIBS) -lcmocka -o $@
 
-# The standalone benchmark programs (harness/bench_*.c), each on libdcb alone.
-$(BENCH_PROGS:%=$(BUILD)/%): $(BUILD)/%: harness/%.c harness/coretype.h harness/bench_util.h $(BUILD)/libdcb.a
-	$(CC) $(CFLAGS_LIB) -Iharness $< $(BUILD)/libdcb.a $(LDLIBS) -o $@
+# The focused benchmarks are Lua scripts (sweeps/bench/*.lua) of interleaved
+# comparisons (dcb.compare), run by the bench targets below.
 
 # Unit tests, then the whole suite again under AddressSanitizer + UBSan.
 # OpenBLAS threads are capped so that the sanitizer run stays within budget.
@@ -188,18 +186,18 @@ demo: all
 	@test -f results/calibration.json || $(BUILD)/dcbench calibrate
 	$(BUILD)/dcbench --quick --results results/demo sweeps/demo.lua
 
-bench: all $(BUILD)/bench_engines
-	$(BUILD)/bench_engines
+bench: all
+	$(BUILD)/dcbench sweeps/bench/engines.lua
 
-bench-direct: all $(BUILD)/bench_pointwise_dw
-	$(BUILD)/bench_pointwise_dw 9 1
-	$(BUILD)/bench_pointwise_dw 9 2
-bench-dynamic: all $(BUILD)/bench_dynamic
-	$(BUILD)/bench_dynamic
-bench-seq: all $(BUILD)/bench_seq
-	$(BUILD)/bench_seq
-bench-threads: all $(BUILD)/bench_threads
-	$(BUILD)/bench_threads 9 2
+bench-direct: all
+	$(BUILD)/dcbench sweeps/bench/direct.lua 9 1
+	$(BUILD)/dcbench sweeps/bench/direct.lua 9 2
+bench-dynamic: all
+	$(BUILD)/dcbench sweeps/bench/dynamic.lua
+bench-seq: all
+	$(BUILD)/dcbench sweeps/bench/seq.lua
+bench-threads: all
+	$(BUILD)/dcbench sweeps/bench/threads.lua 9 2
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

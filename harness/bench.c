@@ -8,18 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void dcbh_bench_defaults(dcbh_bench_opts *o) {
+void dcbh_bench_defaults(dcbh_bench_opts *o, int quick) {
     memset(o, 0, sizeof *o);
-    o->repetitions = 9;
-    o->min_time = 0.05;
+    const dcbh_timing t = dcbh_timing_for(quick);
+    o->repetitions = t.repetitions;
+    o->min_time = t.min_time;
     o->time = 1;
     o->profile = 1;
 }
@@ -66,9 +60,9 @@ dcb_status dcbh_bench(dcb_op *op, const dcb_tensor *x, const dcbh_bench_opts *o,
     size_t wsb = 0;
     dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
     if (st != DCB_OK) return fail(r, st, dcb_last_error());
-    double t0 = now();
+    double t0 = dcbh_now();
     st = dcb_op_prepare(op);
-    r->prepare_s = now() - t0;
+    r->prepare_s = dcbh_now() - t0;
     if (st != DCB_OK) return fail(r, st, dcb_last_error());
 
     body_ctx c = {op, NULL, 1, dcb_tensor_new(yn, ys), wsb ? dcb_aligned_alloc(wsb) : NULL};

@@ -24,12 +24,6 @@
 #include <immintrin.h>
 #endif
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int quick(void) {
     const char *q = getenv("DCB_CALIB_QUICK");
     return q && *q && strcmp(q, "0") != 0;
@@ -95,12 +89,12 @@ static double peak_once(int threads, long steps) {
     {
 #pragma omp barrier
 #pragma omp master
-        t0 = now_s();
+        t0 = dcbh_now();
 #pragma omp barrier
         s += fma_kernel(steps, (float)omp_get_thread_num());
 #pragma omp barrier
 #pragma omp master
-        t1 = now_s();
+        t1 = dcbh_now();
     }
     g_sink = s;
     return (double)threads * (double)steps * FLOPS_PER_STEP / (t1 - t0) * 1e-9;
@@ -112,9 +106,9 @@ static long steps_for(double target_s) {
     long steps = 1000;
     double dt;
     for (;;) {
-        double t0 = now_s();
+        double t0 = dcbh_now();
         g_sink = fma_kernel(steps, 1.0f);
-        dt = now_s() - t0;
+        dt = dcbh_now() - t0;
         if (dt >= 0.05 * target_s || steps > (1L << 40)) break;
         steps *= 8;
     }
@@ -141,12 +135,12 @@ static double triad_once(float *a, const float *b, const float *c, long n, int t
     {
 #pragma omp barrier
 #pragma omp master
-        t0 = now_s();
+        t0 = dcbh_now();
 #pragma omp barrier
 #pragma omp for schedule(static)
         for (long i = 0; i < n; i++) a[i] = b[i] + s * c[i];
 #pragma omp master
-        t1 = now_s();
+        t1 = dcbh_now();
     }
     g_sink = a[n / 2];
     return 12.0 * (double)n / (t1 - t0) * 1e-9;

@@ -1,6 +1,7 @@
-/* dcbench — the harness program: runs Lua sweep scripts (module `dcb`),
- * merges sharded results, calibrates the machine, and keeps the built-in
- * conv2d engine table (`dcbench engines`). */
+/* dcbench — the harness program: reads the command line into the options
+ * context and hands it down; runs Lua sweep scripts (module `dcb`), merges
+ * sharded results, calibrates the machine. The built-in tables (`dcbench
+ * tables`, `dcbench engines`) are Lua scripts in sweeps/. */
 #define _GNU_SOURCE
 #include "coretype.h"
 #include "dcb.h"
@@ -8,26 +9,9 @@
 
 #include <limits.h>
 #include <omp.h>
-#include <sys/stat.h>
-#include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-dcbh_options dcbh_opt = {"results", 1, 1, 0, "png", 0, NULL};
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -61,50 +45,12 @@ static void usage(FILE *f) {
             "  rotate=true (cold cache), seed=, dir=}. Grid keys N, H, W (image ops) and T (sequence ops)\n"
             "  give the input shape (defaults N=1, H=W=28, T=128); every other key is a hyperparameter.\n"
             "  A killed sweep resumes where it stopped when run again.\n"
+            "Comparisons: dcb.compare{variants={{name=, op=, x=} or {name=, gemm={M=, N=, K=}, batch=, threads=}},\n"
+            "  baseline=, repetitions=, min_time=, steal=true, profile=true, csv=, print=false}: the variants\n"
+            "  alternate within every repetition; median, quartiles, min, max, GFLOP/s and the ratio to the\n"
+            "  baseline, printed and returned. The focused benchmarks: sweeps/bench/*.lua (make bench-*).\n"
             "Environment: OPENBLAS_CORETYPE is reported and dropped (DCB_KEEP_CORETYPE=1 keeps it);\n"
             "  DCB_COUNTERS=papi|perf_sw|rusage|none; DCB_HOME: where scripts/ and sweeps/ are.\n");
-}
-
-const char *dcbh_home(void) {
-    static char home[PATH_MAX + 32];
-    if (home[0]) return home;
-    const char *e = getenv("DCB_HOME");
-    if (e && *e) {
-        snprintf(home, sizeof home, "%s", e);
-        return home;
-    }
-    /* build/dcbench -> the checkout; otherwise the working directory */
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *sl = strrchr(exe, '/');
-        if (sl) {
-            *sl = 0;
-            char probe[PATH_MAX + 64];
-            struct stat st;
-            snprintf(probe, sizeof probe, "%s/../scripts/style.gp", exe);
-            if (stat(probe, &st) == 0) {
-                snprintf(home, sizeof home, "%s/..", exe);
-                return home;
-            }
-            /* installed: PREFIX/bin/dcbench and PREFIX/share/dcbench */
-            snprintf(probe, sizeof probe, "%s/../share/dcbench/scripts/style.gp", exe);
-            if (stat(probe, &st) == 0) {
-                snprintf(home, sizeof home, "%s/../share/dcbench", exe);
-                return home;
-            }
-        }
-    }
-    snprintf(home, sizeof home, ".");
-    return home;
-}
-
-static void print_machine(void) {
-    const char *forced = getenv("DCB_FORCED_CORETYPE");
-    printf("# libdcb %s, built with: %s\n", DCB_VERSION, dcb_build_flags());
-    printf("# BLAS: %s%s%s\n", dcb_blas_info(), forced ? "; environment had OPENBLAS_CORETYPE=" : "",
-           forced ? forced : "");
 }
 
 static int cmd_list(void) {
@@ -115,95 +61,6 @@ static int cmd_list(void) {
         printf("\n");
     }
     return 0;
-}
-
-typedef struct layer {
-    const char *name;
-    int N, cin, cout, H, k, stride, pad, groups;
-} layer;
-
-/* Median seconds of `reps` runs, each repeated until it lasts >= 20 ms. */
-static double time_op(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, int reps, double *spread) {
-    double t[16];
-    int inner = 1;
-    for (;;) {
-        double t0 = now();
-        for (int i = 0; i < inner; i++) dcb_op_run(op, x, y, ws, NULL);
-        double dt = now() - t0;
-        if (dt > 0.02 || inner > 1 << 20) break;
-        inner *= 2;
-    }
-    for (int r = 0; r < reps; r++) {
-        double t0 = now();
-        for (int i = 0; i < inner; i++) dcb_op_run(op, x, y, ws, NULL);
-        t[r] = (now() - t0) / inner;
-    }
-    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
-    *spread = (t[reps - 1] - t[0]) / t[reps / 2];
-    return t[reps / 2];
-}
-
-static int cmd_engines(void) {
-    static const layer layers[] = {
-        {"resnet 3x3 64@56", 1, 64, 64, 56, 3, 1, 1, 1},
-        {"resnet 3x3 128@28", 1, 128, 128, 28, 3, 1, 1, 1},
-        {"resnet 3x3 256@14", 1, 256, 256, 14, 3, 1, 1, 1},
-        {"resnet 3x3 512@7", 1, 512, 512, 7, 3, 1, 1, 1},
-        {"1x1 256->64@56", 1, 256, 64, 56, 1, 1, 0, 1},
-        {"3x3 s2 128->256@28", 1, 128, 256, 28, 3, 2, 1, 1},
-        {"resnext 3x3 g32 128@28", 1, 128, 128, 28, 3, 1, 1, 32},
-        {"depthwise 3x3 144@56", 1, 144, 144, 56, 3, 1, 1, 144},
-    };
-    print_machine();
-    printf("%-24s %-12s %10s %8s %9s %10s  %s\n", "layer", "engine", "median_ms", "spread", "GFLOP/s",
-           "rel_err", "status");
-    int failures = 0;
-    for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++) {
-        const layer *L = &layers[l];
-        dcb_tensor *x = dcb_tensor_new4(L->N, L->cin, L->H, L->H);
-        dcb_tensor_randn(x, 1);
-        dcb_tensor *ref = NULL;
-        for (int k = 0; k < dcb_impl_count("conv2d"); k++) {
-            const char *impl = dcb_impl_name("conv2d", k);
-            dcb_hparam hp[] = {{"cin", L->cin, NULL},     {"cout", L->cout, NULL},
-                               {"k", L->k, NULL},         {"stride", L->stride, NULL},
-                               {"pad", L->pad, NULL},     {"groups", L->groups, NULL},
-                               {"threads", 1, NULL}};
-            dcb_op *op = NULL;
-            dcb_status st = dcb_op_create("conv2d", impl, hp, 7, &op);
-            if (st != DCB_OK) {
-                printf("%-24s %-12s %10s %8s %9s %10s  %s: %s\n", L->name, impl, "", "", "", "",
-                       dcb_status_name(st), dcb_last_error());
-                if (!dcb_status_is_unsupported(st)) failures++;
-                continue;
-            }
-            dcb_op_init_weights(op, 7);
-            dcb_op_prepare(op);
-            int yn;
-            int64_t ys[DCB_MAX_DIMS];
-            size_t wsb = 0;
-            dcb_op_plan(op, 4, x->shape, &yn, ys, &wsb);
-            dcb_tensor *y = dcb_tensor_new(yn, ys);
-            void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
-            dcb_cost c;
-            dcb_op_cost(op, 4, x->shape, &c);
-            double spread = 0, t = time_op(op, x, y, ws, 5, &spread);
-            double err = 0;
-            if (!ref)
-                ref = dcb_tensor_clone(y);
-            else
-                err = dcb_max_rel_err(y, ref, NULL);
-            printf("%-24s %-12s %10.3f %7.1f%% %9.1f %10.2e  ok\n", L->name, impl, 1e3 * t, 100 * spread,
-                   c.flops / t * 1e-9, err);
-            dcb_tensor_free(y);
-            dcb_aligned_free(ws);
-            dcb_op_destroy(op);
-        }
-        dcb_tensor_free(ref);
-        dcb_tensor_free(x);
-    }
-    printf("# GFLOP/s counts 2 * MACs of the direct convolution; rel_err is against naive.\n");
-    return failures ? 1 : 0;
 }
 
 static int cmd_calibrate(int argc, char **argv) {
@@ -237,14 +94,14 @@ static int cmd_calibrate(int argc, char **argv) {
     return 0;
 }
 
-static int cmd_plot(int argc, char **argv) {
+static int cmd_plot(const dcbh_options *o, int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: dcbench plot CSV X [Y [BY]]\n");
         return 2;
     }
     dcbh_plot_spec sp = {argv[1], argc > 2 ? argv[2] : "time", argc > 3 ? argv[3] : "impl", NULL, NULL};
     char out[PATH_MAX + 64], err[1024];
-    if (dcbh_plot(argv[0], &sp, out, sizeof out, err, sizeof err)) {
+    if (dcbh_plot(o, argv[0], &sp, out, sizeof out, err, sizeof err)) {
         fprintf(stderr, "dcbench plot: %s\n", err);
         return 1;
     }
@@ -257,10 +114,18 @@ static int is_script(const char *a) {
     return n > 4 && !strcmp(a + n - 4, ".lua");
 }
 
+/* A script shipped in sweeps/ (the built-in commands). */
+static int run_shipped(const dcbh_options *o, const char *script, int argc, char **argv) {
+    static char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/sweeps/%s", dcbh_home(), script);
+    return dcbh_run_script(o, path, argc, argv);
+}
+
 int main(int argc, char **argv) {
     dcb_fix_coretype(argv);
-    dcbh_opt.argc = argc;
-    dcbh_opt.argv = argv;
+    dcbh_options opt = DCBH_OPTIONS_DEFAULT;
+    opt.argc = argc;
+    opt.argv = argv;
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         const char *a = argv[i];
@@ -268,7 +133,7 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--quick")) {
-            dcbh_opt.quick = 1;
+            opt.quick = 1;
         } else if (!strcmp(a, "--results") || !strcmp(a, "--shard") || !strcmp(a, "--format")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "dcbench: %s needs a value\n", a);
@@ -276,13 +141,13 @@ int main(int argc, char **argv) {
             }
             const char *v = argv[++i];
             if (!strcmp(a, "--results")) {
-                dcbh_opt.results_dir = v;
+                opt.results_dir = v;
             } else if (!strcmp(a, "--format")) {
                 if (strcmp(v, "png") && strcmp(v, "pdf") && strcmp(v, "svg")) {
                     fprintf(stderr, "dcbench: --format %s: valid formats are png, pdf, svg\n", v);
                     return 2;
                 }
-                dcbh_opt.format = v;
+                opt.format = v;
             } else {
                 int si, sn;
                 char extra;
@@ -290,8 +155,8 @@ int main(int argc, char **argv) {
                     fprintf(stderr, "dcbench: --shard %s: expected I/N with 1 <= I <= N, e.g. 2/4\n", v);
                     return 2;
                 }
-                dcbh_opt.shard_i = si;
-                dcbh_opt.shard_n = sn;
+                opt.shard_i = si;
+                opt.shard_n = sn;
             }
         } else {
             fprintf(stderr, "dcbench: unknown option '%s'\n", a);
@@ -310,31 +175,25 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "engines")) return cmd_engines();
+    if (!strcmp(cmd, "engines")) return run_shipped(&opt, "engine_table.lua", rest, rv);
     if (!strcmp(cmd, "list")) return cmd_list();
     if (!strcmp(cmd, "merge")) return cmd_merge(rest, rv);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(rest, rv);
-    if (!strcmp(cmd, "plot")) return cmd_plot(rest, rv);
+    if (!strcmp(cmd, "plot")) return cmd_plot(&opt, rest, rv);
     if (!strcmp(cmd, "demo")) {
-        static char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/sweeps/demo.lua", dcbh_home());
-        dcbh_opt.quick = 1;
-        if (!strcmp(dcbh_opt.results_dir, "results")) dcbh_opt.results_dir = "results/demo";
-        return dcbh_run_script(path, rest, rv);
+        opt.quick = 1;
+        if (!strcmp(opt.results_dir, "results")) opt.results_dir = "results/demo";
+        return run_shipped(&opt, "demo.lua", rest, rv);
     }
-    if (!strcmp(cmd, "tables")) {
-        static char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/sweeps/cost_tables.lua", dcbh_home());
-        return dcbh_run_script(path, rest, rv);
-    }
+    if (!strcmp(cmd, "tables")) return run_shipped(&opt, "cost_tables.lua", rest, rv);
     if (!strcmp(cmd, "run")) {
         if (!rest) {
             fprintf(stderr, "usage: dcbench run SCRIPT.lua [args...]\n");
             return 2;
         }
-        return dcbh_run_script(rv[0], rest - 1, rv + 1);
+        return dcbh_run_script(&opt, rv[0], rest - 1, rv + 1);
     }
-    if (is_script(cmd)) return dcbh_run_script(cmd, rest, rv);
+    if (is_script(cmd)) return dcbh_run_script(&opt, cmd, rest, rv);
     fprintf(stderr, "dcbench: unknown command '%s' (commands: run, demo, tables, calibrate, merge, plot, list, engines; "
                     "or a script ending in .lua)\n", cmd);
     return 2;

@@ -1,7 +1,12 @@
-/* harness.h — what the parts of the dcbench program share: command-line
- * options, a string builder, CSV results (results.c), timing of one operator
- * (bench.c), sweeps (sweep.c), figures (plot.c) and the Lua module
- * (lua_dcb.c). Not a public interface. */
+/* harness.h — what the parts of the dcbench program share: the options
+ * context, a string builder, CSV results (results.c), timing of one operator
+ * (bench.c), interleaved comparisons (compare.c), sweeps (sweep.c), figures
+ * (plot.c) and the Lua module (lua_dcb.c). Not a public interface.
+ *
+ * The harness knows no operator: what an operator takes as input comes from
+ * the library (dcb_op_input_layout, dcb_op_is_shape_key, dcb_op_input_shape).
+ * Everything here but main (dcbench.c) is the harness library (libdcbh.a):
+ * it reads the options from the pointer it is given, never from a global. */
 #ifndef DCBH_HARNESS_H
 #define DCBH_HARNESS_H
 
@@ -11,7 +16,10 @@
 #include "dcb.h"
 #include "measure.h"
 
-/* ------------------------------------------------------------ options */
+/* ------------------------------------------------------------ options
+ * The context of one run of dcbench, made by main from the command line and
+ * passed down: to dcbh_run_script, which keeps a copy in the Lua state
+ * (dcbh_lua_options), and from there to sweeps, comparisons and figures. */
 typedef struct dcbh_options {
     const char *results_dir;   /* --results (default "results") */
     int shard_i, shard_n;      /* --shard i/n, 1 <= i <= n; 1/1 = everything */
@@ -20,7 +28,7 @@ typedef struct dcbh_options {
     int argc;                  /* the program's own command line, for the machine JSON */
     char **argv;
 } dcbh_options;
-extern dcbh_options dcbh_opt;
+#define DCBH_OPTIONS_DEFAULT {"results", 1, 1, 0, "png", 0, NULL}
 
 /* Directory of a data file shipped with dcbench (scripts/, sweeps/): the
  * DCB_HOME environment variable, else the executable's ../, else ".". */
@@ -66,8 +74,8 @@ int cmd_merge(int argc, char **argv);
 
 /* ---------------------------------------------------------------- bench */
 typedef struct dcbh_bench_opts {
-    int repetitions;      /* default 9 */
-    double min_time;      /* default 0.05 s */
+    int repetitions;      /* default dcbh_timing_for(0) */
+    double min_time;      /* seconds per repetition, default dcbh_timing_for(0) */
     int rotate;           /* cold cache: cycle through input copies larger than the LLC */
     int time;             /* measure time (else only prepare, profile, counters) */
     int counters;
@@ -89,21 +97,11 @@ typedef struct dcbh_bench_result {
     int rotate_copies;
 } dcbh_bench_result;
 
-void dcbh_bench_defaults(dcbh_bench_opts *o);
+/* Defaults; quick: dcbh_timing_for(1)'s repetitions and min_time. */
+void dcbh_bench_defaults(dcbh_bench_opts *o, int quick);
 /* Prepares, plans, runs op on x under the options; status != DCB_OK with msg
  * when the op cannot run (unsupported shape etc.). */
 dcb_status dcbh_bench(dcb_op *op, const dcb_tensor *x, const dcbh_bench_opts *o, dcbh_bench_result *r);
-
-/* ------------------------------------------------------ input shapes
- * The one table of how an operator's input is made from a sweep point:
- * image operators take (N, C, H, W), sequence operators (N, T, C). */
-typedef struct dcbh_input_kind {
-    const char *op;
-    int sequence;            /* 1: (N, T, C) */
-    int hw_are_params;       /* 1: H and W are hyperparameters as well (localconv) */
-} dcbh_input_kind;
-const dcbh_input_kind *dcbh_input_kind_of(const char *op);
-int dcbh_is_shape_key(const char *op, const char *key);   /* N, H, W, T (not for localconv's H/W) */
 
 /* --------------------------------------------------------------- plot */
 typedef struct dcbh_plot_spec {
@@ -111,17 +109,31 @@ typedef struct dcbh_plot_spec {
     const char *title;
     const char *out;          /* output path without extension; NULL: derived from the CSV */
 } dcbh_plot_spec;
-/* Draws spec from the CSV; returns 0 and the figure's path in out_path. */
-int dcbh_plot(const char *csv, const dcbh_plot_spec *spec, char *out_path, size_t outlen,
-              char *err, size_t errlen);
-int dcbh_plot_roofline(const char *csv, const char *out_base, char *out_path, size_t outlen,
-                       char *err, size_t errlen);
+/* Draws spec from the CSV in o's format; returns 0 and the figure's path in out_path. */
+int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *spec, char *out_path,
+              size_t outlen, char *err, size_t errlen);
+int dcbh_plot_roofline(const dcbh_options *o, const char *csv, const char *out_base, char *out_path,
+                       size_t outlen, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- lua */
 typedef struct lua_State lua_State;
+/* The module `dcb`, for the options that dcbh_lua_set_options gave L (the
+ * defaults without). */
 int luaopen_dcb(lua_State *L);
-int dcbh_run_script(const char *path, int argc, char **argv);   /* exit code */
-int dcbh_lua_sweep(lua_State *L);   /* dcb.sweep (sweep.c) */
-/* Lua side helpers sweep.c uses (lua_dcb.c). */
+/* Runs a script with the module preloaded for the options o; exit code. */
+int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **argv);
+/* A copy of o kept in L's registry; what dcbh_lua_options returns after. */
+void dcbh_lua_set_options(lua_State *L, const dcbh_options *o);
+const dcbh_options *dcbh_lua_options(lua_State *L);
+int dcbh_lua_sweep(lua_State *L);     /* dcb.sweep (sweep.c) */
+int dcbh_lua_compare(lua_State *L);   /* dcb.compare (compare.c) */
+/* Lua side helpers sweep.c and compare.c use (lua_dcb.c). */
 void dcbh_push_tensor(lua_State *L, dcb_tensor *t);   /* takes ownership */
+dcb_tensor *dcbh_check_tensor(lua_State *L, int idx, const char *fn);
+dcb_op *dcbh_check_op(lua_State *L, int idx, const char *fn);
+/* t[k] = v for the table at the top: an integer when v is one, absent when NAN. */
+void dcbh_set_num(lua_State *L, const char *k, double v);
+void dcbh_set_nums(lua_State *L, const char *const *names, const double *v);   /* names NULL-ended */
+/* Raises "fn: unknown option 'k' (valid: ...)" for a key of the table at idx not in valid. */
+void dcbh_check_keys(lua_State *L, int idx, const char *fn, const char *const *valid);
 #endif

@@ -1,7 +1,9 @@
 /* lua_dcb.c — the Lua module `dcb`: tensors and operators as userdata, the
  * registry, .npy files, similarity, timing, calibration and figures; sweeps
- * live in sweep.c. Every error names the function, the argument and the
- * value, and where a name is unknown lists the valid ones. */
+ * live in sweep.c, interleaved comparisons in compare.c. Every error names
+ * the function, the argument and the value, and where a name is unknown
+ * lists the valid ones. The options of the run (dcbh_options) live in the
+ * Lua registry, set by dcbh_lua_set_options. */
 #define _GNU_SOURCE
 #include "harness.h"
 
@@ -26,8 +28,25 @@ typedef struct lop {
     int64_t last_shape[DCB_MAX_DIMS];
 } lop;
 
+/* ------------------------------------------------------------ options */
+#define OPTIONS_KEY "dcbh.options"
+
+void dcbh_lua_set_options(lua_State *L, const dcbh_options *o) {
+    dcbh_options *copy = lua_newuserdatauv(L, sizeof *copy, 0);
+    *copy = *o;
+    lua_setfield(L, LUA_REGISTRYINDEX, OPTIONS_KEY);
+}
+
+const dcbh_options *dcbh_lua_options(lua_State *L) {
+    static const dcbh_options defaults = DCBH_OPTIONS_DEFAULT;
+    lua_getfield(L, LUA_REGISTRYINDEX, OPTIONS_KEY);
+    const dcbh_options *o = lua_touserdata(L, -1);   /* the registry keeps it alive */
+    lua_pop(L, 1);
+    return o ? o : &defaults;
+}
+
 /* ------------------------------------------------------------ helpers */
-static void check_keys(lua_State *L, int idx, const char *fn, const char *const *valid) {
+void dcbh_check_keys(lua_State *L, int idx, const char *fn, const char *const *valid) {
     idx = lua_absindex(L, idx);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -55,7 +74,7 @@ void dcbh_push_tensor(lua_State *L, dcb_tensor *t) {
     luaL_setmetatable(L, TENSOR_MT);
 }
 
-static dcb_tensor *check_tensor(lua_State *L, int idx, const char *fn) {
+dcb_tensor *dcbh_check_tensor(lua_State *L, int idx, const char *fn) {
     ltensor *u = luaL_testudata(L, idx, TENSOR_MT);
     if (!u || !u->t)
         luaL_error(L, "%s: argument %d must be a tensor (from dcb.load, dcb.randn, dcb.zeros or "
@@ -70,6 +89,8 @@ static lop *check_op(lua_State *L, int idx, const char *fn) {
                    luaL_typename(L, idx));
     return u;
 }
+
+dcb_op *dcbh_check_op(lua_State *L, int idx, const char *fn) { return check_op(L, idx, fn)->op; }
 
 /* A shape: a table of 1..DCB_MAX_DIMS positive integers, or a tensor (its shape). */
 static int check_shape(lua_State *L, int idx, const char *fn, int64_t shape[DCB_MAX_DIMS]) {
@@ -109,7 +130,7 @@ static void push_shape(lua_State *L, int ndim, const int64_t *shape) {
     }
 }
 
-static void set_num(lua_State *L, const char *k, double v) {
+void dcbh_set_num(lua_State *L, const char *k, double v) {
     if (isnan(v))
         return;   /* an unavailable value is absent (nil), never 0 */
     if (v == floor(v) && fabs(v) < 9e15)
@@ -117,6 +138,10 @@ static void set_num(lua_State *L, const char *k, double v) {
     else
         lua_pushnumber(L, v);
     lua_setfield(L, -2, k);
+}
+
+void dcbh_set_nums(lua_State *L, const char *const *names, const double *v) {
+    for (int i = 0; names[i]; i++) dcbh_set_num(L, names[i], v[i]);
 }
 
 /* ------------------------------------------------------------ tensors */
@@ -128,19 +153,19 @@ static int t_gc(lua_State *L) {
 }
 
 static int t_len(lua_State *L) {
-    lua_pushinteger(L, check_tensor(L, 1, "tensor:__len")->size);
+    lua_pushinteger(L, dcbh_check_tensor(L, 1, "tensor:__len")->size);
     return 1;
 }
 
 static int t_tostring(lua_State *L) {
-    dcb_tensor *t = check_tensor(L, 1, "tensor:__tostring");
+    dcb_tensor *t = dcbh_check_tensor(L, 1, "tensor:__tostring");
     char buf[160];
     lua_pushfstring(L, "tensor%s", dcb_shape_str(t->ndim, t->shape, buf, sizeof buf));
     return 1;
 }
 
 static int t_shape(lua_State *L) {
-    dcb_tensor *t = check_tensor(L, 1, "tensor:shape");
+    dcb_tensor *t = dcbh_check_tensor(L, 1, "tensor:shape");
     push_shape(L, t->ndim, t->shape);
     return 1;
 }
@@ -160,27 +185,27 @@ static int64_t t_offset(lua_State *L, dcb_tensor *t, int from, const char *fn) {
 }
 
 static int t_get(lua_State *L) {
-    dcb_tensor *t = check_tensor(L, 1, "tensor:get");
+    dcb_tensor *t = dcbh_check_tensor(L, 1, "tensor:get");
     lua_pushnumber(L, t->data[t_offset(L, t, 2, "tensor:get")]);
     return 1;
 }
 
 static int t_set(lua_State *L) {   /* t:set(value, i, j, ...) */
-    dcb_tensor *t = check_tensor(L, 1, "tensor:set");
+    dcb_tensor *t = dcbh_check_tensor(L, 1, "tensor:set");
     float v = (float)luaL_checknumber(L, 2);
     t->data[t_offset(L, t, 3, "tensor:set")] = v;
     return 0;
 }
 
 static int t_clone(lua_State *L) {
-    dcb_tensor *c = dcb_tensor_clone(check_tensor(L, 1, "tensor:clone"));
+    dcb_tensor *c = dcb_tensor_clone(dcbh_check_tensor(L, 1, "tensor:clone"));
     if (!c) return luaL_error(L, "tensor:clone: %s", dcb_last_error());
     dcbh_push_tensor(L, c);
     return 1;
 }
 
 static int t_index(lua_State *L) {
-    dcb_tensor *t = check_tensor(L, 1, "tensor");
+    dcb_tensor *t = dcbh_check_tensor(L, 1, "tensor");
     const char *k = lua_tostring(L, 2);
     if (k && !strcmp(k, "shape")) {
         /* t.shape is a table that t:shape() may also call (it returns itself) */
@@ -221,7 +246,7 @@ static int l_load(lua_State *L) {
 }
 
 static int l_save(lua_State *L) {
-    dcb_tensor *t = check_tensor(L, 1, "dcb.save");
+    dcb_tensor *t = dcbh_check_tensor(L, 1, "dcb.save");
     const char *p = luaL_checkstring(L, 2);
     dcb_status st = dcb_npy_save(p, t);
     if (st != DCB_OK) return st_error(L, "dcb.save", st);
@@ -372,7 +397,7 @@ static int op_tostring(lua_State *L) {
 
 static int op_forward(lua_State *L) {
     lop *u = check_op(L, 1, "op:forward");
-    dcb_tensor *x = check_tensor(L, 2, "op:forward"), *y = NULL;
+    dcb_tensor *x = dcbh_check_tensor(L, 2, "op:forward"), *y = NULL;
     dcb_status st = dcb_op_forward(u->op, x, &y);
     if (st != DCB_OK) return st_error(L, "op:forward", st);
     u->last_ndim = x->ndim;
@@ -382,14 +407,11 @@ static int op_forward(lua_State *L) {
 }
 
 static void push_cost(lua_State *L, const dcb_cost *c) {
+    static const char *const names[] = {"macs", "flops", "params", "acts", "bytes", "dynamic_macs",
+                                        "executed_macs", NULL};
+    const double v[] = {c->macs, c->flops, c->params, c->acts, c->bytes, c->dynamic_macs, c->executed_macs};
     lua_newtable(L);
-    set_num(L, "macs", c->macs);
-    set_num(L, "flops", c->flops);
-    set_num(L, "params", c->params);
-    set_num(L, "acts", c->acts);
-    set_num(L, "bytes", c->bytes);
-    set_num(L, "dynamic_macs", c->dynamic_macs);
-    set_num(L, "executed_macs", c->executed_macs);
+    dcbh_set_nums(L, names, v);
 }
 
 /* op:cost(x | shape) — without an argument, the shape of the last forward. */
@@ -418,7 +440,7 @@ static int op_product(lua_State *L, const char *who,
                       dcb_status (*get)(dcb_op *, const dcb_tensor *, dcb_tensor **)) {
     lop *u = check_op(L, 1, who);
     dcb_tensor *k = NULL;
-    dcb_status st = get(u->op, check_tensor(L, 2, who), &k);
+    dcb_status st = get(u->op, dcbh_check_tensor(L, 2, who), &k);
     if (st != DCB_OK) return st_error(L, who, st);
     dcbh_push_tensor(L, k);
     return 1;
@@ -446,7 +468,7 @@ static int op_init_weights(lua_State *L) {
 
 static int op_set_weight(lua_State *L) {
     lop *u = check_op(L, 1, "op:set_weight");
-    dcb_status st = dcb_op_set_weight(u->op, luaL_checkstring(L, 2), check_tensor(L, 3, "op:set_weight"));
+    dcb_status st = dcb_op_set_weight(u->op, luaL_checkstring(L, 2), dcbh_check_tensor(L, 3, "op:set_weight"));
     if (st != DCB_OK) return st_error(L, "op:set_weight", st);
     lua_settop(L, 1);
     return 1;
@@ -477,8 +499,8 @@ static int op_params(lua_State *L) {
     const dcb_param_spec *ps = dcb_op_params(dcb_op_get_name(u->op), &n);
     lua_newtable(L);
     for (int i = 0; i < n; i++)
-        if (ps[i].type != DCB_PT_STRING) set_num(L, ps[i].name, dcb_op_get_param(u->op, ps[i].name));
-    set_num(L, "threads", dcb_op_threads(u->op));
+        if (ps[i].type != DCB_PT_STRING) dcbh_set_num(L, ps[i].name, dcb_op_get_param(u->op, ps[i].name));
+    dcbh_set_num(L, "threads", dcb_op_threads(u->op));
     return 1;
 }
 
@@ -492,14 +514,67 @@ static int op_name(lua_State *L) {
     return 1;
 }
 
+/* The implementation's identity as data: op:engine() ("winograd" or nil),
+ * op:strategy() ("combine_then_conv" or nil), op:doc(), op:tolerance(). */
+static int op_engine(lua_State *L) {
+    const char *e = dcb_op_get_engine(check_op(L, 1, "op:engine")->op);
+    if (e) lua_pushstring(L, e); else lua_pushnil(L);
+    return 1;
+}
+
+static int op_strategy(lua_State *L) {
+    const char *e = dcb_op_get_strategy(check_op(L, 1, "op:strategy")->op);
+    if (e) lua_pushstring(L, e); else lua_pushnil(L);
+    return 1;
+}
+
+static int op_doc(lua_State *L) {
+    const char *d = dcb_op_get_impl_doc(check_op(L, 1, "op:doc")->op);
+    lua_pushstring(L, d ? d : "");
+    return 1;
+}
+
+static int op_tolerance(lua_State *L) {
+    lua_pushnumber(L, dcb_op_tolerance(check_op(L, 1, "op:tolerance")->op));
+    return 1;
+}
+
+static int op_plan_count(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)dcb_op_plan_count(check_op(L, 1, "op:plan_count")->op));
+    return 1;
+}
+
+/* op:input_shape{N=, H=, W=, T=} — the op's input for these sizes (its own
+ * channels; defaults N=1, H=W=28, T=128, W=H), e.g. for dcb.randn. */
+static int op_input_shape(lua_State *L) {
+    lop *u = check_op(L, 1, "op:input_shape");
+    lua_Integer N = 1, H = 28, W = 0, T = 128;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        static const char *const valid[] = {"N", "H", "W", "T", NULL};
+        dcbh_check_keys(L, 2, "op:input_shape", valid);
+        if (lua_getfield(L, 2, "N") != LUA_TNIL) N = luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 2, "H") != LUA_TNIL) H = luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 2, "W") != LUA_TNIL) W = luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 2, "T") != LUA_TNIL) T = luaL_checkinteger(L, -1);
+        lua_pop(L, 4);
+    }
+    if (N < 1 || H < 1 || W < 0 || T < 1) return luaL_error(L, "op:input_shape: sizes must be positive");
+    int64_t shape[DCB_MAX_DIMS];
+    int n = dcb_op_input_shape(u->op, N, H, W ? W : H, T, shape);
+    if (n < 1) return luaL_error(L, "op:input_shape: %s", dcb_last_error());
+    push_shape(L, n, shape);
+    return 1;
+}
+
 /* ---------------------------------------------------------- similarity */
 static void push_sim(lua_State *L, const dcb_sim_summary *s) {
     lua_newtable(L);
-    set_num(L, "mean", s->mean);
-    set_num(L, "std", s->std);
-    set_num(L, "min", s->min);
-    set_num(L, "max", s->max);
-    set_num(L, "pairs", (double)s->pairs);
+    dcbh_set_num(L, "mean", s->mean);
+    dcbh_set_num(L, "std", s->std);
+    dcbh_set_num(L, "min", s->min);
+    dcbh_set_num(L, "max", s->max);
+    dcbh_set_num(L, "pairs", (double)s->pairs);
     lua_createtable(L, DCB_SIM_BINS, 0);
     for (int i = 0; i < DCB_SIM_BINS; i++) {
         lua_pushinteger(L, s->hist[i]);
@@ -509,7 +584,7 @@ static void push_sim(lua_State *L, const dcb_sim_summary *s) {
 }
 
 static int l_similarity(lua_State *L) {
-    dcb_tensor *k = check_tensor(L, 1, "dcb.similarity");
+    dcb_tensor *k = dcbh_check_tensor(L, 1, "dcb.similarity");
     dcb_similarity_stats s;
     dcb_status st = dcb_similarity(k, &s);
     if (st != DCB_OK) return st_error(L, "dcb.similarity", st);
@@ -519,22 +594,39 @@ static int l_similarity(lua_State *L) {
     return 1;
 }
 
+/* dcb.rel_err(y, ref) -> max |y-ref| / max(1, max|ref|), max |y-ref| */
+static int l_rel_err(lua_State *L) {
+    dcb_tensor *a = dcbh_check_tensor(L, 1, "dcb.rel_err"), *b = dcbh_check_tensor(L, 2, "dcb.rel_err");
+    if (a->ndim != b->ndim || !dcb_shape_equal(a, b->ndim, b->shape)) {
+        char sa[160], sb[160];
+        return luaL_error(L, "dcb.rel_err: shapes differ: %s and %s", dcb_shape_str(a->ndim, a->shape, sa, sizeof sa),
+                          dcb_shape_str(b->ndim, b->shape, sb, sizeof sb));
+    }
+    double abs_err = 0;
+    lua_pushnumber(L, dcb_max_rel_err(a, b, &abs_err));
+    lua_pushnumber(L, abs_err);
+    return 2;
+}
+
+/* dcb.input_layout(op) -> "image" (N, C, H, W) or "sequence" (N, T, C) */
+static int l_input_layout(lua_State *L) {
+    const char *op = check_opname(L, 1, "dcb.input_layout");
+    lua_pushstring(L, dcb_op_input_layout(op) == DCB_INPUT_SEQUENCE ? "sequence" : "image");
+    return 1;
+}
+
 /* --------------------------------------------------------------- bench */
 static int l_bench(lua_State *L) {
     lop *u = check_op(L, 1, "dcb.bench");
-    dcb_tensor *x = check_tensor(L, 2, "dcb.bench");
+    dcb_tensor *x = dcbh_check_tensor(L, 2, "dcb.bench");
     dcbh_bench_opts o;
-    dcbh_bench_defaults(&o);
+    dcbh_bench_defaults(&o, dcbh_lua_options(L)->quick);
     o.counters = 1;
-    if (dcbh_opt.quick) {
-        o.repetitions = 3;
-        o.min_time = 0.01;
-    }
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         static const char *const valid[] = {"repetitions", "min_time", "rotate", "counters", "profile",
                                             "time", "json", "name", NULL};
-        check_keys(L, 3, "dcb.bench", valid);
+        dcbh_check_keys(L, 3, "dcb.bench", valid);
         if (lua_getfield(L, 3, "repetitions") != LUA_TNIL) {
             o.repetitions = (int)luaL_checkinteger(L, -1);
             if (o.repetitions < 1 || o.repetitions > DCBH_MAX_REPS)
@@ -558,15 +650,15 @@ static int l_bench(lua_State *L) {
     dcb_op_cost(u->op, x->ndim, x->shape, &c);
     lua_newtable(L);
     if (r.timed) {
-        set_num(L, "median", r.t.median);
-        set_num(L, "mean", r.t.mean);
-        set_num(L, "min", r.t.min);
-        set_num(L, "max", r.t.max);
-        set_num(L, "stddev", r.t.stddev);
-        set_num(L, "cv", r.t.cv);
-        set_num(L, "repetitions", r.t.repetitions);
-        set_num(L, "iterations", (double)r.t.iterations);
-        set_num(L, "gflops", c.flops / r.t.median * 1e-9);
+        dcbh_set_num(L, "median", r.t.median);
+        dcbh_set_num(L, "mean", r.t.mean);
+        dcbh_set_num(L, "min", r.t.min);
+        dcbh_set_num(L, "max", r.t.max);
+        dcbh_set_num(L, "stddev", r.t.stddev);
+        dcbh_set_num(L, "cv", r.t.cv);
+        dcbh_set_num(L, "repetitions", r.t.repetitions);
+        dcbh_set_num(L, "iterations", (double)r.t.iterations);
+        dcbh_set_num(L, "gflops", c.flops / r.t.median * 1e-9);
         lua_createtable(L, r.t.repetitions, 0);
         for (int i = 0; i < r.t.repetitions; i++) {
             lua_pushnumber(L, r.t.rep[i]);
@@ -574,18 +666,18 @@ static int l_bench(lua_State *L) {
         }
         lua_setfield(L, -2, "reps");
     }
-    set_num(L, "prepare_s", r.prepare_s);
-    if (r.rotate_copies) set_num(L, "rotate_copies", r.rotate_copies);
+    dcbh_set_num(L, "prepare_s", r.prepare_s);
+    if (r.rotate_copies) dcbh_set_num(L, "rotate_copies", r.rotate_copies);
     if (r.profiled) {
         lua_newtable(L);
-        for (int i = 0; i < DCB_PHASE_COUNT; i++) set_num(L, dcb_phase_name(i), r.phase[i]);
+        for (int i = 0; i < DCB_PHASE_COUNT; i++) dcbh_set_num(L, dcb_phase_name(i), r.phase[i]);
         lua_setfield(L, -2, "phases");
     }
     if (o.counters) {
         lua_newtable(L);
         lua_pushstring(L, r.c.source ? r.c.source : "none");
         lua_setfield(L, -2, "source");
-        for (int i = 0; i < DCBH_NCOUNTERS; i++) set_num(L, dcbh_counter_names[i], r.c.v[i]);
+        for (int i = 0; i < DCBH_NCOUNTERS; i++) dcbh_set_num(L, dcbh_counter_names[i], r.c.v[i]);
         lua_setfield(L, -2, "counters");
     }
     push_cost(L, &c);
@@ -601,11 +693,11 @@ static int l_calibration(lua_State *L) {
         return 2;
     }
     lua_newtable(L);
-    set_num(L, "peak_gflops_1t", c.peak_gflops_1t);
-    set_num(L, "peak_gflops_all", c.peak_gflops_all);
-    set_num(L, "bw_gbs_1t", c.bw_gbs_1t);
-    set_num(L, "bw_gbs_all", c.bw_gbs_all);
-    set_num(L, "threads_all", c.threads_all);
+    dcbh_set_num(L, "peak_gflops_1t", c.peak_gflops_1t);
+    dcbh_set_num(L, "peak_gflops_all", c.peak_gflops_all);
+    dcbh_set_num(L, "bw_gbs_1t", c.bw_gbs_1t);
+    dcbh_set_num(L, "bw_gbs_all", c.bw_gbs_all);
+    dcbh_set_num(L, "threads_all", c.threads_all);
     lua_pushstring(L, c.when);
     lua_setfield(L, -2, "when");
     lua_pushstring(L, c.isa);
@@ -618,7 +710,7 @@ static int l_plot(lua_State *L) {
     const char *csv = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const valid[] = {"x", "y", "by", "title", "out", NULL};
-    check_keys(L, 2, "dcb.plot", valid);
+    dcbh_check_keys(L, 2, "dcb.plot", valid);
     dcbh_plot_spec s = {0};
     if (lua_getfield(L, 2, "x") != LUA_TNIL) s.x = luaL_checkstring(L, -1);
     if (lua_getfield(L, 2, "y") != LUA_TNIL) s.y = luaL_checkstring(L, -1);
@@ -627,7 +719,7 @@ static int l_plot(lua_State *L) {
     if (lua_getfield(L, 2, "out") != LUA_TNIL) s.out = luaL_checkstring(L, -1);
     if (!s.x) return luaL_error(L, "dcb.plot: the spec needs x (a column of %s)", csv);
     char out[4096], err[1024];
-    if (dcbh_plot(csv, &s, out, sizeof out, err, sizeof err)) return luaL_error(L, "dcb.plot: %s", err);
+    if (dcbh_plot(dcbh_lua_options(L), csv, &s, out, sizeof out, err, sizeof err)) return luaL_error(L, "dcb.plot: %s", err);
     lua_pushstring(L, out);
     return 1;
 }
@@ -658,7 +750,7 @@ static int l_read_csv(lua_State *L) {
     return 2;
 }
 
-int luaopen_dcb(lua_State *L) {
+static void register_metatables(lua_State *L) {
     static const luaL_Reg tensor_methods[] = {
         {"shape", t_shape}, {"get", t_get}, {"set", t_set}, {"clone", t_clone}, {NULL, NULL}};
     luaL_newmetatable(L, TENSOR_MT);
@@ -684,7 +776,10 @@ int luaopen_dcb(lua_State *L) {
         {"load_weights", op_load_weights}, {"init_weights", op_init_weights},
         {"set_weight", op_set_weight},   {"weights", op_weights},
         {"params", op_params},           {"impl", op_impl},
-        {"name", op_name},               {NULL, NULL}};
+        {"name", op_name},               {"engine", op_engine},
+        {"strategy", op_strategy},       {"doc", op_doc},
+        {"tolerance", op_tolerance},     {"plan_count", op_plan_count},
+        {"input_shape", op_input_shape}, {NULL, NULL}};
     luaL_newmetatable(L, OP_MT);
     lua_pushcfunction(L, op_gc);
     lua_setfield(L, -2, "__gc");
@@ -693,30 +788,54 @@ int luaopen_dcb(lua_State *L) {
     luaL_newlib(L, op_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+}
 
+static void set_str(lua_State *L, const char *k, const char *v) {
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* The run's context in the module table at the top: dcb.version, quick,
+ * results, format, home, shard = {i=, n=}, timing = {repetitions=,
+ * min_time=} (this run's defaults), build = {flags=, blas=, blas_name=,
+ * onednn=} (for the scripts' headers). */
+static void set_run_fields(lua_State *L, const dcbh_options *opt) {
+    set_str(L, "version", DCB_VERSION);
+    lua_pushboolean(L, opt->quick);
+    lua_setfield(L, -2, "quick");
+    set_str(L, "results", opt->results_dir);
+    set_str(L, "format", opt->format);
+    set_str(L, "home", dcbh_home());
+    lua_newtable(L);
+    dcbh_set_num(L, "i", opt->shard_i);
+    dcbh_set_num(L, "n", opt->shard_n);
+    lua_setfield(L, -2, "shard");
+    const dcbh_timing tm = dcbh_timing_for(opt->quick);
+    lua_newtable(L);
+    dcbh_set_num(L, "repetitions", tm.repetitions);
+    lua_pushnumber(L, tm.min_time);
+    lua_setfield(L, -2, "min_time");
+    lua_setfield(L, -2, "timing");
+    lua_newtable(L);
+    set_str(L, "flags", dcb_build_flags());
+    set_str(L, "blas", dcb_blas_info());
+    set_str(L, "blas_name", dcb_blas_name());
+    set_str(L, "onednn", dcb_onednn_version());
+    lua_setfield(L, -2, "build");
+}
+
+int luaopen_dcb(lua_State *L) {
+    register_metatables(L);
     static const luaL_Reg fns[] = {
         {"load", l_load},       {"save", l_save},     {"randn", l_randn},
         {"zeros", l_zeros},     {"ops", l_ops},       {"impls", l_impls},
         {"params", l_params},   {"op", l_op},         {"similarity", l_similarity},
         {"bench", l_bench},     {"sweep", dcbh_lua_sweep}, {"calibration", l_calibration},
-        {"plot", l_plot},       {"read_csv", l_read_csv}, {NULL, NULL}};
+        {"plot", l_plot},       {"read_csv", l_read_csv}, {"compare", dcbh_lua_compare},
+        {"rel_err", l_rel_err}, {"input_layout", l_input_layout}, {NULL, NULL}};
+    const dcbh_options *opt = dcbh_lua_options(L);
     luaL_newlib(L, fns);
-    lua_pushstring(L, DCB_VERSION);
-    lua_setfield(L, -2, "version");
-    lua_pushboolean(L, dcbh_opt.quick);
-    lua_setfield(L, -2, "quick");
-    lua_pushstring(L, dcbh_opt.results_dir);
-    lua_setfield(L, -2, "results");
-    lua_pushstring(L, dcbh_opt.format);
-    lua_setfield(L, -2, "format");
-    lua_pushstring(L, dcbh_home());
-    lua_setfield(L, -2, "home");
-    lua_newtable(L);
-    lua_pushinteger(L, dcbh_opt.shard_i);
-    lua_setfield(L, -2, "i");
-    lua_pushinteger(L, dcbh_opt.shard_n);
-    lua_setfield(L, -2, "n");
-    lua_setfield(L, -2, "shard");
+    set_run_fields(L, opt);
     /* The network descriptions (harness/lua/models.lua) are Lua composed from
      * the operators' costs; they load on first use. */
     static const char models_glue[] =
@@ -741,13 +860,14 @@ static int traceback(lua_State *L) {
     return 1;
 }
 
-int dcbh_run_script(const char *path, int argc, char **argv) {
+int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **argv) {
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "dcbench: cannot create a Lua state\n");
         return 1;
     }
     luaL_openlibs(L);
+    dcbh_lua_set_options(L, o);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_dcb);
     lua_setfield(L, -2, "dcb");

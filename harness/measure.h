@@ -16,6 +16,17 @@ extern "C" {
 /* ----------------------------------------------------------------- timing */
 #define DCBH_MAX_REPS 64
 
+/* The harness's one clock: monotonic seconds. */
+double dcbh_now(void);
+
+/* The one definition of quick mode (--quick) for timing: repetitions and the
+ * minimum time of one repetition, quick (3, 5 ms) or normal (9, 50 ms). */
+typedef struct dcbh_timing {
+    int repetitions;
+    double min_time;
+} dcbh_timing;
+dcbh_timing dcbh_timing_for(int quick);
+
 typedef struct dcbh_time_opts {
     const char *name;        /* benchmark name (shows in Google Benchmark's JSON) */
     int repetitions;         /* >= 1 (default 9); capped at DCBH_MAX_REPS */

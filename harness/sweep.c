@@ -1,7 +1,10 @@
 /* sweep.c — dcb.sweep: expands a grid in a fixed order, gives every point a
  * stable id (a hash of what it measures, not of its position), skips points
  * already in the CSV, keeps one shard's points, measures each one and
- * appends its row atomically, then draws the figures. */
+ * appends its row atomically, then draws the figures. dcbh_lua_sweep runs
+ * the steps in order: read_def, expand, open_results, write_def_json,
+ * run_points, draw_figures, push_result. What an operator takes as input
+ * (image or sequence, which keys are sizes) comes from the library. */
 #define _GNU_SOURCE
 #include "harness.h"
 
@@ -13,32 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------- input shapes */
-static const dcbh_input_kind input_kinds[] = {
-    /* op            sequence  hw_are_params */
-    {"lightconv",    1,        0},
-    {"dynconv1d",    1,        0},
-    {"mhattention",  1,        0},
-    {"localconv",    0,        1},
-};
-static const dcbh_input_kind image_kind = {"(image)", 0, 0};
-
-const dcbh_input_kind *dcbh_input_kind_of(const char *op) {
-    for (size_t i = 0; i < sizeof input_kinds / sizeof input_kinds[0]; i++)
-        if (!strcmp(input_kinds[i].op, op)) return &input_kinds[i];
-    return &image_kind;
-}
-
-int dcbh_is_shape_key(const char *op, const char *key) {
-    const dcbh_input_kind *k = dcbh_input_kind_of(op);
-    if (!strcmp(key, "N")) return 1;
-    if (k->sequence) return !strcmp(key, "T");
-    if (!strcmp(key, "H") || !strcmp(key, "W")) return !k->hw_are_params;
-    return 0;
-}
 
 /* Defaults of the input shape when a sweep does not give them. */
 enum { DEF_N = 1, DEF_HW = 28, DEF_T = 128 };
@@ -92,7 +70,7 @@ typedef struct point {
 } point;
 
 typedef struct sweep {
-    char *name, *op, *dir;
+    char *name, *op, *dir_name;   /* dir_name: the results subdirectory */
     int nkeys;
     key *keys;       /* sorted by name */
     int nimpls;
@@ -103,12 +81,25 @@ typedef struct sweep {
     uint64_t seed;
     int npoints, cap;
     point *pts;
+    int has_filter;
+    const dcbh_options *opt;
+    /* the results: paths, the CSV open for appending, the ids done (sorted) */
+    char dir[2048], base[2300], csv[2400], json[2400], gjson[2400];
+    dcbh_sb hdr;     /* the CSV's header line */
+    int fd;
+    int ndone;
+    uint64_t *done;
 } sweep;
+
+/* What a run of the points did, for the result and the summary line. */
+typedef struct tally {
+    int total, written, skipped, failed, unsupported;
+} tally;
 
 static void sweep_free(sweep *s) {
     free(s->name);
     free(s->op);
-    free(s->dir);
+    free(s->dir_name);
     for (int k = 0; k < s->nkeys; k++) {
         for (int v = 0; v < s->keys[k].nvals; v++) free(s->keys[k].vals[v].str);
         free(s->keys[k].vals);
@@ -119,6 +110,9 @@ static void sweep_free(sweep *s) {
     free(s->impls);
     for (int i = 0; i < s->npoints; i++) free(s->pts[i].vi);
     free(s->pts);
+    free(s->done);
+    sb_free(&s->hdr);
+    if (s->fd >= 0) close(s->fd);
 }
 
 /* Lua errors longjmp: the sweep lives in a userdata whose __gc frees it. */
@@ -213,8 +207,8 @@ static const char *valid_param_names(lua_State *L, const char *op) {
         luaL_addstring(&b, ps[i].name);
         luaL_addstring(&b, ", ");
     }
-    const dcbh_input_kind *k = dcbh_input_kind_of(op);
-    luaL_addstring(&b, k->sequence ? "threads, and the input shape N, T" : "threads, and the input shape N, H, W");
+    luaL_addstring(&b, dcb_op_input_layout(op) == DCB_INPUT_SEQUENCE ? "threads, and the input shape N, T"
+                                                                      : "threads, and the input shape N, H, W");
     luaL_pushresult(&b);
     return lua_tostring(L, -1);
 }
@@ -224,7 +218,7 @@ static void check_param_names(lua_State *L, const sweep *s) {
     const dcb_param_spec *ps = dcb_op_params(s->op, &n);
     for (int k = 0; k < s->nkeys; k++) {
         const char *name = s->keys[k].name;
-        int ok = !strcmp(name, "threads") || dcbh_is_shape_key(s->op, name);
+        int ok = !strcmp(name, "threads") || dcb_op_is_shape_key(s->op, name);
         for (int i = 0; i < n && !ok; i++) ok = !strcmp(ps[i].name, name);
         if (!ok)
             luaL_error(L, "dcb.sweep: %s: unknown hyperparameter '%s' (valid: %s)", s->op, name,
@@ -248,7 +242,7 @@ static const char *script_basename(lua_State *L, char *buf, size_t len) {
     return NULL;
 }
 
-static void read_def(lua_State *L, sweep *s) {
+static void check_fields(lua_State *L) {
     static const char *const valid[] = {"name", "op", "base", "grid", "impls", "filter", "measure",
                                         "plot", "repetitions", "min_time", "rotate", "seed", "dir",
                                         "roofline", NULL};
@@ -262,6 +256,10 @@ static void read_def(lua_State *L, sweep *s) {
             luaL_error(L, "dcb.sweep: unknown field '%s' (valid: name, op, base, grid, impls, filter, measure, "
                           "plot, repetitions, min_time, rotate, seed, dir, roofline)", k);
     }
+}
+
+/* name, op and the results directory */
+static void read_names(lua_State *L, sweep *s) {
     if (lua_getfield(L, 1, "name") != LUA_TSTRING) luaL_error(L, "dcb.sweep: name (a string) is required");
     const char *name = lua_tostring(L, -1);
     for (const char *p = name; *p; p++)
@@ -281,50 +279,51 @@ static void read_def(lua_State *L, sweep *s) {
     }
     char buf[256];
     if (lua_getfield(L, 1, "dir") == LUA_TSTRING)
-        s->dir = strdup(lua_tostring(L, -1));
+        s->dir_name = strdup(lua_tostring(L, -1));
     else
-        s->dir = strdup(script_basename(L, buf, sizeof buf) ? buf : s->name);
+        s->dir_name = strdup(script_basename(L, buf, sizeof buf) ? buf : s->name);
     lua_pop(L, 1);
+}
 
-    read_params(L, s, 1, "base", 0);
-    read_params(L, s, 1, "grid", 1);
-    qsort(s->keys, (size_t)s->nkeys, sizeof *s->keys, cmp_key);
-    check_param_names(L, s);
-
+/* impls: every registered one by default; one name or a list of them */
+static void read_impls(lua_State *L, sweep *s) {
     if (lua_getfield(L, 1, "impls") == LUA_TNIL) {
         s->nimpls = dcb_impl_count(s->op);
         s->impls = calloc((size_t)s->nimpls, sizeof *s->impls);
         for (int i = 0; i < s->nimpls; i++) s->impls[i] = strdup(dcb_impl_name(s->op, i));
-    } else {
-        if (lua_type(L, -1) == LUA_TSTRING) {   /* one name for a list of one */
-            lua_newtable(L);
-            lua_insert(L, -2);
-            lua_rawseti(L, -2, 1);
-        }
-        luaL_checktype(L, -1, LUA_TTABLE);
-        int n = (int)luaL_len(L, -1);
-        s->impls = calloc((size_t)n + 1, sizeof *s->impls);
-        for (int i = 0; i < n; i++) {
-            lua_geti(L, -1, i + 1);
-            const char *im = lua_tostring(L, -1);
-            int ok = 0;
-            for (int j = 0; im && j < dcb_impl_count(s->op); j++) ok |= !strcmp(im, dcb_impl_name(s->op, j));
-            if (!ok) {
-                dcbh_sb b = {0};
-                for (int j = 0; j < dcb_impl_count(s->op); j++)
-                    sb_printf(&b, "%s%s", j ? ", " : "", dcb_impl_name(s->op, j));
-                lua_pushstring(L, b.s);
-                sb_free(&b);
-                luaL_error(L, "dcb.sweep: %s: unknown implementation '%s' (valid: %s)", s->op,
-                           im ? im : "(not a string)", lua_tostring(L, -1));
-            }
-            s->impls[s->nimpls++] = strdup(im);
-            lua_pop(L, 1);
-        }
-        if (!n) luaL_error(L, "dcb.sweep: impls is an empty list");
+        lua_pop(L, 1);
+        return;
     }
+    if (lua_type(L, -1) == LUA_TSTRING) {   /* one name for a list of one */
+        lua_newtable(L);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);
+    }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    int n = (int)luaL_len(L, -1);
+    s->impls = calloc((size_t)n + 1, sizeof *s->impls);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, -1, i + 1);
+        const char *im = lua_tostring(L, -1);
+        int ok = 0;
+        for (int j = 0; im && j < dcb_impl_count(s->op); j++) ok |= !strcmp(im, dcb_impl_name(s->op, j));
+        if (!ok) {
+            dcbh_sb b = {0};
+            for (int j = 0; j < dcb_impl_count(s->op); j++)
+                sb_printf(&b, "%s%s", j ? ", " : "", dcb_impl_name(s->op, j));
+            lua_pushstring(L, b.s);
+            sb_free(&b);
+            luaL_error(L, "dcb.sweep: %s: unknown implementation '%s' (valid: %s)", s->op,
+                       im ? im : "(not a string)", lua_tostring(L, -1));
+        }
+        s->impls[s->nimpls++] = strdup(im);
+        lua_pop(L, 1);
+    }
+    if (!n) luaL_error(L, "dcb.sweep: impls is an empty list");
     lua_pop(L, 1);
+}
 
+static void read_measure(lua_State *L, sweep *s) {
     s->m_time = 1;
     if (lua_getfield(L, 1, "measure") != LUA_TNIL) {
         luaL_checktype(L, -1, LUA_TTABLE);
@@ -345,8 +344,13 @@ static void read_def(lua_State *L, sweep *s) {
         }
     }
     lua_pop(L, 1);
-    s->repetitions = dcbh_opt.quick ? 3 : 9;
-    s->min_time = dcbh_opt.quick ? 0.005 : 0.05;
+}
+
+/* repetitions and min_time (quick mode's defaults), rotate, seed */
+static void read_timing(lua_State *L, sweep *s) {
+    const dcbh_timing t = dcbh_timing_for(s->opt->quick);
+    s->repetitions = t.repetitions;
+    s->min_time = t.min_time;
     s->seed = 1;
     if (lua_getfield(L, 1, "repetitions") != LUA_TNIL) s->repetitions = (int)luaL_checkinteger(L, -1);
     if (s->repetitions < 1 || s->repetitions > DCBH_MAX_REPS)
@@ -356,6 +360,24 @@ static void read_def(lua_State *L, sweep *s) {
     if (lua_getfield(L, 1, "rotate") != LUA_TNIL) s->rotate = lua_toboolean(L, -1);
     if (lua_getfield(L, 1, "seed") != LUA_TNIL) s->seed = (uint64_t)luaL_checkinteger(L, -1);
     lua_pop(L, 4);
+}
+
+/* Step 1: the definition (argument 1) into s. */
+static void read_def(lua_State *L, sweep *s) {
+    check_fields(L);
+    read_names(L, s);
+    read_params(L, s, 1, "base", 0);
+    read_params(L, s, 1, "grid", 1);
+    qsort(s->keys, (size_t)s->nkeys, sizeof *s->keys, cmp_key);
+    check_param_names(L, s);
+    read_impls(L, s);
+    read_measure(L, s);
+    read_timing(L, s);
+    lua_getfield(L, 1, "filter");
+    s->has_filter = !lua_isnil(L, -1);
+    if (s->has_filter && !lua_isfunction(L, -1))
+        luaL_error(L, "dcb.sweep: filter must be a function, got %s", luaL_typename(L, -1));
+    lua_pop(L, 1);
 }
 
 /* ------------------------------------------------------------ points */
@@ -375,7 +397,7 @@ static uint64_t point_id(const sweep *s, const point *p) {
     sb_printf(&b, "op=%s;impl=%s", s->op, s->impls[p->impl]);
     for (int k = 0; k < s->nkeys; k++) {
         const char *n = s->keys[k].name;
-        if (!strcmp(n, "threads") || dcbh_is_shape_key(s->op, n) || !strcmp(n, "H") || !strcmp(n, "W"))
+        if (!strcmp(n, "threads") || dcb_op_is_shape_key(s->op, n) || !strcmp(n, "H") || !strcmp(n, "W"))
             continue;
         sb_printf(&b, ";%s=", n);
         pval_fmt(&b, &s->keys[k].vals[p->vi[k]]);
@@ -414,23 +436,24 @@ static void push_point(lua_State *L, const sweep *s, const point *p) {
     lua_setfield(L, -2, "impl");
 }
 
-static void expand(lua_State *L, sweep *s, int has_filter) {
+/* Step 2: the grid's points in a fixed order, the filter's choice of them. */
+static void expand(lua_State *L, sweep *s) {
     int *vi = calloc((size_t)s->nkeys + 1, sizeof *vi);
-    const dcbh_input_kind *kind = dcbh_input_kind_of(s->op);
+    const int sequence = dcb_op_input_layout(s->op) == DCB_INPUT_SEQUENCE;
     for (;;) {
         for (int im = 0; im < s->nimpls; im++) {
             point p = {0};
             p.vi = vi;
             p.impl = im;
             p.N = int_of(s, &p, "N", DEF_N);
-            if (kind->sequence) {
+            if (sequence) {
                 p.T = int_of(s, &p, "T", DEF_T);
             } else {
                 p.H = int_of(s, &p, "H", DEF_HW);
                 p.W = int_of(s, &p, "W", p.H);
             }
             p.threads = (int)int_of(s, &p, "threads", 1);
-            if (has_filter) {
+            if (s->has_filter) {
                 lua_getfield(L, 1, "filter");
                 push_point(L, s, &p);
                 lua_call(L, 1, 1);
@@ -506,33 +529,18 @@ static void measure_point(const sweep *s, const point *p, const char *json_path,
     int nhp = 0;
     for (int k = 0; k < s->nkeys && nhp < 64; k++) {
         const char *n = s->keys[k].name;
-        if (dcbh_is_shape_key(s->op, n)) continue;
+        if (dcb_op_is_shape_key(s->op, n)) continue;
         const pval *v = &s->keys[k].vals[p->vi[k]];
         hp[nhp++] = (dcb_hparam){n, v->num, v->isstr ? v->str : NULL};
     }
-    int64_t shape[4];
-    int nd;
-    const dcbh_input_kind *kind = dcbh_input_kind_of(s->op);
-    const pval *cin = val_of(s, p, "cin"), *ch = val_of(s, p, "channels");
-    int64_t C = cin && !cin->isstr ? (int64_t)cin->num : ch && !ch->isstr ? (int64_t)ch->num : 0;
     dcb_op *op = NULL;
     dcb_status st = dcb_op_create(s->op, s->impls[p->impl], hp, nhp, &op);
     if (st != DCB_OK) {
         set_fail(w, st, dcb_last_error());
         return;
     }
-    if (C <= 0) {   /* derived or default channel counts */
-        double c = dcb_op_get_param(op, kind->sequence ? "channels" : "cin");
-        if (!(c > 0)) c = dcb_op_get_param(op, "channels");
-        C = c > 0 ? (int64_t)c : 1;
-    }
-    if (kind->sequence) {
-        nd = 3;
-        shape[0] = p->N, shape[1] = p->T, shape[2] = C;
-    } else {
-        nd = 4;
-        shape[0] = p->N, shape[1] = C, shape[2] = p->H, shape[3] = p->W;
-    }
+    int64_t shape[DCB_MAX_DIMS];
+    const int nd = dcb_op_input_shape(op, p->N, p->H, p->W, p->T, shape);
     dcb_tensor *x = NULL;
     if ((st = dcb_op_init_weights(op, s->seed)) != DCB_OK || (st = dcb_op_cost(op, nd, shape, &w->c)) != DCB_OK) {
         set_fail(w, st, dcb_last_error());
@@ -546,7 +554,7 @@ static void measure_point(const sweep *s, const point *p, const char *json_path,
     }
     dcb_tensor_randn(x, s->seed + 1);
     dcbh_bench_opts o;
-    dcbh_bench_defaults(&o);
+    dcbh_bench_defaults(&o, s->opt->quick);
     o.repetitions = s->repetitions;
     o.min_time = s->min_time;
     o.rotate = s->rotate;
@@ -565,7 +573,7 @@ static void measure_point(const sweep *s, const point *p, const char *json_path,
         /* Pairs need a batch: a batch of 8 when the point's own N is smaller. */
         dcb_tensor *xb = x, *k = NULL;
         if (p->N < 2) {
-            int64_t bs[4];
+            int64_t bs[DCB_MAX_DIMS];
             memcpy(bs, shape, sizeof bs);
             bs[0] = 8;
             xb = dcb_tensor_new(nd, bs);
@@ -706,15 +714,9 @@ static void json_value(lua_State *L, int idx, dcbh_sb *b, int depth) {
 }
 
 /* ------------------------------------------------------------ progress */
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress(const sweep *s, const point *p, const row *w, int done, int total, int ran,
                      double t0, int tty) {
-    double el = now() - t0;
+    double el = dcbh_now() - t0;
     double eta = ran ? el / ran * (total - done) : 0;
     if (tty) {
         int width = 30, fill = total ? width * done / total : width;
@@ -732,235 +734,256 @@ static void progress(const sweep *s, const point *p, const row *w, int done, int
     }
 }
 
-/* ---------------------------------------------------------------- main */
+/* ------------------------------------------------------------ results */
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
 }
 
-int dcbh_lua_sweep(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    sweep *s = lua_newuserdatauv(L, sizeof *s, 0);   /* slot 2 */
-    memset(s, 0, sizeof *s);
-    lua_newtable(L);
-    lua_pushcfunction(L, sweep_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    read_def(L, s);
-    lua_getfield(L, 1, "filter");
-    int has_filter = !lua_isnil(L, -1);
-    if (has_filter && !lua_isfunction(L, -1))
-        luaL_error(L, "dcb.sweep: filter must be a function, got %s", luaL_typename(L, -1));
-    lua_pop(L, 1);
-    expand(L, s, has_filter);
-
-    char dir[2048], csv[2400], json[2400], gjson[2400], base[2300];
-    snprintf(dir, sizeof dir, "%s/%s", dcbh_opt.results_dir, s->dir);
-    if (dcbh_opt.shard_n > 1)
-        snprintf(base, sizeof base, "%s/%s.shard%dof%d", dir, s->name, dcbh_opt.shard_i, dcbh_opt.shard_n);
+static void set_paths(lua_State *L, sweep *s) {
+    const dcbh_options *o = s->opt;
+    snprintf(s->dir, sizeof s->dir, "%s/%s", o->results_dir, s->dir_name);
+    if (o->shard_n > 1)
+        snprintf(s->base, sizeof s->base, "%s/%s.shard%dof%d", s->dir, s->name, o->shard_i, o->shard_n);
     else
-        snprintf(base, sizeof base, "%s/%s", dir, s->name);
-    snprintf(csv, sizeof csv, "%s.csv", base);
-    snprintf(json, sizeof json, "%s.json", base);
-    snprintf(gjson, sizeof gjson, "%s.gbench.jsonl", base);
-    if (mkdir_p(dir)) luaL_error(L, "dcb.sweep: cannot create %s: %s", dir, strerror(errno));
+        snprintf(s->base, sizeof s->base, "%s/%s", s->dir, s->name);
+    snprintf(s->csv, sizeof s->csv, "%s.csv", s->base);
+    snprintf(s->json, sizeof s->json, "%s.json", s->base);
+    snprintf(s->gjson, sizeof s->gjson, "%s.gbench.jsonl", s->base);
+    if (mkdir_p(s->dir)) luaL_error(L, "dcb.sweep: cannot create %s: %s", s->dir, strerror(errno));
+}
 
-    dcbh_sb hdr = {0};
-    header(s, &hdr);
-    /* Resume: the ids already in the CSV are done. */
-    int ndone = 0;
-    uint64_t *done = NULL;
+/* The ids already in the CSV are done (resume); 1 if it has a header, which
+ * must be this definition's. */
+static int read_done(lua_State *L, sweep *s) {
     csv_table t;
     char err[1024];
-    int exists = csv_read(csv, &t, 1, err, sizeof err) == 0;
-    if (!exists && errno != ENOENT) {
-        sb_free(&hdr);
-        luaL_error(L, "dcb.sweep: %s", err);
+    int exists = csv_read(s->csv, &t, 1, err, sizeof err) == 0;
+    if (!exists && errno != ENOENT) luaL_error(L, "dcb.sweep: %s", err);
+    if (!exists) return 0;
+    if (!t.cols) {
+        csv_free(&t);
+        return 0;
     }
-    if (exists && t.cols) {
-        char **hf;
-        int n = csv_parse_line(hdr.s, hdr.n - 1, &hf);
-        int same = n == t.ncols;
-        for (int c = 0; c < n; c++) {
-            same = same && !strcmp(hf[c], t.cols[c]);
-            free(hf[c]);
-        }
-        free(hf);
-        if (!same) {
-            csv_free(&t);
-            sb_free(&hdr);
-            luaL_error(L, "dcb.sweep: %s exists with different columns (another definition of sweep '%s'); "
-                          "move it away or give the sweep another name", csv, s->name);
-        }
-        done = malloc(sizeof *done * ((size_t)t.nrows + 1));
-        for (int r = 0; r < t.nrows; r++) done[ndone++] = strtoull(t.rows[r][0], NULL, 16);
-        qsort(done, (size_t)ndone, sizeof *done, cmp_u64);
+    char **hf;
+    int n = csv_parse_line(s->hdr.s, s->hdr.n - 1, &hf);
+    int same = n == t.ncols;
+    for (int c = 0; c < n; c++) {
+        same = same && !strcmp(hf[c], t.cols[c]);
+        free(hf[c]);
     }
-    int have_header = exists && t.cols;
-    if (exists) csv_free(&t);
+    free(hf);
+    if (!same) {
+        csv_free(&t);
+        luaL_error(L, "dcb.sweep: %s exists with different columns (another definition of sweep '%s'); "
+                      "move it away or give the sweep another name", s->csv, s->name);
+    }
+    s->done = malloc(sizeof *s->done * ((size_t)t.nrows + 1));
+    for (int r = 0; r < t.nrows; r++) s->done[s->ndone++] = strtoull(t.rows[r][0], NULL, 16);
+    qsort(s->done, (size_t)s->ndone, sizeof *s->done, cmp_u64);
+    csv_free(&t);
+    return 1;
+}
 
-    int fd = open(csv, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (fd < 0) {
-        free(done);
-        sb_free(&hdr);
-        luaL_error(L, "dcb.sweep: cannot open %s: %s", csv, strerror(errno));
-    }
-    if (!have_header && csv_append_line(fd, hdr.s, hdr.n)) {
-        close(fd);
-        free(done);
-        sb_free(&hdr);
-        luaL_error(L, "dcb.sweep: cannot write %s: %s", csv, strerror(errno));
-    }
-    sb_free(&hdr);
+/* Step 3: the CSV open for appending, with its header, and what it holds. */
+static void open_results(lua_State *L, sweep *s) {
+    set_paths(L, s);
+    header(s, &s->hdr);
+    int have_header = read_done(L, s);
+    s->fd = open(s->csv, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (s->fd < 0) luaL_error(L, "dcb.sweep: cannot open %s: %s", s->csv, strerror(errno));
+    if (!have_header && csv_append_line(s->fd, s->hdr.s, s->hdr.n))
+        luaL_error(L, "dcb.sweep: cannot write %s: %s", s->csv, strerror(errno));
+}
 
-    /* The machine and the definition, beside the CSV. */
+/* Step 4: the machine and the definition, beside the CSV. */
+static void write_def_json(lua_State *L, const sweep *s) {
+    const dcbh_options *o = s->opt;
     dcbh_sb j = {0};
-    char *machine = dcbh_machine_json(dcbh_opt.argc, dcbh_opt.argv);
+    char *machine = dcbh_machine_json(o->argc, o->argv);
     sb_add(&j, "{\n  \"machine\": ");
     sb_add(&j, machine ? machine : "null");
     free(machine);
     sb_add(&j, ",\n  \"sweep\": ");
     json_value(L, 1, &j, 0);
     sb_printf(&j, ",\n  \"results_dir\": ");
-    sb_json_str(&j, s->dir);
+    sb_json_str(&j, s->dir_name);
     sb_printf(&j, ",\n  \"shard\": \"%d/%d\",\n  \"quick\": %s,\n  \"repetitions\": %d,\n  \"min_time\": ",
-              dcbh_opt.shard_i, dcbh_opt.shard_n, dcbh_opt.quick ? "true" : "false", s->repetitions);
+              o->shard_i, o->shard_n, o->quick ? "true" : "false", s->repetitions);
     sb_num(&j, s->min_time);
     sb_printf(&j, ",\n  \"rotate\": %s,\n  \"seed\": %llu,\n  \"gbench_json\": ", s->rotate ? "true" : "false",
               (unsigned long long)s->seed);
-    sb_json_str(&j, gjson);
+    sb_json_str(&j, s->gjson);
     sb_add(&j, "\n}\n");
-    write_file_atomic(json, j.s, j.n);
+    write_file_atomic(s->json, j.s, j.n);
     sb_free(&j);
+}
 
-    /* This shard's points; ids repeat only if the grid lists a value twice. */
-    int total = 0, skipped = 0, written = 0, failed = 0, unsupported = 0, ran = 0, k = 0;
-    for (int i = 0; i < s->npoints; i++)
-        if (s->pts[i].id % (uint64_t)dcbh_opt.shard_n == (uint64_t)(dcbh_opt.shard_i - 1)) total++;
-    int tty = isatty(2);
-    double t0 = now();
+static int in_shard(const sweep *s, const point *p) {
+    return p->id % (uint64_t)s->opt->shard_n == (uint64_t)(s->opt->shard_i - 1);
+}
+
+/* Kept sorted so that a repeated point is not measured twice. */
+static void mark_done(sweep *s, uint64_t id) {
+    s->done = realloc(s->done, sizeof *s->done * ((size_t)s->ndone + 2));
+    int pos = s->ndone;
+    while (pos > 0 && s->done[pos - 1] > id) {
+        s->done[pos] = s->done[pos - 1];
+        pos--;
+    }
+    s->done[pos] = id;
+    s->ndone++;
+}
+
+/* Step 5: this shard's points not done yet, measured, a row each; ids
+ * repeat only if the grid lists a value twice. */
+static void run_points(lua_State *L, sweep *s, tally *n) {
+    memset(n, 0, sizeof *n);
+    for (int i = 0; i < s->npoints; i++) n->total += in_shard(s, &s->pts[i]);
+    int tty = isatty(2), ran = 0, k = 0;
+    double t0 = dcbh_now();
     for (int i = 0; i < s->npoints; i++) {
         point *p = &s->pts[i];
-        if (p->id % (uint64_t)dcbh_opt.shard_n != (uint64_t)(dcbh_opt.shard_i - 1)) continue;
+        if (!in_shard(s, p)) continue;
         k++;
-        if (done && bsearch(&p->id, done, (size_t)ndone, sizeof *done, cmp_u64)) {
-            skipped++;
-            if (!tty) progress(s, p, NULL, k, total, ran, t0, tty);
+        if (s->done && bsearch(&p->id, s->done, (size_t)s->ndone, sizeof *s->done, cmp_u64)) {
+            n->skipped++;
+            if (!tty) progress(s, p, NULL, k, n->total, ran, t0, tty);
             continue;
         }
         row w;
-        measure_point(s, p, gjson, &w);
+        measure_point(s, p, s->gjson, &w);
         ran++;
         dcbh_sb b = {0};
         format_row(s, p, &w, &b);
-        if (csv_append_line(fd, b.s, b.n)) {
-            sb_free(&b);
-            close(fd);
-            free(done);
-            luaL_error(L, "dcb.sweep: cannot append to %s: %s", csv, strerror(errno));
-        }
+        int rc = csv_append_line(s->fd, b.s, b.n);
         sb_free(&b);
-        done = realloc(done, sizeof *done * ((size_t)ndone + 2));
-        /* keep the list sorted so that a repeated point is not measured twice */
-        int pos = ndone;
-        while (pos > 0 && done[pos - 1] > p->id) {
-            done[pos] = done[pos - 1];
-            pos--;
-        }
-        done[pos] = p->id;
-        ndone++;
-        written++;
-        if (!strcmp(w.status, "error")) failed++;
-        if (!strcmp(w.status, "unsupported")) unsupported++;
-        progress(s, p, &w, k, total, ran, t0, tty);
+        if (rc) luaL_error(L, "dcb.sweep: cannot append to %s: %s", s->csv, strerror(errno));
+        mark_done(s, p->id);
+        n->written++;
+        if (!strcmp(w.status, "error")) n->failed++;
+        if (!strcmp(w.status, "unsupported")) n->unsupported++;
+        progress(s, p, &w, k, n->total, ran, t0, tty);
     }
-    if (tty && !total) fprintf(stderr, "%s: no points in this shard\n", s->name);
-    close(fd);
-    free(done);
+    if (tty && !n->total) fprintf(stderr, "%s: no points in this shard\n", s->name);
+    close(s->fd);
+    s->fd = -1;
+}
 
-    /* Figures: only for a whole sweep (shards are drawn after the merge). */
-    lua_newtable(L);
-    int figs = 0;
-    if (dcbh_opt.shard_n == 1) {
-        lua_getfield(L, 1, "plot");
-        int pl = lua_gettop(L);
-        int nplots = 0;
-        if (lua_istable(L, pl)) {
-            /* one spec {x=...} or a list of them */
-            lua_getfield(L, pl, "x");
-            int single = !lua_isnil(L, -1);
-            lua_pop(L, 1);
-            nplots = single ? 1 : (int)luaL_len(L, pl);
-            for (int i = 0; i < nplots; i++) {
-                if (single)
-                    lua_pushvalue(L, pl);
-                else
-                    lua_geti(L, pl, i + 1);
-                if (!lua_istable(L, -1)) luaL_error(L, "dcb.sweep: plot[%d] must be a table {x=, y=, by=}", i + 1);
-                dcbh_plot_spec sp = {0};
-                if (lua_getfield(L, -1, "x") == LUA_TSTRING) sp.x = lua_tostring(L, -1);
-                lua_pop(L, 1);
-                if (lua_getfield(L, -1, "y") == LUA_TSTRING) sp.y = lua_tostring(L, -1);
-                lua_pop(L, 1);
-                if (lua_getfield(L, -1, "by") == LUA_TSTRING) sp.by = lua_tostring(L, -1);
-                lua_pop(L, 1);
-                if (lua_getfield(L, -1, "title") == LUA_TSTRING) sp.title = lua_tostring(L, -1);
-                lua_pop(L, 1);
-                char ob[4300], out[4400];
-                if (lua_getfield(L, -1, "name") == LUA_TSTRING)
-                    snprintf(ob, sizeof ob, "%s/%s", dir, lua_tostring(L, -1));
-                else if (i == 0)
-                    snprintf(ob, sizeof ob, "%s", base);
-                else
-                    snprintf(ob, sizeof ob, "%s_%s_%s", base, sp.y ? sp.y : "time", sp.x ? sp.x : "x");
-                lua_pop(L, 1);
-                sp.out = ob;
-                if (!sp.x) luaL_error(L, "dcb.sweep: plot needs x (a grid key)");
-                if (dcbh_plot(csv, &sp, out, sizeof out, err, sizeof err) == 0) {
-                    lua_pushstring(L, out);
-                    lua_rawseti(L, pl - 1, ++figs);   /* the figures table sits below plot */
-                } else {
-                    fprintf(stderr, "dcbench: %s: no figure: %s\n", s->name, err);
-                }
-                lua_pop(L, 1);
-            }
-        }
-        lua_getfield(L, 1, "roofline");
-        int roof = lua_isnil(L, -1) ? s->m_time : lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        if (roof) {
-            char ob[4300], out[4400];
-            snprintf(ob, sizeof ob, "%s_roofline", base);
-            if (dcbh_plot_roofline(csv, ob, out, sizeof out, err, sizeof err) == 0) {
-                lua_pushstring(L, out);
-                lua_rawseti(L, pl - 1, ++figs);
-            } else {
-                fprintf(stderr, "dcbench: %s: no roofline: %s\n", s->name, err);
-            }
-        }
-        lua_pop(L, 1);
+/* ------------------------------------------------------------ figures */
+/* One figure of the spec at the top of the stack (the i-th of the plot
+ * list); its path appended to the figures table at figs_idx. */
+static void draw_one(lua_State *L, const sweep *s, int i, int figs_idx) {
+    if (!lua_istable(L, -1)) luaL_error(L, "dcb.sweep: plot[%d] must be a table {x=, y=, by=}", i + 1);
+    dcbh_plot_spec sp = {0};
+    if (lua_getfield(L, -1, "x") == LUA_TSTRING) sp.x = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "y") == LUA_TSTRING) sp.y = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "by") == LUA_TSTRING) sp.by = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "title") == LUA_TSTRING) sp.title = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    char ob[4300], out[4400], err[1024];
+    if (lua_getfield(L, -1, "name") == LUA_TSTRING)
+        snprintf(ob, sizeof ob, "%s/%s", s->dir, lua_tostring(L, -1));
+    else if (i == 0)
+        snprintf(ob, sizeof ob, "%s", s->base);
+    else
+        snprintf(ob, sizeof ob, "%s_%s_%s", s->base, sp.y ? sp.y : "time", sp.x ? sp.x : "x");
+    lua_pop(L, 1);
+    sp.out = ob;
+    if (!sp.x) luaL_error(L, "dcb.sweep: plot needs x (a grid key)");
+    if (dcbh_plot(s->opt, s->csv, &sp, out, sizeof out, err, sizeof err) == 0) {
+        lua_pushstring(L, out);
+        lua_rawseti(L, figs_idx, (lua_Integer)lua_rawlen(L, figs_idx) + 1);
+    } else {
+        fprintf(stderr, "dcbench: %s: no figure: %s\n", s->name, err);
     }
-    /* result: {csv=, json=, total=, written=, skipped=, errors=, unsupported=, figures={...}} */
+}
+
+/* Step 6: the figures table on the stack; drawn only for a whole sweep
+ * (shards are drawn after the merge). */
+static void draw_figures(lua_State *L, const sweep *s) {
+    lua_newtable(L);
+    if (s->opt->shard_n != 1) return;
+    const int figs = lua_gettop(L);
+    lua_getfield(L, 1, "plot");
+    const int pl = lua_gettop(L);
+    if (lua_istable(L, pl)) {
+        /* one spec {x=...} or a list of them */
+        lua_getfield(L, pl, "x");
+        int single = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        int nplots = single ? 1 : (int)luaL_len(L, pl);
+        for (int i = 0; i < nplots; i++) {
+            if (single)
+                lua_pushvalue(L, pl);
+            else
+                lua_geti(L, pl, i + 1);
+            draw_one(L, s, i, figs);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "roofline");
+    int roof = lua_isnil(L, -1) ? s->m_time : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!roof) return;
+    char ob[4300], out[4400], err[1024];
+    snprintf(ob, sizeof ob, "%s_roofline", s->base);
+    if (dcbh_plot_roofline(s->opt, s->csv, ob, out, sizeof out, err, sizeof err) == 0) {
+        lua_pushstring(L, out);
+        lua_rawseti(L, figs, (lua_Integer)lua_rawlen(L, figs) + 1);
+    } else {
+        fprintf(stderr, "dcbench: %s: no roofline: %s\n", s->name, err);
+    }
+}
+
+/* Step 7: {csv=, json=, total=, written=, skipped=, errors=, unsupported=,
+ * figures={...}}, the figures table being at the top of the stack. */
+static void push_result(lua_State *L, const sweep *s, const tally *n) {
     lua_newtable(L);
     lua_insert(L, -2);
     lua_setfield(L, -2, "figures");
-    lua_pushstring(L, csv);
+    lua_pushstring(L, s->csv);
     lua_setfield(L, -2, "csv");
-    lua_pushstring(L, json);
+    lua_pushstring(L, s->json);
     lua_setfield(L, -2, "json");
-    lua_pushinteger(L, total);
+    lua_pushinteger(L, n->total);
     lua_setfield(L, -2, "total");
-    lua_pushinteger(L, written);
+    lua_pushinteger(L, n->written);
     lua_setfield(L, -2, "written");
-    lua_pushinteger(L, skipped);
+    lua_pushinteger(L, n->skipped);
     lua_setfield(L, -2, "skipped");
-    lua_pushinteger(L, failed);
+    lua_pushinteger(L, n->failed);
     lua_setfield(L, -2, "errors");
-    lua_pushinteger(L, unsupported);
+    lua_pushinteger(L, n->unsupported);
     lua_setfield(L, -2, "unsupported");
-    if (!tty)
+}
+
+/* ---------------------------------------------------------------- main */
+int dcbh_lua_sweep(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    sweep *s = lua_newuserdatauv(L, sizeof *s, 0);   /* slot 2; its __gc frees what a Lua error leaves */
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->opt = dcbh_lua_options(L);
+    lua_newtable(L);
+    lua_pushcfunction(L, sweep_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    read_def(L, s);
+    expand(L, s);
+    open_results(L, s);
+    write_def_json(L, s);
+    tally n;
+    run_points(L, s, &n);
+    draw_figures(L, s);
+    push_result(L, s, &n);
+    if (!isatty(2))
         fprintf(stderr, "dcbench: %s: %d points (%d measured, %d done earlier, %d unsupported, %d errors) -> %s\n",
-                s->name, total, written, skipped, unsupported, failed, csv);
+                s->name, n.total, n.written, n.skipped, n.unsupported, n.failed, s->csv);
     return 1;
 }

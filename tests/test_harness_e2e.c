@@ -88,6 +88,18 @@ static void assert_contains(const char *hay, const char *needle) {
     if (!strstr(hay, needle)) fail_msg("expected to find '%s' in:\n%s", needle, hay);
 }
 
+/* Writes script as name, runs dcbench with args; fails with its stderr
+ * unless it exits 0. Returns its stdout (free it). */
+static char *run_ok(const char *name, const char *script, const char *args) {
+    write_text(name, script);
+    int rc = run(args);
+    if (rc) {
+        char *err = slurp("err.txt");
+        fail_msg("%s failed (%d):\n%s", name, rc, err);
+    }
+    return slurp("out.txt");
+}
+
 /* A sweep of 2 x 2 points and 2 impls; winograd answers unsupported at stride 2. */
 static const char *tiny =
     "local dcb = require 'dcb'\n"
@@ -271,14 +283,19 @@ static void test_script_errors(void **state) {
     free(err);
 }
 
+/* The start of the scripts that check errors: fails(pattern, f, ...) asserts
+ * that f(...) raises an error containing pattern. */
+#define LUA_FAILS_PRELUDE \
+    "local dcb = require 'dcb'\n" \
+    "local function fails(pat, f, ...)\n" \
+    "  local ok, e = pcall(f, ...)\n" \
+    "  assert(not ok, 'expected an error matching ' .. pat)\n" \
+    "  assert(tostring(e):find(pat, 1, true), 'error \"' .. tostring(e) .. '\" lacks \"' .. pat .. '\"')\n" \
+    "end\n"
+
 /* Every API function on valid and invalid input, checked inside Lua. */
 static const char *api =
-    "local dcb = require 'dcb'\n"
-    "local function fails(pat, f, ...)\n"
-    "  local ok, e = pcall(f, ...)\n"
-    "  assert(not ok, 'expected an error matching ' .. pat)\n"
-    "  assert(tostring(e):find(pat, 1, true), 'error \"' .. tostring(e) .. '\" lacks \"' .. pat .. '\"')\n"
-    "end\n"
+    LUA_FAILS_PRELUDE
     "local x = dcb.randn({2, 4, 6, 6}, 7)\n"
     "assert(#x == 288 and x.size == 288 and x.ndim == 4 and x.shape[2] == 4 and x:shape()[4] == 6)\n"
     "assert(dcb.randn({2, 4, 6, 6}, 7):get(2, 3, 4, 5) == x:get(2, 3, 4, 5))\n"
@@ -339,13 +356,7 @@ static void test_api(void **state) {
                "local op = dcb.op('conv2d', {cin=4, cout=3, k=3, pad=1}); op:init_weights(3)\n"
                "dcb.save(op:weights().weight, 'weight.npy')\n");
     assert_int_equal(run("api.lua"), 0);
-    write_text("api.lua", api);
-    int rc = run("api.lua");
-    if (rc) {
-        char *err = slurp("err.txt");
-        fail_msg("api.lua failed (%d):\n%s", rc, err);
-    }
-    char *out = slurp("out.txt");
+    char *out = run_ok("api.lua", api, "api.lua");
     assert_contains(out, "api ok");
     free(out);
 }
@@ -436,6 +447,95 @@ static void test_peers_sweep(void **state) {
     unlink(cal);   /* the other tests run without a calibration */
 }
 
+/* dcb.compare under --quick: three variants (two ops and a bare GEMM) and
+ * one that cannot run, interleaved; the returned table, the printed table
+ * and the CSV are checked. */
+static const char *compare_script =
+    LUA_FAILS_PRELUDE
+    "local x = dcb.randn({1, 4, 8, 8}, 1)\n"
+    "local function mk(impl) local o = dcb.op('conv2d', {cin=4, cout=4, k=3, pad=1, impl=impl}); "
+    "o:init_weights(3); return o end\n"
+    "local naive, im2col = mk('naive'), mk('im2col')\n"
+    "local r = dcb.compare{title='tiny compare', baseline='im2col', steal=true, profile=true, csv='cmp/c.csv',\n"
+    "  variants={{name='naive', op=naive, x=x}, {name='im2col', op=im2col, x=x},\n"
+    "            {name='gemm', gemm={M=4, N=64, K=36}},\n"
+    "            {name='bad', op=mk('naive'), x=dcb.randn({1, 5, 8, 8}, 1)}}}\n"
+    "assert(r.repetitions == dcb.timing.repetitions and r.repetitions == 3, 'quick repetitions')\n"
+    "assert(r.min_time == dcb.timing.min_time and r.baseline == 'im2col')\n"
+    "assert(#r.variants == 4 and r.variants[1].name == 'naive' and r.by_name.gemm == r.variants[3])\n"
+    "assert(table.concat(r.order, ' ') == 'naive im2col gemm naive im2col gemm naive im2col gemm', "
+    "table.concat(r.order, ' '))\n"
+    "for i = 1, 3 do\n"
+    "  local v = r.variants[i]\n"
+    "  assert(v.status == 'ok' and v.median > 0 and v.inner >= 1 and #v.reps == 3, v.name)\n"
+    "  assert(v.min <= v.q1 and v.q1 <= v.median and v.median <= v.q3 and v.q3 <= v.max, v.name)\n"
+    "  assert(v.gflops > 0 and v.ratio > 0 and v.spread >= 0 and v.threads == 1, v.name)\n"
+    "end\n"
+    "assert(r.by_name.im2col.ratio == 1, 'the baseline is 1')\n"
+    "assert(math.abs(r.by_name.naive.ratio - r.by_name.naive.median / r.by_name.im2col.median) < 1e-12)\n"
+    "assert(r.by_name.naive.replans == 0 and r.by_name.im2col.phases.gemm >= 0 and not r.by_name.gemm.phases)\n"
+    "assert(r.by_name.gemm.flops == 2 * 4 * 64 * 36 and r.by_name.naive.flops == naive:cost(x).flops)\n"
+    "assert(r.by_name.bad.status == 'error' and r.by_name.bad.reason:find('invalid_shape') and "
+    "not r.by_name.bad.median)\n"
+    "assert(r.steal == nil or r.steal >= 0)\n"
+    "fails('baseline', dcb.compare, {variants={{op=naive, x=x}}, baseline='none'})\n"
+    "fails('two variants', dcb.compare, {variants={{op=naive, x=x}, {op=naive, x=x}}})\n"
+    "fails('unknown option', dcb.compare, {variants={{op=naive, x=x}}, reps=3})\n"
+    "fails('threads=2', dcb.compare, {variants={{op=naive, x=x, threads=2}}})\n"
+    "fails('x (the', dcb.compare, {variants={{op=naive}}})\n"
+    "fails('has 0 entries', dcb.compare, {variants={}})\n"
+    "print('compare ok')\n";
+
+static void test_compare(void **state) {
+    (void)state;
+    char *out = run_ok("cmp.lua", compare_script, "--quick cmp.lua");
+    assert_contains(out, "compare ok");
+    assert_contains(out, "# tiny compare\n");
+    /* one printed row per variant; the baseline's ratio is 1.00 */
+    int rows = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char name[32];
+        if (sscanf(line, "%31s", name) != 1 ||
+            (strcmp(name, "naive") && strcmp(name, "im2col") && strcmp(name, "gemm") && strcmp(name, "bad")))
+            continue;
+        rows++;
+        const char *bar = strrchr(line, '|');
+        if (!strcmp(name, "im2col")) {
+            assert_non_null(bar);
+            assert_string_equal(bar, "| 1.00");
+        }
+        if (!strcmp(name, "bad")) assert_non_null(strstr(line, "error: invalid_shape"));
+    }
+    assert_int_equal(rows, 4);
+    free(out);
+    char *csv = slurp("cmp/c.csv");
+    static const char head[] = "title,variant,op,impl,threads,status,reason,repetitions,inner,median_s,";
+    assert_true(!strncmp(csv, head, strlen(head)));
+    int lines = 0;
+    for (char *p = csv; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 5);   /* header + 4 variants */
+    assert_contains(csv, "tiny compare,gemm,gemm,cblas_sgemm,1,ok,");
+    /* the baseline's row: ..., baseline, ratio, steal_pct */
+    char *row = strstr(csv, "\ntiny compare,im2col,conv2d,im2col,1,ok,");
+    assert_non_null(row);
+    char *end = strchr(row + 1, '\n');
+    assert_non_null(end);
+    *end = 0;
+    char *f[32];
+    int n = 0;
+    for (char *q = row + 1, *c; n < 32; q = c + 1) {
+        f[n++] = q;
+        if (!(c = strchr(q, ','))) break;
+        *c = 0;
+    }
+    assert_int_equal(n, 21);
+    assert_string_equal(f[18], "im2col");
+    assert_string_equal(f[19], "1");
+    assert_true(atof(f[9]) > 0);   /* median_s */
+    free(csv);
+}
+
 /* op:forward of every implementation against the library's naive conv. */
 static void test_forward_matches_naive(void **state) {
     (void)state;
@@ -511,7 +611,7 @@ int main(void) {
         cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_script_errors),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
-        cmocka_unit_test(test_peers_sweep),
+        cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,12 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static double thread_cpu_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -53,8 +47,8 @@ static int spin_body(void *p, int64_t it) {
     c->calls++;
     if (it == c->fail_at) return 7;
     if (c->seconds > 0) {
-        double t0 = wall_s();
-        while (wall_s() - t0 < c->seconds) {}
+        double t0 = dcbh_now();
+        while (dcbh_now() - t0 < c->seconds) {}
     }
     return 0;
 }
@@ -79,6 +73,20 @@ static void test_time_spin(void **state) {
     assert_false(c.out_of_order);
     assert_true(c.calls >= 5 * s.iterations);
     assert_string_equal(dcbh_gbench_version(), "1.7.1");
+}
+
+/* The one clock and the one definition of quick mode's timing. */
+static void test_clock_and_quick(void **state) {
+    (void)state;
+    const double t0 = dcbh_now();
+    spin_cpu(0.002);
+    const double t1 = dcbh_now();
+    assert_true(t0 > 0 && t1 - t0 >= 0.0015 && t1 - t0 < 5);
+    dcbh_timing q = dcbh_timing_for(1), n = dcbh_timing_for(0);
+    assert_int_equal(q.repetitions, 3);
+    assert_true(q.min_time == 0.005);
+    assert_int_equal(n.repetitions, 9);
+    assert_true(n.min_time == 0.05);
 }
 
 static void test_time_repetitions(void **state) {
@@ -312,9 +320,9 @@ static void test_calibrate(void **state) {
     (void)state;
     setenv("DCB_CALIB_QUICK", "1", 1);
     dcbh_calib c;
-    double t0 = wall_s();
+    double t0 = dcbh_now();
     assert_int_equal(dcbh_calibrate(&c, 2), 0);
-    double dt = wall_s() - t0;
+    double dt = dcbh_now() - t0;
     unsetenv("DCB_CALIB_QUICK");
     fprintf(stderr, "calibrate (quick, %.2f s): %s peak %.1f / %.1f GFLOP/s, bw %.1f / %.1f GB/s\n",
             dt, c.isa, c.peak_gflops_1t, c.peak_gflops_all, c.bw_gbs_1t, c.bw_gbs_all);
@@ -489,6 +497,7 @@ int main(int argc, char **argv) {
     g_self[n] = 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_spin),
+        cmocka_unit_test(test_clock_and_quick),
         cmocka_unit_test(test_time_repetitions),
         cmocka_unit_test(test_time_body_error),
         cmocka_unit_test(test_time_json),

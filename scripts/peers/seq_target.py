@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """seq_target.py - issue 6's dynconv1d target and the attention crossover.
 
-Runs build/bench_seq (our kernels, timed in C) and torch_peers.py time (PyTorch)
+Runs build/dcbench sweeps/bench/seq.lua (our kernels, variants interleaved) and torch_peers.py time (PyTorch)
 alternately, config by config, for several rounds (a shared, noisy machine slows
 both alike), and reports the median over rounds of each variant's median.
 
@@ -16,7 +16,7 @@ both alike), and reports the median over rounds of each variant's median.
 
 Usage: /usr/bin/python3 scripts/peers/seq_target.py [--threads 1,2] [--rounds 2]
            [--part target,crossover] [--out results.jsonl]
-Needs `make build/bench_seq`; prints markdown tables (docs/PERFORMANCE.md).
+Needs `make` (build/dcbench); prints markdown tables (docs/PERFORMANCE.md).
 """
 import argparse
 import json
@@ -27,13 +27,14 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BENCH = os.path.join(ROOT, "build", "bench_seq")
+BENCH = os.path.join(ROOT, "build", "dcbench")
+BENCH_SCRIPT = os.path.join(ROOT, "sweeps", "bench", "seq.lua")
 PEERS = os.path.join(HERE, "torch_peers.py")
 N, C, H = 8, 512, 16
 
 
 def ours(variants, K, T, threads, reps):
-    cmd = [BENCH, "-j", "-r", str(reps), "-t", str(threads), "-N", str(N), "-C", str(C), "-H", str(H),
+    cmd = [BENCH, BENCH_SCRIPT, "-j", "-r", str(reps), "-t", str(threads), "-N", str(N), "-C", str(C), "-H", str(H),
            "-K", str(K), "-T", str(T), "-v", ",".join(variants)]
     p = subprocess.run(cmd, capture_output=True, text=True, check=True)
     res = {}
@@ -180,7 +181,7 @@ def main():
                 print_crossover(th, c)
         return
     if not os.path.exists(BENCH):
-        sys.exit("seq_target.py: %s not found (run make build/bench_seq)" % BENCH)
+        sys.exit("seq_target.py: %s not found (run make)" % BENCH)
     log = open(args.out, "a") if args.out else None
     for th in [int(t) for t in args.threads.split(",")]:
         if "target" in args.part:
