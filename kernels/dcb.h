@@ -182,6 +182,9 @@ typedef struct dcb_op dcb_op;
 int dcb_op_count(void);
 const char *dcb_op_name(int i);                    /* NULL past the end */
 const char *dcb_op_doc(const char *op);
+/* Implementation 0 of every operator is its oracle (the naive loops, or
+ * drconv's all_regions) and its default; the tests check every other one
+ * against it within dcb_op_tolerance. */
 int dcb_impl_count(const char *op);                /* -1: unknown op */
 const char *dcb_impl_name(const char *op, int i);  /* NULL past the end */
 const dcb_param_spec *dcb_op_params(const char *op, int *count);

@@ -55,4 +55,16 @@ static inline dcb_tensor *tu_plan(dcb_op *op, const dcb_tensor *x, void **ws, si
 }
 #define TU_LIKE(t) dcb_tensor_new((t)->ndim, (t)->shape) /* a new tensor of t's shape */
 
+/* The relative error of op's output y against ref (dcb_max_rel_err), which
+ * must be within the tolerance op's implementation promises
+ * (dcb_op_tolerance); desc names the case in the failure. */
+static inline double tu_err_within_tol(const dcb_op *op, const dcb_tensor *y, const dcb_tensor *ref,
+                                       const char *desc) {
+    const double err = dcb_max_rel_err(y, ref, NULL), tol = dcb_op_tolerance(op);
+    if (!(err <= tol))
+        fail_msg("%s/%s on %s: relative error %.3g above its tolerance %.3g", dcb_op_get_name(op),
+                 dcb_op_get_impl(op), desc, err, tol);
+    return err;
+}
+
 #endif
