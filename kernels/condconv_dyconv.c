@@ -24,8 +24,7 @@
 
 /* ------------------------------------------------------ hyperparameters */
 #define CONV_PARAMS                                                                      \
-    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},                        \
-    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},                      \
+    DCB_CHANNEL_PARAMS,                                                                  \
     DCB_CONV_GEOMETRY_PARAMS,                                                            \
     {"groups", DCB_PT_INT, 1, NULL, 0, "groups (cin = groups: depthwise)"},              \
     {"bias", DCB_PT_BOOL, 0, NULL, 0, "a bias per expert and output channel"}
@@ -43,9 +42,8 @@ static const dcb_param_spec dyconv_params[] = {
 };
 
 static dcb_status xc_validate(dcb_op *op, int dy) {
-    xc_hp *h = calloc(1, sizeof *h);
-    if (!h) return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory", op->info->name);
-    op->hp = h;
+    xc_hp *h = dcb_new_hp(op, sizeof *h);
+    if (!h) return DCB_OUT_OF_MEMORY;
     h->name = op->info->name;
     h->dy = dy;
     dcb_status st = dcb_conv2d_read_params(op, h->name, &h->c);
@@ -86,15 +84,7 @@ static int xc_weights(const dcb_op *op, dcb_weight_spec *s) {
 }
 
 static dcb_status xc_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
-    int ho, wo;
-    dcb_status st = dcb_conv2d_check_input(HP(op)->name, &HP(op)->c, ndim, x, &ho, &wo);
-    if (st != DCB_OK) return st;
-    *yn = 4;
-    y[0] = x[0];
-    y[1] = HP(op)->c.cout;
-    y[2] = ho;
-    y[3] = wo;
-    return DCB_OK;
+    return dcb_conv2d_out_shape(HP(op)->name, &HP(op)->c, ndim, x, yn, y);
 }
 
 /* ---------------------------------------------------------------- costs
@@ -227,62 +217,32 @@ static dcb_status xc_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) 
 }
 
 /* -------------------------------------------------------- implementations */
-static dcb_status xc_check(dcb_op *op) {
-    char who[128];
-    const dcb_engine_desc *e = op->impl->engine;
-    return e->check ? e->check(&HP(op)->c, dcb_op_who(op, who, sizeof who)) : DCB_OK;
-}
+static dcb_status xc_check(dcb_op *op) { return dcb_engine_check_op(op, &HP(op)->c); }
 
 /* One implementation per strategy and conv2d engine, strategies outermost. */
-#define XC_IMPL(e, s)                                                                                   \
-    static const dcb_impl_vt s##_##e = {.name = #s "/" #e,                                              \
-                                        .doc = "strategy " #s " (expert_" #s ".c) on the " #e " engine", \
-                                        .engine = &dcb_engine_##e,                                      \
-                                        .strategy = #s,                                                 \
-                                        .strategy_id = XC_##s,                                          \
-                                        .tol = 2e-6,                                                    \
-                                        .check = xc_check,                                              \
-                                        .workspace = dcb_xc_##s##_workspace,                            \
-                                        .prepare = dcb_xc_##s##_prepare,                                \
-                                        .run = dcb_xc_##s##_run,                                        \
-                                        .release = dcb_xc_##s##_release,                                \
-                                        .executed_macs = xc_executed};
+#define XC_IMPL(e, s)                                                                                        \
+    static const dcb_impl_vt s##_##e = {                                                                     \
+        .name = #s "/" #e, .doc = "strategy " #s " (expert_" #s ".c) on the " #e " engine",                  \
+        .engine = &dcb_engine_##e, .strategy = #s, .strategy_id = XC_##s, .tol = 2e-6, .check = xc_check,    \
+        .workspace = dcb_xc_##s##_workspace, .prepare = dcb_xc_##s##_prepare, .run = dcb_xc_##s##_run,       \
+        .release = dcb_xc_##s##_release, .executed_macs = xc_executed};
 #define XC_IMPLS_OF(s) DCB_CONV_ENGINES_WITH(XC_IMPL, s)
 DCB_EXPERT_STRATEGIES(XC_IMPLS_OF)
 #define XC_REF(e, s) &s##_##e,
 #define XC_REFS_OF(s) DCB_CONV_ENGINES_WITH(XC_REF, s)
 static const dcb_impl_vt *const xc_impls[] = {DCB_EXPERT_STRATEGIES(XC_REFS_OF)};
 
+/* The two operators: the same hooks, their own router (op->hp->dy). */
+#define XC_HOOKS                                                                                             \
+    DCB_IMPLS(xc_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin", .weights = xc_weights,          \
+        .out_shape = xc_out_shape, .cost = xc_cost, .kernels = xc_kernels, .routing = xc_routing
+
 const dcb_op_info dcb_condconv_info = {
-    .name = "condconv",
-    .doc = "CondConv: sigmoid-routed mixture of E expert kernels per sample",
-    .params = condconv_params,
-    .nparams = (int)(sizeof condconv_params / sizeof condconv_params[0]),
-    .validate = condconv_validate,
-    .weights = xc_weights,
-    .out_shape = xc_out_shape,
-    .cost = xc_cost,
-    .impls = xc_impls,
-    .nimpls = (int)(sizeof xc_impls / sizeof xc_impls[0]),
-    .kernels = xc_kernels,
-    .routing = xc_routing,
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    .name = "condconv", .doc = "CondConv: sigmoid-routed mixture of E expert kernels per sample",
+    DCB_PARAMS(condconv_params), .validate = condconv_validate, XC_HOOKS,
 };
 
 const dcb_op_info dcb_dyconv_info = {
-    .name = "dyconv",
-    .doc = "Dynamic Convolution: softmax(/tau)-attention over K kernels per sample",
-    .params = dyconv_params,
-    .nparams = (int)(sizeof dyconv_params / sizeof dyconv_params[0]),
-    .validate = dyconv_validate,
-    .weights = xc_weights,
-    .out_shape = xc_out_shape,
-    .cost = xc_cost,
-    .impls = xc_impls,
-    .nimpls = (int)(sizeof xc_impls / sizeof xc_impls[0]),
-    .kernels = xc_kernels,
-    .routing = xc_routing,
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    .name = "dyconv", .doc = "Dynamic Convolution: softmax(/tau)-attention over K kernels per sample",
+    DCB_PARAMS(dyconv_params), .validate = dyconv_validate, XC_HOOKS,
 };

@@ -7,8 +7,7 @@
 #include <string.h>
 
 static const dcb_param_spec conv2d_params[] = {
-    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
-    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
+    DCB_CHANNEL_PARAMS,
     DCB_CONV_GEOMETRY_PARAMS,
     {"groups", DCB_PT_INT, 1, NULL, 0, "groups (cin = groups: depthwise)"},
     {"bias", DCB_PT_BOOL, 0, NULL, 0, "add a bias per output channel"},
@@ -80,10 +79,8 @@ dcb_status dcb_conv2d_check_input(const char *opname, const dcb_conv2d_p *p, int
 #define P(op) ((const dcb_conv2d_p *)(op)->hp)
 
 static dcb_status conv2d_validate(dcb_op *op) {
-    dcb_conv2d_p *p = calloc(1, sizeof *p);
-    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d: out of memory");
-    op->hp = p;
-    return dcb_conv2d_read_params(op, "conv2d", p);
+    dcb_conv2d_p *p = dcb_new_hp(op, sizeof *p);
+    return p ? dcb_conv2d_read_params(op, "conv2d", p) : DCB_OUT_OF_MEMORY;
 }
 
 static int conv2d_weights(const dcb_op *op, dcb_weight_spec *s) {
@@ -139,10 +136,7 @@ static const float *bias_of(const dcb_op *op) {
  * the engine's static-weight path behind the vtable. */
 #define ENGINE(op) ((op)->impl->engine)
 
-static dcb_status engine_check(dcb_op *op) {
-    char who[96];
-    return ENGINE(op)->check ? ENGINE(op)->check(P(op), dcb_op_who(op, who, sizeof who)) : DCB_OK;
-}
+static dcb_status engine_check(dcb_op *op) { return dcb_engine_check_op(op, P(op)); }
 
 static dcb_status engine_prepare(dcb_op *op) {
     dcb_status st = dcb_engine_prepare(ENGINE(op), P(op), dcb_w(op, "weight")->data, &op->state);
@@ -156,8 +150,7 @@ static dcb_status engine_prepare(dcb_op *op) {
 static void engine_release(dcb_op *op) { dcb_engine_release(ENGINE(op), op->state); }
 
 static size_t engine_ws(const dcb_op *op, const int64_t *x) {
-    return ENGINE(op)->workspace ? ENGINE(op)->workspace(P(op), op->state, (int)x[0], (int)x[2], (int)x[3], op->threads)
-                                 : 0;
+    return dcb_engine_workspace(ENGINE(op), P(op), op->state, (int)x[0], (int)x[2], (int)x[3], op->threads);
 }
 
 static dcb_status engine_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
@@ -181,24 +174,14 @@ DCB_CONV_ENGINES(CONV2D_IMPL)
 extern const dcb_impl_vt dcb_conv2d_onednn_impl;
 #endif
 
-#define CONV2D_REF(e) &impl_##e,
-static const dcb_impl_vt *const conv2d_impls[] = {DCB_CONV_ENGINES(CONV2D_REF)
+static const dcb_impl_vt *const conv2d_impls[] = {DCB_CONV_ENGINES(DCB_ENGINE_IMPL_REF)
 #ifdef DCB_WITH_ONEDNN
                                                    &dcb_conv2d_onednn_impl,
 #endif
 };
 
 const dcb_op_info dcb_conv2d_info = {
-    .name = "conv2d",
-    .doc = "static 2-D convolution; grouped (ResNeXt) and depthwise (groups = cin) included",
-    .params = conv2d_params,
-    .nparams = (int)(sizeof conv2d_params / sizeof conv2d_params[0]),
-    .validate = conv2d_validate,
-    .weights = conv2d_weights,
-    .out_shape = conv2d_out_shape,
-    .cost = conv2d_cost,
-    .impls = conv2d_impls,
-    .nimpls = (int)(sizeof conv2d_impls / sizeof conv2d_impls[0]),
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    .name = "conv2d", .doc = "static 2-D convolution; grouped (ResNeXt) and depthwise (groups = cin) included",
+    DCB_PARAMS(conv2d_params), DCB_IMPLS(conv2d_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
+    .validate = conv2d_validate, .weights = conv2d_weights, .out_shape = conv2d_out_shape, .cost = conv2d_cost,
 };

@@ -75,11 +75,7 @@ static void direct_engine_dyn(const dcb_conv2d_p *p, int N, int H, int W, const 
 const dcb_engine_desc dcb_engine_direct = {
     .name = "direct",
     .doc = "depthwise as direct loops, the rest as implicit GEMM with a packed AVX2 6x16 micro-kernel",
-    .tol = 2e-6,
-    .prepare = direct_engine_prepare,
-    .release = direct_engine_release,
-    .workspace = direct_engine_ws,
-    .run = direct_engine_run,
-    .dyn_workspace = direct_engine_dyn_ws,
-    .dyn_run = direct_engine_dyn,
+    .tol = 2e-6, .prepare = direct_engine_prepare, .release = direct_engine_release,
+    .workspace = direct_engine_ws, .run = direct_engine_run,
+    .dyn_workspace = direct_engine_dyn_ws, .dyn_run = direct_engine_dyn,
 };

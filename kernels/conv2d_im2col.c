@@ -97,22 +97,20 @@ void dcb_conv2d_im2col(const dcb_conv2d_p *p, int N, int H, int W, const float *
 
 /* ------------------------------------------------------- the engine */
 static size_t im2col_engine_ws(const dcb_conv2d_p *p, const void *state, int N, int H, int W, int threads) {
-    (void)state;
     return dcb_conv2d_im2col_ws(p, N, H, W, threads);
 }
 
 static void im2col_engine_run(const dcb_conv2d_p *p, const void *state, int N, int H, int W, const float *x,
                               const float *w, const float *b, float *y, void *ws, int threads, dcb_profile *prof) {
-    (void)state;
     dcb_conv2d_im2col(p, N, H, W, x, w, b, y, ws, threads, prof);
 }
 
 const dcb_engine_desc dcb_engine_im2col = {
-    .name = "im2col",
-    .doc = "im2col + CBLAS sgemm per image and group",
-    .tol = 2e-6,
-    .workspace = im2col_engine_ws,
-    .run = im2col_engine_run,
-    .dyn_workspace = dcb_conv2d_im2col_ws,
-    .dyn_run = dcb_conv2d_im2col,
+    .name = "im2col", .doc = "im2col + CBLAS sgemm per image and group",
+    /* OpenBLAS's AVX-512 sgemm (SkylakeX kernels) sums a K = 1666 row to
+     * 1.8e-6 where its Haswell kernels give 6e-7 (test_conformance): room for
+     * the kernel OpenBLAS picks on the machine at hand. */
+    .tol = 5e-6,
+    .workspace = im2col_engine_ws, .run = im2col_engine_run,
+    .dyn_workspace = dcb_conv2d_im2col_ws, .dyn_run = dcb_conv2d_im2col,
 };

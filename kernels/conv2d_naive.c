@@ -35,7 +35,6 @@ void dcb_conv2d_naive(const dcb_conv2d_p *p, int N, int H, int W, const float *x
 /* ------------------------------------------------------- the engine */
 static void naive_engine_dyn(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *w,
                              const float *b, float *y, void *ws, int threads, dcb_profile *prof) {
-    (void)ws;
     double t0 = dcb_now();
     dcb_conv2d_naive(p, N, H, W, x, w, b, y, threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
@@ -43,14 +42,8 @@ static void naive_engine_dyn(const dcb_conv2d_p *p, int N, int H, int W, const f
 
 static void naive_engine_run(const dcb_conv2d_p *p, const void *state, int N, int H, int W, const float *x,
                              const float *w, const float *b, float *y, void *ws, int threads, dcb_profile *prof) {
-    (void)state;
     naive_engine_dyn(p, N, H, W, x, w, b, y, ws, threads, prof);
 }
 
-const dcb_engine_desc dcb_engine_naive = {
-    .name = "naive",
-    .doc = "direct loops with double accumulation: the oracle",
-    .tol = 1e-6,
-    .run = naive_engine_run,
-    .dyn_run = naive_engine_dyn,
-};
+const dcb_engine_desc dcb_engine_naive = {.name = "naive", .doc = "direct loops with double accumulation: the oracle",
+                                          .tol = 1e-6, .run = naive_engine_run, .dyn_run = naive_engine_dyn};

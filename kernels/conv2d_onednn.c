@@ -213,13 +213,8 @@ static dcb_status onednn_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
 }
 
 const dcb_impl_vt dcb_conv2d_onednn_impl = {
-    .name = "onednn",
-    .doc = "oneDNN convolution (algorithm auto, preferred layouts; reorders in the transform phase)",
-    .tol = 5e-6,
-    .prepare = onednn_prepare,
-    .run = onednn_run,
-    .release = onednn_release,
-    .plan = onednn_plan,
+    .name = "onednn", .doc = "oneDNN convolution (algorithm auto, preferred layouts; reorders in the transform phase)",
+    .tol = 5e-6, .prepare = onednn_prepare, .plan = onednn_plan, .run = onednn_run, .release = onednn_release,
 };
 
 const char *dcb_onednn_version(void) {

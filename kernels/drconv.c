@@ -17,14 +17,8 @@
 #include <string.h>
 
 static const dcb_param_spec drc_params[] = {
-    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
-    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
-    {"k", DCB_PT_INT, 0, NULL, 1, "square kernel size (or kh, kw)"},
-    {"kh", DCB_PT_INT, 0, NULL, 1, "kernel height (default k)"},
-    {"kw", DCB_PT_INT, 0, NULL, 1, "kernel width (default k)"},
-    {"stride", DCB_PT_INT, 1, NULL, 0, "stride (main and guide conv)"},
-    {"pad", DCB_PT_INT, 0, NULL, 0, "zero padding on every side (main and guide conv)"},
-    {"dilation", DCB_PT_INT, 1, NULL, 0, "dilation (main and guide conv)"},
+    DCB_CHANNEL_PARAMS,
+    DCB_CONV_GEOMETRY_PARAMS_FOR(" (main and guide conv)"),
     {"regions", DCB_PT_INT, 8, NULL, 0, "regions m (guide conv outputs, generated kernels)"},
     {"groups", DCB_PT_INT, 1, NULL, 0, "must be 1: regions need a dense kernel"},
 };
@@ -37,12 +31,11 @@ typedef struct drc_hp {
     size_t cc; /* cout*cin */
 } drc_hp;
 
-#define HP(op) ((const drc_hp *)(op)->hp)
+static const drc_hp *hp_of(const dcb_op *op) { return op->hp; }
 
 static dcb_status drc_validate(dcb_op *op) {
-    drc_hp *h = calloc(1, sizeof *h);
-    if (!h) return dcb_fail(DCB_OUT_OF_MEMORY, "drconv: out of memory");
-    op->hp = h;
+    drc_hp *h = dcb_new_hp(op, sizeof *h);
+    if (!h) return DCB_OUT_OF_MEMORY;
     dcb_status st;
     if ((st = dcb_conv2d_read_params(op, "drconv", &h->c)) != DCB_OK) return st;
     if ((st = dcb_get_int(op, "regions", 1, &h->m)) != DCB_OK) return st;
@@ -61,7 +54,7 @@ static dcb_status drc_validate(dcb_op *op) {
 }
 
 static int drc_weights(const dcb_op *op, dcb_weight_spec *s) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int64_t m = h->m;
     int n = 0;
     s[n++] = (dcb_weight_spec){"guide_w", 4, {m, h->c.cin, h->c.kh, h->c.kw}, 0, 0};
@@ -75,7 +68,7 @@ static int drc_weights(const dcb_op *op, dcb_weight_spec *s) {
 }
 
 static dcb_status drc_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
-    return dcb_conv2d_out_shape("drconv", &HP(op)->c, ndim, x, yn, y);
+    return dcb_conv2d_out_shape("drconv", &hp_of(op)->c, ndim, x, yn, y);
 }
 
 /* PyTorch's adaptive pooling bins: [floor(i*n/k), ceil((i+1)*n/k)). */
@@ -98,7 +91,7 @@ static void out_hw(const drc_hp *h, const int64_t *x, double *ho, double *wo) {
  * acts (pycls rule) = conv outputs + guide outputs + pool outputs (cin*kh*kw)
  *         + gen1 outputs (m*m*kh*kw) + gen2 outputs (m*cout*cin*kh*kw). */
 static void drc_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     double ho, wo;
     out_hw(h, x, &ho, &wo);
     const double N = (double)x[0], P = ho * wo, m = h->m, khw = h->khw, Kd = h->Kd, cc = (double)h->cc;
@@ -146,7 +139,7 @@ static void im2row(const drc_hp *h, int H, int W, int Ho, int Wo, const float *x
 
 /* Guide conv F (m, P') from rows, then mask[p] = first argmax over regions. */
 static void guide_mask(const dcb_op *op, const float *rows, int P, float *F, int *mask) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const float *gb = dcb_w(op, "guide_b")->data;
     for (int t = 0; t < h->m; t++)
         for (int p = 0; p < P; p++) F[(size_t)t * P + p] = gb[t];
@@ -169,7 +162,7 @@ static void guide_mask(const dcb_op *op, const float *rows, int P, float *F, int
 /* The m kernels of one sample, K (m*cout*cin, kh*kw); pooled (cin, kh*kw)
  * and S (m*m, kh*kw) are scratch. */
 static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *pooled, float *S, float *K) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int kh = h->c.kh, kw = h->c.kw, khw = h->khw, m = h->m;
     for (int c = 0; c < h->c.cin; c++) {
         const float *xc = x + (size_t)c * H * W;
@@ -200,8 +193,6 @@ static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *p
 }
 
 /* ------------------------------------------------------------- workspace */
-static size_t al(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
-
 enum { S_ALL, S_GATHER, S_SORTED };
 static int strategy(const dcb_op *op) { return op->impl->strategy_id; }
 
@@ -210,7 +201,7 @@ typedef struct drc_ws {
 } drc_ws;
 
 static drc_ws drc_layout(const dcb_op *op, const int64_t *x) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     double ho, wo;
     out_hw(h, x, &ho, &wo);
     const size_t P = (size_t)(ho * wo), m = (size_t)h->m, cout = (size_t)h->c.cout, f = sizeof(float);
@@ -218,22 +209,22 @@ static drc_ws drc_layout(const dcb_op *op, const int64_t *x) {
     drc_ws l;
     memset(&l, 0, sizeof l);
     l.rows = 0;
-    l.F = l.rows + al(f * P * h->Kd);
-    l.mask = l.F + al(f * m * P);
-    l.pooled = l.mask + al(sizeof(int) * P);
-    l.S = l.pooled + al(f * (size_t)h->c.cin * h->khw);
-    l.K = l.S + al(f * m * m * h->khw);
-    l.extra = l.K + al(f * m * h->cc * h->khw);
+    l.F = l.rows + dcb_align_up(f * P * h->Kd);
+    l.mask = l.F + dcb_align_up(f * m * P);
+    l.pooled = l.mask + dcb_align_up(sizeof(int) * P);
+    l.S = l.pooled + dcb_align_up(f * (size_t)h->c.cin * h->khw);
+    l.K = l.S + dcb_align_up(f * m * m * h->khw);
+    l.extra = l.K + dcb_align_up(f * m * h->cc * h->khw);
     l.total = l.extra;
     if (st == S_ALL) {
-        l.total = l.extra + al(f * m * cout * P);           /* every region's output */
+        l.total = l.extra + dcb_align_up(f * m * cout * P);  /* every region's output */
     } else if (st == S_SORTED) {
-        l.idx = l.extra;                                    /* pixel indices by region */
-        l.cnt = l.idx + al(sizeof(int) * P);
-        l.B = l.cnt + al(sizeof(int) * (m + 1));
-        const size_t Yt = l.B + al(f * P * h->Kd);          /* a bucket's rows, then its outputs */
+        l.idx = l.extra;                                     /* pixel indices by region */
+        l.cnt = l.idx + dcb_align_up(sizeof(int) * P);
+        l.B = l.cnt + dcb_align_up(sizeof(int) * (m + 1));
+        const size_t Yt = l.B + dcb_align_up(f * P * h->Kd); /* a bucket's rows, then its outputs */
         l.extra = Yt;
-        l.total = Yt + al(f * cout * P);
+        l.total = Yt + dcb_align_up(f * cout * P);
     }
     return l;
 }
@@ -243,7 +234,7 @@ static size_t drc_workspace(const dcb_op *op, const int64_t *x) { return drc_lay
 /* -------------------------------------------------------------------- run */
 static void conv_all_regions(const dcb_op *op, const float *rows, const float *K, const int *mask, int P, float *Yall,
                              float *y, dcb_profile *prof) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int cout = h->c.cout;
     double t0 = dcb_now();
     dcb_blas_threads_for(op->threads);
@@ -270,7 +261,7 @@ static inline float dot(const float *a, const float *b, int n) {
 
 static void conv_gather(const dcb_op *op, const float *rows, const float *K, const int *mask, int P, float *y,
                         dcb_profile *prof) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int cout = h->c.cout, Kd = h->Kd;
     double t0 = dcb_now();
 #pragma omp parallel for schedule(static) num_threads(op->threads) if (op->threads > 1)
@@ -283,7 +274,7 @@ static void conv_gather(const dcb_op *op, const float *rows, const float *K, con
 
 static void conv_sorted(const dcb_op *op, const float *rows, const float *K, const int *mask, int P, int *idx,
                         int *cnt, float *B, float *Yt, float *y, dcb_profile *prof) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int cout = h->c.cout, Kd = h->Kd, m = h->m;
     double t0 = dcb_now();
     /* counting sort: cnt[t] becomes the bucket start, stable in p */
@@ -315,7 +306,7 @@ static void conv_sorted(const dcb_op *op, const float *rows, const float *K, con
 }
 
 static dcb_status drc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
     const int Ho = (int)y->shape[2], Wo = (int)y->shape[3], P = Ho * Wo;
     const drc_ws l = drc_layout(op, x->shape);
@@ -349,48 +340,15 @@ static dcb_status drc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *
 
 /* all_regions convolves with all m kernels: m times the static-conv work. */
 static double all_regions_executed(const dcb_op *op, const int64_t *x) {
-    const drc_hp *h = HP(op);
-    dcb_cost c;
-    memset(&c, 0, sizeof c);
-    drc_cost(op, x, &c);
+    const drc_hp *h = hp_of(op);
     double ho, wo;
     out_hw(h, x, &ho, &wo);
-    return c.macs + (h->m - 1.0) * (double)x[0] * h->c.cout * h->Kd * ho * wo;
+    return dcb_op_macs(op, x) + (h->m - 1.0) * (double)x[0] * h->c.cout * h->Kd * ho * wo;
 }
-
-static const dcb_impl_vt impl_all = {
-    .name = "all_regions",
-    .doc = "every region's output (m convs as one sgemm), then a per-pixel select: m times the conv work",
-    .strategy = "all_regions",
-    .strategy_id = S_ALL,
-    .tol = 2e-06,
-    .workspace = drc_workspace,
-    .run = drc_run,
-    .executed_macs = all_regions_executed,
-};
-static const dcb_impl_vt impl_gather = {
-    .name = "gather",
-    .doc = "per output pixel, its im2col row times its region's kernel: static-conv work",
-    .strategy = "gather",
-    .strategy_id = S_GATHER,
-    .tol = 2e-06,
-    .workspace = drc_workspace,
-    .run = drc_run,
-};
-static const dcb_impl_vt impl_sorted = {
-    .name = "region_sorted",
-    .doc = "pixels bucketed by region, each bucket's rows gathered and one sgemm per region",
-    .strategy = "region_sorted",
-    .strategy_id = S_SORTED,
-    .tol = 2e-06,
-    .workspace = drc_workspace,
-    .run = drc_run,
-};
-static const dcb_impl_vt *const drc_impls[] = {&impl_all, &impl_gather, &impl_sorted};
 
 /* ------------------------------------------------------------------ hooks */
 static dcb_status drc_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
     const int64_t s[6] = {N, h->m, h->c.cout, h->c.cin, h->c.kh, h->c.kw};
     dcb_tensor *t = dcb_tensor_new(6, s);
@@ -412,7 +370,7 @@ static dcb_status drc_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out)
 }
 
 static dcb_status drc_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    const drc_hp *h = HP(op);
+    const drc_hp *h = hp_of(op);
     const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
     const int Ho = dcb_conv_out(H, h->c.kh, h->c.stride, h->c.pad, h->c.dil);
     const int Wo = dcb_conv_out(W, h->c.kw, h->c.stride, h->c.pad, h->c.dil), P = Ho * Wo;
@@ -439,19 +397,24 @@ static dcb_status drc_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out)
     return DCB_OK;
 }
 
+/* -------------------------------------------------------- implementations */
+/* One vtable per strategy s (S_<id>); all_regions performs more (executed). */
+#define DRC_IMPL(var, s, id, what, executed)                                                                 \
+    static const dcb_impl_vt var = {.name = s, .doc = what, .strategy = s, .strategy_id = id, .tol = 2e-06,  \
+                                    .workspace = drc_workspace, .run = drc_run, .executed_macs = executed};
+DRC_IMPL(impl_all, "all_regions", S_ALL,
+         "every region's output (m convs as one sgemm), then a per-pixel select: m times the conv work",
+         all_regions_executed)
+DRC_IMPL(impl_gather, "gather", S_GATHER,
+         "per output pixel, its im2col row times its region's kernel: static-conv work", NULL)
+DRC_IMPL(impl_sorted, "region_sorted", S_SORTED,
+         "pixels bucketed by region, each bucket's rows gathered and one sgemm per region", NULL)
+#undef DRC_IMPL
+static const dcb_impl_vt *const drc_impls[] = {&impl_all, &impl_gather, &impl_sorted};
+
 const dcb_op_info dcb_drconv_info = {
-    .name = "drconv",
+    .name = "drconv", .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
     .doc = "Dynamic Region-Aware Convolution (Chen et al. 2021, paper form): per-pixel region kernels from a guide argmax",
-    .params = drc_params,
-    .nparams = (int)(sizeof drc_params / sizeof drc_params[0]),
-    .validate = drc_validate,
-    .weights = drc_weights,
-    .out_shape = drc_out_shape,
-    .cost = drc_cost,
-    .impls = drc_impls,
-    .nimpls = (int)(sizeof drc_impls / sizeof drc_impls[0]),
-    .kernels = drc_kernels,
-    .routing = drc_routing,
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    DCB_PARAMS(drc_params), DCB_IMPLS(drc_impls), .validate = drc_validate, .weights = drc_weights,
+    .out_shape = drc_out_shape, .cost = drc_cost, .kernels = drc_kernels, .routing = drc_routing,
 };

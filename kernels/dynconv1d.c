@@ -16,27 +16,13 @@
 #include <string.h>
 
 static const dcb_param_spec dynconv1d_params[] = {
-    {"channels", DCB_PT_INT, 0, NULL, 1, "channels C (required)"},
-    {"heads", DCB_PT_INT, 1, NULL, 0, "heads H; must divide channels (channel c uses head c / (C/H))"},
-    {"kernel_size", DCB_PT_INT, 0, NULL, 1, "kernel width K (required)"},
-    {"padding", DCB_PT_STRING, 0, "same", 0, "\"same\" (left pad K/2) or \"causal\" (left pad K-1)"},
-    {"weight_softmax", DCB_PT_BOOL, 1, NULL, 0, "softmax-normalise each predicted kernel over K"},
-    {"bias", DCB_PT_BOOL, 0, NULL, 0, "biases on the kernel predictor (wlin_b) and per channel (bias)"},
-};
-
-#define P(op) ((const dcb_seqconv_p *)(op)->hp)
-
-static dcb_status dynconv1d_validate(dcb_op *op) {
-    dcb_seqconv_p *p = calloc(1, sizeof *p);
-    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "dynconv1d: out of memory");
-    op->hp = p;
-    return dcb_seqconv_read_params(op, "dynconv1d", p);
-}
+    DCB_SEQCONV_PARAMS("softmax-normalise each predicted kernel over K",
+                       "biases on the kernel predictor (wlin_b) and per channel (bias)")};
 
 /* As in fairseq's DynamicConv1dTBC: the predictor's bias and the conv bias
  * both exist only when bias is true. */
 static int dynconv1d_weights(const dcb_op *op, dcb_weight_spec *s) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     int n = 0;
     s[n++] = (dcb_weight_spec){"wlin_w", 2, {(int64_t)p->H * p->K, p->C}, (double)p->C, 0};
     if (p->bias) {
@@ -46,16 +32,12 @@ static int dynconv1d_weights(const dcb_op *op, dcb_weight_spec *s) {
     return n;
 }
 
-static dcb_status dynconv1d_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
-    return dcb_seqconv_out_shape("dynconv1d", P(op), ndim, x, yn, y);
-}
-
 /* Per time step: kernel prediction H*K*C MACs (+ H*K with bias) — the
  * dynamic_macs term — plus the conv, C*K (+ C with bias). flops = 2*macs +
  * 3*H*K per time step for the softmax over K (max/sub, exp, divide). acts:
  * the predictor's outputs (H*K) and the conv output (C) per time step. */
 static void dynconv1d_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     const double NT = (double)x[0] * x[1], HK = (double)p->H * p->K;
     c->dynamic_macs = NT * (HK * p->C + (p->bias ? HK : 0));
     c->macs = c->dynamic_macs + NT * ((double)p->C * p->K + (p->bias ? p->C : 0));
@@ -66,8 +48,7 @@ static void dynconv1d_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
 }
 
 static size_t kern_bytes(const dcb_seqconv_p *p, int N, int T) {
-    size_t b = sizeof(float) * (size_t)N * T * p->H * p->K;
-    return (b + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN;
+    return dcb_align_up(sizeof(float) * (size_t)N * T * p->H * p->K);
 }
 
 /* direct predicts and convolves in blocks of rows: each thread, for each of
@@ -84,13 +65,14 @@ static long fused_rows(long NT, int threads) {
 }
 
 static size_t dynconv1d_ws(const dcb_op *op, const int64_t *x) {
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     const int N = (int)x[0], T = (int)x[1];
     const dcb_seq_strategy s = (dcb_seq_strategy)op->impl->strategy_id;
     if (s == DCB_SEQ_DIRECT) {
-        const size_t b = sizeof(float) * (size_t)fused_rows((long)N * T, op->threads) * P(op)->H * P(op)->K;
-        return (size_t)op->threads * ((b + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN);
+        const size_t b = sizeof(float) * (size_t)fused_rows((long)N * T, op->threads) * p->H * p->K;
+        return (size_t)op->threads * dcb_align_up(b);
     }
-    return kern_bytes(P(op), N, T) + dcb_seqconv_ws(s, P(op), N, T);
+    return kern_bytes(p, N, T) + dcb_seqconv_ws(s, p, N, T);
 }
 
 /* prepare (direct): the predictor's rows in tap-major order, row j*H + h =
@@ -101,7 +83,7 @@ typedef struct fused_state {
 } fused_state;
 
 static dcb_status direct_prepare(dcb_op *op) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     const int H = p->H, K = p->K, C = p->C;
     fused_state *s = calloc(1, sizeof *s);
     if (!s || !(s->w = malloc(sizeof(float) * (size_t)H * K * C))) {
@@ -133,10 +115,10 @@ static void direct_release(dcb_op *op) {
 }
 
 static void run_fused(const dcb_op *op, const float *x, int N, int T, float *ws, float *y, dcb_profile *prof) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     const int HK = p->H * p->K, C = p->C;
     const long NT = (long)N * T, rows = fused_rows(NT, op->threads);
-    const size_t kb = (sizeof(float) * (size_t)rows * HK + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN;
+    const size_t kb = dcb_align_up(sizeof(float) * (size_t)rows * HK);
     const fused_state *st = op->state;
     const float *W = st->w, *wb = st->b;
     const dcb_tensor *ct = dcb_w(op, "bias");
@@ -170,7 +152,7 @@ static void run_fused(const dcb_op *op, const float *x, int N, int T, float *ws,
 
 /* k (N*T, H*K) = x (N*T, C) . wlin_w^T + wlin_b, softmax over K: in double. */
 static void predict_naive(const dcb_op *op, const float *x, long NT, float *k) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     const int HK = p->H * p->K, C = p->C;
     const float *w = dcb_w(op, "wlin_w")->data;
     const dcb_tensor *bt = dcb_w(op, "wlin_b");
@@ -188,7 +170,7 @@ static void predict_naive(const dcb_op *op, const float *x, long NT, float *k) {
 }
 
 static dcb_status dynconv1d_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     const int N = (int)x->shape[0], T = (int)x->shape[1];
     const dcb_seq_strategy s = (dcb_seq_strategy)op->impl->strategy_id;
     float *k = ws;
@@ -218,14 +200,14 @@ static dcb_status dynconv1d_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, 
 
 /* band: the kernel prediction, then the whole T x T matrix per (n, head). */
 static double dynconv1d_band_executed(const dcb_op *op, const int64_t *x) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     const double N = (double)x[0], T = (double)x[1], HK = (double)p->H * p->K;
     return N * T * (HK * p->C + (p->bias ? HK : 0)) + N * (T * T * p->C + (p->bias ? T * p->C : 0));
 }
 
 /* The kernels hook: (N, T, H, K) after the softmax, as the oracle computes them. */
 static dcb_status dynconv1d_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    const dcb_seqconv_p *p = P(op);
+    const dcb_seqconv_p *p = DCB_SEQ_P(op);
     int64_t shape[4] = {x->shape[0], x->shape[1], p->H, p->K};
     dcb_tensor *k = dcb_tensor_new(4, shape);
     if (!k) return dcb_fail(DCB_OUT_OF_MEMORY, "dynconv1d: out of memory for the kernels");
@@ -237,69 +219,31 @@ static dcb_status dynconv1d_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor 
 /* DynamicConv has no routing weights separate from its kernels: the per-step
  * kernels are dcb_op_kernels' answer. */
 static dcb_status dynconv1d_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    (void)op;
-    (void)x;
-    (void)out;
     return dcb_fail(DCB_UNSUPPORTED_PARAM,
                     "dynconv1d: no routing weights; its per-step kernels (N, T, heads, kernel_size) "
                     "come from dcb_op_kernels");
 }
 
-static const dcb_impl_vt dc_naive = {
-    .name = "naive",
-    .doc = "double-precision kernel prediction and direct loops: the oracle",
-    .strategy = "naive",
-    .strategy_id = DCB_SEQ_NAIVE,
-    .tol = 1e-06,
-    .workspace = dynconv1d_ws,
-    .run = dynconv1d_run,
-};
-static const dcb_impl_vt dc_unfold = {
-    .name = "unfold",
-    .doc = "sgemm kernel prediction; K-wide windows (N, T, C, K), products",
-    .strategy = "unfold",
-    .strategy_id = DCB_SEQ_UNFOLD,
-    .tol = 5e-06,
-    .workspace = dynconv1d_ws,
-    .run = dynconv1d_run,
-};
-static const dcb_impl_vt dc_band = {
-    .name = "band",
-    .doc = "sgemm kernel prediction; T x T band matrix per (n, head), sgemm",
-    .strategy = "band",
-    .strategy_id = DCB_SEQ_BAND,
-    .tol = 5e-06,
-    .workspace = dynconv1d_ws,
-    .run = dynconv1d_run,
-    .executed_macs = dynconv1d_band_executed,
-};
-static const dcb_impl_vt dc_direct = {
-    .name = "direct",
-    .doc = "per 256-row block: sgemm kernel prediction, softmax, AVX2 direct conv",
-    .strategy = "direct",
-    .strategy_id = DCB_SEQ_DIRECT,
-    .tol = 5e-06,
-    .workspace = dynconv1d_ws,
-    .prepare = direct_prepare,
-    .run = dynconv1d_run,
-    .release = direct_release,
-};
+/* One vtable per strategy of the sequence engine: direct predicts in its own
+ * layout (prepare), band performs more (executed). */
+#define DC_IMPL(s, id, tolerance, what, prep, rel, executed)                                                 \
+    static const dcb_impl_vt dc_##s = {.name = #s, .doc = what, .strategy = #s, .strategy_id = id,           \
+                                       .tol = tolerance, .workspace = dynconv1d_ws, .prepare = prep,         \
+                                       .run = dynconv1d_run, .release = rel, .executed_macs = executed};
+DC_IMPL(naive, DCB_SEQ_NAIVE, 1e-06, "double-precision kernel prediction and direct loops: the oracle", NULL, NULL,
+        NULL)
+DC_IMPL(unfold, DCB_SEQ_UNFOLD, 5e-06, "sgemm kernel prediction; K-wide windows (N, T, C, K), products", NULL, NULL,
+        NULL)
+DC_IMPL(band, DCB_SEQ_BAND, 5e-06, "sgemm kernel prediction; T x T band matrix per (n, head), sgemm", NULL, NULL,
+        dynconv1d_band_executed)
+DC_IMPL(direct, DCB_SEQ_DIRECT, 5e-06, "per 256-row block: sgemm kernel prediction, softmax, AVX2 direct conv",
+        direct_prepare, direct_release, NULL)
 
 static const dcb_impl_vt *const dynconv1d_impls[] = {&dc_naive, &dc_unfold, &dc_band, &dc_direct};
 
 const dcb_op_info dcb_dynconv1d_info = {
-    .name = "dynconv1d",
+    .name = "dynconv1d", DCB_SEQCONV_INFO,
     .doc = "DynamicConv: lightconv with a (heads, K) kernel predicted per time step by a linear layer",
-    .params = dynconv1d_params,
-    .nparams = (int)(sizeof dynconv1d_params / sizeof dynconv1d_params[0]),
-    .validate = dynconv1d_validate,
-    .weights = dynconv1d_weights,
-    .out_shape = dynconv1d_out_shape,
-    .cost = dynconv1d_cost,
-    .impls = dynconv1d_impls,
-    .nimpls = (int)(sizeof dynconv1d_impls / sizeof dynconv1d_impls[0]),
-    .kernels = dynconv1d_kernels,
-    .routing = dynconv1d_routing,
-    .layout = DCB_INPUT_SEQUENCE,
-    .channels_param = "channels",
+    DCB_PARAMS(dynconv1d_params), DCB_IMPLS(dynconv1d_impls), .weights = dynconv1d_weights, .cost = dynconv1d_cost,
+    .kernels = dynconv1d_kernels, .routing = dynconv1d_routing,
 };

@@ -35,3 +35,18 @@ double dcb_engine_extra_macs(const dcb_engine_desc *e, const dcb_conv2d_p *p, in
     q.bias = 0; /* the bias adds are counted as they are */
     return e->executed_macs(p, N, H, W) - dcb_conv2d_direct_macs(&q, N, H, W);
 }
+
+dcb_status dcb_engine_check_op(const dcb_op *op, const dcb_conv2d_p *p) {
+    char who[128];
+    const dcb_engine_desc *e = op->impl->engine;
+    return e->check ? e->check(p, dcb_op_who(op, who, sizeof who)) : DCB_OK;
+}
+
+size_t dcb_engine_workspace(const dcb_engine_desc *e, const dcb_conv2d_p *p, const void *state, int N, int H, int W,
+                            int threads) {
+    return e->workspace ? e->workspace(p, state, N, H, W, threads) : 0;
+}
+
+size_t dcb_engine_dyn_workspace(const dcb_engine_desc *e, const dcb_conv2d_p *p, int N, int H, int W, int threads) {
+    return e->dyn_workspace ? e->dyn_workspace(p, N, H, W, threads) : 0;
+}

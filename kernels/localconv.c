@@ -21,8 +21,7 @@
 #endif
 
 static const dcb_param_spec localconv_params[] = {
-    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
-    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
+    DCB_CHANNEL_PARAMS,
     DCB_CONV_GEOMETRY_PARAMS,
     {"bias", DCB_PT_BOOL, 0, NULL, 0, "add a bias per output element (cout, H', W')"},
     {"H", DCB_PT_INT, 0, NULL, 1, "input height (required: the weights depend on position)"},
@@ -37,9 +36,8 @@ typedef struct localconv_hp {
 #define HP(op) ((const localconv_hp *)(op)->hp)
 
 static dcb_status localconv_validate(dcb_op *op) {
-    localconv_hp *p = calloc(1, sizeof *p);
-    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "localconv: out of memory");
-    op->hp = p;
+    localconv_hp *p = dcb_new_hp(op, sizeof *p);
+    if (!p) return DCB_OUT_OF_MEMORY;
     dcb_status st = dcb_conv2d_read_params(op, "localconv", &p->c);
     if (st != DCB_OK) return st;
     if (isnan(dcb_pv(op, "H"))) return dcb_fail(DCB_INVALID_PARAM, "localconv: H is required (the input height)");
@@ -71,20 +69,12 @@ static int localconv_weights(const dcb_op *op, dcb_weight_spec *s) {
 
 static dcb_status localconv_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
     const localconv_hp *p = HP(op);
-    int ho, wo;
     /* The size check comes first: a wrong size is the likelier mistake than
      * a kernel that does not fit, and its message says what was expected. */
     if (ndim == 4 && (x[2] != p->H || x[3] != p->W))
         return dcb_fail(DCB_INVALID_SHAPE, "localconv: input is %lldx%lld but H=%d, W=%d", (long long)x[2],
                         (long long)x[3], p->H, p->W);
-    dcb_status st = dcb_conv2d_check_input("localconv", &p->c, ndim, x, &ho, &wo);
-    if (st != DCB_OK) return st;
-    *yn = 4;
-    y[0] = x[0];
-    y[1] = p->c.cout;
-    y[2] = ho;
-    y[3] = wo;
-    return DCB_OK;
+    return dcb_conv2d_out_shape("localconv", &p->c, ndim, x, yn, y);
 }
 
 static void localconv_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
@@ -141,12 +131,8 @@ static dcb_status naive_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
     return DCB_OK;
 }
 
-static const dcb_impl_vt impl_naive = {
-    .name = "naive",
-    .doc = "direct loops with double accumulation: the oracle",
-    .tol = 1e-06,
-    .run = naive_run,
-};
+static const dcb_impl_vt impl_naive = {.name = "naive", .doc = "direct loops with double accumulation: the oracle",
+                                       .tol = 1e-06, .run = naive_run};
 
 /* ----------------------------------------------------------------- im2col
  * One small GEMM per output position, batched over N: the (N, cin*kh*kw)
@@ -226,25 +212,13 @@ static dcb_status im2col_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
 static const dcb_impl_vt impl_im2col = {
     .name = "im2col",
     .doc = "per output position: gather the (N, cin*kh*kw) patches, one sgemm with that position's kernel",
-    .tol = 2e-06,
-    .workspace = im2col_ws,
-    .run = im2col_run,
-};
-
+    .tol = 2e-06, .workspace = im2col_ws, .run = im2col_run};
 static const dcb_impl_vt *const localconv_impls[] = {&impl_naive, &impl_im2col};
 
 const dcb_op_info dcb_localconv_info = {
-    .name = "localconv",
-    .doc = "unshared (locally connected) convolution: one kernel per output position",
-    .params = localconv_params,
-    .nparams = (int)(sizeof localconv_params / sizeof localconv_params[0]),
-    .validate = localconv_validate,
-    .weights = localconv_weights,
-    .out_shape = localconv_out_shape,
-    .cost = localconv_cost,
-    .impls = localconv_impls,
-    .nimpls = (int)(sizeof localconv_impls / sizeof localconv_impls[0]),
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    .name = "localconv", .doc = "unshared (locally connected) convolution: one kernel per output position",
+    DCB_PARAMS(localconv_params), DCB_IMPLS(localconv_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
     .hw_are_params = 1,
+    .validate = localconv_validate, .weights = localconv_weights, .out_shape = localconv_out_shape,
+    .cost = localconv_cost,
 };

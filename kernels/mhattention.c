@@ -13,26 +13,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct mha_p {
-    int d, H, causal;
-} mha_p;
-
-#define P(op) ((const mha_p *)(op)->hp)
-
 static const dcb_param_spec mha_params[] = {
     {"channels", DCB_PT_INT, 0, NULL, 1, "model width d (required)"},
     {"heads", DCB_PT_INT, 1, NULL, 0, "heads H; must divide channels"},
     {"causal", DCB_PT_BOOL, 0, NULL, 0, "mask the future: query i attends to keys j <= i"},
 };
 
+typedef struct mha_p {
+    int d, H, causal;
+} mha_p;
+
+#define P(op) ((const mha_p *)(op)->hp)
+
 static dcb_status mha_validate(dcb_op *op) {
-    mha_p *p = calloc(1, sizeof *p);
-    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "mhattention: out of memory");
-    op->hp = p;
-    dcb_status st;
-    if (isnan(dcb_pv(op, "channels"))) return dcb_fail(DCB_INVALID_PARAM, "mhattention: channels is required");
-    if ((st = dcb_get_int(op, "channels", 1, &p->d)) != DCB_OK) return st;
-    if ((st = dcb_get_int(op, "heads", 1, &p->H)) != DCB_OK) return st;
+    mha_p *p = dcb_new_hp(op, sizeof *p);
+    if (!p) return DCB_OUT_OF_MEMORY;
+    dcb_status st = dcb_get_required_int(op, "channels", 1, &p->d);
+    if (st != DCB_OK || (st = dcb_get_int(op, "heads", 1, &p->H)) != DCB_OK) return st;
     if (p->d % p->H)
         return dcb_fail(DCB_INVALID_PARAM, "mhattention: heads=%d does not divide channels=%d", p->H, p->d);
     p->causal = dcb_pv(op, "causal") != 0;
@@ -81,12 +78,10 @@ static void mha_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
     c->dynamic_macs = 0;
 }
 
-static size_t al(size_t b) { return (b + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
-
 /* ------------------------------------------------------------------ naive */
 static size_t naive_ws(const dcb_op *op, const int64_t *x) {
     const size_t NT = (size_t)x[0] * x[1], d = (size_t)P(op)->d;
-    return al(sizeof(double) * NT * 3 * d) + al(sizeof(double) * NT * d) +
+    return dcb_align_up(sizeof(double) * NT * 3 * d) + dcb_align_up(sizeof(double) * NT * d) +
            sizeof(double) * (size_t)x[1] * (size_t)op->threads;
 }
 
@@ -95,8 +90,8 @@ static dcb_status naive_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
     const int N = (int)x->shape[0], T = (int)x->shape[1];
     const long NT = (long)N * T;
     double *qkv = ws;
-    double *att = (double *)((char *)ws + al(sizeof(double) * (size_t)NT * 3 * d));
-    double *scr = (double *)((char *)att + al(sizeof(double) * (size_t)NT * d));
+    double *att = (double *)((char *)ws + dcb_align_up(sizeof(double) * (size_t)NT * 3 * d));
+    double *scr = (double *)((char *)att + dcb_align_up(sizeof(double) * (size_t)NT * d));
     const float *W = dcb_w(op, "in_proj_w")->data, *B = dcb_w(op, "in_proj_b")->data;
     const float *OW = dcb_w(op, "out_proj_w")->data, *OB = dcb_w(op, "out_proj_b")->data;
     const double scale = 1.0 / sqrt((double)dh);
@@ -163,15 +158,15 @@ static double naive_executed(const dcb_op *op, const int64_t *x) {
 /* ------------------------------------------------------------------- gemm */
 static size_t gemm_ws(const dcb_op *op, const int64_t *x) {
     const size_t NT = (size_t)x[0] * x[1], d = (size_t)P(op)->d, T = (size_t)x[1];
-    return al(sizeof(float) * NT * 3 * d) + al(sizeof(float) * NT * d) + (size_t)op->threads * al(sizeof(float) * T * T);
+    return dcb_align_up(sizeof(float) * NT * 3 * d) + dcb_align_up(sizeof(float) * NT * d) + (size_t)op->threads * dcb_align_up(sizeof(float) * T * T);
 }
 
 static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
     const int d = P(op)->d, H = P(op)->H, dh = d / H, causal = P(op)->causal;
     const int N = (int)x->shape[0], T = (int)x->shape[1];
     float *qkv = ws;
-    float *att = (float *)((char *)ws + al(sizeof(float) * (size_t)N * T * 3 * d));
-    float *Sbase = (float *)((char *)att + al(sizeof(float) * (size_t)N * T * d));
+    float *att = (float *)((char *)ws + dcb_align_up(sizeof(float) * (size_t)N * T * 3 * d));
+    float *Sbase = (float *)((char *)att + dcb_align_up(sizeof(float) * (size_t)N * T * d));
     const float scale = (float)(1.0 / sqrt((double)dh));
     double t0 = dcb_now();
     dcb_linear(x->data, N * T, d, dcb_w(op, "in_proj_w")->data, dcb_w(op, "in_proj_b")->data, 3 * d, qkv,
@@ -182,7 +177,7 @@ static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
      * these small products, between OpenMP regions for the softmax, left
      * BLAS and OpenMP workers spinning against each other (4x slower at 2
      * threads than at 1, T = 128). */
-    const size_t sb = al(sizeof(float) * (size_t)T * T);
+    const size_t sb = dcb_align_up(sizeof(float) * (size_t)T * T);
     double tg = 0, tc = 0;
     dcb_blas_threads_for(1);
 #pragma omp parallel num_threads(op->threads) reduction(+ : tg, tc)
@@ -224,35 +219,16 @@ static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
     return DCB_OK;
 }
 
-static const dcb_impl_vt mha_naive = {
-    .name = "naive",
-    .doc = "double precision, masked scores skipped: the oracle",
-    .tol = 1e-06,
-    .workspace = naive_ws,
-    .run = naive_run,
-    .executed_macs = naive_executed,
-};
-static const dcb_impl_vt mha_gemm = {
-    .name = "gemm",
-    .doc = "sgemm projections, QK^T and PV per (n, head); row softmax",
-    .tol = 3e-06,
-    .workspace = gemm_ws,
-    .run = gemm_run,
-};
-
+static const dcb_impl_vt mha_naive = {.name = "naive", .doc = "double precision, masked scores skipped: the oracle",
+                                      .tol = 1e-06, .workspace = naive_ws, .run = naive_run,
+                                      .executed_macs = naive_executed};
+static const dcb_impl_vt mha_gemm = {.name = "gemm", .doc = "sgemm projections, QK^T and PV per (n, head); row softmax",
+                                     .tol = 3e-06, .workspace = gemm_ws, .run = gemm_run};
 static const dcb_impl_vt *const mha_impls[] = {&mha_naive, &mha_gemm};
 
 const dcb_op_info dcb_mhattention_info = {
     .name = "mhattention",
     .doc = "multi-head self-attention (nn.MultiheadAttention layout) over (N, T, C), optionally causal",
-    .params = mha_params,
-    .nparams = (int)(sizeof mha_params / sizeof mha_params[0]),
-    .validate = mha_validate,
-    .weights = mha_weights,
-    .out_shape = mha_out_shape,
-    .cost = mha_cost,
-    .impls = mha_impls,
-    .nimpls = (int)(sizeof mha_impls / sizeof mha_impls[0]),
-    .layout = DCB_INPUT_SEQUENCE,
-    .channels_param = "channels",
+    DCB_PARAMS(mha_params), DCB_IMPLS(mha_impls), .layout = DCB_INPUT_SEQUENCE, .channels_param = "channels",
+    .validate = mha_validate, .weights = mha_weights, .out_shape = mha_out_shape, .cost = mha_cost,
 };

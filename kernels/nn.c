@@ -78,3 +78,42 @@ void dcb_softmax_rows(float *x, int rows, int cols, float temperature) {
         for (int c = 0; c < cols; c++) p[c] = (float)(p[c] / s);
     }
 }
+
+void dcb_branch_gap(const float *U, int N, int C, int B, size_t P, size_t sn, size_t sb, float *s, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const int n = (int)(nc / C), c = (int)(nc % C);
+        const float *u = U + (size_t)n * sn + (size_t)c * P;
+        double acc = 0;
+        for (int b = 0; b < B; b++) acc += dcb_sum_f64(u + (size_t)b * sb, P);
+        s[nc] = (float)(acc / (double)P);
+    }
+}
+
+void dcb_branch_mix(const float *U, const float *a, int N, int C, int B, size_t P, size_t sn, size_t sb, float *y,
+                    int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const int n = (int)(nc / C), c = (int)(nc % C);
+        float *yo = y + (size_t)nc * P;
+        const float *an = a + (size_t)n * B * C + c;
+        const float *un = U + (size_t)n * sn + (size_t)c * P;
+        for (size_t k = 0; k < P; k++) yo[k] = an[0] * un[k];
+        for (int b = 1; b < B; b++) {
+            const float ab = an[(size_t)b * C];
+            const float *ub = un + (size_t)b * sb;
+            for (size_t k = 0; k < P; k++) yo[k] += ab * ub[k];
+        }
+    }
+}
+
+void dcb_softmax_strided(const float *in, size_t is, float *out, size_t os, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = in[(size_t)i * is] > mx ? in[(size_t)i * is] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        out[(size_t)i * os] = expf(in[(size_t)i * is] - mx);
+        sum += out[(size_t)i * os];
+    }
+    for (int i = 0; i < n; i++) out[(size_t)i * os] = (float)(out[(size_t)i * os] / sum);
+}

@@ -279,6 +279,14 @@ static dcb_status io_err(const char *path, const char *what, int e)
     return dcb_fail(DCB_IO_ERROR, "%s: %s: %s", path, what, strerror(e));
 }
 
+/* Reads up to len bytes of f into buf, *got of them: DCB_OK, or the error
+ * of a failed read. */
+static dcb_status read_some(const char *path, FILE *f, void *buf, size_t len, size_t *got)
+{
+    *got = fread(buf, 1, len, f);
+    return ferror(f) ? io_err(path, "cannot read", errno) : DCB_OK;
+}
+
 /* Checks the parsed header; gives the element count. */
 static dcb_status check_header(const char *path, const npy_header *h, int64_t *size)
 {
@@ -324,9 +332,10 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
         return io_err(path, "cannot read", EISDIR);
 
     unsigned char pre[8];
-    size_t n = fread(pre, 1, 8, f);
-    if (ferror(f))
-        return io_err(path, "cannot read", errno);
+    size_t n;
+    dcb_status st = read_some(path, f, pre, 8, &n);
+    if (st != DCB_OK)
+        return st;
     if (n < 6 && memcmp(pre, NPY_MAGIC, n) == 0)
         return bad(path, "truncated magic: file has only %zu bytes", n);
     if (n < 6 || memcmp(pre, NPY_MAGIC, 6) != 0)
@@ -340,9 +349,8 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
 
     size_t lenbytes = major == 1 ? 2 : 4;
     unsigned char lb[4];
-    n = fread(lb, 1, lenbytes, f);
-    if (ferror(f))
-        return io_err(path, "cannot read", errno);
+    if ((st = read_some(path, f, lb, lenbytes, &n)) != DCB_OK)
+        return st;
     if (n < lenbytes)
         return bad(path, "truncated header length (%zu of %zu bytes)", n, lenbytes);
     uint32_t hlen = (uint32_t)lb[0] | (uint32_t)lb[1] << 8;
@@ -355,16 +363,12 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
     char *text = malloc((size_t)hlen + 1);
     if (!text)
         return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory for the header", path);
-    n = fread(text, 1, hlen, f);
-    if (ferror(f)) {
-        int e = errno;
+    st = read_some(path, f, text, hlen, &n);
+    if (st == DCB_OK && n < hlen)
+        st = bad(path, "truncated header: expected %lu bytes, found %zu", (unsigned long)hlen, n);
+    if (st != DCB_OK) {
         free(text);
-        return io_err(path, "cannot read", e);
-    }
-    if (n < hlen) {
-        free(text);
-        return bad(path, "truncated header: expected %lu bytes, found %zu",
-                   (unsigned long)hlen, n);
+        return st;
     }
     text[hlen] = '\0';
     npy_header h;
@@ -375,7 +379,7 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
         return bad(path, "%s", perrmsg);
 
     int64_t size = 0;
-    dcb_status st = check_header(path, &h, &size);
+    st = check_header(path, &h, &size);
     if (st != DCB_OK)
         return st;
     uint64_t bytes = (uint64_t)size * sizeof(float);
@@ -400,21 +404,14 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
         snprintf(why, sizeof why, "%s", dcb_last_error());
         return dcb_fail(DCB_OUT_OF_MEMORY, "%s: %s", path, why);
     }
-    n = fread(t->data, 1, (size_t)bytes, f);
-    if (ferror(f)) {
-        int e = errno;
+    st = read_some(path, f, t->data, (size_t)bytes, &n);
+    if (st == DCB_OK && n < bytes)
+        st = bad(path, "data truncated: expected %llu bytes, found %zu", (unsigned long long)bytes, n);
+    if (st == DCB_OK && fgetc(f) != EOF)
+        st = bad(path, "trailing bytes after data: header says %lld elements", (long long)size);
+    if (st != DCB_OK) {
         dcb_tensor_free(t);
-        return io_err(path, "cannot read", e);
-    }
-    if (n < bytes) {
-        dcb_tensor_free(t);
-        return bad(path, "data truncated: expected %llu bytes, found %zu",
-                   (unsigned long long)bytes, n);
-    }
-    if (fgetc(f) != EOF) {
-        dcb_tensor_free(t);
-        return bad(path, "trailing bytes after data: header says %lld elements",
-                   (long long)size);
+        return st;
     }
     *out = t;
     return DCB_OK;

@@ -119,6 +119,18 @@ dcb_status dcb_get_int(const dcb_op *op, const char *name, long lo, int *out) {
     return DCB_OK;
 }
 
+dcb_status dcb_get_required_int(const dcb_op *op, const char *name, long lo, int *out) {
+    if (isnan(dcb_pv(op, name))) return dcb_fail(DCB_INVALID_PARAM, "%s: %s is required", op->info->name, name);
+    return dcb_get_int(op, name, lo, out);
+}
+
+double dcb_op_macs(const dcb_op *op, const int64_t *x_shape) {
+    dcb_cost c;
+    memset(&c, 0, sizeof c);
+    op->info->cost(op, x_shape, &c);
+    return c.macs;
+}
+
 const dcb_tensor *dcb_w(const dcb_op *op, const char *name) {
     for (int i = 0; i < op->nweights; i++)
         if (strcmp(op->wspec[i].name, name) == 0) return op->w[i];
@@ -262,6 +274,12 @@ const char *dcb_op_who(const dcb_op *op, char *buf, size_t len) {
     return buf;
 }
 int dcb_op_threads(const dcb_op *op) { return op->threads; }
+
+void *dcb_new_hp(dcb_op *op, size_t bytes) {
+    op->hp = calloc(1, bytes);
+    if (!op->hp) dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory", op->info->name);
+    return op->hp;
+}
 
 double dcb_op_get_param(const dcb_op *op, const char *name) {
     if (strcmp(name, "threads") == 0) return op->threads;
@@ -448,14 +466,23 @@ dcb_status dcb_op_run_ws(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *w
     return op->impl->run(op, x, y, ws, prof);
 }
 
-dcb_status dcb_capture_ws(dcb_op *op, const dcb_tensor *x, size_t ws_offset, int ndim, const int64_t *shape,
-                          dcb_tensor **out) {
+/* Plans op for x: *wsb the workspace bytes, *y a new tensor of the output
+ * shape (NULL when out of memory). */
+static dcb_status plan_output(dcb_op *op, const dcb_tensor *x, dcb_tensor **y, size_t *wsb) {
     int yn;
     int64_t ys[DCB_MAX_DIMS];
+    *y = NULL;
+    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, wsb);
+    if (st == DCB_OK) *y = dcb_tensor_new(yn, ys);
+    return st;
+}
+
+dcb_status dcb_capture_ws(dcb_op *op, const dcb_tensor *x, size_t ws_offset, int ndim, const int64_t *shape,
+                          dcb_tensor **out) {
+    dcb_tensor *y;
     size_t wsb;
-    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
+    dcb_status st = plan_output(op, x, &y, &wsb);
     if (st != DCB_OK) return st;
-    dcb_tensor *y = dcb_tensor_new(yn, ys);
     dcb_tensor *a = dcb_tensor_new(ndim, shape);
     void *ws = dcb_aligned_alloc(wsb);
     if (!y || !a || !ws) {
@@ -477,12 +504,10 @@ dcb_status dcb_capture_ws(dcb_op *op, const dcb_tensor *x, size_t ws_offset, int
 dcb_status dcb_op_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
     if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_forward: NULL argument");
     *out = NULL;
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
+    dcb_tensor *y;
     size_t wsb;
-    dcb_status st = dcb_op_plan(op, x->ndim, x->shape, &yn, ys, &wsb);
+    dcb_status st = plan_output(op, x, &y, &wsb);
     if (st != DCB_OK) return st;
-    dcb_tensor *y = dcb_tensor_new(yn, ys);
     void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
     if (!y || (wsb && !ws)) {
         dcb_tensor_free(y);
@@ -511,23 +536,23 @@ dcb_status dcb_op_cost(const dcb_op *op, int ndim, const int64_t *x_shape, dcb_c
     return DCB_OK;
 }
 
-dcb_status dcb_op_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_kernels: NULL argument");
+/* dcb_op_kernels and dcb_op_routing: the operator's hook (NULL: a static
+ * operator, which has `none`), after the weights and a plan for x. */
+static dcb_status dynamic_hook(dcb_op *op, const dcb_tensor *x, dcb_tensor **out, const char *fn, int routing,
+                               const char *none) {
+    if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "%s: NULL argument", fn);
     *out = NULL;
-    if (!op->info->kernels)
-        return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: a static operator generates no per-sample kernels",
-                        op->info->name);
+    dcb_status (*hook)(dcb_op *, const dcb_tensor *, dcb_tensor **) = routing ? op->info->routing : op->info->kernels;
+    if (!hook) return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: a static operator %s", op->info->name, none);
     dcb_status st = check_weights(op);
     if (st == DCB_OK) st = dcb_op_plan(op, x->ndim, x->shape, NULL, NULL, NULL);
-    return st == DCB_OK ? op->info->kernels(op, x, out) : st;
+    return st == DCB_OK ? hook(op, x, out) : st;
+}
+
+dcb_status dcb_op_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
+    return dynamic_hook(op, x, out, "dcb_op_kernels", 0, "generates no per-sample kernels");
 }
 
 dcb_status dcb_op_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    if (!op || !x || !out) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_routing: NULL argument");
-    *out = NULL;
-    if (!op->info->routing)
-        return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: a static operator has no routing weights", op->info->name);
-    dcb_status st = check_weights(op);
-    if (st == DCB_OK) st = dcb_op_plan(op, x->ndim, x->shape, NULL, NULL, NULL);
-    return st == DCB_OK ? op->info->routing(op, x, out) : st;
+    return dynamic_hook(op, x, out, "dcb_op_routing", 1, "has no routing weights");
 }

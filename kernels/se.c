@@ -20,12 +20,10 @@ static const dcb_param_spec se_params[] = {
 };
 
 static dcb_status se_validate(dcb_op *op) {
-    se_hp *h = calloc(1, sizeof *h);
-    if (!h) return dcb_fail(DCB_OUT_OF_MEMORY, "se: out of memory");
-    op->hp = h;
+    se_hp *h = dcb_new_hp(op, sizeof *h);
+    if (!h) return DCB_OUT_OF_MEMORY;
     dcb_status st;
-    if (isnan(dcb_pv(op, "channels"))) return dcb_fail(DCB_INVALID_PARAM, "se: channels is required");
-    if ((st = dcb_get_int(op, "channels", 1, &h->C)) != DCB_OK) return st;
+    if ((st = dcb_get_required_int(op, "channels", 1, &h->C)) != DCB_OK) return st;
     if ((st = dcb_get_int(op, "reduction", 1, &h->r)) != DCB_OK) return st;
     if (isnan(dcb_pv(op, "hidden"))) dcb_set_pv(op, "hidden", h->C / h->r > 1 ? h->C / h->r : 1);
     return dcb_get_int(op, "hidden", 1, &h->hidden);
@@ -72,7 +70,7 @@ static void se_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
 }
 
 /* Scratch of the router: gap (N, C), hidden (N, hidden), s (N, C). */
-static size_t rnd(size_t floats) { return (floats * sizeof(float) + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
+static size_t rnd(size_t floats) { return dcb_align_up(floats * sizeof(float)); }
 
 static size_t se_ws(const dcb_op *op, const int64_t *x) {
     const se_hp *h = HP(op);
@@ -130,35 +128,17 @@ static dcb_status se_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) 
 
 /* SE scales channels; it generates no convolution kernel. */
 static dcb_status se_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    (void)x;
-    (void)out;
     return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: generates no kernels (its routing is the channel scale s, see dcb_op_routing)",
                     op->info->name);
 }
 
-static const dcb_impl_vt se_naive = {
-    .name = "naive",
-    .doc = "gap, two FCs via sgemm, sigmoid, channel scaling",
-    .tol = 2e-06,
-    .workspace = se_ws,
-    .run = se_run,
-};
-
+static const dcb_impl_vt se_naive = {.name = "naive", .doc = "gap, two FCs via sgemm, sigmoid, channel scaling",
+                                     .tol = 2e-06, .workspace = se_ws, .run = se_run};
 static const dcb_impl_vt *const se_impls[] = {&se_naive};
 
 const dcb_op_info dcb_se_info = {
-    .name = "se",
-    .doc = "Squeeze-and-Excitation: channel scaling by sigmoid(fc2(relu(fc1(gap(x)))))",
-    .params = se_params,
-    .nparams = (int)(sizeof se_params / sizeof se_params[0]),
-    .validate = se_validate,
-    .weights = se_weights,
-    .out_shape = se_out_shape,
-    .cost = se_cost,
-    .impls = se_impls,
-    .nimpls = 1,
-    .kernels = se_kernels,
-    .routing = se_routing,
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "channels",
+    .name = "se", .doc = "Squeeze-and-Excitation: channel scaling by sigmoid(fc2(relu(fc1(gap(x)))))",
+    DCB_PARAMS(se_params), DCB_IMPLS(se_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "channels",
+    .validate = se_validate, .weights = se_weights, .out_shape = se_out_shape, .cost = se_cost,
+    .kernels = se_kernels, .routing = se_routing,
 };

@@ -20,9 +20,11 @@
 #include <string.h>
 
 /* ------------------------------------------------------- shared hyperparameters */
-dcb_status dcb_seqconv_read_params(dcb_op *op, const char *opname, dcb_seqconv_p *p) {
+dcb_status dcb_seqconv_validate(dcb_op *op) {
+    dcb_seqconv_p *p = dcb_new_hp(op, sizeof *p);
+    if (!p) return DCB_OUT_OF_MEMORY;
+    const char *opname = op->info->name;
     dcb_status st;
-    memset(p, 0, sizeof *p);
     if (isnan(dcb_pv(op, "channels"))) return dcb_fail(DCB_INVALID_PARAM, "%s: channels is required", opname);
     if (isnan(dcb_pv(op, "kernel_size")))
         return dcb_fail(DCB_INVALID_PARAM, "%s: kernel_size is required", opname);
@@ -44,8 +46,9 @@ dcb_status dcb_seqconv_read_params(dcb_op *op, const char *opname, dcb_seqconv_p
     return DCB_OK;
 }
 
-dcb_status dcb_seqconv_out_shape(const char *opname, const dcb_seqconv_p *p, int ndim, const int64_t *x,
-                                 int *yn, int64_t *y) {
+dcb_status dcb_seqconv_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
+    const char *opname = op->info->name;
+    const dcb_seqconv_p *p = op->hp;
     char s[128];
     if (ndim != 3)
         return dcb_fail(DCB_INVALID_SHAPE, "%s: input must be (N, T, C), got %s", opname,

@@ -24,11 +24,27 @@ static inline int dcb_seqconv_left_pad(const dcb_seqconv_p *p) {
     return p->causal ? p->K - 1 : p->K / 2;
 }
 
-/* Reads channels, heads, kernel_size, padding, weight_softmax, bias. */
-dcb_status dcb_seqconv_read_params(dcb_op *op, const char *opname, dcb_seqconv_p *p);
-/* x must be (N, T, C) with C = channels; y has the same shape. */
-dcb_status dcb_seqconv_out_shape(const char *opname, const dcb_seqconv_p *p, int ndim,
-                                 const int64_t *x, int *yn, int64_t *y);
+/* The parameter rows of both operators, with the docs of weight_softmax
+ * and bias, which say what each one's kernel and biases are. */
+#define DCB_SEQCONV_PARAMS(softmax_doc, bias_doc)                                                            \
+    {"channels", DCB_PT_INT, 0, NULL, 1, "channels C (required)"},                                           \
+    {"heads", DCB_PT_INT, 1, NULL, 0, "heads H; must divide channels (channel c uses head c / (C/H))"},      \
+    {"kernel_size", DCB_PT_INT, 0, NULL, 1, "kernel width K (required)"},                                    \
+    {"padding", DCB_PT_STRING, 0, "same", 0, "\"same\" (left pad K/2) or \"causal\" (left pad K-1)"},     \
+    {"weight_softmax", DCB_PT_BOOL, 1, NULL, 0, softmax_doc},                                                \
+    {"bias", DCB_PT_BOOL, 0, NULL, 0, bias_doc}
+/* The validate and out_shape of both operators, their messages naming the
+ * operator: op->hp becomes the dcb_seqconv_p read from channels, heads,
+ * kernel_size, padding, weight_softmax and bias; x must be (N, T, C) with C =
+ * channels, and y has the same shape. */
+dcb_status dcb_seqconv_validate(dcb_op *op);
+dcb_status dcb_seqconv_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y);
+/* The dcb_op_info fields both operators share. */
+#define DCB_SEQCONV_INFO                                                                                     \
+    .layout = DCB_INPUT_SEQUENCE, .channels_param = "channels", .validate = dcb_seqconv_validate,            \
+    .out_shape = dcb_seqconv_out_shape
+/* The operator's hyperparameters (op->hp). */
+#define DCB_SEQ_P(op) ((const dcb_seqconv_p *)(op)->hp)
 /* Workspace bytes of one strategy (0 for naive and direct). */
 size_t dcb_seqconv_ws(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, int T);
 /* y[n,t,c] = bias[c] + sum_j k(n,t)[h(c), j] * x[n, t + j - left_pad, c] with

@@ -30,8 +30,7 @@
 #include <string.h>
 
 static const dcb_param_spec skconv_params[] = {
-    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
-    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
+    DCB_CHANNEL_PARAMS,
     {"branches", DCB_PT_INT, 2, NULL, 0, "M: branch i is a 3x3 conv with dilation and pad i+1"},
     {"groups", DCB_PT_INT, 32, NULL, 0, "groups of every branch conv"},
     {"stride", DCB_PT_INT, 1, NULL, 0, "stride of every branch conv"},
@@ -52,9 +51,8 @@ static dcb_conv2d_p branch_p(const skconv_hp *p, int i) {
 #define ENGINE(op) ((op)->impl->engine)
 
 static dcb_status skconv_validate(dcb_op *op) {
-    skconv_hp *p = calloc(1, sizeof *p);
-    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "skconv: out of memory");
-    op->hp = p;
+    skconv_hp *p = dcb_new_hp(op, sizeof *p);
+    if (!p) return DCB_OUT_OF_MEMORY;
     dcb_status st;
     if (isnan(dcb_pv(op, "cin"))) return dcb_fail(DCB_INVALID_PARAM, "skconv: cin is required");
     if (isnan(dcb_pv(op, "cout"))) return dcb_fail(DCB_INVALID_PARAM, "skconv: cout is required");
@@ -103,18 +101,9 @@ static int skconv_weights(const dcb_op *op, dcb_weight_spec *s) {
 }
 
 static dcb_status skconv_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
-    const skconv_hp *p = HP(op);
-    int ho = 0, wo = 0;
     /* every branch keeps the size (pad = dilation); the widest is the last */
-    dcb_conv2d_p c = branch_p(p, p->M - 1);
-    dcb_status st = dcb_conv2d_check_input("skconv", &c, ndim, x, &ho, &wo);
-    if (st != DCB_OK) return st;
-    *yn = 4;
-    y[0] = x[0];
-    y[1] = p->cout;
-    y[2] = ho;
-    y[3] = wo;
-    return DCB_OK;
+    const dcb_conv2d_p c = branch_p(HP(op), HP(op)->M - 1);
+    return dcb_conv2d_out_shape("skconv", &c, ndim, x, yn, y);
 }
 
 static void skconv_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
@@ -136,10 +125,7 @@ static void skconv_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
  * (Winograd: alpha^2 per m x m tile instead of 9 per output). */
 static double skconv_executed(const dcb_op *op, const int64_t *x) {
     const skconv_hp *p = HP(op);
-    dcb_cost c;
-    memset(&c, 0, sizeof c);
-    skconv_cost(op, x, &c);
-    double m = c.macs;
+    double m = dcb_op_macs(op, x);
     for (int i = 0; i < p->M; i++) {
         const dcb_conv2d_p b = branch_p(p, i);
         m += dcb_engine_extra_macs(ENGINE(op), &b, (int)x[0], (int)x[2], (int)x[3]);
@@ -152,14 +138,12 @@ typedef struct sk_layout {
     size_t u, s, z, a, eng, total;   /* byte offsets */
 } sk_layout;
 
-static size_t up(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
-
 /* Branch i's engine state (prepare), or NULL. */
 static void *branch_state(const dcb_op *op, int i) { return op->state ? ((void **)op->state)[i] : NULL; }
 
 static size_t engine_ws(const dcb_op *op, int i, int N, int H, int W) {
     const dcb_conv2d_p c = branch_p(HP(op), i);
-    return ENGINE(op)->workspace ? ENGINE(op)->workspace(&c, branch_state(op, i), N, H, W, op->threads) : 0;
+    return dcb_engine_workspace(ENGINE(op), &c, branch_state(op, i), N, H, W, op->threads);
 }
 
 static sk_layout layout(const dcb_op *op, const int64_t *x) {
@@ -167,16 +151,16 @@ static sk_layout layout(const dcb_op *op, const int64_t *x) {
     const size_t N = (size_t)x[0], P = (size_t)((x[2] - 1) / p->stride + 1) * (size_t)((x[3] - 1) / p->stride + 1);
     sk_layout l;
     l.u = 0;
-    l.s = l.u + up(sizeof(float) * (size_t)p->M * N * p->cout * P);
-    l.z = l.s + up(sizeof(float) * N * p->cout);
-    l.a = l.z + up(sizeof(float) * N * p->d);
-    l.eng = l.a + up(sizeof(float) * N * p->M * p->cout);
+    l.s = l.u + dcb_align_up(sizeof(float) * (size_t)p->M * N * p->cout * P);
+    l.z = l.s + dcb_align_up(sizeof(float) * N * p->cout);
+    l.a = l.z + dcb_align_up(sizeof(float) * N * p->d);
+    l.eng = l.a + dcb_align_up(sizeof(float) * N * p->M * p->cout);
     size_t e = 0;
     for (int i = 0; i < p->M; i++) {
         size_t b = engine_ws(op, i, (int)x[0], (int)x[2], (int)x[3]);
         if (b > e) e = b;
     }
-    l.total = l.eng + up(e);
+    l.total = l.eng + dcb_align_up(e);
     return l;
 }
 
@@ -236,46 +220,19 @@ static dcb_status skconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
 
     /* attention: s = gap(sum_i U_i), z = relu(fc(s)), a = softmax_i(fcs(z)) */
     double t0 = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(op->threads)
-    for (long nc = 0; nc < (long)N * C; nc++) {
-        const int n = (int)(nc / C), c = (int)(nc % C);
-        double acc = 0;
-        for (int i = 0; i < M; i++) {
-            acc += dcb_sum_f64(U + (size_t)i * UN + ((size_t)n * C + c) * P, P);
-        }
-        s[nc] = (float)(acc / (double)P);
-    }
+    dcb_branch_gap(U, N, C, M, P, (size_t)C * P, UN, s, op->threads);
     dcb_linear(s, N, C, dcb_w(op, "fc_w")->data, dcb_w(op, "fc_b")->data, p->d, z, op->threads);
     dcb_relu(z, (size_t)N * p->d);
     dcb_linear(z, N, p->d, dcb_w(op, "fcs_w")->data, dcb_w(op, "fcs_b")->data, M * C, a, op->threads);
     for (int n = 0; n < N; n++)   /* a is (N, M, cout): the softmax runs down a column */
         for (int c = 0; c < C; c++) {
             float *col = a + (size_t)n * M * C + c;
-            float mx = -INFINITY;
-            for (int i = 0; i < M; i++) mx = col[(size_t)i * C] > mx ? col[(size_t)i * C] : mx;
-            double sum = 0;
-            for (int i = 0; i < M; i++) {
-                col[(size_t)i * C] = expf(col[(size_t)i * C] - mx);
-                sum += col[(size_t)i * C];
-            }
-            for (int i = 0; i < M; i++) col[(size_t)i * C] = (float)(col[(size_t)i * C] / sum);
+            dcb_softmax_strided(col, C, col, C, M);
         }
     DCB_PHASE_ADD(prof, DCB_PHASE_ROUTING, t0);
 
     t0 = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(op->threads)
-    for (long nc = 0; nc < (long)N * C; nc++) {
-        const int n = (int)(nc / C), c = (int)(nc % C);
-        float *yo = y->data + (size_t)nc * P;
-        const float a0 = a[(size_t)n * M * C + c];
-        const float *u0 = U + (size_t)nc * P;
-        for (size_t k = 0; k < P; k++) yo[k] = a0 * u0[k];
-        for (int i = 1; i < M; i++) {
-            const float ai = a[((size_t)n * M + i) * C + c];
-            const float *ui = U + (size_t)i * UN + (size_t)nc * P;
-            for (size_t k = 0; k < P; k++) yo[k] += ai * ui[k];
-        }
-    }
+    dcb_branch_mix(U, a, N, C, M, P, (size_t)C * P, UN, y->data, op->threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
     return DCB_OK;
 }
@@ -288,42 +245,21 @@ static dcb_status skconv_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **o
 }
 
 static dcb_status skconv_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    (void)op;
-    (void)x;
-    (void)out;
     return dcb_fail(DCB_UNSUPPORTED_PARAM,
                     "skconv: its branch kernels are static (the attention mixes outputs: see dcb_op_routing)");
 }
 
-#define SK_IMPL(e)                                                                               \
-    static const dcb_impl_vt impl_##e = {.name = #e,                                             \
-                                         .doc = "branch convs by the " #e " engine",             \
-                                         .engine = &dcb_engine_##e,                              \
-                                         .check = skconv_check,                                  \
-                                         .workspace = skconv_ws,                                 \
-                                         .prepare = skconv_prepare,                              \
-                                         .run = skconv_run,                                      \
-                                         .release = skconv_release,                              \
-                                         .executed_macs = skconv_executed};
+#define SK_IMPL(e)                                                                                           \
+    static const dcb_impl_vt impl_##e = {                                                                    \
+        .name = #e, .doc = "branch convs by the " #e " engine", .engine = &dcb_engine_##e,                   \
+        .check = skconv_check, .workspace = skconv_ws, .prepare = skconv_prepare, .run = skconv_run,         \
+        .release = skconv_release, .executed_macs = skconv_executed};
 DCB_CONV_ENGINES(SK_IMPL)
-#undef SK_IMPL
-#define SK_REF(e) &impl_##e,
-static const dcb_impl_vt *const skconv_impls[] = {DCB_CONV_ENGINES(SK_REF)};
-#undef SK_REF
+static const dcb_impl_vt *const skconv_impls[] = {DCB_CONV_ENGINES(DCB_ENGINE_IMPL_REF)};
 
 const dcb_op_info dcb_skconv_info = {
-    .name = "skconv",
-    .doc = "Selective Kernel convolution: softmax attention over dilated 3x3 grouped branches",
-    .params = skconv_params,
-    .nparams = (int)(sizeof skconv_params / sizeof skconv_params[0]),
-    .validate = skconv_validate,
-    .weights = skconv_weights,
-    .out_shape = skconv_out_shape,
-    .cost = skconv_cost,
-    .impls = skconv_impls,
-    .nimpls = (int)(sizeof skconv_impls / sizeof skconv_impls[0]),
-    .kernels = skconv_kernels,
-    .routing = skconv_routing,
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    .name = "skconv", .doc = "Selective Kernel convolution: softmax attention over dilated 3x3 grouped branches",
+    DCB_PARAMS(skconv_params), DCB_IMPLS(skconv_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
+    .validate = skconv_validate, .weights = skconv_weights, .out_shape = skconv_out_shape, .cost = skconv_cost,
+    .kernels = skconv_kernels, .routing = skconv_routing,
 };

@@ -31,8 +31,7 @@
 #include <string.h>
 
 static const dcb_param_spec splat_params[] = {
-    {"cin", DCB_PT_INT, 0, NULL, 1, "input channels (required)"},
-    {"cout", DCB_PT_INT, 0, NULL, 1, "output channels (required)"},
+    DCB_CHANNEL_PARAMS,
     DCB_CONV_GEOMETRY_PARAMS,
     {"radix", DCB_PT_INT, 2, NULL, 0, "R: splits mixed by the attention (1: sigmoid gate)"},
     {"cardinality", DCB_PT_INT, 1, NULL, 0, "Kc: cardinal groups (conv groups Kc*R, FCs grouped by Kc)"},
@@ -48,9 +47,8 @@ typedef struct splat_hp {
 #define ENGINE(op) ((op)->impl->engine)
 
 static dcb_status splat_validate(dcb_op *op) {
-    splat_hp *p = calloc(1, sizeof *p);
-    if (!p) return dcb_fail(DCB_OUT_OF_MEMORY, "splat: out of memory");
-    op->hp = p;
+    splat_hp *p = dcb_new_hp(op, sizeof *p);
+    if (!p) return DCB_OUT_OF_MEMORY;
     dcb_status st = dcb_conv2d_read_params(op, "splat", &p->conv);   /* no groups/bias params: 1, 0 */
     if (st != DCB_OK) return st;
     if ((st = dcb_get_int(op, "radix", 1, &p->R)) != DCB_OK) return st;
@@ -79,10 +77,7 @@ static dcb_status splat_validate(dcb_op *op) {
     return DCB_OK;
 }
 
-static dcb_status splat_check(dcb_op *op) {
-    char who[96];
-    return ENGINE(op)->check ? ENGINE(op)->check(&HP(op)->conv, dcb_op_who(op, who, sizeof who)) : DCB_OK;
-}
+static dcb_status splat_check(dcb_op *op) { return dcb_engine_check_op(op, &HP(op)->conv); }
 
 static int splat_weights(const dcb_op *op, dcb_weight_spec *s) {
     const splat_hp *p = HP(op);
@@ -98,16 +93,11 @@ static int splat_weights(const dcb_op *op, dcb_weight_spec *s) {
     return n;
 }
 
+/* conv2d's output but for the channels: the R splits of cout are mixed into one. */
 static dcb_status splat_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *y) {
-    int ho, wo;
-    dcb_status st = dcb_conv2d_check_input("splat", &HP(op)->conv, ndim, x, &ho, &wo);
-    if (st != DCB_OK) return st;
-    *yn = 4;
-    y[0] = x[0];
-    y[1] = HP(op)->cout;
-    y[2] = ho;
-    y[3] = wo;
-    return DCB_OK;
+    dcb_status st = dcb_conv2d_out_shape("splat", &HP(op)->conv, ndim, x, yn, y);
+    if (st == DCB_OK) y[1] = HP(op)->cout;
+    return st;
 }
 
 static double out_pixels(const splat_hp *p, const int64_t *x) {
@@ -134,10 +124,7 @@ static void splat_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
 /* The engine's work in place of the direct count (Winograd: alpha^2 per
  * m x m tile instead of 9 per output). */
 static double splat_executed(const dcb_op *op, const int64_t *x) {
-    dcb_cost c;
-    memset(&c, 0, sizeof c);
-    splat_cost(op, x, &c);
-    return c.macs + dcb_engine_extra_macs(ENGINE(op), &HP(op)->conv, (int)x[0], (int)x[2], (int)x[3]);
+    return dcb_op_macs(op, x) + dcb_engine_extra_macs(ENGINE(op), &HP(op)->conv, (int)x[0], (int)x[2], (int)x[3]);
 }
 
 /* ------------------------------------------------------------- workspace */
@@ -145,23 +132,19 @@ typedef struct sp_layout {
     size_t u, s, g, a, eng, total;   /* byte offsets */
 } sp_layout;
 
-static size_t up(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
-
-static size_t engine_ws(const dcb_op *op, int N, int H, int W) {
-    return ENGINE(op)->workspace ? ENGINE(op)->workspace(&HP(op)->conv, op->state, N, H, W, op->threads) : 0;
-}
 
 static sp_layout layout(const dcb_op *op, const int64_t *x) {
     const splat_hp *p = HP(op);
     const size_t N = (size_t)x[0], P = (size_t)out_pixels(p, x), CR = (size_t)p->conv.cout;
     sp_layout l;
     l.u = 0;
-    l.s = l.u + up(sizeof(float) * N * CR * P);
-    l.g = l.s + up(sizeof(float) * N * p->cout);
-    l.a = l.g + up(sizeof(float) * N * p->inter);
+    l.s = l.u + dcb_align_up(sizeof(float) * N * CR * P);
+    l.g = l.s + dcb_align_up(sizeof(float) * N * p->cout);
+    l.a = l.g + dcb_align_up(sizeof(float) * N * p->inter);
     /* a holds the logits (N, Kc, R, cout/Kc), then the weights (N, R, cout) */
-    l.eng = l.a + up(sizeof(float) * N * CR * 2);
-    l.total = l.eng + up(engine_ws(op, (int)x[0], (int)x[2], (int)x[3]));
+    l.eng = l.a + dcb_align_up(sizeof(float) * N * CR * 2);
+    l.total = l.eng + dcb_align_up(dcb_engine_workspace(ENGINE(op), &p->conv, op->state, (int)x[0], (int)x[2],
+                                                        (int)x[3], op->threads));
     return l;
 }
 
@@ -208,15 +191,7 @@ static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
 
     /* attention: s = gap(sum_r U_r); g = relu(fc1(s)); logits = fc2(g) */
     t0 = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(op->threads)
-    for (long nc = 0; nc < (long)N * C; nc++) {
-        const int n = (int)(nc / C), c = (int)(nc % C);
-        double acc = 0;
-        for (int r = 0; r < R; r++) {
-            acc += dcb_sum_f64(U + ((size_t)n * CR + (size_t)r * C + c) * P, P);
-        }
-        s[nc] = (float)(acc / (double)P);
-    }
+    dcb_branch_gap(U, N, C, R, P, (size_t)CR * P, (size_t)C * P, s, op->threads);
     grouped_linear(s, N, C, dcb_w(op, "fc1_w")->data, dcb_w(op, "fc1_b")->data, p->inter, Kc, g, op->threads);
     dcb_relu(g, (size_t)N * p->inter);
     grouped_linear(g, N, p->inter, dcb_w(op, "fc2_w")->data, dcb_w(op, "fc2_b")->data, CR, Kc, logit, op->threads);
@@ -229,33 +204,14 @@ static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
                 if (R == 1) {
                     an[0] = lg[0];
                     dcb_sigmoid(an, 1);
-                    continue;
+                } else {
+                    dcb_softmax_strided(lg, (size_t)cpg, an, (size_t)C, R);
                 }
-                float mx = -INFINITY;
-                for (int r = 0; r < R; r++) mx = lg[(size_t)r * cpg] > mx ? lg[(size_t)r * cpg] : mx;
-                double sum = 0;
-                for (int r = 0; r < R; r++) {
-                    an[(size_t)r * C] = expf(lg[(size_t)r * cpg] - mx);
-                    sum += an[(size_t)r * C];
-                }
-                for (int r = 0; r < R; r++) an[(size_t)r * C] = (float)(an[(size_t)r * C] / sum);
             }
     DCB_PHASE_ADD(prof, DCB_PHASE_ROUTING, t0);
 
     t0 = dcb_now();
-#pragma omp parallel for schedule(static) num_threads(op->threads)
-    for (long nc = 0; nc < (long)N * C; nc++) {
-        const int n = (int)(nc / C), c = (int)(nc % C);
-        float *yo = y->data + (size_t)nc * P;
-        const float *an = a + (size_t)n * CR + c;
-        const float *un = U + ((size_t)n * CR + c) * P;
-        for (size_t k = 0; k < P; k++) yo[k] = an[0] * un[k];
-        for (int r = 1; r < R; r++) {
-            const float ar = an[(size_t)r * C];
-            const float *ur = un + (size_t)r * C * P;
-            for (size_t k = 0; k < P; k++) yo[k] += ar * ur[k];
-        }
-    }
+    dcb_branch_mix(U, a, N, C, R, P, (size_t)CR * P, (size_t)C * P, y->data, op->threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
     return DCB_OK;
 }
@@ -269,42 +225,21 @@ static dcb_status splat_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **ou
 }
 
 static dcb_status splat_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
-    (void)op;
-    (void)x;
-    (void)out;
     return dcb_fail(DCB_UNSUPPORTED_PARAM,
                     "splat: its conv kernel is static (the attention mixes outputs: see dcb_op_routing)");
 }
 
-#define SP_IMPL(e)                                                                               \
-    static const dcb_impl_vt impl_##e = {.name = #e,                                             \
-                                         .doc = "the grouped conv by the " #e " engine",         \
-                                         .engine = &dcb_engine_##e,                              \
-                                         .check = splat_check,                                   \
-                                         .workspace = splat_ws,                                  \
-                                         .prepare = splat_prepare,                               \
-                                         .run = splat_run,                                       \
-                                         .release = splat_release,                               \
-                                         .executed_macs = splat_executed};
+#define SP_IMPL(e)                                                                                           \
+    static const dcb_impl_vt impl_##e = {                                                                    \
+        .name = #e, .doc = "the grouped conv by the " #e " engine", .engine = &dcb_engine_##e,               \
+        .check = splat_check, .workspace = splat_ws, .prepare = splat_prepare, .run = splat_run,             \
+        .release = splat_release, .executed_macs = splat_executed};
 DCB_CONV_ENGINES(SP_IMPL)
-#undef SP_IMPL
-#define SP_REF(e) &impl_##e,
-static const dcb_impl_vt *const splat_impls[] = {DCB_CONV_ENGINES(SP_REF)};
-#undef SP_REF
+static const dcb_impl_vt *const splat_impls[] = {DCB_CONV_ENGINES(DCB_ENGINE_IMPL_REF)};
 
 const dcb_op_info dcb_splat_info = {
-    .name = "splat",
-    .doc = "split-attention convolution (ResNeSt): softmax over radix splits, grouped by cardinality",
-    .params = splat_params,
-    .nparams = (int)(sizeof splat_params / sizeof splat_params[0]),
-    .validate = splat_validate,
-    .weights = splat_weights,
-    .out_shape = splat_out_shape,
-    .cost = splat_cost,
-    .impls = splat_impls,
-    .nimpls = (int)(sizeof splat_impls / sizeof splat_impls[0]),
-    .kernels = splat_kernels,
-    .routing = splat_routing,
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    .name = "splat", .doc = "split-attention convolution (ResNeSt): softmax over radix splits, grouped by cardinality",
+    DCB_PARAMS(splat_params), DCB_IMPLS(splat_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
+    .validate = splat_validate, .weights = splat_weights, .out_shape = splat_out_shape, .cost = splat_cost,
+    .kernels = splat_kernels, .routing = splat_routing,
 };

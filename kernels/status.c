@@ -10,18 +10,12 @@ static _Thread_local char last_error[1024];
 
 static const char *const status_names[DCB_STATUS_COUNT] = {
     [DCB_OK] = "ok",
-    [DCB_INVALID_ARGUMENT] = "invalid_argument",
-    [DCB_INVALID_PARAM] = "invalid_param",
-    [DCB_INVALID_SHAPE] = "invalid_shape",
-    [DCB_INVALID_WEIGHT] = "invalid_weight",
+    [DCB_INVALID_ARGUMENT] = "invalid_argument", [DCB_INVALID_PARAM] = "invalid_param",
+    [DCB_INVALID_SHAPE] = "invalid_shape", [DCB_INVALID_WEIGHT] = "invalid_weight",
     [DCB_INVALID_FILE] = "invalid_file",
-    [DCB_UNSUPPORTED_PARAM] = "unsupported_param",
-    [DCB_UNSUPPORTED_SHAPE] = "unsupported_shape",
-    [DCB_UNKNOWN_OP] = "unknown_op",
-    [DCB_UNKNOWN_IMPL] = "unknown_impl",
-    [DCB_UNKNOWN_PARAM] = "unknown_param",
-    [DCB_OUT_OF_MEMORY] = "out_of_memory",
-    [DCB_IO_ERROR] = "io_error",
+    [DCB_UNSUPPORTED_PARAM] = "unsupported_param", [DCB_UNSUPPORTED_SHAPE] = "unsupported_shape",
+    [DCB_UNKNOWN_OP] = "unknown_op", [DCB_UNKNOWN_IMPL] = "unknown_impl", [DCB_UNKNOWN_PARAM] = "unknown_param",
+    [DCB_OUT_OF_MEMORY] = "out_of_memory", [DCB_IO_ERROR] = "io_error",
 };
 
 const char *dcb_status_name(dcb_status s) {

@@ -31,9 +31,8 @@ typedef struct wn_hp {
 #define HP(op) ((const wn_hp *)(op)->hp)
 
 static dcb_status wn_validate(dcb_op *op) {
-    wn_hp *h = calloc(1, sizeof *h);
-    if (!h) return dcb_fail(DCB_OUT_OF_MEMORY, "weightnet: out of memory");
-    op->hp = h;
+    wn_hp *h = dcb_new_hp(op, sizeof *h);
+    if (!h) return DCB_OUT_OF_MEMORY;
     dcb_status st;
     h->dw = dcb_pv(op, "depthwise") != 0;
     if (h->dw) {
@@ -170,8 +169,6 @@ static void wn_generate(const dcb_op *op, const float *wt, const float *a, int N
 }
 
 /* ------------------------------------------------- combine_then_conv/<e> */
-static size_t al(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
-
 #define ENGINE(op) ((op)->impl->engine)
 
 typedef struct wn_ws { size_t g, hid, a, W, eng, total; } wn_ws;
@@ -181,18 +178,15 @@ static wn_ws wn_layout(const dcb_op *op, const int64_t *x) {
     const size_t N = (size_t)x[0];
     wn_ws l;
     l.g = 0;
-    l.hid = l.g + al(sizeof(float) * N * h->c.cin);
-    l.a = l.hid + al(sizeof(float) * N * h->hidden);
-    l.W = l.a + al(sizeof(float) * N * h->A);
-    l.eng = l.W + al(sizeof(float) * N * (size_t)h->P);
-    l.total = l.eng + al(ENGINE(op)->dyn_workspace ? ENGINE(op)->dyn_workspace(&h->c, 1, (int)x[2], (int)x[3], op->threads) : 0);
+    l.hid = l.g + dcb_align_up(sizeof(float) * N * h->c.cin);
+    l.a = l.hid + dcb_align_up(sizeof(float) * N * h->hidden);
+    l.W = l.a + dcb_align_up(sizeof(float) * N * h->A);
+    l.eng = l.W + dcb_align_up(sizeof(float) * N * (size_t)h->P);
+    l.total = l.eng + dcb_align_up(dcb_engine_dyn_workspace(ENGINE(op), &h->c, 1, (int)x[2], (int)x[3], op->threads));
     return l;
 }
 
-static dcb_status ctc_check(dcb_op *op) {
-    char who[96];
-    return ENGINE(op)->check ? ENGINE(op)->check(&HP(op)->c, dcb_op_who(op, who, sizeof who)) : DCB_OK;
-}
+static dcb_status ctc_check(dcb_op *op) { return dcb_engine_check_op(op, &HP(op)->c); }
 
 static size_t ctc_ws(const dcb_op *op, const int64_t *x) { return wn_layout(op, x).total; }
 
@@ -219,30 +213,8 @@ static dcb_status ctc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *
 /* The generation as counted, plus what the engine performs (Winograd: a^2
  * per m x m tile, as conv2d reports it). */
 static double ctc_executed(const dcb_op *op, const int64_t *x) {
-    const wn_hp *h = HP(op);
-    dcb_cost c;
-    memset(&c, 0, sizeof c);
-    wn_cost(op, x, &c);
-    return c.macs + dcb_engine_extra_macs(ENGINE(op), &h->c, (int)x[0], (int)x[2], (int)x[3]);
+    return dcb_op_macs(op, x) + dcb_engine_extra_macs(ENGINE(op), &HP(op)->c, (int)x[0], (int)x[2], (int)x[3]);
 }
-
-#define WN_IMPL(e)                                                                                         \
-    static const dcb_impl_vt impl_##e = {.name = "combine_then_conv/" #e,                                  \
-                                         .doc = "per-sample kernel, then the " #e " engine per sample",    \
-                                         .engine = &dcb_engine_##e,                                        \
-                                         .strategy = "combine_then_conv",                                  \
-                                         .tol = 2e-6,                                                      \
-                                         .check = ctc_check,                                               \
-                                         .workspace = ctc_ws,                                              \
-                                         .prepare = wn_prepare,                                            \
-                                         .run = ctc_run,                                                   \
-                                         .release = wn_release,                                            \
-                                         .executed_macs = ctc_executed};
-DCB_CONV_ENGINES(WN_IMPL)
-#undef WN_IMPL
-#define WN_REF(e) &impl_##e,
-static const dcb_impl_vt *const wn_impls[] = {DCB_CONV_ENGINES(WN_REF)};
-#undef WN_REF
 
 /* ------------------------------------------------------------------ hooks */
 static dcb_status wn_parts(dcb_op *op, const dcb_tensor *x, float **a_out, float **W_out) {
@@ -303,19 +275,19 @@ static dcb_status wn_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) 
     return DCB_OK;
 }
 
+/* ------------------------------------------------- combine_then_conv/<e> */
+#define WN_IMPL(e)                                                                                           \
+    static const dcb_impl_vt impl_##e = {                                                                    \
+        .name = "combine_then_conv/" #e, .doc = "per-sample kernel, then the " #e " engine per sample",      \
+        .engine = &dcb_engine_##e, .strategy = "combine_then_conv", .tol = 2e-6, .check = ctc_check,         \
+        .workspace = ctc_ws, .prepare = wn_prepare, .run = ctc_run, .release = wn_release,                   \
+        .executed_macs = ctc_executed};
+DCB_CONV_ENGINES(WN_IMPL)
+static const dcb_impl_vt *const wn_impls[] = {DCB_CONV_ENGINES(DCB_ENGINE_IMPL_REF)};
+
 const dcb_op_info dcb_weightnet_info = {
-    .name = "weightnet",
+    .name = "weightnet", .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
     .doc = "WeightNet (Ma et al. 2020): kernels from a grouped FC over sigmoid routing; dense or depthwise",
-    .params = wn_params,
-    .nparams = (int)(sizeof wn_params / sizeof wn_params[0]),
-    .validate = wn_validate,
-    .weights = wn_weights,
-    .out_shape = wn_out_shape,
-    .cost = wn_cost,
-    .impls = wn_impls,
-    .nimpls = (int)(sizeof wn_impls / sizeof wn_impls[0]),
-    .kernels = wn_kernels,
-    .routing = wn_routing,
-    .layout = DCB_INPUT_IMAGE,
-    .channels_param = "cin",
+    DCB_PARAMS(wn_params), DCB_IMPLS(wn_impls), .validate = wn_validate, .weights = wn_weights,
+    .out_shape = wn_out_shape, .cost = wn_cost, .kernels = wn_kernels, .routing = wn_routing,
 };

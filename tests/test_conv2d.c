@@ -26,6 +26,13 @@ static dcb_status make_op(const shape *s, const char *impl, int threads, dcb_op 
     return dcb_op_create("conv2d", impl, hp, (int)(sizeof hp / sizeof hp[0]), op);
 }
 
+/* The cost of conv2d/impl for shape s on its input (N, cin, H, W). */
+static dcb_cost cost_of(const shape *s, const char *impl) {
+    dcb_op *op = NULL;
+    assert_ok(make_op(s, impl, 1, &op));
+    return tu_cost(op, 4, (int64_t[]){s->N, s->cin, s->H, s->W});
+}
+
 /* y of impl on x with weights from wseed; *tol (when not NULL): the
  * implementation's tolerance against naive. */
 static dcb_tensor *run_impl(const shape *s, const char *impl, int threads, const dcb_tensor *x,
@@ -48,8 +55,7 @@ static dcb_tensor *run_impl(const shape *s, const char *impl, int threads, const
 static dcb_tensor *naive_case(const shape *s, uint64_t xseed, uint64_t wseed, int threads, dcb_tensor **x,
                               char *desc, size_t n) {
     shape_str(s, desc, n);
-    *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
-    dcb_tensor_randn(*x, xseed);
+    *x = tu_randn4(s->N, s->cin, s->H, s->W, xseed);
     dcb_status st;
     dcb_tensor *ref = run_impl(s, "naive", threads, *x, wseed, &st, NULL);
     assert_non_null(ref);
@@ -63,8 +69,7 @@ static void test_winograd_error_on_resnet_layers(void **state) {
     int nl = tu_quick() ? 2 : 4;
     for (int l = 0; l < nl; l++) {
         shape s = {1, layers[l][0], layers[l][0], layers[l][1], layers[l][1], 3, 3, 1, 1, 1, 1, 0};
-        dcb_tensor *x = dcb_tensor_new4(1, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 99);
+        dcb_tensor *x = tu_randn4(1, s.cin, s.H, s.W, 99);
         dcb_status st;
         dcb_tensor *ref = run_impl(&s, "naive", 2, x, 5, &st, NULL);
         assert_non_null(ref);
@@ -121,32 +126,17 @@ static void expect_invalid(const shape *s, dcb_status want, const char *needle) 
 
 static void test_invalid_params(void **state) {
     (void)state;
-    shape base = {1, 64, 64, 8, 8, 3, 3, 1, 1, 1, 1, 0};
-    shape s = base;
-    s.groups = 3;
-    expect_invalid(&s, DCB_INVALID_PARAM, "groups=3 does not divide cin=64");
-    s = base;
-    s.cout = 66;
-    s.groups = 4;
-    expect_invalid(&s, DCB_INVALID_PARAM, "groups=4 does not divide cout=66");
-    s = base;
-    s.cin = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "cin=0");
-    s = base;
-    s.kh = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "kh=0");
-    s = base;
-    s.pad = -1;
-    expect_invalid(&s, DCB_INVALID_PARAM, "pad=-1");
-    s = base;
-    s.stride = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "stride=0");
-    s = base;
-    s.dil = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "dilation=0");
-    s = base;
-    s.groups = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "groups=0");
+    /* 64 -> 64 channels, 3x3 pad 1 over 8x8, each case with the one change its message names */
+    expect_invalid(&(shape){1, 64, 64, 8, 8, 3, 3, 1, 1, 1, 3, 0}, DCB_INVALID_PARAM,
+                   "groups=3 does not divide cin=64");
+    expect_invalid(&(shape){1, 64, 66, 8, 8, 3, 3, 1, 1, 1, 4, 0}, DCB_INVALID_PARAM,
+                   "groups=4 does not divide cout=66");
+    expect_invalid(&(shape){1, 0, 64, 8, 8, 3, 3, 1, 1, 1, 1, 0}, DCB_INVALID_PARAM, "cin=0");
+    expect_invalid(&(shape){1, 64, 64, 8, 8, 0, 3, 1, 1, 1, 1, 0}, DCB_INVALID_PARAM, "kh=0");
+    expect_invalid(&(shape){1, 64, 64, 8, 8, 3, 3, 1, -1, 1, 1, 0}, DCB_INVALID_PARAM, "pad=-1");
+    expect_invalid(&(shape){1, 64, 64, 8, 8, 3, 3, 0, 1, 1, 1, 0}, DCB_INVALID_PARAM, "stride=0");
+    expect_invalid(&(shape){1, 64, 64, 8, 8, 3, 3, 1, 1, 0, 1, 0}, DCB_INVALID_PARAM, "dilation=0");
+    expect_invalid(&(shape){1, 64, 64, 8, 8, 3, 3, 1, 1, 1, 0, 0}, DCB_INVALID_PARAM, "groups=0");
 
     dcb_op *op = NULL;
     dcb_hparam frac[] = {TU_HP("cin", 4.5), TU_HP("cout", 4), TU_HP("k", 3)};
@@ -167,16 +157,10 @@ static void test_invalid_shapes_and_weights(void **state) {
     shape s = {1, 4, 8, 3, 3, 7, 7, 1, 1, 1, 1, 1};
     dcb_op *op = NULL;
     assert_ok(make_op(&s, "naive", 1, &op));
-    int64_t x[4] = {1, 4, 3, 3};
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    size_t ws;
     /* 7x7 kernel over a 3x3 input padded by 1 */
-    assert_status_msg(dcb_op_plan(op, 4, x, &yn, ys, &ws), DCB_INVALID_SHAPE, "exceeds the padded input height 5");
-    int64_t xc[4] = {1, 5, 9, 9};
-    assert_status_msg(dcb_op_plan(op, 4, xc, &yn, ys, &ws), DCB_INVALID_SHAPE, "5 channels, cin=4");
-    int64_t x3[3] = {4, 9, 9};
-    assert_status_msg(dcb_op_plan(op, 3, x3, &yn, ys, &ws), DCB_INVALID_SHAPE, "(N, C, H, W)");
+    tu_expect_plan_fails(op, 4, (int64_t[]){1, 4, 3, 3}, DCB_INVALID_SHAPE, "exceeds the padded input height 5");
+    tu_expect_plan_fails(op, 4, (int64_t[]){1, 5, 9, 9}, DCB_INVALID_SHAPE, "5 channels, cin=4");
+    tu_expect_plan_fails(op, 3, (int64_t[]){4, 9, 9}, DCB_INVALID_SHAPE, "(N, C, H, W)");
 
     /* missing and wrongly shaped weights */
     dcb_tensor *in = dcb_tensor_new4(1, 4, 9, 9);
@@ -227,8 +211,7 @@ static void test_lifecycle(void **state) {
     (void)state;
     static const char *const impls[] = {"im2col", "winograd", "winograd_f2", "onednn", "direct"};
     shape s = {2, 6, 10, 11, 13, 3, 3, 1, 1, 1, 2, 1};
-    dcb_tensor *x = dcb_tensor_new4(2, 6, 11, 13);
-    dcb_tensor_randn(x, 3);
+    dcb_tensor *x = tu_randn4(2, 6, 11, 13, 3);
     for (int k = 0; k < 5; k++) {
         if (!has_impl(impls[k])) continue;
         dcb_op *op = NULL;
@@ -238,32 +221,16 @@ static void test_lifecycle(void **state) {
         assert_string_equal(dcb_op_weight_name(op, 1), "bias");
         assert_ok(dcb_op_init_weights(op, 11));
         assert_ok(dcb_op_prepare(op));
-        int yn;
-        int64_t ys[DCB_MAX_DIMS];
-        size_t wsb = 0;
-        assert_ok(dcb_op_plan(op, 4, x->shape, &yn, ys, &wsb));
-        assert_int_equal(yn, 4);
-        assert_int_equal(ys[1], 10);
-        void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
-        dcb_tensor *y1 = dcb_tensor_new(yn, ys), *y2 = dcb_tensor_new(yn, ys);
-        dcb_profile prof = {{0}};
-        assert_ok(dcb_op_run(op, x, y1, ws, &prof));
-        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-        assert_memory_equal(y1->data, y2->data, sizeof(float) * (size_t)y1->size);
-        assert_true(prof.seconds[DCB_PHASE_GEMM] > 0);
-        for (int ph = 0; ph < DCB_PHASE_COUNT; ph++) assert_true(prof.seconds[ph] >= 0);
+        tu_runs r = tu_run_twice(op, x); /* a workspace is required when one was planned */
+        assert_int_equal(r.y->ndim, 4);
+        assert_int_equal(r.y->shape[1], 10);
+        assert_true(r.prof.seconds[DCB_PHASE_GEMM] > 0);
+        for (int ph = 0; ph < DCB_PHASE_COUNT; ph++) assert_true(r.prof.seconds[ph] >= 0);
         /* new weights after prepare: the next run must use them */
-        dcb_tensor *b = dcb_tensor_clone(dcb_op_get_weight(op, "bias"));
-        for (int64_t i = 0; i < b->size; i++) b->data[i] += 1.0f;
-        assert_ok(dcb_op_set_weight(op, "bias", b));
-        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-        for (int64_t i = 0; i < y1->size; i++) assert_true(fabsf(y2->data[i] - y1->data[i] - 1.0f) < 1e-4f);
-        /* a workspace is required when one was planned */
-        if (wsb) assert_status_msg(dcb_op_run(op, x, y2, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
-        dcb_tensor_free(b);
-        dcb_tensor_free(y1);
-        dcb_tensor_free(y2);
-        dcb_aligned_free(ws);
+        tu_shift_weight(op, "bias", 1.0f);
+        assert_ok(dcb_op_run(op, x, r.y2, r.ws, NULL));
+        for (int64_t i = 0; i < r.y->size; i++) assert_true(fabsf(r.y2->data[i] - r.y->data[i] - 1.0f) < 1e-4f);
+        dcb_tensor_free(tu_runs_free(&r));
         dcb_op_destroy(op);
     }
     dcb_tensor_free(x);
@@ -286,8 +253,7 @@ static void test_stale_workspace(void **state) {
 
 static void stale_workspace_on(const shape *sp, const char *const *impls, int nimpls) {
     const shape s = *sp;
-    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-    dcb_tensor_randn(x, 21);
+    dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 21);
     dcb_status st;
     dcb_tensor *ref = run_impl(&s, "naive", 1, x, 9, &st, NULL);
     for (int k = 0; k < nimpls; k++) {
@@ -316,18 +282,13 @@ static void stale_workspace_on(const shape *sp, const char *const *impls, int ni
 static void test_threads_agree(void **state) {
     (void)state;
     shape s = {3, 16, 24, 17, 15, 3, 3, 1, 1, 1, 1, 1};
-    dcb_tensor *x = dcb_tensor_new4(3, 16, 17, 15);
-    dcb_tensor_randn(x, 8);
+    dcb_tensor *x = tu_randn4(3, 16, 17, 15, 8);
     static const char *const impls[] = {"naive", "im2col", "winograd", "winograd_f2", "onednn", "direct"};
     for (int k = 0; k < 6; k++) {
         if (!has_impl(impls[k])) continue;
         dcb_status st;
-        dcb_tensor *a = run_impl(&s, impls[k], 1, x, 4, &st, NULL), *b = run_impl(&s, impls[k], 2, x, 4, &st, NULL);
-        assert_non_null(a);
-        assert_non_null(b);
-        assert_true(dcb_max_rel_err(a, b, NULL) <= 1e-6);
-        dcb_tensor_free(a);
-        dcb_tensor_free(b);
+        dcb_tensor *a = run_impl(&s, impls[k], 1, x, 4, &st, NULL);
+        tu_assert_close_and_free(a, run_impl(&s, impls[k], 2, x, 4, &st, NULL), 1e-6);
     }
     dcb_tensor_free(x);
 }
@@ -421,35 +382,21 @@ static void test_winograd_block_sharing(void **state) {
 
 static void test_costs(void **state) {
     (void)state;
-    dcb_op *op = NULL;
-    shape s = {8, 64, 64, 56, 56, 3, 3, 1, 1, 1, 1, 0};
-    assert_ok(make_op(&s, "im2col", 1, &op));
-    int64_t x[4] = {8, 64, 56, 56};
-    dcb_cost c;
-    assert_ok(dcb_op_cost(op, 4, x, &c));
+    dcb_cost c = cost_of(&(shape){8, 64, 64, 56, 56, 3, 3, 1, 1, 1, 1, 0}, "im2col");
     assert_true(c.macs == 8.0 * 9 * 64 * 64 * 56 * 56);
     assert_true(c.flops == 2 * c.macs);
     assert_true(c.params == 9 * 64 * 64);
     assert_true(c.acts == 8.0 * 64 * 56 * 56);
     assert_true(c.bytes == 4.0 * (8.0 * 64 * 56 * 56 * 2 + 9 * 64 * 64));
     assert_true(c.dynamic_macs == 0 && c.executed_macs == c.macs);
-    dcb_op_destroy(op);
     /* grouped, strided, biased: 3x3 s2 groups 32 of 128->256 at 28 -> 14 */
-    shape g = {1, 128, 256, 28, 28, 3, 3, 2, 1, 1, 32, 1};
-    assert_ok(make_op(&g, "naive", 1, &op));
-    int64_t xg[4] = {1, 128, 28, 28};
-    assert_ok(dcb_op_cost(op, 4, xg, &c));
+    c = cost_of(&(shape){1, 128, 256, 28, 28, 3, 3, 2, 1, 1, 32, 1}, "naive");
     assert_true(c.macs == 9.0 * 4 * 256 * 14 * 14 + 256 * 14 * 14);
     assert_true(c.params == 9.0 * 4 * 256 + 256);
-    dcb_op_destroy(op);
     /* Winograd F(4x4) performs 36/144 of the multiplications per 4x4 tile */
-    shape w = {1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 0};
-    assert_ok(make_op(&w, "winograd", 1, &op));
-    int64_t xw[4] = {1, 16, 8, 8};
-    assert_ok(dcb_op_cost(op, 4, xw, &c));
+    c = cost_of(&(shape){1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 0}, "winograd");
     assert_true(c.executed_macs == 4.0 * 36 * 16 * 16);
     assert_true(c.macs == 9.0 * 16 * 16 * 64);
-    dcb_op_destroy(op);
 }
 
 static void test_weights_from_npy_dir(void **state) {
@@ -468,8 +415,7 @@ static void test_weights_from_npy_dir(void **state) {
         assert_ok(dcb_npy_save(path, dcb_op_get_weight(a, dcb_op_weight_name(a, i))));
     }
     assert_ok(dcb_op_load_weights(b, dir));
-    dcb_tensor *x = dcb_tensor_new4(1, 3, 6, 6), *ya = NULL, *yb = NULL;
-    dcb_tensor_randn(x, 1);
+    dcb_tensor *x = tu_randn4(1, 3, 6, 6, 1), *ya = NULL, *yb = NULL;
     assert_ok(dcb_op_forward(a, x, &ya));
     assert_ok(dcb_op_forward(b, x, &yb));
     assert_true(dcb_max_rel_err(yb, ya, NULL) < 1e-6);

@@ -194,7 +194,7 @@ static dshape random_shape(uint64_t *r, int i) {
         s.H = tu_rand(r, 1, 13);
         s.W = tu_rand(r, 1, 13);
         s.m = tu_rand(r, 1, 8);
-        if (s.dil * (s.kh - 1) + 1 <= s.H + 2 * s.pad && s.dil * (s.kw - 1) + 1 <= s.W + 2 * s.pad) break;
+        if (tu_kernel_fits(s.H, s.W, s.kh, s.kw, s.pad, s.dil)) break;
     }
     return s;
 }
@@ -212,8 +212,7 @@ static void test_impls_against_reference(void **state) {
         dshape s = random_shape(&r, i);
         char desc[256];
         dshape_str(&s, desc, sizeof desc);
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 900 + (uint64_t)i);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 900 + (uint64_t)i);
         dref rf = {0};
         int have_ref = 0;
         for (int k = 0; k < nimpl; k++) {
@@ -254,8 +253,7 @@ static void test_impls_against_reference(void **state) {
 static void test_ties(void **state) {
     (void)state;
     dshape s = {2, 5, 4, 9, 7, 3, 3, 2, 1, 1, 4};
-    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-    dcb_tensor_randn(x, 4);
+    dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 4);
     static const float biases[2][4] = {{0.25f, 3.0f, 3.0f, 1.0f}, {0.5f, 0.5f, 0.5f, 0.5f}};
     static const int want[2] = {1, 0};
     for (int c = 0; c < 2; c++)
@@ -299,8 +297,7 @@ static void test_hooks(void **state) {
         dcb_op *op = NULL;
         assert_ok(make_op(&s, "region_sorted", 1, 1, &op));
         assert_ok(dcb_op_init_weights(op, 60 + c));
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 6 + c);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 6 + c);
         dref rf = reference(&s, op, x);
         dcb_tensor *k = NULL, *mk = NULL;
         assert_ok(dcb_op_kernels(op, x, &k));
@@ -382,16 +379,14 @@ static void test_groups_unsupported_and_invalid(void **state) {
         assert_true(sh[0] == first[i] && (nd == 1 || sh[1] == second[i]));
     }
     /* an input of the wrong shape */
-    int64_t xs[4] = {1, 5, 8, 8};
-    assert_status_msg(dcb_op_plan(op, 4, xs, NULL, NULL, NULL), DCB_INVALID_SHAPE, "5 channels, cin=4");
+    tu_expect_plan_fails(op, 4, (int64_t[]){1, 5, 8, 8}, DCB_INVALID_SHAPE, "5 channels, cin=4");
     dcb_op_destroy(op);
 }
 
 static void test_lifecycle_and_threads(void **state) {
     (void)state;
     dshape s = {3, 12, 10, 17, 15, 3, 3, 1, 1, 1, 5};
-    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-    dcb_tensor_randn(x, 2);
+    dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 2);
     dcb_tensor *first = NULL;
     for (int k = 0; k < dcb_impl_count("drconv"); k++) {
         const char *impl = dcb_impl_name("drconv", k);

@@ -181,7 +181,7 @@ static shape random_shape(uint64_t *r, int i, int dy) {
         s.E = i % 7 == 0 ? 1 : tu_rand(r, 1, 16);
         s.tau = dy ? taus[tu_rand(r, 0, 3)] : 1;
         s.hidden = dy && tu_rand(r, 0, 2) == 0 ? tu_rand(r, 1, 9) : 0;
-        if (s.dil * (s.kh - 1) + 1 <= s.H + 2 * s.pad && s.dil * (s.kw - 1) + 1 <= s.W + 2 * s.pad) break;
+        if (tu_kernel_fits(s.H, s.W, s.kh, s.kw, s.pad, s.dil)) break;
     }
     return s;
 }
@@ -210,8 +210,7 @@ static void sweep(const char *opname) {
         shape s = random_shape(&r, i, dy);
         char desc[300];
         shape_str(&s, desc, sizeof desc);
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 500 + (uint64_t)i);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 500 + (uint64_t)i);
         dcb_tensor *ref = NULL, *kref = NULL, *rref = NULL;
         for (int k = 0; k < nimpl; k++) {
             const char *impl = dcb_impl_name(opname, k);
@@ -354,8 +353,7 @@ static void test_se(void **state) {
         for (int64_t k = 0; k < fc2->size; k++) fc2->data[k] *= 6;
         assert_ok(dcb_op_set_weight(op, "fc2_w", fc2));
         dcb_tensor_free(fc2);
-        dcb_tensor *x = dcb_tensor_new4(N, C, H, W);
-        dcb_tensor_randn(x, 70 + (uint64_t)i);
+        dcb_tensor *x = tu_randn4(N, C, H, W, 70 + (uint64_t)i);
         dcb_tensor *sref = NULL, *yref = ref_se(op, C, hid, x, &sref), *y = NULL, *s = NULL, *k = NULL;
         assert_ok(dcb_op_forward(op, x, &y));
         assert_ok(dcb_op_routing(op, x, &s));
@@ -423,8 +421,7 @@ static void test_dyconv_large_logits(void **state) {
     shape s = {3, 6, 8, 9, 7, 3, 3, 1, 1, 1, 1, 1, 5, 0, 1.0};
     static const char *const impls[] = {"combine_then_conv/naive", "conv_then_combine/im2col",
                                         "combine_then_conv/winograd"};
-    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-    dcb_tensor_randn(x, 5);
+    dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 5);
     for (int k = 0; k < 3; k++) {
         dcb_op *op = NULL;
         assert_ok(make_op("dyconv", &s, impls[k], 1, &op));
@@ -454,8 +451,7 @@ static void test_dyconv_large_logits(void **state) {
 static void test_dyconv_temperature(void **state) {
     (void)state;
     const double taus[] = {1e4, 1e-3, 0.5, 30};
-    dcb_tensor *x = dcb_tensor_new4(4, 8, 6, 6);
-    dcb_tensor_randn(x, 12);
+    dcb_tensor *x = tu_randn4(4, 8, 6, 6, 12);
     for (int t = 0; t < 4; t++) {
         shape s = {4, 8, 4, 6, 6, 3, 3, 1, 1, 1, 1, 0, 6, 0, taus[t]};
         dcb_op *op = NULL;
@@ -505,8 +501,7 @@ static void test_condconv_one_expert_is_conv2d(void **state) {
         dcb_op *op = NULL;
         assert_ok(make_op("condconv", &s, impl, 1, &op));
         assert_ok(dcb_op_init_weights(op, 21));
-        dcb_tensor *x = dcb_tensor_new4(2, 6, 11, 9), *y = NULL, *r = NULL;
-        dcb_tensor_randn(x, 2);
+        dcb_tensor *x = tu_randn4(2, 6, 11, 9, 2), *y = NULL, *r = NULL;
         assert_ok(dcb_op_forward(op, x, &y));
         assert_ok(dcb_op_routing(op, x, &r));
         const size_t xs = 6 * 11 * 9, ys = (size_t)(y->size / 2);
@@ -560,8 +555,7 @@ static void test_similarity_of_kernels(void **state) {
         assert_ok(make_op(ops[o], &s, NULL, 1, &op));
         assert_ok(dcb_op_init_weights(op, 6));
         boost_router(op, o);
-        dcb_tensor *x = dcb_tensor_new4(4, 8, 7, 7), *k = NULL;
-        dcb_tensor_randn(x, 3);
+        dcb_tensor *x = tu_randn4(4, 8, 7, 7, 3), *k = NULL;
         assert_ok(dcb_op_kernels(op, x, &k));
         assert_int_equal(k->ndim, 5);
         dcb_similarity_stats st;
@@ -586,8 +580,7 @@ static void test_similarity_of_kernels(void **state) {
 static void test_larger_layer(void **state) {
     (void)state;
     shape s = {2, 64, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1, 8, 0, 1};
-    dcb_tensor *x = dcb_tensor_new4(2, 64, 14, 14);
-    dcb_tensor_randn(x, 64);
+    dcb_tensor *x = tu_randn4(2, 64, 14, 14, 64);
     for (int o = 0; o < 2; o++) {
         const char *opname = o ? "dyconv" : "condconv";
         dcb_tensor *ref = NULL;
@@ -628,8 +621,7 @@ static void test_winograd_dynamic_blocks(void **state) {
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape *s = &shapes[i];
-        dcb_tensor *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
-        dcb_tensor_randn(x, 70 + i);
+        dcb_tensor *x = tu_randn4(s->N, s->cin, s->H, s->W, 70 + i);
         for (int o = 0; o < 2; o++) {
             const char *opname = o ? "dyconv" : "condconv";
             dcb_tensor *ref = NULL;
@@ -664,8 +656,7 @@ static void test_lifecycle_and_phases(void **state) {
     shape s = {2, 8, 8, 10, 9, 3, 3, 1, 1, 1, 1, 1, 3, 0, 1};
     shape sg = s;
     sg.groups = 2;
-    dcb_tensor *x = dcb_tensor_new4(2, 8, 10, 9);
-    dcb_tensor_randn(x, 1);
+    dcb_tensor *x = tu_randn4(2, 8, 10, 9, 1);
     for (int o = 0; o < 2; o++)
         for (int gi = 0; gi < 2; gi++)
             for (int k = 0; k < dcb_impl_count("condconv"); k++) {

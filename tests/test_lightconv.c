@@ -18,6 +18,9 @@
  * registry, so that every one is tested. */
 #define MAX_IMPLS 8
 
+/* The two operators on the sequence engine. */
+static const char *const ops[] = {"lightconv", "dynconv1d"};
+
 typedef struct sshape {
     int N, T, C, H, K, causal, softmax, bias;
 } sshape;
@@ -35,9 +38,11 @@ static dcb_status make_op(const char *opname, const sshape *s, const char *impl,
     return dcb_op_create(opname, impl, hp, (int)(sizeof hp / sizeof hp[0]), op);
 }
 
-static dcb_tensor *new3(int64_t a, int64_t b, int64_t c) {
-    int64_t s[3] = {a, b, c};
-    return dcb_tensor_new(3, s);
+/* The cost of opname/impl for shape s on its input (N, T, C). */
+static dcb_cost cost_of(const char *opname, const sshape *s, const char *impl) {
+    dcb_op *op = NULL;
+    assert_ok(make_op(opname, s, impl, 1, &op));
+    return tu_cost(op, 3, (int64_t[]){s->N, s->T, s->C});
 }
 
 /* ------------------------------------------------- the reference (OPERATORS.md) */
@@ -52,7 +57,7 @@ static void softmax_d(double *v, int K) {
  * left_pad = K/2 (same) or K-1 (causal), h(c) = c / (C/H); w(n,t) = k + (n*T+t)*kstride. */
 static dcb_tensor *ref_conv(const sshape *s, const dcb_tensor *x, const double *k, size_t kstride,
                             const dcb_tensor *bias) {
-    dcb_tensor *y = new3(s->N, s->T, s->C);
+    dcb_tensor *y = tu_new3(s->N, s->T, s->C);
     const int lp = s->causal ? s->K - 1 : s->K / 2, R = s->C / s->H;
     for (int n = 0; n < s->N; n++)
         for (int t = 0; t < s->T; t++) {
@@ -162,8 +167,7 @@ static void sweep(const char *opname, int nshapes, uint64_t seed) {
         sshape s = random_shape(&r, i);
         char desc[256];
         shape_str(&s, desc, sizeof desc);
-        dcb_tensor *x = new3(s.N, s.T, s.C);
-        dcb_tensor_randn(x, 500 + (uint64_t)i);
+        dcb_tensor *x = tu_randn3(s.N, s.T, s.C, 500 + (uint64_t)i);
         dcb_tensor *ref = NULL;
         for (int k = 0; k < nimpl; k++) {
             dcb_op *op = NULL;
@@ -208,7 +212,6 @@ static void test_dynconv1d_against_reference(void **state) {
 /* ---------------------------------------------------------------- registry */
 static void test_registry(void **state) {
     (void)state;
-    static const char *const ops[] = {"lightconv", "dynconv1d"};
     for (int o = 0; o < 2; o++) {
         /* naive first (the oracle and the default); each implementation is a
          * strategy of the sequence engine, named as it; the four known ones */
@@ -249,8 +252,7 @@ static void test_lightconv_k1(void **state) {
         for (int k = 0; k < dcb_impl_count("lightconv"); k++) {
             const char *impl = dcb_impl_name("lightconv", k);
             sshape s = {3, 17, 12, 4, 1, k % 2, sm, 1};
-            dcb_tensor *x = new3(s.N, s.T, s.C);
-            dcb_tensor_randn(x, 77);
+            dcb_tensor *x = tu_randn3(s.N, s.T, s.C, 77);
             dcb_op *op = NULL;
             dcb_tensor *y = run_impl("lightconv", &s, impl, 1, x, 9, &op);
             const float *b = dcb_op_get_weight(op, "bias")->data, *w = dcb_op_get_weight(op, "weight")->data;
@@ -272,37 +274,20 @@ static void test_lightconv_k1(void **state) {
  * bit-identical, for every implementation. */
 static void test_causal_never_reads_future(void **state) {
     (void)state;
-    static const char *const ops[] = {"lightconv", "dynconv1d"};
     static const sshape shapes[] = {{2, 40, 24, 3, 7, 1, 1, 1}, {1, 9, 16, 16, 15, 1, 0, 0},
                                     {3, 64, 32, 4, 4, 1, 1, 0}, {2, 5, 8, 2, 31, 1, 0, 1}};
     for (int o = 0; o < 2; o++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (int k = 0; k < dcb_impl_count(ops[o]); k++) {
                 const sshape *s = &shapes[si];
-                dcb_tensor *x = new3(s->N, s->T, s->C);
-                dcb_tensor_randn(x, 3 + si);
-                dcb_tensor *y0 = run_impl(ops[o], s, dcb_impl_name(ops[o], k), 1 + k % 2, x, 5, NULL);
-                for (int t = 0; t < s->T; t += 1 + s->T / 7) {
-                    dcb_tensor *x2 = dcb_tensor_clone(x);
-                    dcb_tensor *noise = new3(s->N, s->T, s->C);
-                    dcb_tensor_randn(noise, 1000 + (uint64_t)t);
-                    for (int n = 0; n < s->N; n++)
-                        for (int u = t + 1; u < s->T; u++)
-                            for (int c = 0; c < s->C; c++) {
-                                size_t e = ((size_t)n * s->T + u) * s->C + c;
-                                x2->data[e] = 100.0f * noise->data[e];
-                            }
-                    dcb_tensor *y1 = run_impl(ops[o], s, dcb_impl_name(ops[o], k), 1 + k % 2, x2, 5, NULL);
-                    for (int n = 0; n < s->N; n++)
-                        if (memcmp(y0->data + (size_t)n * s->T * s->C, y1->data + (size_t)n * s->T * s->C,
-                                   sizeof(float) * (size_t)(t + 1) * s->C) != 0)
-                            fail_msg("%s/%s (shape %zu): y[%d, :%d] changed with x[%d, %d:]", ops[o],
-                                     dcb_impl_name(ops[o], k), si, n, t + 1, n, t + 1);
-                    dcb_tensor_free(y1);
-                    dcb_tensor_free(noise);
-                    dcb_tensor_free(x2);
-                }
-                dcb_tensor_free(y0);
+                dcb_tensor *x = tu_randn3(s->N, s->T, s->C, 3 + si);
+                dcb_op *op = NULL;
+                assert_ok(make_op(ops[o], s, dcb_impl_name(ops[o], k), 1 + k % 2, &op));
+                assert_ok(dcb_op_init_weights(op, 5));
+                char what[96];
+                snprintf(what, sizeof what, "%s/%s (shape %zu)", ops[o], dcb_impl_name(ops[o], k), si);
+                tu_assert_causal(op, x, 1 + s->T / 7, 100.0f, 1000, what);
+                dcb_op_destroy(op);
                 dcb_tensor_free(x);
             }
 }
@@ -310,11 +295,9 @@ static void test_causal_never_reads_future(void **state) {
 /* Softmax of large logits (weights scaled by 1e4): finite, and as the reference. */
 static void test_large_logits(void **state) {
     (void)state;
-    static const char *const ops[] = {"lightconv", "dynconv1d"};
     static const char *const wname[] = {"weight", "wlin_w"};
     sshape s = {2, 50, 32, 4, 7, 0, 1, 1};
-    dcb_tensor *x = new3(s.N, s.T, s.C);
-    dcb_tensor_randn(x, 12);
+    dcb_tensor *x = tu_randn3(s.N, s.T, s.C, 12);
     for (int o = 0; o < 2; o++) {
         dcb_tensor *ref = NULL;
         for (int k = 0; k < dcb_impl_count(ops[o]); k++) {
@@ -346,7 +329,6 @@ static void test_large_logits(void **state) {
 /* ---------------------------------------------------------- invalid paths */
 static void test_invalid_params(void **state) {
     (void)state;
-    static const char *const ops[] = {"lightconv", "dynconv1d"};
     for (int o = 0; o < 2; o++) {
         char msg[128];
         dcb_op *op = NULL;
@@ -385,24 +367,18 @@ static void test_invalid_params(void **state) {
 
 static void test_invalid_shapes(void **state) {
     (void)state;
-    static const char *const ops[] = {"lightconv", "dynconv1d"};
     for (int o = 0; o < 2; o++) {
         sshape s = {1, 8, 16, 4, 3, 0, 1, 0};
         dcb_op *op = NULL;
         assert_ok(make_op(ops[o], &s, "direct", 1, &op));
+        tu_expect_plan_fails(op, 4, (int64_t[]){1, 8, 16, 1}, DCB_INVALID_SHAPE, "(N, T, C)");
+        tu_expect_plan_fails(op, 3, (int64_t[]){1, 8, 15}, DCB_INVALID_SHAPE, "15 channels, channels=16");
+        tu_expect_plan_fails(op, 3, (int64_t[]){2, 0, 16}, DCB_INVALID_SHAPE, "bad size");
         int yn;
-        int64_t ys[DCB_MAX_DIMS];
-        size_t ws;
-        int64_t x4[4] = {1, 8, 16, 1};
-        assert_status_msg(dcb_op_plan(op, 4, x4, &yn, ys, &ws), DCB_INVALID_SHAPE, "(N, T, C)");
-        int64_t xc[3] = {1, 8, 15};
-        assert_status_msg(dcb_op_plan(op, 3, xc, &yn, ys, &ws), DCB_INVALID_SHAPE, "15 channels, channels=16");
-        int64_t xt[3] = {2, 0, 16};
-        assert_status_msg(dcb_op_plan(op, 3, xt, &yn, ys, &ws), DCB_INVALID_SHAPE, "bad size");
-        int64_t ok[3] = {2, 5, 16};
-        assert_ok(dcb_op_plan(op, 3, ok, &yn, ys, &ws));
+        int64_t ok[3] = {2, 5, 16}, ys[DCB_MAX_DIMS];
+        assert_ok(dcb_op_plan(op, 3, ok, &yn, ys, NULL));
         assert_true(yn == 3 && ys[0] == 2 && ys[1] == 5 && ys[2] == 16);
-        dcb_tensor *x = new3(2, 5, 16), *y = NULL;
+        dcb_tensor *x = tu_new3(2, 5, 16), *y = NULL;
         const char *want = o == 0 ? "weight 'weight' (4, 3) is missing" : "weight 'wlin_w' (12, 16) is missing";
         assert_status_msg(dcb_op_forward(op, x, &y), DCB_INVALID_WEIGHT, want);
         assert_null(y);
@@ -412,50 +388,29 @@ static void test_invalid_shapes(void **state) {
 }
 
 /* Which weights exist, with which shapes, for bias off and on. */
+/* Which weights exist, with which shapes, for bias off and on. */
+static void expect_weights(const char *opname, int bias, const tu_weight *want, int n) {
+    sshape s = {1, 8, 12, 3, 5, 0, 1, bias};
+    dcb_op *op = NULL;
+    assert_ok(make_op(opname, &s, "naive", 1, &op));
+    tu_assert_weights(op, want, n);
+    dcb_op_destroy(op);
+}
+
 static void test_weights(void **state) {
     (void)state;
-    dcb_op *op = NULL;
-    int64_t sh[DCB_MAX_DIMS];
-    sshape s = {1, 8, 12, 3, 5, 0, 1, 0};
-    assert_ok(make_op("lightconv", &s, "naive", 1, &op));
-    assert_int_equal(dcb_op_weight_count(op), 1);
-    assert_string_equal(dcb_op_weight_name(op, 0), "weight");
-    assert_int_equal(dcb_op_weight_shape(op, 0, sh), 2);
-    assert_true(sh[0] == 3 && sh[1] == 5);
-    dcb_op_destroy(op);
-    s.bias = 1;
-    assert_ok(make_op("lightconv", &s, "naive", 1, &op));
-    assert_int_equal(dcb_op_weight_count(op), 2);
-    assert_string_equal(dcb_op_weight_name(op, 1), "bias");
-    assert_int_equal(dcb_op_weight_shape(op, 1, sh), 1);
-    assert_true(sh[0] == 12);
-    dcb_op_destroy(op);
-
-    s.bias = 0;
-    assert_ok(make_op("dynconv1d", &s, "naive", 1, &op));
-    assert_int_equal(dcb_op_weight_count(op), 1);
-    assert_string_equal(dcb_op_weight_name(op, 0), "wlin_w");
-    assert_int_equal(dcb_op_weight_shape(op, 0, sh), 2);
-    assert_true(sh[0] == 15 && sh[1] == 12);
-    dcb_op_destroy(op);
-    s.bias = 1;
-    assert_ok(make_op("dynconv1d", &s, "naive", 1, &op));
-    assert_int_equal(dcb_op_weight_count(op), 3);
-    assert_string_equal(dcb_op_weight_name(op, 1), "wlin_b");
-    assert_int_equal(dcb_op_weight_shape(op, 1, sh), 1);
-    assert_true(sh[0] == 15);
-    assert_string_equal(dcb_op_weight_name(op, 2), "bias");
-    assert_int_equal(dcb_op_weight_shape(op, 2, sh), 1);
-    assert_true(sh[0] == 12);
-    dcb_op_destroy(op);
+    /* C 12, H 3, K 5 */
+    expect_weights("lightconv", 0, (tu_weight[]){{"weight", 2, {3, 5}}}, 1);
+    expect_weights("lightconv", 1, (tu_weight[]){{"weight", 2, {3, 5}}, {"bias", 1, {12}}}, 2);
+    expect_weights("dynconv1d", 0, (tu_weight[]){{"wlin_w", 2, {15, 12}}}, 1);
+    expect_weights("dynconv1d", 1, (tu_weight[]){{"wlin_w", 2, {15, 12}}, {"wlin_b", 1, {15}}, {"bias", 1, {12}}}, 3);
 }
 
 /* kernels / routing hooks: lightconv is static; dynconv1d has kernels only. */
 static void test_hooks(void **state) {
     (void)state;
     sshape s = {2, 6, 8, 2, 3, 0, 1, 1};
-    dcb_tensor *x = new3(2, 6, 8), *out = NULL;
-    dcb_tensor_randn(x, 4);
+    dcb_tensor *x = tu_randn3(2, 6, 8, 4), *out = NULL;
     dcb_op *op = NULL;
     assert_ok(make_op("lightconv", &s, "band", 1, &op));
     assert_ok(dcb_op_init_weights(op, 1));
@@ -482,58 +437,39 @@ static void test_hooks(void **state) {
 /* plan / run with a caller workspace, the profile, and new weights after prepare. */
 static void test_lifecycle(void **state) {
     (void)state;
-    static const char *const ops[] = {"lightconv", "dynconv1d"};
     sshape s = {2, 33, 24, 3, 5, 0, 1, 1};
-    dcb_tensor *x = new3(2, 33, 24);
-    dcb_tensor_randn(x, 8);
+    dcb_tensor *x = tu_randn3(2, 33, 24, 8);
     for (int o = 0; o < 2; o++)
         for (int k = 0; k < dcb_impl_count(ops[o]); k++) {
             dcb_op *op = NULL;
             assert_ok(make_op(ops[o], &s, dcb_impl_name(ops[o], k), 2, &op));
             assert_ok(dcb_op_init_weights(op, 2));
             assert_ok(dcb_op_prepare(op));
-            int yn;
-            int64_t ys[DCB_MAX_DIMS];
-            size_t wsb = 0;
-            assert_ok(dcb_op_plan(op, 3, x->shape, &yn, ys, &wsb));
+            tu_runs r = tu_run_twice(op, x);
             /* unfold and band need their windows / band matrix */
             const char *sg = dcb_op_get_strategy(op);
             assert_non_null(sg);
             const int unfold = !strcmp(sg, "unfold"), band = !strcmp(sg, "band");
-            if (o == 1 || unfold || band) assert_true(wsb > 0);
-            if (o == 0 && unfold) assert_true(wsb == sizeof(float) * 2 * 33 * 24 * 5);
-            if (o == 0 && band) assert_true(wsb == sizeof(float) * 33 * 33);
-            void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
-            if (ws) memset(ws, 0xff, wsb); /* NaN garbage must not leak into y */
-            dcb_tensor *y1 = dcb_tensor_new(yn, ys), *y2 = dcb_tensor_new(yn, ys);
-            for (int64_t e = 0; e < y1->size; e++) y1->data[e] = y2->data[e] = NAN;
-            dcb_profile prof = {{0}};
-            assert_ok(dcb_op_run(op, x, y1, ws, &prof));
-            assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-            assert_memory_equal(y1->data, y2->data, sizeof(float) * (size_t)y1->size);
-            assert_true(prof.seconds[DCB_PHASE_GEMM] > 0);
-            if (o == 1) assert_true(prof.seconds[DCB_PHASE_KERNEL_GEN] > 0);
-            if (unfold || band) assert_true(prof.seconds[DCB_PHASE_TRANSFORM] > 0);
-            dcb_tensor *b = dcb_tensor_clone(dcb_op_get_weight(op, "bias"));
-            for (int64_t e = 0; e < b->size; e++) b->data[e] += 1.0f;
-            assert_ok(dcb_op_set_weight(op, "bias", b));
-            assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-            for (int64_t e = 0; e < y1->size; e++) assert_true(fabsf(y2->data[e] - y1->data[e] - 1.0f) < 1e-5f);
+            if (o == 1 || unfold || band) assert_true(r.wsb > 0);
+            if (o == 0 && unfold) assert_true(r.wsb == sizeof(float) * 2 * 33 * 24 * 5);
+            if (o == 0 && band) assert_true(r.wsb == sizeof(float) * 33 * 33);
+            assert_true(r.prof.seconds[DCB_PHASE_GEMM] > 0);
+            if (o == 1) assert_true(r.prof.seconds[DCB_PHASE_KERNEL_GEN] > 0);
+            if (unfold || band) assert_true(r.prof.seconds[DCB_PHASE_TRANSFORM] > 0);
+            tu_shift_weight(op, "bias", 1.0f);
+            assert_ok(dcb_op_run(op, x, r.y2, r.ws, NULL));
+            for (int64_t e = 0; e < r.y->size; e++) assert_true(fabsf(r.y2->data[e] - r.y->data[e] - 1.0f) < 1e-5f);
             if (o == 0) { /* lightconv's prepared (softmaxed) kernel must follow a new weight */
                 dcb_tensor *w = dcb_tensor_clone(dcb_op_get_weight(op, "weight"));
                 w->data[0] += 3.0f;
                 assert_ok(dcb_op_set_weight(op, "weight", w));
-                assert_ok(dcb_op_run(op, x, y2, ws, NULL));
+                assert_ok(dcb_op_run(op, x, r.y2, r.ws, NULL));
                 dcb_tensor *ref = ref_lightconv(&s, op, x);
-                assert_true(dcb_max_rel_err(y2, ref, NULL) <= dcb_op_tolerance(op));
+                assert_true(dcb_max_rel_err(r.y2, ref, NULL) <= dcb_op_tolerance(op));
                 dcb_tensor_free(ref);
                 dcb_tensor_free(w);
             }
-            if (wsb) assert_status_msg(dcb_op_run(op, x, y2, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
-            dcb_tensor_free(b);
-            dcb_tensor_free(y1);
-            dcb_tensor_free(y2);
-            dcb_aligned_free(ws);
+            dcb_tensor_free(tu_runs_free(&r));
             dcb_op_destroy(op);
         }
     dcb_tensor_free(x);
@@ -541,17 +477,12 @@ static void test_lifecycle(void **state) {
 
 static void test_threads_agree(void **state) {
     (void)state;
-    static const char *const ops[] = {"lightconv", "dynconv1d"};
     sshape s = {3, 70, 48, 6, 7, 1, 1, 1};
-    dcb_tensor *x = new3(3, 70, 48);
-    dcb_tensor_randn(x, 6);
+    dcb_tensor *x = tu_randn3(3, 70, 48, 6);
     for (int o = 0; o < 2; o++)
         for (int k = 0; k < dcb_impl_count(ops[o]); k++) {
             dcb_tensor *a = run_impl(ops[o], &s, dcb_impl_name(ops[o], k), 1, x, 3, NULL);
-            dcb_tensor *b = run_impl(ops[o], &s, dcb_impl_name(ops[o], k), 2, x, 3, NULL);
-            assert_true(dcb_max_rel_err(a, b, NULL) <= 1e-6);
-            dcb_tensor_free(a);
-            dcb_tensor_free(b);
+            tu_assert_close_and_free(a, run_impl(ops[o], &s, dcb_impl_name(ops[o], k), 2, x, 3, NULL), 1e-6);
         }
     dcb_tensor_free(x);
 }
@@ -559,53 +490,39 @@ static void test_threads_agree(void **state) {
 /* ------------------------------------------------------------------- costs */
 static void test_costs(void **state) {
     (void)state;
-    dcb_op *op = NULL;
-    dcb_cost c;
     /* lightconv C=64 H=4 K=7, N=2 T=10, bias, softmax */
     sshape s = {2, 10, 64, 4, 7, 0, 1, 1};
-    int64_t x[3] = {2, 10, 64};
-    assert_ok(make_op("lightconv", &s, "direct", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, x, &c));
+    dcb_cost c = cost_of("lightconv", &s, "direct");
     assert_true(c.macs == 10240);          /* 20 steps * (64*7 + 64) */
     assert_true(c.flops == 20480 + 84);    /* + 3*4*7 for the weight softmax */
     assert_true(c.params == 92);           /* 4*7 + 64 */
     assert_true(c.acts == 1280);           /* 20 * 64 */
     assert_true(c.bytes == 4.0 * (1280 + 92 + 1280));
     assert_true(c.dynamic_macs == 0 && c.executed_macs == c.macs);
-    dcb_op_destroy(op);
-    assert_ok(make_op("lightconv", &s, "band", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, x, &c));
+    c = cost_of("lightconv", &s, "band");
     assert_true(c.macs == 10240);
     assert_true(c.executed_macs == 14080); /* 2 * (10*10*64 + 10*64) */
-    dcb_op_destroy(op);
     s.bias = 0;
     s.softmax = 0;
-    assert_ok(make_op("lightconv", &s, "band", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, x, &c));
+    c = cost_of("lightconv", &s, "band");
     assert_true(c.macs == 8960 && c.flops == 17920 && c.params == 28);
     assert_true(c.executed_macs == 12800); /* 2 * 10*10*64 */
-    dcb_op_destroy(op);
 
     /* dynconv1d C=16 H=2 K=3, N=1 T=5 */
     sshape d = {1, 5, 16, 2, 3, 1, 1, 0};
-    int64_t xd[3] = {1, 5, 16};
-    assert_ok(make_op("dynconv1d", &d, "unfold", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, xd, &c));
+    c = cost_of("dynconv1d", &d, "unfold");
     assert_true(c.dynamic_macs == 480);    /* 5 * 6*16 */
     assert_true(c.macs == 720);            /* + 5 * 16*3 */
     assert_true(c.flops == 1440 + 90);     /* + 3 * 5*6 softmax */
     assert_true(c.params == 96);
     assert_true(c.acts == 110);            /* 5 * (6 + 16) */
     assert_true(c.executed_macs == 720);
-    dcb_op_destroy(op);
     d.bias = 1;
-    assert_ok(make_op("dynconv1d", &d, "band", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, xd, &c));
+    c = cost_of("dynconv1d", &d, "band");
     assert_true(c.dynamic_macs == 510);    /* 5 * (96 + 6) */
     assert_true(c.macs == 830);            /* + 5 * (48 + 16) */
     assert_true(c.params == 118);          /* 96 + 6 + 16 */
     assert_true(c.executed_macs == 510 + 400 + 80); /* + 5*5*16 + 5*16 */
-    dcb_op_destroy(op);
 }
 
 int main(void) {

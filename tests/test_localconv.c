@@ -69,7 +69,7 @@ static shape random_shape(uint64_t *r) {
         s.H = tu_rand(r, 1, 13);
         s.W = tu_rand(r, 1, 13);
         s.bias = tu_rand(r, 0, 1);
-        if (s.dil * (s.kh - 1) + 1 <= s.H + 2 * s.pad && s.dil * (s.kw - 1) + 1 <= s.W + 2 * s.pad) break;
+        if (tu_kernel_fits(s.H, s.W, s.kh, s.kw, s.pad, s.dil)) break;
     }
     return s;
 }
@@ -90,8 +90,7 @@ static void test_impls_against_reference(void **state) {
         strided += s.stride == 2;
         padded += s.pad > 0;
         dilated += s.dil == 2;
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 500 + (uint64_t)t);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 500 + (uint64_t)t);
         dcb_tensor *ref = NULL;
         for (int k = 0; k < nimpl; k++) {
             const char *impl = dcb_impl_name("localconv", k);
@@ -99,11 +98,7 @@ static void test_impls_against_reference(void **state) {
             assert_ok(make_op(&s, impl, 1 + (t + k) % 2, &op));
             assert_ok(dcb_op_init_weights(op, 77 + (uint64_t)t));
             if (!ref) ref = reference(&s, x, dcb_op_get_weight(op, "weight"), dcb_op_get_weight(op, "bias"));
-            dcb_tensor *y = NULL;
-            assert_ok(dcb_op_forward(op, x, &y));
-            const double err = tu_err_within_tol(op, y, ref, desc);
-            if (err > worst[k]) worst[k] = err;
-            dcb_tensor_free(y);
+            worst[k] = fmax(worst[k], tu_forward_err(op, x, ref, desc));
             dcb_op_destroy(op);
         }
         dcb_tensor_free(ref);
@@ -130,8 +125,7 @@ static void test_shared_weights_equal_conv2d(void **state) {
         dcb_op *conv = NULL;
         assert_ok(dcb_op_create("conv2d", "naive", hp, 8, &conv));
         assert_ok(dcb_op_init_weights(conv, 5 + t));
-        dcb_tensor *x = dcb_tensor_new4(s->N, s->cin, s->H, s->W);
-        dcb_tensor_randn(x, 9 + t);
+        dcb_tensor *x = tu_randn4(s->N, s->cin, s->H, s->W, 9 + t);
         dcb_tensor *yc = NULL;
         assert_ok(dcb_op_forward(conv, x, &yc));
         const int Ho = (int)yc->shape[2], Wo = (int)yc->shape[3];
@@ -171,23 +165,17 @@ static void test_input_size_contract(void **state) {
     dcb_op *op = NULL;
     assert_ok(make_op(&s, "im2col", 1, &op));
     assert_ok(dcb_op_init_weights(op, 1));
-    int64_t x9[4] = {1, 3, 9, 9};
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    size_t wsb;
-    assert_status_msg(dcb_op_plan(op, 4, x9, &yn, ys, &wsb), DCB_INVALID_SHAPE, "localconv: input is 9x9 but H=8, W=8");
-    int64_t x87[4] = {2, 3, 8, 7};
-    assert_status_msg(dcb_op_plan(op, 4, x87, &yn, ys, &wsb), DCB_INVALID_SHAPE, "input is 8x7 but H=8, W=8");
+    tu_expect_plan_fails(op, 4, (int64_t[]){1, 3, 9, 9}, DCB_INVALID_SHAPE, "localconv: input is 9x9 but H=8, W=8");
+    tu_expect_plan_fails(op, 4, (int64_t[]){2, 3, 8, 7}, DCB_INVALID_SHAPE, "input is 8x7 but H=8, W=8");
     dcb_tensor *x = dcb_tensor_new4(1, 3, 9, 9), *y = NULL;
     assert_status_msg(dcb_op_forward(op, x, &y), DCB_INVALID_SHAPE, "input is 9x9 but H=8, W=8");
     assert_null(y);
     dcb_tensor_free(x);
-    int64_t xc[4] = {1, 5, 8, 8};
-    assert_status_msg(dcb_op_plan(op, 4, xc, &yn, ys, &wsb), DCB_INVALID_SHAPE, "5 channels, cin=3");
-    int64_t x3[3] = {3, 8, 8};
-    assert_status_msg(dcb_op_plan(op, 3, x3, &yn, ys, &wsb), DCB_INVALID_SHAPE, "(N, C, H, W)");
-    int64_t ok[4] = {3, 3, 8, 8};
-    assert_ok(dcb_op_plan(op, 4, ok, &yn, ys, &wsb));
+    tu_expect_plan_fails(op, 4, (int64_t[]){1, 5, 8, 8}, DCB_INVALID_SHAPE, "5 channels, cin=3");
+    tu_expect_plan_fails(op, 3, (int64_t[]){3, 8, 8}, DCB_INVALID_SHAPE, "(N, C, H, W)");
+    int64_t ok[4] = {3, 3, 8, 8}, ys[DCB_MAX_DIMS];
+    size_t wsb;
+    assert_ok(dcb_op_plan(op, 4, ok, NULL, ys, &wsb));
     assert_int_equal(ys[0], 3);
     assert_int_equal(ys[1], 4);
     assert_int_equal(ys[2], 8);
@@ -235,6 +223,32 @@ static void test_invalid_params(void **state) {
     dcb_op_destroy(op);
 }
 
+static void test_lifecycle_and_threads(void **state) {
+    (void)state;
+    shape s = {3, 5, 6, 11, 9, 3, 3, 1, 1, 1, 1};
+    dcb_tensor *x = tu_randn4(3, 5, 11, 9, 12);
+    dcb_tensor *first = NULL;
+    for (int k = 0; k < 2; k++)
+        for (int threads = 1; threads <= 3; threads++) {
+            dcb_op *op = NULL;
+            assert_ok(make_op(&s, dcb_impl_name("localconv", k), threads, &op));
+            assert_ok(dcb_op_init_weights(op, 4));
+            assert_ok(dcb_op_prepare(op));
+            void *ws;
+            size_t wsb;
+            dcb_tensor *y = tu_plan(op, x, &ws, &wsb);
+            dcb_profile prof = {{0}};
+            assert_ok(dcb_op_run(op, x, y, ws, &prof));
+            assert_true(prof.seconds[DCB_PHASE_GEMM] > 0);
+            if (wsb) assert_status_msg(dcb_op_run(op, x, y, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
+            tu_keep_or_compare(&first, y, op); /* first: naive */
+            dcb_aligned_free(ws);
+            dcb_op_destroy(op);
+        }
+    dcb_tensor_free(first);
+    dcb_tensor_free(x);
+}
+
 static void test_weights_and_costs(void **state) {
     (void)state;
     /* cin=3 cout=4 3x3 stride 2 pad 1 over 9x9 -> 5x5, bias, N=2 */
@@ -271,41 +285,6 @@ static void test_weights_and_costs(void **state) {
     assert_true(c.params == 2160);
     assert_true(c.acts == 72);
     dcb_op_destroy(op);
-}
-
-static void test_lifecycle_and_threads(void **state) {
-    (void)state;
-    shape s = {3, 5, 6, 11, 9, 3, 3, 1, 1, 1, 1};
-    dcb_tensor *x = dcb_tensor_new4(3, 5, 11, 9);
-    dcb_tensor_randn(x, 12);
-    dcb_tensor *first = NULL;
-    for (int k = 0; k < 2; k++)
-        for (int threads = 1; threads <= 3; threads++) {
-            dcb_op *op = NULL;
-            assert_ok(make_op(&s, dcb_impl_name("localconv", k), threads, &op));
-            assert_ok(dcb_op_init_weights(op, 4));
-            assert_ok(dcb_op_prepare(op));
-            int yn;
-            int64_t ys[DCB_MAX_DIMS];
-            size_t wsb;
-            assert_ok(dcb_op_plan(op, 4, x->shape, &yn, ys, &wsb));
-            void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
-            dcb_tensor *y = dcb_tensor_new(yn, ys);
-            dcb_profile prof = {{0}};
-            assert_ok(dcb_op_run(op, x, y, ws, &prof));
-            assert_true(prof.seconds[DCB_PHASE_GEMM] > 0);
-            if (wsb) assert_status_msg(dcb_op_run(op, x, y, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
-            if (!first)
-                first = y;
-            else {
-                assert_true(dcb_max_rel_err(y, first, NULL) <= dcb_op_tolerance(op)); /* first: naive */
-                dcb_tensor_free(y);
-            }
-            dcb_aligned_free(ws);
-            dcb_op_destroy(op);
-        }
-    dcb_tensor_free(first);
-    dcb_tensor_free(x);
 }
 
 int main(void) {

@@ -26,9 +26,11 @@ static dcb_status make_op(const ashape *s, const char *impl, int threads, dcb_op
     return dcb_op_create("mhattention", impl, hp, 4, op);
 }
 
-static dcb_tensor *new3(int64_t a, int64_t b, int64_t c) {
-    int64_t s[3] = {a, b, c};
-    return dcb_tensor_new(3, s);
+/* The cost of mhattention/impl for shape s on its input (N, T, d). */
+static dcb_cost cost_of(const ashape *s, const char *impl) {
+    dcb_op *op = NULL;
+    assert_ok(make_op(s, impl, 1, &op));
+    return tu_cost(op, 3, (int64_t[]){s->N, s->T, s->d});
 }
 
 /* q, k, v = split(x in_proj_w^T + in_proj_b); per head softmax(q k^T / sqrt(d/H)) v
@@ -40,7 +42,7 @@ static dcb_tensor *ref_mha(const ashape *s, const dcb_op *op, const dcb_tensor *
     double *q = malloc(sizeof(double) * T * d), *k = malloc(sizeof(double) * T * d);
     double *v = malloc(sizeof(double) * T * d), *o = malloc(sizeof(double) * T * d);
     double *p = malloc(sizeof(double) * T);
-    dcb_tensor *y = new3(s->N, T, d);
+    dcb_tensor *y = tu_new3(s->N, T, d);
     for (int n = 0; n < s->N; n++) {
         const float *xn = x->data + (size_t)n * T * d;
         for (int t = 0; t < T; t++)
@@ -118,8 +120,7 @@ static void test_against_reference(void **state) {
         s.T = i % 6 == 0 ? 1 : i % 6 == 1 ? 2 : i % 6 == 2 ? tu_rand(&r, 200, 300) : tu_rand(&r, 1, 300);
         if (s.d > 64 && s.T > 100) s.N = 1; /* keeps the double-precision oracles quick */
         s.causal = tu_rand(&r, 0, 1);
-        dcb_tensor *x = new3(s.N, s.T, s.d);
-        dcb_tensor_randn(x, 900 + (uint64_t)i);
+        dcb_tensor *x = tu_randn3(s.N, s.T, s.d, 900 + (uint64_t)i);
         dcb_tensor *ref = NULL;
         for (int k = 0; k < nimpl(); k++) {
             dcb_op *op = NULL;
@@ -162,29 +163,14 @@ static void test_causal_never_reads_future(void **state) {
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int k = 0; k < nimpl(); k++) {
             const ashape *s = &shapes[si];
-            dcb_tensor *x = new3(s->N, s->T, s->d);
-            dcb_tensor_randn(x, 40 + si);
-            dcb_tensor *y0 = run_impl(s, impl(k), 1 + k % 2, x, 2, NULL);
-            for (int t = 0; t < s->T; t += 1 + s->T / 6) {
-                dcb_tensor *x2 = dcb_tensor_clone(x), *noise = new3(s->N, s->T, s->d);
-                dcb_tensor_randn(noise, 7000 + (uint64_t)t);
-                for (int n = 0; n < s->N; n++)
-                    for (int u = t + 1; u < s->T; u++)
-                        for (int c = 0; c < s->d; c++) {
-                            size_t e = ((size_t)n * s->T + u) * s->d + c;
-                            x2->data[e] = 50.0f * noise->data[e];
-                        }
-                dcb_tensor *y1 = run_impl(s, impl(k), 1 + k % 2, x2, 2, NULL);
-                for (int n = 0; n < s->N; n++)
-                    if (memcmp(y0->data + (size_t)n * s->T * s->d, y1->data + (size_t)n * s->T * s->d,
-                               sizeof(float) * (size_t)(t + 1) * s->d) != 0)
-                        fail_msg("mhattention/%s (shape %zu): y[%d, :%d] changed with x[%d, %d:]", impl(k), si, n,
-                                 t + 1, n, t + 1);
-                dcb_tensor_free(y1);
-                dcb_tensor_free(noise);
-                dcb_tensor_free(x2);
-            }
-            dcb_tensor_free(y0);
+            dcb_tensor *x = tu_randn3(s->N, s->T, s->d, 40 + si);
+            dcb_op *op = NULL;
+            assert_ok(make_op(s, impl(k), 1 + k % 2, &op));
+            assert_ok(dcb_op_init_weights(op, 2));
+            char what[64];
+            snprintf(what, sizeof what, "mhattention/%s (shape %zu)", impl(k), si);
+            tu_assert_causal(op, x, 1 + s->T / 6, 50.0f, 7000, what);
+            dcb_op_destroy(op);
             dcb_tensor_free(x);
         }
 }
@@ -196,8 +182,7 @@ static void test_large_logits(void **state) {
     (void)state;
     for (int causal = 0; causal < 2; causal++) {
         ashape s = {2, 60, 32, 4, causal};
-        dcb_tensor *x = new3(s.N, s.T, s.d);
-        dcb_tensor_randn(x, 31);
+        dcb_tensor *x = tu_randn3(s.N, s.T, s.d, 31);
         dcb_tensor *ref = NULL;
         for (int k = 0; k < nimpl(); k++) {
             dcb_op *op = NULL;
@@ -243,16 +228,10 @@ static void test_invalid(void **state) {
 
     s.d = 16;
     assert_ok(make_op(&s, "gemm", 1, &op));
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    size_t ws;
-    int64_t x2[2] = {4, 16};
-    assert_status_msg(dcb_op_plan(op, 2, x2, &yn, ys, &ws), DCB_INVALID_SHAPE, "(N, T, C)");
-    int64_t xc[3] = {1, 4, 12};
-    assert_status_msg(dcb_op_plan(op, 3, xc, &yn, ys, &ws), DCB_INVALID_SHAPE, "12 channels, channels=16");
-    int64_t xt[3] = {1, 0, 16};
-    assert_status_msg(dcb_op_plan(op, 3, xt, &yn, ys, &ws), DCB_INVALID_SHAPE, "bad size");
-    dcb_tensor *x = new3(1, 4, 16), *y = NULL;
+    tu_expect_plan_fails(op, 2, (int64_t[]){4, 16}, DCB_INVALID_SHAPE, "(N, T, C)");
+    tu_expect_plan_fails(op, 3, (int64_t[]){1, 4, 12}, DCB_INVALID_SHAPE, "12 channels, channels=16");
+    tu_expect_plan_fails(op, 3, (int64_t[]){1, 0, 16}, DCB_INVALID_SHAPE, "bad size");
+    dcb_tensor *x = tu_new3(1, 4, 16), *y = NULL;
     assert_status_msg(dcb_op_forward(op, x, &y), DCB_INVALID_WEIGHT, "weight 'in_proj_w' (48, 16) is missing");
     assert_ok(dcb_op_init_weights(op, 1));
     assert_status_msg(dcb_op_kernels(op, x, &y), DCB_UNSUPPORTED_PARAM, "static operator");
@@ -265,49 +244,24 @@ static void test_weights(void **state) {
     ashape s = {1, 4, 12, 3, 0};
     dcb_op *op = NULL;
     assert_ok(make_op(&s, "naive", 1, &op));
-    static const char *const names[] = {"in_proj_w", "in_proj_b", "out_proj_w", "out_proj_b"};
-    static const int64_t shapes[4][2] = {{36, 12}, {36, 0}, {12, 12}, {12, 0}};
-    assert_int_equal(dcb_op_weight_count(op), 4);
-    for (int i = 0; i < 4; i++) {
-        int64_t sh[DCB_MAX_DIMS];
-        assert_string_equal(dcb_op_weight_name(op, i), names[i]);
-        int nd = dcb_op_weight_shape(op, i, sh);
-        assert_int_equal(nd, shapes[i][1] ? 2 : 1);
-        assert_true(sh[0] == shapes[i][0] && (nd == 1 || sh[1] == shapes[i][1]));
-    }
+    static const tu_weight want[] = {{"in_proj_w", 2, {36, 12}}, {"in_proj_b", 1, {36}},
+                                     {"out_proj_w", 2, {12, 12}}, {"out_proj_b", 1, {12}}};
+    tu_assert_weights(op, want, 4);
     dcb_op_destroy(op);
 }
 
 static void test_lifecycle_and_threads(void **state) {
     (void)state;
     ashape s = {3, 45, 24, 4, 1};
-    dcb_tensor *x = new3(3, 45, 24);
-    dcb_tensor_randn(x, 5);
+    dcb_tensor *x = tu_randn3(3, 45, 24, 5);
     for (int k = 0; k < nimpl(); k++) {
         dcb_op *op = NULL;
         assert_ok(make_op(&s, impl(k), 2, &op));
         assert_ok(dcb_op_init_weights(op, 4));
-        int yn;
-        int64_t ys[DCB_MAX_DIMS];
-        size_t wsb = 0;
-        assert_ok(dcb_op_plan(op, 3, x->shape, &yn, ys, &wsb));
-        assert_true(wsb > 0);
-        void *ws = dcb_aligned_alloc(wsb);
-        memset(ws, 0xff, wsb); /* NaN garbage must not leak into y */
-        dcb_tensor *y1 = dcb_tensor_new(yn, ys), *y2 = dcb_tensor_new(yn, ys);
-        for (int64_t e = 0; e < y1->size; e++) y1->data[e] = NAN;
-        dcb_profile prof = {{0}};
-        assert_ok(dcb_op_run(op, x, y1, ws, &prof));
-        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-        assert_memory_equal(y1->data, y2->data, sizeof(float) * (size_t)y1->size);
-        assert_true(prof.seconds[DCB_PHASE_GEMM] > 0 && prof.seconds[DCB_PHASE_COMBINE] > 0);
-        assert_status_msg(dcb_op_run(op, x, y2, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
-        dcb_tensor *one = run_impl(&s, impl(k), 1, x, 4, NULL);
-        assert_true(dcb_max_rel_err(one, y1, NULL) <= 1e-6);
-        dcb_tensor_free(one);
-        dcb_tensor_free(y1);
-        dcb_tensor_free(y2);
-        dcb_aligned_free(ws);
+        tu_runs r = tu_run_twice(op, x);
+        assert_true(r.wsb > 0);
+        assert_true(r.prof.seconds[DCB_PHASE_GEMM] > 0 && r.prof.seconds[DCB_PHASE_COMBINE] > 0);
+        tu_assert_close_and_free(run_impl(&s, impl(k), 1, x, 4, NULL), tu_runs_free(&r), 1e-6);
         dcb_op_destroy(op);
     }
     dcb_tensor_free(x);
@@ -317,28 +271,19 @@ static void test_costs(void **state) {
     (void)state;
     /* d=8 H=2 N=2 T=5; per step 3*64+24 + 2*5*8 + 64+8 = 368 */
     ashape s = {2, 5, 8, 2, 0};
-    int64_t x[3] = {2, 5, 8};
-    dcb_cost c;
-    dcb_op *op = NULL;
-    assert_ok(make_op(&s, "gemm", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, x, &c));
+    dcb_cost c = cost_of(&s, "gemm");
     assert_true(c.macs == 3680);
     assert_true(c.flops == 7360 + 400);    /* + 4 per score * N*H*T*T = 4 * 100 */
     assert_true(c.params == 288);          /* 4*64 + 4*8 */
     assert_true(c.acts == 320);            /* 10 steps * (3*8 + 8) */
     assert_true(c.bytes == 4.0 * (160 + 288));
     assert_true(c.dynamic_macs == 0 && c.executed_macs == 3680);
-    dcb_op_destroy(op);
     s.causal = 1;
-    assert_ok(make_op(&s, "gemm", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, x, &c));
+    c = cost_of(&s, "gemm");
     assert_true(c.macs == 3680 && c.executed_macs == 3680); /* gemm computes the full squares */
-    dcb_op_destroy(op);
-    assert_ok(make_op(&s, "naive", 1, &op));
-    assert_ok(dcb_op_cost(op, 3, x, &c));
+    c = cost_of(&s, "naive");
     assert_true(c.macs == 3680);
     assert_true(c.executed_macs == 3360);  /* 2 * (5*(216+72) + 5*6*8): masked scores skipped */
-    dcb_op_destroy(op);
 }
 
 int main(void) {

@@ -56,31 +56,22 @@ static unsigned char *read_bytes(const char *path, size_t *n)
     return b;
 }
 
-static int count_entries(const char *dir)
+/* The entries of dir but . and .., or only those whose name contains part. */
+static int count_entries_with(const char *dir, const char *part)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && (!part || strstr(e->d_name, part)))
             n++;
     closedir(d);
     return n;
 }
 
-static int has_temp_file(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int found = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strstr(e->d_name, ".tmp"))
-            found = 1;
-    closedir(d);
-    return found;
-}
+static int count_entries(const char *dir) { return count_entries_with(dir, NULL); }
+static int has_temp_file(const char *dir) { return count_entries_with(dir, ".tmp") > 0; }
 
 /* Python's repr of a shape tuple. */
 static void py_tuple(int ndim, const int64_t *shape, char *buf, size_t cap)
@@ -134,12 +125,8 @@ static unsigned char *make_npy(int major, const char *dict, int pad,
     memcpy(b, "\x93NUMPY", 6);
     b[6] = (unsigned char)major;
     b[7] = 0;
-    b[8] = (unsigned char)(hl & 0xff);
-    b[9] = (unsigned char)(hl >> 8 & 0xff);
-    if (pre == 12) {
-        b[10] = (unsigned char)(hl >> 16 & 0xff);
-        b[11] = (unsigned char)(hl >> 24 & 0xff);
-    }
+    for (size_t i = 8; i < pre; i++) /* the header length, little-endian */
+        b[i] = (unsigned char)(hl >> 8 * (i - 8) & 0xff);
     memcpy(b + pre, dict, dl);
     if (pad) {
         memset(b + pre + dl, ' ', hl - dl);

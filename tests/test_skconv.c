@@ -5,14 +5,6 @@
  * itself and needs no operator of its own. */
 #include "testutil.h"
 
-/* conv2d implementations that are engines (peers such as oneDNN are not). */
-static int is_peer(const char *impl) { return strcmp(impl, "onednn") == 0; }
-static int n_engines(void) {
-    int n = 0;
-    for (int i = 0; i < dcb_impl_count("conv2d"); i++) n += !is_peer(dcb_impl_name("conv2d", i));
-    return n;
-}
-
 #include <math.h>
 
 /* Errors are max|y - ref| / max(1, max|ref|), against each implementation's
@@ -32,6 +24,13 @@ static dcb_status make_op(const shape *s, const char *impl, int threads, dcb_op 
                        TU_HP("groups", s->groups), TU_HP("stride", s->stride), TU_HP("reduction", s->r),
                        TU_HP("L", s->L),           TU_HP("threads", threads)};
     return dcb_op_create("skconv", impl, hp, (int)(sizeof hp / sizeof hp[0]), op);
+}
+
+/* The cost of skconv/impl for shape s on its input (N, cin, H, W). */
+static dcb_cost cost_of(const shape *s, const char *impl) {
+    dcb_op *op = NULL;
+    assert_ok(make_op(s, impl, 1, &op));
+    return tu_cost(op, 4, (int64_t[]){s->N, s->cin, s->H, s->W});
 }
 
 /* ------------------------------------------------------------- reference
@@ -137,7 +136,7 @@ static void test_impls_against_reference(void **state) {
     (void)state;
     const int nshapes = tu_quick() ? 40 : 160;
     const int nimpl = dcb_impl_count("skconv");
-    assert_int_equal(nimpl, n_engines());
+    assert_int_equal(nimpl, tu_engine_count());
     double worst[8] = {0}, worst_a = 0;
     int checked[8] = {0}, unsupported[8] = {0}, Ms[4] = {0}, g1 = 0, strided = 0, odd = 0;
     uint64_t r = 4242;
@@ -149,45 +148,30 @@ static void test_impls_against_reference(void **state) {
         g1 += s.groups == 1;
         strided += s.stride == 2;
         odd += (s.H % 2) || (s.W % 2);
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 900 + (uint64_t)t);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 900 + (uint64_t)t);
         ref_out ref = {NULL, NULL};
         for (int k = 0; k < nimpl; k++) {
             const char *impl = dcb_impl_name("skconv", k);
             dcb_op *op = NULL;
             dcb_status st = make_op(&s, impl, 1 + (t + k) % 2, &op);
             if (!strncmp(impl, "winograd", 8) && !winograd_ok(&s)) {
-                if (st != DCB_UNSUPPORTED_PARAM)
-                    fail_msg("%s on %s: expected unsupported_param, got %s", impl, desc, dcb_status_name(st));
-                assert_null(op);
+                tu_assert_unsupported(st, op, impl, desc);
                 unsupported[k]++;
                 continue;
             }
             assert_ok(st);
             assert_ok(dcb_op_init_weights(op, 31 + (uint64_t)t));
             if (!ref.y) ref = reference(&s, x, op);
-            dcb_tensor *y = NULL, *a = NULL;
-            assert_ok(dcb_op_forward(op, x, &y));
-            const double err = tu_err_within_tol(op, y, ref.y, desc);
-            if (err > worst[k]) worst[k] = err;
-            assert_ok(dcb_op_routing(op, x, &a));
-            double ea = dcb_max_rel_err(a, ref.a, NULL);
-            if (!(ea <= dcb_op_tolerance(op))) fail_msg("%s on %s: attention error %.3g", impl, desc, ea);
-            if (ea > worst_a) worst_a = ea;
+            worst[k] = fmax(worst[k], tu_forward_err(op, x, ref.y, desc));
+            worst_a = fmax(worst_a, tu_routing_err(op, x, ref.a, desc));
             checked[k]++;
-            dcb_tensor_free(a);
-            dcb_tensor_free(y);
             dcb_op_destroy(op);
         }
         dcb_tensor_free(ref.y);
         dcb_tensor_free(ref.a);
         dcb_tensor_free(x);
     }
-    for (int k = 0; k < nimpl; k++) {
-        print_message("skconv/%-12s %3d checked, %3d unsupported, max rel err %.3g\n", dcb_impl_name("skconv", k),
-                      checked[k], unsupported[k], worst[k]);
-        assert_true(checked[k] >= nshapes / 4);
-    }
+    tu_print_checked("skconv", 12, nimpl, checked, unsupported, worst, nshapes / 4);
     print_message("skconv attention (routing) max rel err %.3g\n", worst_a);
     assert_true(Ms[1] && Ms[2] && Ms[3] && g1 && strided && odd);
 }
@@ -195,13 +179,7 @@ static void test_impls_against_reference(void **state) {
 /* One implementation per conv2d engine, named as the engine. */
 static void test_registry(void **state) {
     (void)state;
-    for (int i = 0; i < dcb_impl_count("conv2d"); i++) {
-        const char *e = dcb_impl_name("conv2d", i);
-        if (is_peer(e)) continue;
-        int has = 0;
-        for (int k = 0; k < dcb_impl_count("skconv"); k++) has |= strcmp(dcb_impl_name("skconv", k), e) == 0;
-        if (!has) fail_msg("skconv has no implementation for the conv2d engine '%s'", e);
-    }
+    tu_assert_impl_per_engine("skconv");
     /* the defaults of OPERATORS.md, and d = max(cout/r, L) */
     dcb_op *op = NULL;
     dcb_hparam hp[] = {TU_HP("cin", 64), TU_HP("cout", 128)};
@@ -209,16 +187,10 @@ static void test_registry(void **state) {
     assert_true(dcb_op_get_param(op, "branches") == 2 && dcb_op_get_param(op, "groups") == 32);
     assert_true(dcb_op_get_param(op, "stride") == 1 && dcb_op_get_param(op, "reduction") == 16);
     assert_true(dcb_op_get_param(op, "L") == 32);
-    static const char *const names[] = {"branch_w", "branch_b", "fc_w", "fc_b", "fcs_w", "fcs_b"};
-    static const int64_t shapes[6][5] = {{2, 128, 2, 3, 3}, {2, 128}, {32, 128}, {32}, {256, 32}, {256}};
-    static const int nd[6] = {5, 2, 2, 1, 2, 1};
-    assert_int_equal(dcb_op_weight_count(op), 6);
-    for (int i = 0; i < 6; i++) {
-        int64_t sh[DCB_MAX_DIMS];
-        assert_string_equal(dcb_op_weight_name(op, i), names[i]);
-        assert_int_equal(dcb_op_weight_shape(op, i, sh), nd[i]);
-        assert_memory_equal(sh, shapes[i], sizeof(int64_t) * (size_t)nd[i]);
-    }
+    static const tu_weight want[] = {{"branch_w", 5, {2, 128, 2, 3, 3}}, {"branch_b", 2, {2, 128}},
+                                     {"fc_w", 2, {32, 128}}, {"fc_b", 1, {32}}, {"fcs_w", 2, {256, 32}},
+                                     {"fcs_b", 1, {256}}};
+    tu_assert_weights(op, want, 6);
     dcb_op_destroy(op);
     /* d = cout / r when that is larger than L: 512 / 16 = 32 -> L=8 gives 32; r=4 gives 128 */
     dcb_hparam hp2[] = {TU_HP("cin", 64), TU_HP("cout", 512), TU_HP("reduction", 4), TU_HP("L", 8)};
@@ -233,8 +205,7 @@ static void test_registry(void **state) {
 static void test_one_branch(void **state) {
     (void)state;
     shape s = {3, 6, 9, 11, 7, 1, 3, 1, 2, 4};
-    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-    dcb_tensor_randn(x, 21);
+    dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 21);
     for (int k = 0; k < dcb_impl_count("skconv"); k++) {
         const char *impl = dcb_impl_name("skconv", k);
         dcb_op *op = NULL;
@@ -299,9 +270,7 @@ static void test_winograd_unsupported(void **state) {
 }
 
 static void expect_invalid(const dcb_hparam *hp, int n, dcb_status want, const char *needle) {
-    dcb_op *op = (dcb_op *)0x1;
-    assert_status_msg(dcb_op_create("skconv", "naive", hp, n, &op), want, needle);
-    assert_null(op);
+    tu_expect_create_fails("skconv", "naive", hp, n, want, needle);
 }
 
 static void test_invalid_params(void **state) {
@@ -350,11 +319,7 @@ static void test_costs(void **state) {
     (void)state;
     /* cin = cout = 64, groups 32 (cg = 2), M = 2, d = max(64/16, 32) = 32, 8x8, N = 2 */
     shape s = {2, 64, 64, 8, 8, 2, 32, 1, 16, 32};
-    dcb_op *op = NULL;
-    assert_ok(make_op(&s, "im2col", 1, &op));
-    int64_t x[4] = {2, 64, 8, 8};
-    dcb_cost c;
-    assert_ok(dcb_op_cost(op, 4, x, &c));
+    dcb_cost c = cost_of(&s, "im2col");
     /* per image: convs 2*(9*2*64*64 + 64*64) = 155648; fc 32*64+32 = 2080; fcs 2*64*32+128 = 4224 */
     assert_true(c.macs == 323904);
     assert_true(c.dynamic_macs == 12608);
@@ -364,12 +329,9 @@ static void test_costs(void **state) {
     assert_true(c.flops == 2 * 323904 + 2 * 29088);
     assert_true(c.bytes == 4.0 * (8192 + 8736 + 8192));
     assert_true(c.executed_macs == c.macs);
-    dcb_op_destroy(op);
     /* stride 2 over 9x9 -> 5x5, M = 3, groups 1, cin 4, cout 8, r 2, L 3 -> d = 4; N = 1 */
     shape t = {1, 4, 8, 9, 9, 3, 1, 2, 2, 3};
-    assert_ok(make_op(&t, "naive", 1, &op));
-    int64_t xt[4] = {1, 4, 9, 9};
-    assert_ok(dcb_op_cost(op, 4, xt, &c));
+    c = cost_of(&t, "naive");
     /* convs 3*(9*4*8*25 + 8*25) = 22200; fc 4*8+4 = 36; fcs 3*8*4+24 = 120 */
     assert_true(c.macs == 22356);
     assert_true(c.dynamic_macs == 156);
@@ -377,56 +339,26 @@ static void test_costs(void **state) {
     assert_true(c.acts == 3 * 200 + 4 + 24);
     /* 600 relu + 400 sum + 200 gap + 4 relu + 72 softmax + 1000 mix */
     assert_true(c.flops == 2 * 22356 + 2276);
-    dcb_op_destroy(op);
     /* Winograd (one branch): F(4x4) does 4 tiles * 36 per (c, o) instead of 9 * 64 */
     shape w = {1, 64, 64, 8, 8, 1, 32, 1, 16, 32};
-    assert_ok(make_op(&w, "winograd", 1, &op));
-    int64_t xw[4] = {1, 64, 8, 8};
-    assert_ok(dcb_op_cost(op, 4, xw, &c));
+    c = cost_of(&w, "winograd");
     assert_true(c.macs == 73728 + 4096 + 2080 + 2112);
     assert_true(c.executed_macs == c.macs - 73728 + 18432);
-    dcb_op_destroy(op);
-    assert_ok(make_op(&w, "winograd_f2", 1, &op));
-    assert_ok(dcb_op_cost(op, 4, xw, &c));
+    c = cost_of(&w, "winograd_f2");
     assert_true(c.executed_macs == c.macs - 73728 + 32768);
-    dcb_op_destroy(op);
 }
 
 static void test_lifecycle_and_profile(void **state) {
     (void)state;
     shape s = {2, 8, 8, 9, 10, 1, 2, 1, 2, 4};
-    dcb_tensor *x = dcb_tensor_new4(2, 8, 9, 10);
-    dcb_tensor_randn(x, 5);
+    dcb_tensor *x = tu_randn4(2, 8, 9, 10, 5);
     dcb_tensor *first = NULL;
     for (int k = 0; k < dcb_impl_count("skconv"); k++) {
         dcb_op *op = NULL;
         assert_ok(make_op(&s, dcb_impl_name("skconv", k), 1 + k % 2, &op));
         assert_ok(dcb_op_init_weights(op, 2));
-        assert_ok(dcb_op_prepare(op));
-        void *ws;
-        size_t wsb;
-        dcb_tensor *y = tu_plan(op, x, &ws, &wsb), *y2 = TU_LIKE(y);
-        dcb_profile prof = {{0}};
-        assert_ok(dcb_op_run(op, x, y, ws, &prof));
-        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-        assert_memory_equal(y->data, y2->data, sizeof(float) * (size_t)y->size);
-        assert_true(prof.seconds[DCB_PHASE_GEMM] > 0 && prof.seconds[DCB_PHASE_ROUTING] > 0);
-        assert_status_msg(dcb_op_run(op, x, y, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
         /* new branch weights after prepare must be used (the Winograd plan is rebuilt) */
-        dcb_tensor *bw = dcb_tensor_clone(dcb_op_get_weight(op, "branch_w"));
-        for (int64_t i = 0; i < bw->size; i++) bw->data[i] *= 2.0f;
-        assert_ok(dcb_op_set_weight(op, "branch_w", bw));
-        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-        assert_true(dcb_max_rel_err(y2, y, NULL) > 1e-3);
-        dcb_tensor_free(bw);
-        if (!first)
-            first = y;
-        else {
-            assert_true(dcb_max_rel_err(y, first, NULL) <= dcb_op_tolerance(op)); /* first: naive */
-            dcb_tensor_free(y);
-        }
-        dcb_tensor_free(y2);
-        dcb_aligned_free(ws);
+        tu_keep_or_compare(&first, tu_check_reprepare(op, x, "branch_w", 2.0f), op); /* first: naive */
         dcb_op_destroy(op);
     }
     dcb_tensor_free(first);
@@ -443,8 +375,7 @@ static void test_resnext_grouped_conv2d(void **state) {
     assert_true(has_groups);
     dcb_hparam hp[] = {TU_HP("cin", 128), TU_HP("cout", 128), TU_HP("k", 3), TU_HP("pad", 1), TU_HP("groups", 32)};
     const int HW = tu_quick() ? 8 : 14;
-    dcb_tensor *x = dcb_tensor_new4(2, 128, HW, HW);
-    dcb_tensor_randn(x, 32);
+    dcb_tensor *x = tu_randn4(2, 128, HW, HW, 32);
     dcb_tensor *ref = NULL;
     for (int k = 0; k < dcb_impl_count("conv2d"); k++) {
         const char *impl = dcb_impl_name("conv2d", k);

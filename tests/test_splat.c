@@ -4,14 +4,6 @@
  * validation messages and costs. */
 #include "testutil.h"
 
-/* conv2d implementations that are engines (peers such as oneDNN are not). */
-static int is_peer(const char *impl) { return strcmp(impl, "onednn") == 0; }
-static int n_engines(void) {
-    int n = 0;
-    for (int i = 0; i < dcb_impl_count("conv2d"); i++) n += !is_peer(dcb_impl_name("conv2d", i));
-    return n;
-}
-
 #include <math.h>
 
 /* Errors are max|y - ref| / max(1, max|ref|), against each implementation's
@@ -31,6 +23,13 @@ static dcb_status make_op(const shape *s, const char *impl, int threads, dcb_op 
                        TU_HP("dilation", s->dil), TU_HP("radix", s->R),      TU_HP("cardinality", s->Kc),
                        TU_HP("threads", threads)};
     return dcb_op_create("splat", impl, hp, (int)(sizeof hp / sizeof hp[0]), op);
+}
+
+/* The cost of splat/impl for shape s on its input (N, cin, H, W). */
+static dcb_cost cost_of(const shape *s, const char *impl) {
+    dcb_op *op = NULL;
+    assert_ok(make_op(s, impl, 1, &op));
+    return tu_cost(op, 4, (int64_t[]){s->N, s->cin, s->H, s->W});
 }
 
 static int inter_of(const shape *s) { return s->cin * s->R / 4 > 32 ? s->cin * s->R / 4 : 32; }
@@ -153,7 +152,7 @@ static shape random_shape(uint64_t *r, int t) {
         s.H = tu_rand(r, 1, 12);
         s.W = tu_rand(r, 1, 12);
         if (inter_of(&s) % s.Kc) continue;
-        if (s.dil * (s.kh - 1) + 1 <= s.H + 2 * s.pad && s.dil * (s.kw - 1) + 1 <= s.W + 2 * s.pad) break;
+        if (tu_kernel_fits(s.H, s.W, s.kh, s.kw, s.pad, s.dil)) break;
     }
     return s;
 }
@@ -164,7 +163,7 @@ static void test_impls_against_reference(void **state) {
     (void)state;
     const int nshapes = tu_quick() ? 40 : 160;
     const int nimpl = dcb_impl_count("splat");
-    assert_int_equal(nimpl, n_engines());
+    assert_int_equal(nimpl, tu_engine_count());
     double worst[8] = {0}, worst_a = 0;
     int checked[8] = {0}, unsupported[8] = {0}, radix[5] = {0}, card[5] = {0};
     uint64_t r = 777;
@@ -174,45 +173,30 @@ static void test_impls_against_reference(void **state) {
         shape_str(&s, desc, sizeof desc);
         radix[s.R]++;
         card[s.Kc]++;
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 300 + (uint64_t)t);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 300 + (uint64_t)t);
         ref_out ref = {NULL, NULL, NULL};
         for (int k = 0; k < nimpl; k++) {
             const char *impl = dcb_impl_name("splat", k);
             dcb_op *op = NULL;
             dcb_status st = make_op(&s, impl, 1 + (t + k) % 2, &op);
             if (!strncmp(impl, "winograd", 8) && !winograd_ok(&s)) {
-                if (st != DCB_UNSUPPORTED_PARAM)
-                    fail_msg("%s on %s: expected unsupported_param, got %s", impl, desc, dcb_status_name(st));
+                tu_assert_unsupported(st, op, impl, desc);
                 assert_true(strstr(dcb_last_error(), "splat/winograd") != NULL);
-                assert_null(op);
                 unsupported[k]++;
                 continue;
             }
             if (st != DCB_OK) fail_msg("%s on %s: %s", impl, desc, dcb_last_error());
             assert_ok(dcb_op_init_weights(op, 13 + (uint64_t)t));
             if (!ref.y) ref = reference(&s, x, op);
-            dcb_tensor *y = NULL, *a = NULL;
-            assert_ok(dcb_op_forward(op, x, &y));
-            const double err = tu_err_within_tol(op, y, ref.y, desc);
-            if (err > worst[k]) worst[k] = err;
-            assert_ok(dcb_op_routing(op, x, &a));
-            double ea = dcb_max_rel_err(a, ref.a, NULL);
-            if (!(ea <= dcb_op_tolerance(op))) fail_msg("%s on %s: attention error %.3g", impl, desc, ea);
-            if (ea > worst_a) worst_a = ea;
+            worst[k] = fmax(worst[k], tu_forward_err(op, x, ref.y, desc));
+            worst_a = fmax(worst_a, tu_routing_err(op, x, ref.a, desc));
             checked[k]++;
-            dcb_tensor_free(a);
-            dcb_tensor_free(y);
             dcb_op_destroy(op);
         }
         ref_free(&ref);
         dcb_tensor_free(x);
     }
-    for (int k = 0; k < nimpl; k++) {
-        print_message("splat/%-12s %3d checked, %3d unsupported, max rel err %.3g\n", dcb_impl_name("splat", k),
-                      checked[k], unsupported[k], worst[k]);
-        assert_true(checked[k] >= nshapes / 4);
-    }
+    tu_print_checked("splat", 12, nimpl, checked, unsupported, worst, nshapes / 4);
     print_message("splat attention (routing) max rel err %.3g\n", worst_a);
     for (int v = 1; v <= 4; v++) assert_true(radix[v] > 0 && card[v] > 0);
 }
@@ -221,8 +205,7 @@ static void test_impls_against_reference(void **state) {
 static void test_radix_one_sigmoid(void **state) {
     (void)state;
     shape s = {3, 8, 6, 7, 9, 3, 3, 1, 1, 1, 1, 2};
-    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-    dcb_tensor_randn(x, 44);
+    dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 44);
     for (int k = 0; k < dcb_impl_count("splat"); k++) {
         dcb_op *op = NULL;
         assert_ok(make_op(&s, dcb_impl_name("splat", k), 1, &op));
@@ -250,28 +233,15 @@ static void test_radix_one_sigmoid(void **state) {
 
 static void test_defaults_and_weights(void **state) {
     (void)state;
-    for (int i = 0; i < dcb_impl_count("conv2d"); i++) {
-        const char *e = dcb_impl_name("conv2d", i);
-        if (is_peer(e)) continue;
-        int has = 0;
-        for (int k = 0; k < dcb_impl_count("splat"); k++) has |= strcmp(dcb_impl_name("splat", k), e) == 0;
-        if (!has) fail_msg("splat has no implementation for the conv2d engine '%s'", e);
-    }
+    tu_assert_impl_per_engine("splat");
     dcb_op *op = NULL;
     dcb_hparam hp[] = {TU_HP("cin", 64), TU_HP("cout", 64), TU_HP("k", 3), TU_HP("pad", 1), TU_HP("cardinality", 2)};
     assert_ok(dcb_op_create("splat", "im2col", hp, 5, &op));
     assert_true(dcb_op_get_param(op, "radix") == 2 && dcb_op_get_param(op, "cardinality") == 2);
     /* inter = max(64*2/4, 32) = 32 */
-    static const char *const names[] = {"conv_w", "conv_b", "fc1_w", "fc1_b", "fc2_w", "fc2_b"};
-    static const int64_t shapes[6][4] = {{128, 16, 3, 3}, {128}, {32, 32}, {32}, {128, 16}, {128}};
-    static const int nd[6] = {4, 1, 2, 1, 2, 1};
-    assert_int_equal(dcb_op_weight_count(op), 6);
-    for (int i = 0; i < 6; i++) {
-        int64_t sh[DCB_MAX_DIMS];
-        assert_string_equal(dcb_op_weight_name(op, i), names[i]);
-        assert_int_equal(dcb_op_weight_shape(op, i, sh), nd[i]);
-        assert_memory_equal(sh, shapes[i], sizeof(int64_t) * (size_t)nd[i]);
-    }
+    static const tu_weight want[] = {{"conv_w", 4, {128, 16, 3, 3}}, {"conv_b", 1, {128}}, {"fc1_w", 2, {32, 32}},
+                                     {"fc1_b", 1, {32}}, {"fc2_w", 2, {128, 16}}, {"fc2_b", 1, {128}}};
+    tu_assert_weights(op, want, 6);
     dcb_op_destroy(op);
     /* inter from cin*R/4 when above 32: cin=256, R=4 -> 256 */
     dcb_hparam big[] = {TU_HP("cin", 256), TU_HP("cout", 64), TU_HP("k", 1), TU_HP("radix", 4)};
@@ -283,9 +253,7 @@ static void test_defaults_and_weights(void **state) {
 }
 
 static void expect_invalid(const dcb_hparam *hp, int n, dcb_status want, const char *needle) {
-    dcb_op *op = (dcb_op *)0x1;
-    assert_status_msg(dcb_op_create("splat", "naive", hp, n, &op), want, needle);
-    assert_null(op);
+    tu_expect_create_fails("splat", "naive", hp, n, want, needle);
 }
 
 static void test_invalid_params(void **state) {
@@ -328,11 +296,7 @@ static void test_invalid_params(void **state) {
     assert_status_msg(dcb_op_routing(op, x, &out), DCB_INVALID_WEIGHT, "weight 'conv_w' (16, 4, 3, 3) is missing");
     assert_ok(dcb_op_init_weights(op, 1));
     assert_status_msg(dcb_op_kernels(op, x, &out), DCB_UNSUPPORTED_PARAM, "splat");
-    int64_t xc[4] = {1, 6, 6, 6};
-    int yn;
-    int64_t ys[DCB_MAX_DIMS];
-    size_t wsb;
-    assert_status_msg(dcb_op_plan(op, 4, xc, &yn, ys, &wsb), DCB_INVALID_SHAPE, "6 channels, cin=8");
+    tu_expect_plan_fails(op, 4, (int64_t[]){1, 6, 6, 6}, DCB_INVALID_SHAPE, "6 channels, cin=8");
     dcb_tensor_free(x);
     dcb_op_destroy(op);
 }
@@ -341,11 +305,7 @@ static void test_costs(void **state) {
     (void)state;
     /* cin = cout = 64, 3x3 pad 1, R = 2, Kc = 1 over 8x8, N = 2; inter = 32, cg = 32, P = 64 */
     shape s = {2, 64, 64, 8, 8, 3, 3, 1, 1, 1, 2, 1};
-    dcb_op *op = NULL;
-    assert_ok(make_op(&s, "im2col", 1, &op));
-    int64_t x[4] = {2, 64, 8, 8};
-    dcb_cost c;
-    assert_ok(dcb_op_cost(op, 4, x, &c));
+    dcb_cost c = cost_of(&s, "im2col");
     /* per image: conv 9*32*128*64 + 128*64 = 2367488; fc1 32*64+32 = 2080; fc2 128*32+128 = 4224 */
     assert_true(c.macs == 2 * 2373792.0);
     assert_true(c.dynamic_macs == 12608);
@@ -355,66 +315,35 @@ static void test_costs(void **state) {
     assert_true(c.flops == 2 * c.macs + 2 * 29088);
     assert_true(c.bytes == 4.0 * (8192 + 43296 + 8192));
     assert_true(c.executed_macs == c.macs);
-    dcb_op_destroy(op);
     /* cardinality 2 divides the FCs: fc1 32*64/2+32 = 1056, fc2 128*32/2+128 = 2176; cg = 16; N = 1 */
     shape g = {1, 64, 64, 8, 8, 3, 3, 1, 1, 1, 2, 2};
-    assert_ok(make_op(&g, "winograd", 1, &op));
-    int64_t xg[4] = {1, 64, 8, 8};
-    assert_ok(dcb_op_cost(op, 4, xg, &c));
+    c = cost_of(&g, "winograd");
     assert_true(c.macs == 1179648 + 8192 + 1056 + 2176);
     assert_true(c.dynamic_macs == 3232);
     assert_true(c.params == 18432 + 128 + 3232);
     /* F(4x4): 4 tiles * 36 per (c, o) instead of 9 * 64 */
     assert_true(c.executed_macs == c.macs - 1179648 + 4 * 36 * 16 * 128);
-    dcb_op_destroy(op);
     /* radix 1, 1x1 stride 2 over 9x9 -> 5x5, cin 8, cout 4; inter 32 */
     shape o = {1, 8, 4, 9, 9, 1, 1, 2, 0, 1, 1, 1};
-    assert_ok(make_op(&o, "naive", 1, &op));
-    int64_t xo[4] = {1, 8, 9, 9};
-    assert_ok(dcb_op_cost(op, 4, xo, &c));
+    c = cost_of(&o, "naive");
     /* conv 8*4*25 + 4*25 = 900; fc1 32*4+32 = 160; fc2 4*32+4 = 132 */
     assert_true(c.macs == 1192 && c.dynamic_macs == 292);
     assert_true(c.acts == 100 + 32 + 4);
     /* 100 relu + 0 sum + 100 gap + 32 relu + 12 sigmoid + 100 scale */
     assert_true(c.flops == 2 * 1192 + 344);
-    dcb_op_destroy(op);
 }
 
 static void test_lifecycle_and_profile(void **state) {
     (void)state;
     shape s = {2, 12, 9, 10, 9, 3, 3, 1, 1, 1, 3, 1};
-    dcb_tensor *x = dcb_tensor_new4(2, 12, 10, 9);
-    dcb_tensor_randn(x, 6);
+    dcb_tensor *x = tu_randn4(2, 12, 10, 9, 6);
     dcb_tensor *first = NULL;
     for (int k = 0; k < dcb_impl_count("splat"); k++) {
         dcb_op *op = NULL;
         assert_ok(make_op(&s, dcb_impl_name("splat", k), 1 + k % 2, &op));
         assert_ok(dcb_op_init_weights(op, 2));
-        assert_ok(dcb_op_prepare(op));
-        void *ws;
-        size_t wsb;
-        dcb_tensor *y = tu_plan(op, x, &ws, &wsb), *y2 = TU_LIKE(y);
-        dcb_profile prof = {{0}};
-        assert_ok(dcb_op_run(op, x, y, ws, &prof));
-        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-        assert_memory_equal(y->data, y2->data, sizeof(float) * (size_t)y->size);
-        assert_true(prof.seconds[DCB_PHASE_GEMM] > 0 && prof.seconds[DCB_PHASE_ROUTING] > 0);
-        assert_status_msg(dcb_op_run(op, x, y, NULL, NULL), DCB_INVALID_ARGUMENT, "workspace");
         /* new conv weights after prepare must be used (the Winograd plan is rebuilt) */
-        dcb_tensor *w = dcb_tensor_clone(dcb_op_get_weight(op, "conv_w"));
-        for (int64_t i = 0; i < w->size; i++) w->data[i] *= -1.0f;
-        assert_ok(dcb_op_set_weight(op, "conv_w", w));
-        assert_ok(dcb_op_run(op, x, y2, ws, NULL));
-        assert_true(dcb_max_rel_err(y2, y, NULL) > 1e-3);
-        dcb_tensor_free(w);
-        if (!first)
-            first = y;
-        else {
-            assert_true(dcb_max_rel_err(y, first, NULL) <= dcb_op_tolerance(op)); /* first: naive */
-            dcb_tensor_free(y);
-        }
-        dcb_tensor_free(y2);
-        dcb_aligned_free(ws);
+        tu_keep_or_compare(&first, tu_check_reprepare(op, x, "conv_w", -1.0f), op); /* first: naive */
         dcb_op_destroy(op);
     }
     dcb_tensor_free(first);

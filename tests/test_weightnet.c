@@ -39,6 +39,13 @@ static dcb_status make_op(const wshape *s, const char *impl, int threads, dcb_op
     return dcb_op_create("weightnet", impl, hp, n, op);
 }
 
+/* The cost of weightnet/impl for shape s on its input (N, cin, H, W). */
+static dcb_cost cost_of(const wshape *s, const char *impl) {
+    dcb_op *op = NULL;
+    assert_ok(make_op(s, impl, 1, &op));
+    return tu_cost(op, 4, (int64_t[]){s->N, s->cin, s->H, s->W});
+}
+
 /* ------------------------------------------------------------ reference */
 typedef struct wref {
     double *a;   /* (N, A) */
@@ -128,7 +135,7 @@ static void wref_free(wref *r) {
 
 /* ---------------------------------------------------------- random shapes */
 static int fits(const wshape *s) {
-    return s->dil * (s->kh - 1) + 1 <= s->H + 2 * s->pad && s->dil * (s->kw - 1) + 1 <= s->W + 2 * s->pad;
+    return tu_kernel_fits(s->H, s->W, s->kh, s->kw, s->pad, s->dil);
 }
 
 static wshape random_shape(uint64_t *r, int i) {
@@ -175,17 +182,14 @@ static void test_impls_against_reference(void **state) {
         dws += s.dw;
         char desc[256];
         wshape_str(&s, desc, sizeof desc);
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 500 + (uint64_t)i);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 500 + (uint64_t)i);
         dcb_tensor *ref = NULL;
         for (int k = 0; k < nimpl; k++) {
             const char *impl = dcb_impl_name("weightnet", k);
             dcb_op *op = NULL;
             dcb_status st = make_op(&s, impl, 1 + (i % 2), &op);
             if (strstr(impl, "winograd") && !winograd_domain(&s)) {
-                if (st != DCB_UNSUPPORTED_PARAM)
-                    fail_msg("%s on %s: expected unsupported_param, got %s", impl, desc, dcb_status_name(st));
-                assert_null(op);
+                tu_assert_unsupported(st, op, impl, desc);
                 unsupported[k]++;
                 continue;
             }
@@ -197,12 +201,8 @@ static void test_impls_against_reference(void **state) {
                 rf.y = NULL;
                 wref_free(&rf);
             }
-            dcb_tensor *y = NULL;
-            if (dcb_op_forward(op, x, &y) != DCB_OK) fail_msg("%s on %s: %s", impl, desc, dcb_last_error());
-            const double err = tu_err_within_tol(op, y, ref, desc);
-            if (err > worst[k]) worst[k] = err;
+            worst[k] = fmax(worst[k], tu_forward_err(op, x, ref, desc));
             checked[k]++;
-            dcb_tensor_free(y);
             dcb_op_destroy(op);
         }
         dcb_tensor_free(ref);
@@ -230,8 +230,7 @@ static void test_se_equivalence(void **state) {
             s.dil = 2;
             s.pad = 2;
         }
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 12);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 12);
         dcb_op *wn = NULL, *cv = NULL;
         assert_ok(make_op(&s, "combine_then_conv/im2col", 1, &wn));
         assert_ok(dcb_op_init_weights(wn, 5));
@@ -287,8 +286,7 @@ static void test_hooks(void **state) {
         assert_ok(make_op(&s, "combine_then_conv/naive", 1, &op));
         assert_ok(dcb_op_init_weights(op, 40 + c));
         if (s.dw) s.cout = s.cin;
-        dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-        dcb_tensor_randn(x, 3 + c);
+        dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 3 + c);
         wref rf = reference(&s, op, x);
         dcb_tensor *k = NULL, *a = NULL;
         assert_ok(dcb_op_kernels(op, x, &k));
@@ -323,55 +321,34 @@ static void expect_invalid(const wshape *s, dcb_status want, const char *needle)
 
 static void test_invalid_params(void **state) {
     (void)state;
-    const wshape base = {1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 2, 2, 0, 0};
-    wshape s = base;
-    s.M = 3;
-    expect_invalid(&s, DCB_INVALID_PARAM, "weightnet: M=3 is not divisible by G=2");
-    s = base;
-    s.M = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "M=0");
-    s = base;
-    s.G = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "G=0");
-    s = base;
-    s.cin = 3;
-    s.kh = s.kw = 1;
-    expect_invalid(&s, DCB_INVALID_PARAM, "is not divisible by G*cout=32");
-    s = base;
-    s.hidden = -1;
-    expect_invalid(&s, DCB_INVALID_PARAM, "hidden=-1");
-    s = base;
-    s.dw = 1;
-    s.cout = 8;
-    expect_invalid(&s, DCB_INVALID_PARAM, "cout=8 must equal cin=16 when depthwise=1");
-    s = base;
-    s.stride = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "stride=0");
-    s = base;
-    s.cin = 0;
-    expect_invalid(&s, DCB_INVALID_PARAM, "cin=0");
-    s = base;
-    s.dw = 2;
-    expect_invalid(&s, DCB_INVALID_PARAM, "depthwise=2");
-    /* depthwise P = cin*kh*kw has cin groups: any G dividing M will do */
-    s = base;
-    s.dw = 1;
-    s.cout = 0;
-    s.cin = 3;
-    s.kh = s.kw = 1;
+    /* 16 -> 16 channels, 3x3 pad 1 over 8x8, M = G = 2, each case with the changes its message names */
+    expect_invalid(&(wshape){1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 3, 2, 0, 0}, DCB_INVALID_PARAM,
+                   "weightnet: M=3 is not divisible by G=2");
+    expect_invalid(&(wshape){1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 0, 2, 0, 0}, DCB_INVALID_PARAM, "M=0");
+    expect_invalid(&(wshape){1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 2, 0, 0, 0}, DCB_INVALID_PARAM, "G=0");
+    /* cin 3, 1x1: P = 16*3 */
+    expect_invalid(&(wshape){1, 3, 16, 8, 8, 1, 1, 1, 1, 1, 2, 2, 0, 0}, DCB_INVALID_PARAM,
+                   "is not divisible by G*cout=32");
+    expect_invalid(&(wshape){1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 2, 2, -1, 0}, DCB_INVALID_PARAM, "hidden=-1");
+    expect_invalid(&(wshape){1, 16, 8, 8, 8, 3, 3, 1, 1, 1, 2, 2, 0, 1}, DCB_INVALID_PARAM,
+                   "cout=8 must equal cin=16 when depthwise=1");
+    expect_invalid(&(wshape){1, 16, 16, 8, 8, 3, 3, 0, 1, 1, 2, 2, 0, 0}, DCB_INVALID_PARAM, "stride=0");
+    expect_invalid(&(wshape){1, 0, 16, 8, 8, 3, 3, 1, 1, 1, 2, 2, 0, 0}, DCB_INVALID_PARAM, "cin=0");
+    expect_invalid(&(wshape){1, 16, 16, 8, 8, 3, 3, 1, 1, 1, 2, 2, 0, 2}, DCB_INVALID_PARAM, "depthwise=2");
+    /* depthwise P = cin*kh*kw has cin groups: any G dividing M will do (cout 0: not given) */
     dcb_op *op = NULL;
-    assert_ok(make_op(&s, "combine_then_conv/naive", 1, &op));
+    assert_ok(make_op(&(wshape){1, 3, 0, 8, 8, 1, 1, 1, 1, 1, 2, 2, 0, 1}, "combine_then_conv/naive", 1, &op));
     assert_true(dcb_op_get_param(op, "cout") == 3);
     dcb_op_destroy(op);
 
     dcb_hparam nocout[] = {TU_HP("cin", 4), TU_HP("k", 3)};
-    assert_status_msg(dcb_op_create("weightnet", NULL, nocout, 2, &op), DCB_INVALID_PARAM, "cout is required");
+    tu_expect_create_fails("weightnet", NULL, nocout, 2, DCB_INVALID_PARAM, "cout is required");
     dcb_hparam nok[] = {TU_HP("cin", 4), TU_HP("cout", 4)};
-    assert_status_msg(dcb_op_create("weightnet", NULL, nok, 2, &op), DCB_INVALID_PARAM, "kernel size");
+    tu_expect_create_fails("weightnet", NULL, nok, 2, DCB_INVALID_PARAM, "kernel size");
     dcb_hparam grp[] = {TU_HP("cin", 4), TU_HP("cout", 4), TU_HP("k", 3), TU_HP("groups", 2)};
-    assert_status_msg(dcb_op_create("weightnet", NULL, grp, 4, &op), DCB_UNKNOWN_PARAM, "groups");
-    assert_status_msg(dcb_op_create("weightnet", "conv_then_combine/naive", grp, 3, &op), DCB_UNKNOWN_IMPL,
-                      "combine_then_conv/winograd_f2");
+    tu_expect_create_fails("weightnet", NULL, grp, 4, DCB_UNKNOWN_PARAM, "groups");
+    tu_expect_create_fails("weightnet", "conv_then_combine/naive", grp, 3, DCB_UNKNOWN_IMPL,
+                           "combine_then_conv/winograd_f2");
 }
 
 static void test_weights_and_defaults(void **state) {
@@ -380,16 +357,9 @@ static void test_weights_and_defaults(void **state) {
     dcb_op *op = NULL;
     assert_ok(make_op(&s, "combine_then_conv/naive", 1, &op));
     assert_true(dcb_op_get_param(op, "hidden") == 16);
-    static const char *const names[] = {"fc1_w", "fc1_b", "fc2_w", "fc2_b", "wgen_w"};
-    const int64_t shapes[5][2] = {{16, 64}, {16, 0}, {128, 16}, {128, 0}, {32 * 64 * 9, 2}};
-    assert_int_equal(dcb_op_weight_count(op), 5);
-    for (int i = 0; i < 5; i++) {
-        int64_t sh[DCB_MAX_DIMS];
-        assert_string_equal(dcb_op_weight_name(op, i), names[i]);
-        const int nd = dcb_op_weight_shape(op, i, sh);
-        assert_int_equal(nd, shapes[i][1] ? 2 : 1);
-        assert_true(sh[0] == shapes[i][0] && (nd == 1 || sh[1] == shapes[i][1]));
-    }
+    static const tu_weight want[] = {{"fc1_w", 2, {16, 64}}, {"fc1_b", 1, {16}}, {"fc2_w", 2, {128, 16}},
+                                     {"fc2_b", 1, {128}}, {"wgen_w", 2, {32 * 64 * 9, 2}}};
+    tu_assert_weights(op, want, 5);
     dcb_op_destroy(op);
     /* cin = 512: hidden = 512/16 = 32; depthwise shapes */
     wshape d = {1, 512, 0, 8, 8, 5, 5, 1, 2, 1, 8, 2, 0, 1};
@@ -423,8 +393,7 @@ static void test_winograd_unsupported(void **state) {
 static void test_lifecycle_and_threads(void **state) {
     (void)state;
     wshape s = {3, 16, 24, 13, 11, 3, 3, 1, 1, 1, 4, 2, 0, 0};
-    dcb_tensor *x = dcb_tensor_new4(s.N, s.cin, s.H, s.W);
-    dcb_tensor_randn(x, 8);
+    dcb_tensor *x = tu_randn4(s.N, s.cin, s.H, s.W, 8);
     for (int k = 0; k < dcb_impl_count("weightnet"); k++) {
         const char *impl = dcb_impl_name("weightnet", k);
         dcb_op *o1 = NULL, *o2 = NULL;
@@ -445,12 +414,9 @@ static void test_lifecycle_and_threads(void **state) {
         assert_ok(dcb_op_forward(o2, x, &y2));
         assert_true(dcb_max_rel_err(y2, y1, NULL) <= 1e-6);
         /* new weights after prepare are used by the next run */
-        dcb_tensor *wg = dcb_tensor_clone(dcb_op_get_weight(o1, "wgen_w"));
-        for (int64_t i = 0; i < wg->size; i++) wg->data[i] *= 2;
-        assert_ok(dcb_op_set_weight(o1, "wgen_w", wg));
+        tu_scale_weight(o1, "wgen_w", 2.0f);
         assert_ok(dcb_op_run(o1, x, y2, ws, NULL));
         for (int64_t i = 0; i < y1->size; i++) assert_true(fabsf(y2->data[i] - 2 * y1->data[i]) < 1e-4f);
-        dcb_tensor_free(wg);
         dcb_tensor_free(y1);
         dcb_tensor_free(y2);
         dcb_aligned_free(ws);
@@ -462,15 +428,10 @@ static void test_lifecycle_and_threads(void **state) {
 
 static void test_costs(void **state) {
     (void)state;
-    dcb_cost c;
-    dcb_op *op = NULL;
     /* dense 64->64 3x3 at 56x56, N = 2, M = G = 2 (lambda 1), hidden 16:
      * conv 9*64*64*3136 = 115605504; fc1 16*64+16 = 1040; fc2 128*16+128 =
      * 2176; generation 1*36864 */
-    wshape d = {2, 64, 64, 56, 56, 3, 3, 1, 1, 1, 2, 2, 0, 0};
-    assert_ok(make_op(&d, "combine_then_conv/im2col", 1, &op));
-    int64_t x[4] = {2, 64, 56, 56};
-    assert_ok(dcb_op_cost(op, 4, x, &c));
+    dcb_cost c = cost_of(&(wshape){2, 64, 64, 56, 56, 3, 3, 1, 1, 1, 2, 2, 0, 0}, "combine_then_conv/im2col");
     assert_true(c.macs == 231291168.0);
     assert_true(c.dynamic_macs == 80160.0);
     assert_true(c.params == 40080.0);
@@ -478,29 +439,20 @@ static void test_costs(void **state) {
     assert_true(c.flops == 2 * 231291168.0 + 2 * (64.0 * 3136 + 128));
     assert_true(c.executed_macs == c.macs);
     assert_true(c.bytes == 4.0 * (2.0 * 64 * 3136 + 40080 + 2.0 * 64 * 3136));
-    dcb_op_destroy(op);
     /* depthwise 32 channels 3x3 stride 2 at 15x15 -> 8x8, M = 4, G = 2:
      * conv 9*32*64 = 18432; fc1 528; fc2 64*16+64 = 1088; generation 2*288 */
-    wshape w = {1, 32, 0, 15, 15, 3, 3, 2, 1, 1, 4, 2, 0, 1};
-    assert_ok(make_op(&w, "combine_then_conv/naive", 1, &op));
-    int64_t xw[4] = {1, 32, 15, 15};
-    assert_ok(dcb_op_cost(op, 4, xw, &c));
+    c = cost_of(&(wshape){1, 32, 0, 15, 15, 3, 3, 2, 1, 1, 4, 2, 0, 1}, "combine_then_conv/naive");
     assert_true(c.macs == 20624.0);
     assert_true(c.dynamic_macs == 2192.0);
     assert_true(c.params == 2192.0);
     assert_true(c.acts == 2416.0);
     assert_true(c.flops == 48512.0);
-    dcb_op_destroy(op);
     /* Winograd F(4x4): 4 tiles of 36 products per (cin, cout) pair, plus the
      * dynamic part 144 + 272 + 576 */
-    wshape g = {1, 8, 8, 8, 8, 3, 3, 1, 1, 1, 2, 2, 0, 0};
-    assert_ok(make_op(&g, "combine_then_conv/winograd", 1, &op));
-    int64_t xg[4] = {1, 8, 8, 8};
-    assert_ok(dcb_op_cost(op, 4, xg, &c));
+    c = cost_of(&(wshape){1, 8, 8, 8, 8, 3, 3, 1, 1, 1, 2, 2, 0, 0}, "combine_then_conv/winograd");
     assert_true(c.dynamic_macs == 992.0);
     assert_true(c.macs == 9.0 * 64 * 64 + 992);
     assert_true(c.executed_macs == 4.0 * 36 * 64 + 992);
-    dcb_op_destroy(op);
 }
 
 int main(void) {
