@@ -134,12 +134,10 @@ static const float *bias_of(const dcb_op *op) {
 
 /* One implementation per conv2d engine, generated from DCB_CONV_ENGINES:
  * the engine's static-weight path behind the vtable. */
-#define ENGINE(op) ((op)->impl->engine)
-
 static dcb_status engine_check(dcb_op *op) { return dcb_engine_check_op(op, P(op)); }
 
 static dcb_status engine_prepare(dcb_op *op) {
-    dcb_status st = dcb_engine_prepare(ENGINE(op), P(op), dcb_w(op, "weight")->data, &op->state);
+    dcb_status st = dcb_engine_prepare(DCB_ENGINE(op), P(op), dcb_w(op, "weight")->data, &op->state);
     if (st != DCB_OK) {
         char who[96];
         return dcb_fail(st, "%s: %s", dcb_op_who(op, who, sizeof who), dcb_last_error());
@@ -147,20 +145,20 @@ static dcb_status engine_prepare(dcb_op *op) {
     return DCB_OK;
 }
 
-static void engine_release(dcb_op *op) { dcb_engine_release(ENGINE(op), op->state); }
+static void engine_release(dcb_op *op) { dcb_engine_release(DCB_ENGINE(op), op->state); }
 
 static size_t engine_ws(const dcb_op *op, const int64_t *x) {
-    return dcb_engine_workspace(ENGINE(op), P(op), op->state, (int)x[0], (int)x[2], (int)x[3], op->threads);
+    return dcb_engine_workspace(DCB_ENGINE(op), P(op), op->state, (int)x[0], (int)x[2], (int)x[3], op->threads);
 }
 
 static dcb_status engine_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
-    ENGINE(op)->run(P(op), op->state, (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
+    DCB_ENGINE(op)->run(P(op), op->state, (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], x->data,
                     dcb_w(op, "weight")->data, bias_of(op), y->data, ws, op->threads, prof);
     return DCB_OK;
 }
 
 static double engine_executed(const dcb_op *op, const int64_t *x) {
-    return dcb_engine_executed_macs(ENGINE(op), P(op), (int)x[0], (int)x[2], (int)x[3]);
+    return dcb_engine_executed_macs(DCB_ENGINE(op), P(op), (int)x[0], (int)x[2], (int)x[3]);
 }
 
 #define CONV2D_IMPL(e)                                                                                              \

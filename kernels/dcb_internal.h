@@ -329,6 +329,8 @@ typedef enum { DCB_CONV_ENGINES(DCB_ENGINE_ENUM) DCB_ENGINE_COUNT } dcb_engine_i
 #define DCB_ENGINE_IMPL_REF(e) &impl_##e,
 /* Every engine, in list order. */
 extern const dcb_engine_desc *const dcb_engines[DCB_ENGINE_COUNT];
+/* The engine an operator's implementation runs on. */
+#define DCB_ENGINE(op) ((op)->impl->engine)
 
 /* The direct MAC count of conv p on N images (what naive and im2col do). */
 double dcb_conv2d_direct_macs(const dcb_conv2d_p *p, int N, int H, int W);

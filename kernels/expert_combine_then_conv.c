@@ -14,14 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENGINE(op) ((op)->impl->engine)
-
 typedef struct mix_state {
     float *bank; /* E kernels in the engine's layout (+ DCB_OVERREAD_FLOATS) */
 } mix_state;
 
 static int fused(const dcb_op *op) {
-    return ENGINE(op)->bank_supported && ENGINE(op)->bank_supported(&XC_HP(op)->c);
+    return DCB_ENGINE(op)->bank_supported && DCB_ENGINE(op)->bank_supported(&XC_HP(op)->c);
 }
 
 void dcb_xc_combine_then_conv_release(dcb_op *op) {
@@ -35,7 +33,7 @@ dcb_status dcb_xc_combine_then_conv_prepare(dcb_op *op) {
     const xc_hp *h = XC_HP(op);
     if (!fused(op)) return DCB_OK;
     mix_state *s = calloc(1, sizeof *s);
-    const size_t Pp = ENGINE(op)->bank_floats(&h->c);
+    const size_t Pp = DCB_ENGINE(op)->bank_floats(&h->c);
     if (s) s->bank = dcb_aligned_alloc(sizeof(float) * (Pp * h->E + DCB_OVERREAD_FLOATS));
     if (!s || !s->bank) {
         free(s);
@@ -43,7 +41,7 @@ dcb_status dcb_xc_combine_then_conv_prepare(dcb_op *op) {
     }
     const float *w = dcb_w(op, "weight")->data;
     for (int e = 0; e < h->E; e++)
-        ENGINE(op)->bank_pack(&h->c, w + (size_t)e * dcb_xc_kernel_floats(&h->c), s->bank + e * Pp);
+        DCB_ENGINE(op)->bank_pack(&h->c, w + (size_t)e * dcb_xc_kernel_floats(&h->c), s->bank + e * Pp);
     memset(s->bank + (size_t)h->E * Pp, 0, DCB_OVERREAD_FLOATS * sizeof(float));
     op->state = s;
     return DCB_OK;
@@ -54,9 +52,9 @@ size_t dcb_xc_combine_then_conv_workspace(const dcb_op *op, const int64_t *x) {
     const int N = (int)x[0], H = (int)x[2], W = (int)x[3];
     size_t n = dcb_xc_route_scratch(h, N) + dcb_xc_rnd((size_t)N * h->E) +
                (h->c.bias ? dcb_xc_rnd((size_t)N * h->c.cout) : 0);
-    if (fused(op)) return n + ENGINE(op)->bank_workspace(&h->c, N, H, W, op->threads);
+    if (fused(op)) return n + DCB_ENGINE(op)->bank_workspace(&h->c, N, H, W, op->threads);
     return n + dcb_xc_rnd((size_t)N * dcb_xc_kernel_floats(&h->c)) +
-           (ENGINE(op)->dyn_workspace ? ENGINE(op)->dyn_workspace(&h->c, 1, H, W, op->threads) : 0);
+           dcb_engine_dyn_workspace(DCB_ENGINE(op), &h->c, 1, H, W, op->threads);
 }
 
 dcb_status dcb_xc_combine_then_conv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
@@ -85,7 +83,7 @@ dcb_status dcb_xc_combine_then_conv_run(dcb_op *op, const dcb_tensor *x, dcb_ten
         DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
         const mix_state *s = op->state;
         const dcb_dyn_bank k = {s->bank, r, bm, h->E};
-        ENGINE(op)->bank_run(p, N, H, W, x->data, &k, y->data, b, op->threads, prof);
+        DCB_ENGINE(op)->bank_run(p, N, H, W, x->data, &k, y->data, b, op->threads, prof);
         return DCB_OK;
     }
     float *Wm = (float *)b;
@@ -95,7 +93,7 @@ dcb_status dcb_xc_combine_then_conv_run(dcb_op *op, const dcb_tensor *x, dcb_ten
     DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
     const size_t xs = (size_t)p->cin * H * W, ys = (size_t)y->shape[1] * y->shape[2] * y->shape[3];
     for (int n = 0; n < N; n++)
-        ENGINE(op)->dyn_run(p, 1, H, W, x->data + n * xs, Wm + n * P, bm ? bm + (size_t)n * p->cout : NULL,
+        DCB_ENGINE(op)->dyn_run(p, 1, H, W, x->data + n * xs, Wm + n * P, bm ? bm + (size_t)n * p->cout : NULL,
                             y->data + n * ys, b, op->threads, prof);
     return DCB_OK;
 }

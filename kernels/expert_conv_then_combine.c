@@ -17,8 +17,6 @@
 
 #include <stdlib.h>
 
-#define ENGINE(op) ((op)->impl->engine)
-
 typedef struct stack_state {
     int n;
     void *st[]; /* the engine's state: 1 (stacked) or E (groups > 1) */
@@ -38,13 +36,13 @@ static void *state_of(const dcb_op *op, int i) {
 void dcb_xc_conv_then_combine_release(dcb_op *op) {
     stack_state *s = op->state;
     if (!s) return;
-    for (int i = 0; i < s->n; i++) dcb_engine_release(ENGINE(op), s->st[i]);
+    for (int i = 0; i < s->n; i++) dcb_engine_release(DCB_ENGINE(op), s->st[i]);
     free(s);
 }
 
 dcb_status dcb_xc_conv_then_combine_prepare(dcb_op *op) {
     const xc_hp *h = XC_HP(op);
-    if (!ENGINE(op)->prepare) return DCB_OK; /* the bank is used as it is */
+    if (!DCB_ENGINE(op)->prepare) return DCB_OK; /* the bank is used as it is */
     const int np = h->c.groups == 1 ? 1 : h->E;
     stack_state *s = calloc(1, sizeof *s + (size_t)np * sizeof s->st[0]);
     if (!s) return dcb_fail(DCB_OUT_OF_MEMORY, "%s/%s: out of memory", h->name, op->impl->name);
@@ -52,7 +50,7 @@ dcb_status dcb_xc_conv_then_combine_prepare(dcb_op *op) {
     const dcb_conv2d_p pe = stacked_params(h);
     const float *w = dcb_w(op, "weight")->data;
     for (int i = 0; i < np; i++) {
-        if (dcb_engine_prepare(ENGINE(op), &pe, w + (size_t)i * dcb_xc_kernel_floats(&h->c), &s->st[i]) != DCB_OK) {
+        if (dcb_engine_prepare(DCB_ENGINE(op), &pe, w + (size_t)i * dcb_xc_kernel_floats(&h->c), &s->st[i]) != DCB_OK) {
             dcb_xc_conv_then_combine_release(op);
             op->state = NULL;
             return dcb_fail(DCB_OUT_OF_MEMORY, "%s/%s: out of memory for the expert kernels", h->name, op->impl->name);
@@ -68,7 +66,7 @@ size_t dcb_xc_conv_then_combine_workspace(const dcb_op *op, const int64_t *x) {
     const int ho = dcb_conv_out(H, h->c.kh, h->c.stride, h->c.pad, h->c.dil);
     const int wo = dcb_conv_out(W, h->c.kw, h->c.stride, h->c.pad, h->c.dil);
     const dcb_conv2d_p pe = stacked_params(h);
-    const size_t eng = ENGINE(op)->workspace ? ENGINE(op)->workspace(&pe, state_of(op, 0), N, H, W, op->threads) : 0;
+    const size_t eng = dcb_engine_workspace(DCB_ENGINE(op), &pe, state_of(op, 0), N, H, W, op->threads);
     return dcb_xc_route_scratch(h, N) + dcb_xc_rnd((size_t)N * h->E) +
            dcb_xc_rnd((size_t)N * h->E * h->c.cout * ho * wo) + eng;
 }
@@ -95,12 +93,12 @@ dcb_status dcb_xc_conv_then_combine_run(dcb_op *op, const dcb_tensor *x, dcb_ten
     size_t sn, se; /* strides of Y over n and e, in floats */
     if (p->groups == 1) {
         const dcb_conv2d_p pe = stacked_params(h);
-        ENGINE(op)->run(&pe, state_of(op, 0), N, H, W, x->data, w, bias, Y, b, op->threads, prof);
+        DCB_ENGINE(op)->run(&pe, state_of(op, 0), N, H, W, x->data, w, bias, Y, b, op->threads, prof);
         sn = (size_t)E * cout * HWo;
         se = (size_t)cout * HWo;
     } else {
         for (int e = 0; e < E; e++)
-            ENGINE(op)->run(p, state_of(op, e), N, H, W, x->data, w + (size_t)e * dcb_xc_kernel_floats(p),
+            DCB_ENGINE(op)->run(p, state_of(op, e), N, H, W, x->data, w + (size_t)e * dcb_xc_kernel_floats(p),
                             bias ? bias + (size_t)e * cout : NULL, Y + (size_t)e * N * cout * HWo, b, op->threads,
                             prof);
         sn = (size_t)cout * HWo;

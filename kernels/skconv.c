@@ -48,8 +48,6 @@ static dcb_conv2d_p branch_p(const skconv_hp *p, int i) {
     return (dcb_conv2d_p){p->cin, p->cout, 3, 3, p->stride, i + 1, i + 1, p->groups, 1};
 }
 
-#define ENGINE(op) ((op)->impl->engine)
-
 static dcb_status skconv_validate(dcb_op *op) {
     skconv_hp *p = dcb_new_hp(op, sizeof *p);
     if (!p) return DCB_OUT_OF_MEMORY;
@@ -76,12 +74,12 @@ static dcb_status skconv_validate(dcb_op *op) {
  * the message. */
 static dcb_status skconv_check(dcb_op *op) {
     const skconv_hp *p = HP(op);
-    if (!ENGINE(op)->check) return DCB_OK;
+    if (!DCB_ENGINE(op)->check) return DCB_OK;
     for (int i = 0; i < p->M; i++) {
         const dcb_conv2d_p c = branch_p(p, i);
         char who[128];
         snprintf(who, sizeof who, "skconv/%s (branches=%d: dilation %d in branch %d)", op->impl->name, p->M, i + 1, i);
-        dcb_status st = ENGINE(op)->check(&c, who);
+        dcb_status st = DCB_ENGINE(op)->check(&c, who);
         if (st != DCB_OK) return st;
     }
     return DCB_OK;
@@ -128,7 +126,7 @@ static double skconv_executed(const dcb_op *op, const int64_t *x) {
     double m = dcb_op_macs(op, x);
     for (int i = 0; i < p->M; i++) {
         const dcb_conv2d_p b = branch_p(p, i);
-        m += dcb_engine_extra_macs(ENGINE(op), &b, (int)x[0], (int)x[2], (int)x[3]);
+        m += dcb_engine_extra_macs(DCB_ENGINE(op), &b, (int)x[0], (int)x[2], (int)x[3]);
     }
     return m;
 }
@@ -143,7 +141,7 @@ static void *branch_state(const dcb_op *op, int i) { return op->state ? ((void *
 
 static size_t engine_ws(const dcb_op *op, int i, int N, int H, int W) {
     const dcb_conv2d_p c = branch_p(HP(op), i);
-    return dcb_engine_workspace(ENGINE(op), &c, branch_state(op, i), N, H, W, op->threads);
+    return dcb_engine_workspace(DCB_ENGINE(op), &c, branch_state(op, i), N, H, W, op->threads);
 }
 
 static sk_layout layout(const dcb_op *op, const int64_t *x) {
@@ -170,14 +168,14 @@ static size_t skconv_ws(const dcb_op *op, const int64_t *x) { return layout(op, 
 static void skconv_release(dcb_op *op) {
     void **st = op->state;
     if (!st) return;
-    for (int i = 0; i < HP(op)->M; i++) dcb_engine_release(ENGINE(op), st[i]);
+    for (int i = 0; i < HP(op)->M; i++) dcb_engine_release(DCB_ENGINE(op), st[i]);
     free(st);
 }
 
 /* The engine's weight-only work (kernel transform, packing) per branch. */
 static dcb_status skconv_prepare(dcb_op *op) {
     const skconv_hp *p = HP(op);
-    if (!ENGINE(op)->prepare) return DCB_OK;
+    if (!DCB_ENGINE(op)->prepare) return DCB_OK;
     void **st = calloc((size_t)p->M, sizeof *st);
     if (!st) return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory", op->impl->name);
     op->state = st;
@@ -185,7 +183,7 @@ static dcb_status skconv_prepare(dcb_op *op) {
     const size_t per = (size_t)p->cout * (p->cin / p->groups) * 9;
     for (int i = 0; i < p->M; i++) {
         const dcb_conv2d_p c = branch_p(p, i);
-        if (dcb_engine_prepare(ENGINE(op), &c, w + i * per, &st[i]) != DCB_OK) {
+        if (dcb_engine_prepare(DCB_ENGINE(op), &c, w + i * per, &st[i]) != DCB_OK) {
             skconv_release(op);
             op->state = NULL;
             return dcb_fail(DCB_OUT_OF_MEMORY, "skconv/%s: out of memory for the branch kernels", op->impl->name);
@@ -211,7 +209,7 @@ static dcb_status skconv_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
     for (int i = 0; i < M; i++) {
         dcb_conv2d_p c = branch_p(p, i);
         float *Ui = U + (size_t)i * UN;
-        ENGINE(op)->run(&c, branch_state(op, i), N, H, W, x->data, bw + i * per, bb + (size_t)i * C, Ui, ews,
+        DCB_ENGINE(op)->run(&c, branch_state(op, i), N, H, W, x->data, bw + i * per, bb + (size_t)i * C, Ui, ews,
                         op->threads, prof);
         double t0 = dcb_now();
         dcb_relu(Ui, UN);

@@ -44,8 +44,6 @@ typedef struct splat_hp {
 
 #define HP(op) ((const splat_hp *)(op)->hp)
 
-#define ENGINE(op) ((op)->impl->engine)
-
 static dcb_status splat_validate(dcb_op *op) {
     splat_hp *p = dcb_new_hp(op, sizeof *p);
     if (!p) return DCB_OUT_OF_MEMORY;
@@ -124,7 +122,7 @@ static void splat_cost(const dcb_op *op, const int64_t *x, dcb_cost *c) {
 /* The engine's work in place of the direct count (Winograd: alpha^2 per
  * m x m tile instead of 9 per output). */
 static double splat_executed(const dcb_op *op, const int64_t *x) {
-    return dcb_op_macs(op, x) + dcb_engine_extra_macs(ENGINE(op), &HP(op)->conv, (int)x[0], (int)x[2], (int)x[3]);
+    return dcb_op_macs(op, x) + dcb_engine_extra_macs(DCB_ENGINE(op), &HP(op)->conv, (int)x[0], (int)x[2], (int)x[3]);
 }
 
 /* ------------------------------------------------------------- workspace */
@@ -143,7 +141,7 @@ static sp_layout layout(const dcb_op *op, const int64_t *x) {
     l.a = l.g + dcb_align_up(sizeof(float) * N * p->inter);
     /* a holds the logits (N, Kc, R, cout/Kc), then the weights (N, R, cout) */
     l.eng = l.a + dcb_align_up(sizeof(float) * N * CR * 2);
-    l.total = l.eng + dcb_align_up(dcb_engine_workspace(ENGINE(op), &p->conv, op->state, (int)x[0], (int)x[2],
+    l.total = l.eng + dcb_align_up(dcb_engine_workspace(DCB_ENGINE(op), &p->conv, op->state, (int)x[0], (int)x[2],
                                                         (int)x[3], op->threads));
     return l;
 }
@@ -152,12 +150,12 @@ static size_t splat_ws(const dcb_op *op, const int64_t *x) { return layout(op, x
 
 /* The engine's weight-only work (kernel transform, packing). */
 static dcb_status splat_prepare(dcb_op *op) {
-    if (dcb_engine_prepare(ENGINE(op), &HP(op)->conv, dcb_w(op, "conv_w")->data, &op->state) != DCB_OK)
+    if (dcb_engine_prepare(DCB_ENGINE(op), &HP(op)->conv, dcb_w(op, "conv_w")->data, &op->state) != DCB_OK)
         return dcb_fail(DCB_OUT_OF_MEMORY, "splat/%s: out of memory for the conv kernel", op->impl->name);
     return DCB_OK;
 }
 
-static void splat_release(dcb_op *op) { dcb_engine_release(ENGINE(op), op->state); }
+static void splat_release(dcb_op *op) { dcb_engine_release(DCB_ENGINE(op), op->state); }
 
 /* y (N, out) = x (N, in) . w^T + b with `groups` diagonal blocks: block g
  * maps inputs [g*in/groups, ...) through rows [g*out/groups, ...) of w. */
@@ -183,7 +181,7 @@ static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
     float *logit = (float *)(base + l.a), *a = logit + (size_t)N * CR;
     const float *cb = dcb_w(op, "conv_b")->data;
 
-    ENGINE(op)->run(&p->conv, op->state, N, H, W, x->data, dcb_w(op, "conv_w")->data, cb, U, base + l.eng,
+    DCB_ENGINE(op)->run(&p->conv, op->state, N, H, W, x->data, dcb_w(op, "conv_w")->data, cb, U, base + l.eng,
                     op->threads, prof);
     double t0 = dcb_now();
     dcb_relu(U, (size_t)N * CR * P);

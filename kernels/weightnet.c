@@ -169,8 +169,6 @@ static void wn_generate(const dcb_op *op, const float *wt, const float *a, int N
 }
 
 /* ------------------------------------------------- combine_then_conv/<e> */
-#define ENGINE(op) ((op)->impl->engine)
-
 typedef struct wn_ws { size_t g, hid, a, W, eng, total; } wn_ws;
 
 static wn_ws wn_layout(const dcb_op *op, const int64_t *x) {
@@ -182,7 +180,7 @@ static wn_ws wn_layout(const dcb_op *op, const int64_t *x) {
     l.a = l.hid + dcb_align_up(sizeof(float) * N * h->hidden);
     l.W = l.a + dcb_align_up(sizeof(float) * N * h->A);
     l.eng = l.W + dcb_align_up(sizeof(float) * N * (size_t)h->P);
-    l.total = l.eng + dcb_align_up(dcb_engine_dyn_workspace(ENGINE(op), &h->c, 1, (int)x[2], (int)x[3], op->threads));
+    l.total = l.eng + dcb_align_up(dcb_engine_dyn_workspace(DCB_ENGINE(op), &h->c, 1, (int)x[2], (int)x[3], op->threads));
     return l;
 }
 
@@ -205,7 +203,7 @@ static dcb_status ctc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *
     DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
     const size_t xs = (size_t)h->c.cin * H * W, ys = (size_t)y->size / N;
     for (int n = 0; n < N; n++)
-        ENGINE(op)->dyn_run(&h->c, 1, H, W, x->data + n * xs, Wk + (size_t)n * h->P, NULL,
+        DCB_ENGINE(op)->dyn_run(&h->c, 1, H, W, x->data + n * xs, Wk + (size_t)n * h->P, NULL,
                         y->data + n * ys, b + l.eng, op->threads, prof);
     return DCB_OK;
 }
@@ -213,7 +211,7 @@ static dcb_status ctc_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *
 /* The generation as counted, plus what the engine performs (Winograd: a^2
  * per m x m tile, as conv2d reports it). */
 static double ctc_executed(const dcb_op *op, const int64_t *x) {
-    return dcb_op_macs(op, x) + dcb_engine_extra_macs(ENGINE(op), &HP(op)->c, (int)x[0], (int)x[2], (int)x[3]);
+    return dcb_op_macs(op, x) + dcb_engine_extra_macs(DCB_ENGINE(op), &HP(op)->c, (int)x[0], (int)x[2], (int)x[3]);
 }
 
 /* ------------------------------------------------------------------ hooks */
