@@ -135,19 +135,19 @@ $(BUILD)/harness-san/%.o: harness/%.cc harness/*.h | deps
 $(BUILD)/dcbench-san: $(HARNESS_SAN_OBJ) $(BUILD)/libdcb-san.a
 	$(CC) $(SAN) $(HARNESS_SAN_OBJ) $(BUILD)/libdcb-san.a $(HARNESS_LIBS) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdcb.a
+$(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libdcb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -Itests $< $(BUILD)/libdcb.a $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/tests-san/%: tests/%.c tests/testutil.h $(BUILD)/libdcb-san.a
+$(BUILD)/tests-san/%: tests/%.c tests/*.h $(BUILD)/libdcb-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcb-san.a $(LDLIBS) -lcmocka -o $@
 
-$(HARNESS_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: tests/%.c tests/testutil.h harness/measure.h $(BUILD)/libdcbh.a $(BUILD)/libdcb.a
+$(HARNESS_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: tests/%.c tests/*.h harness/measure.h $(BUILD)/libdcbh.a $(BUILD)/libdcb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HARNESS_CFLAGS) -Itests $< $(BUILD)/libdcbh.a $(BUILD)/libdcb.a $(HARNESS_LIBS) $(LDLIBS) -lcmocka -o $@
 
-$(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/testutil.h harness/measure.h $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a
+$(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/*.h harness/measure.h $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HARNESS_CFLAGS:-O3=-O1) $(SAN) -Itests $< $(BUILD)/libdcbh-san.a $(BUILD)/libdcb-san.a $(HARNESS_LIBS) $(LDLIBS) -lcmocka -o $@
 

@@ -178,7 +178,27 @@ static const dcb_impl_vt *const conv2d_impls[] = {DCB_CONV_ENGINES(DCB_ENGINE_IM
 #endif
 };
 
+/* ------------------------------------------------------------ backward */
+static dcb_status bwd_naive_run(dcb_op *op, const dcb_train_ctx *c) {
+    const dcb_conv2d_p *p = P(op);
+    const int N = (int)c->x->shape[0], H = (int)c->x->shape[2], W = (int)c->x->shape[3];
+    if (c->dx) dcb_conv2d_bwd_data_naive(p, N, H, W, c->dy->data, dcb_w(op, "weight")->data, c->dx->data, op->threads);
+    float *dw = dcb_dw(op, c, "weight"), *db = dcb_dw(op, c, "bias");
+    if (dw || db) {
+        float *tmp = dw ? NULL : dcb_aligned_alloc(sizeof(float) * (size_t)dcb_w(op, "weight")->size);
+        if (!dw && !tmp) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d backward: out of memory");
+        dcb_conv2d_bwd_weight_naive(p, N, H, W, c->x->data, c->dy->data, dw ? dw : tmp, db, op->threads);
+        dcb_aligned_free(tmp);
+    }
+    return DCB_OK;
+}
+
+static const dcb_bwd_vt bwd_naive = {.name = "naive", .doc = "direct loops in double: the oracle", .tol = 1e-6,
+                                     .run = bwd_naive_run};
+static const dcb_bwd_vt *const conv2d_bwds[] = {&bwd_naive};
+
 const dcb_op_info dcb_conv2d_info = {
+    DCB_BWDS(conv2d_bwds),
     .name = "conv2d", .doc = "static 2-D convolution; grouped (ResNeXt) and depthwise (groups = cin) included",
     DCB_PARAMS(conv2d_params), DCB_IMPLS(conv2d_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
     .validate = conv2d_validate, .weights = conv2d_weights, .out_shape = conv2d_out_shape, .cost = conv2d_cost,

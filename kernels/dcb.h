@@ -268,6 +268,50 @@ dcb_status dcb_op_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
  * (N, branches, cout), se (N, C)). */
 dcb_status dcb_op_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out);
 
+/* ---------------------------------------------------------- training
+ * Backward passes (docs/TRAINING.md). A training forward keeps what the
+ * backward needs; an inference forward (dcb_op_run) keeps nothing.
+ *   dcb_op_forward_train(op, x, y)   y = forward(x) (y of the planned shape),
+ *       computed by the op's backward implementation's own training forward
+ *       when it has one, else by its forward implementation. x and y are
+ *       referenced, not copied: keep both alive and unchanged until the
+ *       backward (a network keeps its activations anyway).
+ *   dcb_op_backward(op, dy, dx, dw)  dy: y's shape. dx (x's shape, NULL: not
+ *       wanted) and dw[i] the gradient of weight i (dcb_op_weight_name
+ *       order, each in its weight's own shape; dw NULL or dw[i] NULL: not
+ *       wanted) are overwritten with the gradients of sum(dy * y), the loss
+ *       being summed over the batch (nothing is averaged inside an operator).
+ *       It may be called again for another dy of the same forward.
+ *   Errors: backward before a training forward, or after the weights
+ *   changed (DCB_INVALID_ARGUMENT); dy, dx or dw[i] of the wrong shape
+ *   (DCB_INVALID_SHAPE, naming the tensor and both shapes).
+ * Gradients are exact derivatives of the forward, except where
+ * dcb_op_weight_grad_exact says 0: drconv's guide_w and guide_b get the
+ * gradient of softmax(F) over regions in place of the one-hot mask (the
+ * paper's rule). Ties of argmax and max go to the first maximum.
+ * Backward implementations are registered per operator like forward ones:
+ * 0 is the naive oracle; an op starts with the last registered one that
+ * supports its hyperparameters (dcb_op_set_backward(op, NULL) chooses it
+ * again), and dcb_op_get_backward says which it uses. */
+int dcb_bwd_count(const char *op);                 /* -1: unknown op */
+const char *dcb_bwd_name(const char *op, int i);   /* NULL past the end */
+/* Chooses backward implementation `name` (NULL: the default); an unknown
+ * name is DCB_UNKNOWN_IMPL listing the valid ones, one that cannot run
+ * these hyperparameters DCB_UNSUPPORTED_PARAM. */
+dcb_status dcb_op_set_backward(dcb_op *op, const char *name);
+const char *dcb_op_get_backward(const dcb_op *op);   /* NULL: the op has none */
+const char *dcb_op_get_backward_doc(const dcb_op *op);
+/* Largest relative error against the naive backward it promises. */
+double dcb_op_backward_tolerance(const dcb_op *op);
+/* 1 when weight i's gradient is the exact derivative of the forward. */
+int dcb_op_weight_grad_exact(const dcb_op *op, int i);
+dcb_status dcb_op_forward_train(dcb_op *op, const dcb_tensor *x, dcb_tensor *y);
+dcb_status dcb_op_backward(dcb_op *op, const dcb_tensor *dy, dcb_tensor *dx, dcb_tensor *const *dw);
+/* Weight i for in-place updates (an optimiser step): drops the prepared
+ * state and the training state, as dcb_op_set_weight does. NULL when the
+ * weight is not set. */
+dcb_tensor *dcb_op_weight_mut(dcb_op *op, int i);
+
 /* ------------------------------------------------- kernel similarity
  * Cosine similarity of every pair of kernels k[i], k[j], i < j, where the
  * first dimension of the tensor indexes the kernels (at least 2):

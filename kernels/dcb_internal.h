@@ -24,6 +24,9 @@ typedef struct dcb_weight_spec {
     int64_t shape[DCB_MAX_DIMS];
     double fan_in;          /* for the default initialisation; 0: use shape */
     int is_bias;            /* biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+    /* Its gradient is a surrogate, not the derivative of the forward
+     * (drconv's guide conv: softmax(F) in place of the one-hot mask). */
+    int grad_surrogate;
 } dcb_weight_spec;
 
 typedef struct dcb_engine_desc dcb_engine_desc;
@@ -60,6 +63,38 @@ typedef struct dcb_impl_vt {
     dcb_status (*plan)(dcb_op *op, const int64_t *x_shape);
 } dcb_impl_vt;
 
+/* One backward implementation (docs/TRAINING.md), registered per operator
+ * beside the forward ones; bwds[0] is the naive oracle. What run is given: */
+typedef struct dcb_train_ctx {
+    const dcb_tensor *x, *y, *dy;   /* the training forward's input and output, and dy (y's shape) */
+    dcb_tensor *dx;                 /* x's shape, or NULL: not wanted */
+    dcb_tensor *const *dw;          /* op->nweights entries (NULL entries: not wanted), or NULL */
+    void *saved;                    /* what the impl's forward kept, or NULL */
+} dcb_train_ctx;
+
+typedef struct dcb_bwd_vt {
+    const char *name;
+    const char *doc;
+    /* Largest relative error against the naive backward (tests). */
+    double tol;
+    /* DCB_OK, or DCB_UNSUPPORTED_PARAM with a message; NULL: runs every
+     * configuration of the operator. */
+    dcb_status (*check)(const dcb_op *op);
+    /* Optional training forward: y = the operator's forward of x, keeping in
+     * *saved what run needs (freed by free_saved before the next training
+     * forward and at destroy). NULL: the op's forward implementation computes
+     * y and run gets x and y only (and recomputes what it needs). */
+    dcb_status (*forward)(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void **saved);
+    void (*free_saved)(void *saved);
+    /* Fills c->dx and every non-NULL c->dw[i] (overwriting). Scratch memory
+     * is its own (allocated per call, or cached in its saved state). */
+    dcb_status (*run)(dcb_op *op, const dcb_train_ctx *c);
+} dcb_bwd_vt;
+
+/* The gradient buffer of weight `name` in c, or NULL when not wanted (or
+ * the op has no such weight). */
+float *dcb_dw(const dcb_op *op, const dcb_train_ctx *c, const char *name);
+
 /* One operator: hyperparameters, weights, shapes, costs and its impls. */
 typedef struct dcb_op_info {
     const char *name;
@@ -88,6 +123,9 @@ typedef struct dcb_op_info {
     dcb_input_layout layout;
     const char *channels_param;
     int hw_are_params;
+    /* Backward implementations (DCB_BWDS(t)); none: the op cannot train. */
+    const dcb_bwd_vt *const *bwds;
+    int nbwds;
 } dcb_op_info;
 
 struct dcb_op {
@@ -109,6 +147,14 @@ struct dcb_op {
     int64_t plan_x[DCB_MAX_DIMS], plan_y[DCB_MAX_DIMS];
     size_t plan_ws;
     uint64_t plan_count;                /* plans made (tests: none in the timed loop) */
+    /* Training: the backward implementation and the state of the last
+     * training forward (valid while trained). */
+    const dcb_bwd_vt *bwd;
+    int trained;
+    const dcb_tensor *train_x, *train_y;
+    void *train_saved;
+    void *train_ws;                     /* the forward impl's workspace, kept */
+    size_t train_ws_bytes;
 };
 
 /* The two fields of a table and its length in a dcb_op_info:
@@ -116,6 +162,7 @@ struct dcb_op {
 #define DCB_COUNT(t) ((int)(sizeof(t) / sizeof((t)[0])))
 #define DCB_PARAMS(t) .params = (t), .nparams = DCB_COUNT(t)
 #define DCB_IMPLS(t) .impls = (t), .nimpls = DCB_COUNT(t)
+#define DCB_BWDS(t) .bwds = (t), .nbwds = DCB_COUNT(t)
 
 /* n rounded up to a multiple of DCB_ALIGN: workspace layouts. */
 static inline size_t dcb_align_up(size_t n) { return (n + DCB_ALIGN - 1) / DCB_ALIGN * DCB_ALIGN; }
@@ -187,6 +234,25 @@ size_t dcb_conv2d_im2col_ws(const dcb_conv2d_p *p, int N, int H, int W, int thre
 void dcb_conv2d_im2col(const dcb_conv2d_p *p, int N, int H, int W,
                        const float *x, const float *w, const float *b, float *y,
                        void *ws, int threads, dcb_profile *prof);
+
+/* conv2d backward building blocks (conv2d_backward*.c), for N images of
+ * H x W (the forward's input size) and conv p, whatever the groups:
+ *   bwd_data:   dx (N, cin, H, W) = the transposed conv of dy (N, cout, H', W')
+ *               with w (cout, cin/groups, kh, kw)   [overwritten];
+ *   bwd_weight: dw (cout, cin/groups, kh, kw) = sum over n of the
+ *               correlation of x and dy, db (cout) = sum of dy over n and
+ *               pixels (db may be NULL)               [overwritten].
+ * _naive: direct loops in double (the oracle); _gemm: im2col/col2im and
+ * CBLAS sgemm, with the workspace of dcb_conv2d_bwd_gemm_ws. */
+void dcb_conv2d_bwd_data_naive(const dcb_conv2d_p *p, int N, int H, int W, const float *dy, const float *w,
+                               float *dx, int threads);
+void dcb_conv2d_bwd_weight_naive(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *dy,
+                                 float *dw, float *db, int threads);
+size_t dcb_conv2d_bwd_gemm_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads);
+void dcb_conv2d_bwd_data_gemm(const dcb_conv2d_p *p, int N, int H, int W, const float *dy, const float *w,
+                              float *dx, void *ws, int threads);
+void dcb_conv2d_bwd_weight_gemm(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *dy,
+                                float *dw, float *db, void *ws, int threads);
 
 /* Winograd F(m x m, 3x3), m in {2, 4}: the static engine in conv2d_winograd.c,
  * the dynamic path (dcb_winograd_dyn_*, dcb_winograd_bank_*) in

@@ -145,13 +145,35 @@ static void release_state(dcb_op *op) {
     op->planned = 0;  /* the workspace and an impl's plan may depend on the state */
 }
 
+/* Forgets the last training forward (its saved state and workspace stay
+ * allocated only until then). */
+static void drop_train(dcb_op *op) {
+    if (op->train_saved && op->bwd && op->bwd->free_saved) op->bwd->free_saved(op->train_saved);
+    op->train_saved = NULL;
+    op->trained = 0;
+    op->train_x = op->train_y = NULL;
+}
+
 void dcb_op_destroy(dcb_op *op) {
     if (!op) return;
+    drop_train(op);
+    dcb_aligned_free(op->train_ws);
     release_state(op);
     for (int i = 0; i < DCB_MAX_PARAMS; i++) free(op->ps[i]);
     for (int i = 0; i < op->nweights; i++) dcb_tensor_free(op->w[i]);
     free(op->hp);
     free(op);
+}
+
+/* The last backward implementation that runs op's hyperparameters (NULL:
+ * none does, or the op has none). Checks must not leave a message behind
+ * that a later success would show, so the thread's message is kept. */
+static const dcb_bwd_vt *default_bwd(dcb_op *op) {
+    for (int i = op->info->nbwds - 1; i >= 0; i--) {
+        const dcb_bwd_vt *b = op->info->bwds[i];
+        if (!b->check || b->check(op) == DCB_OK) return b;
+    }
+    return NULL;
 }
 
 dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam *hp,
@@ -248,6 +270,7 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
         op->nweights = info->weights(op, op->wspec);
         if (vt->check) st = vt->check(op);
     }
+    if (st == DCB_OK) op->bwd = default_bwd(op);
     if (st != DCB_OK) {
         dcb_op_destroy(op);
         return st;
@@ -329,6 +352,7 @@ dcb_status dcb_op_set_weight(dcb_op *op, const char *name, const dcb_tensor *t) 
     dcb_tensor_free(op->w[i]);
     op->w[i] = c;
     release_state(op);
+    drop_train(op);
     return DCB_OK;
 }
 
@@ -354,6 +378,7 @@ dcb_status dcb_op_init_weights(dcb_op *op, uint64_t seed) {
         op->w[i] = t;
     }
     release_state(op);
+    drop_train(op);
     return DCB_OK;
 }
 
@@ -555,4 +580,140 @@ dcb_status dcb_op_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
 
 dcb_status dcb_op_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
     return dynamic_hook(op, x, out, "dcb_op_routing", 1, "has no routing weights");
+}
+
+/* ------------------------------------------------------------- training */
+int dcb_bwd_count(const char *op) {
+    const dcb_op_info *info = find_op(op);
+    return info ? info->nbwds : -1;
+}
+
+const char *dcb_bwd_name(const char *op, int i) {
+    const dcb_op_info *info = find_op(op);
+    if (!info || i < 0 || i >= info->nbwds) return NULL;
+    return info->bwds[i]->name;
+}
+
+dcb_status dcb_op_set_backward(dcb_op *op, const char *name) {
+    if (!op) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_set_backward: op is NULL");
+    const dcb_op_info *info = op->info;
+    if (!info->nbwds) return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: has no backward implementation", info->name);
+    const dcb_bwd_vt *b = NULL;
+    if (!name) {
+        b = default_bwd(op);
+        if (!b)
+            return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: no backward implementation runs these hyperparameters",
+                            info->name);
+    } else {
+        for (int i = 0; i < info->nbwds; i++)
+            if (!strcmp(info->bwds[i]->name, name)) b = info->bwds[i];
+        if (!b) {
+            char names[512];
+            size_t o = 0;
+            names[0] = 0;
+            for (int i = 0; i < info->nbwds && o < sizeof names; i++)
+                o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", info->bwds[i]->name);
+            return dcb_fail(DCB_UNKNOWN_IMPL, "%s: unknown backward implementation '%s' (valid: %s)", info->name,
+                            name, names);
+        }
+        dcb_status st = b->check ? b->check(op) : DCB_OK;
+        if (st != DCB_OK) return st;
+    }
+    drop_train(op);
+    op->bwd = b;
+    return DCB_OK;
+}
+
+const char *dcb_op_get_backward(const dcb_op *op) { return op->bwd ? op->bwd->name : NULL; }
+const char *dcb_op_get_backward_doc(const dcb_op *op) { return op->bwd && op->bwd->doc ? op->bwd->doc : ""; }
+double dcb_op_backward_tolerance(const dcb_op *op) { return op->bwd ? op->bwd->tol : 0; }
+
+float *dcb_dw(const dcb_op *op, const dcb_train_ctx *c, const char *name) {
+    if (!c->dw) return NULL;
+    for (int i = 0; i < op->nweights; i++)
+        if (!strcmp(op->wspec[i].name, name)) return c->dw[i] ? c->dw[i]->data : NULL;
+    return NULL;
+}
+
+int dcb_op_weight_grad_exact(const dcb_op *op, int i) {
+    return i >= 0 && i < op->nweights && !op->wspec[i].grad_surrogate;
+}
+
+dcb_tensor *dcb_op_weight_mut(dcb_op *op, int i) {
+    if (!op || i < 0 || i >= op->nweights) return NULL;
+    release_state(op);
+    drop_train(op);
+    return op->w[i];
+}
+
+static dcb_status shape_mismatch(const dcb_op *op, const char *what, const dcb_tensor *t, int ndim,
+                                 const int64_t *shape) {
+    char e[128], g[128];
+    dcb_shape_str(ndim, shape, e, sizeof e);
+    dcb_shape_str(t->ndim, t->shape, g, sizeof g);
+    return dcb_fail(DCB_INVALID_SHAPE, "%s backward: %s has shape %s, expected %s", op->info->name, what, g, e);
+}
+
+dcb_status dcb_op_forward_train(dcb_op *op, const dcb_tensor *x, dcb_tensor *y) {
+    if (!op || !x || !y) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_forward_train: NULL argument");
+    if (!op->bwd) {
+        if (!op->info->nbwds) return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: has no backward implementation",
+                                              op->info->name);
+        return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: no backward implementation runs these hyperparameters",
+                        op->info->name);
+    }
+    drop_train(op);
+    dcb_status st = check_weights(op);
+    if (st != DCB_OK) return st;
+    size_t wsb = 0;
+    if ((st = dcb_op_plan(op, x->ndim, x->shape, NULL, NULL, &wsb)) != DCB_OK) return st;
+    if (!dcb_shape_equal(y, op->plan_yndim, op->plan_y)) return shape_mismatch(op, "y", y, op->plan_yndim, op->plan_y);
+    if (op->bwd->forward) {
+        void *saved = NULL;
+        st = op->bwd->forward(op, x, y, &saved);
+        if (st != DCB_OK) {
+            if (saved && op->bwd->free_saved) op->bwd->free_saved(saved);
+            return st;
+        }
+        op->train_saved = saved;
+    } else {
+        if (!op->prepared) {  /* preparing drops the plan: its workspace may change */
+            if ((st = dcb_op_prepare(op)) != DCB_OK) return st;
+            if ((st = dcb_op_plan(op, x->ndim, x->shape, NULL, NULL, &wsb)) != DCB_OK) return st;
+        }
+        if (wsb > op->train_ws_bytes) {
+            dcb_aligned_free(op->train_ws);
+            op->train_ws_bytes = 0;
+            if (!(op->train_ws = dcb_aligned_alloc(wsb)))
+                return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory (training workspace %zu bytes)",
+                                op->info->name, wsb);
+            op->train_ws_bytes = wsb;
+        }
+        if ((st = dcb_op_run_ws(op, x, y, op->train_ws, op->train_ws_bytes, NULL)) != DCB_OK) return st;
+    }
+    op->train_x = x;
+    op->train_y = y;
+    op->trained = 1;
+    return DCB_OK;
+}
+
+dcb_status dcb_op_backward(dcb_op *op, const dcb_tensor *dy, dcb_tensor *dx, dcb_tensor *const *dw) {
+    if (!op || !dy) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_backward: NULL argument");
+    if (!op->trained)
+        return dcb_fail(DCB_INVALID_ARGUMENT,
+                        "%s: backward without a training forward (call forward_train first; changing the weights "
+                        "or the backward implementation forgets it)",
+                        op->info->name);
+    const dcb_tensor *x = op->train_x, *y = op->train_y;
+    if (!dcb_shape_equal(dy, y->ndim, y->shape)) return shape_mismatch(op, "dy", dy, y->ndim, y->shape);
+    if (dx && !dcb_shape_equal(dx, x->ndim, x->shape)) return shape_mismatch(op, "dx", dx, x->ndim, x->shape);
+    if (dw)
+        for (int i = 0; i < op->nweights; i++)
+            if (dw[i] && !dcb_shape_equal(dw[i], op->wspec[i].ndim, op->wspec[i].shape)) {
+                char what[96];
+                snprintf(what, sizeof what, "the gradient of '%s'", op->wspec[i].name);
+                return shape_mismatch(op, what, dw[i], op->wspec[i].ndim, op->wspec[i].shape);
+            }
+    dcb_train_ctx c = {.x = x, .y = y, .dy = dy, .dx = dx, .dw = dw, .saved = op->train_saved};
+    return op->bwd->run(op, &c);
 }
