@@ -305,6 +305,12 @@ const char *dcb_op_get_backward_doc(const dcb_op *op);
 double dcb_op_backward_tolerance(const dcb_op *op);
 /* 1 when weight i's gradient is the exact derivative of the forward. */
 int dcb_op_weight_grad_exact(const dcb_op *op, int i);
+/* 1 when weight i is a buffer, not trained (batch norm's running_mean and
+ * running_var): its gradient is 0 and a training forward may update it. */
+int dcb_op_weight_is_buffer(const dcb_op *op, int i);
+/* 1 when the training forward computes another function than the inference
+ * forward (batch norm normalises with the batch's statistics). */
+int dcb_op_train_differs(const dcb_op *op);
 dcb_status dcb_op_forward_train(dcb_op *op, const dcb_tensor *x, dcb_tensor *y);
 dcb_status dcb_op_backward(dcb_op *op, const dcb_tensor *dy, dcb_tensor *dx, dcb_tensor *const *dw);
 /* Weight i for in-place updates (an optimiser step): drops the prepared

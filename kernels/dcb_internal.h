@@ -18,15 +18,19 @@ dcb_status dcb_fail(dcb_status s, const char *fmt, ...)
 
 double dcb_now(void);   /* monotonic seconds */
 
+enum { DCB_W_BIAS = 1, DCB_W_SURROGATE = 2, DCB_W_BUFFER = 4 };
 typedef struct dcb_weight_spec {
     char name[DCB_NAME_LEN];
     int ndim;
     int64_t shape[DCB_MAX_DIMS];
     double fan_in;          /* for the default initialisation; 0: use shape */
-    int is_bias;            /* biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-    /* Its gradient is a surrogate, not the derivative of the forward
-     * (drconv's guide conv: softmax(F) in place of the one-hot mask). */
-    int grad_surrogate;
+    /* DCB_W_* bits. DCB_W_BIAS: a bias (initialised like one). DCB_W_SURROGATE:
+     * its gradient is a surrogate, not the derivative of the forward
+     * (drconv's guide conv: softmax(F) in place of the one-hot mask).
+     * DCB_W_BUFFER: a buffer, not a trainable weight (batch norm's running
+     * statistics): its "gradient" is 0, optimisers and weight decay skip it,
+     * a training forward may update it. */
+    int flags;
 } dcb_weight_spec;
 
 typedef struct dcb_engine_desc dcb_engine_desc;
@@ -123,6 +127,9 @@ typedef struct dcb_op_info {
     dcb_input_layout layout;
     const char *channels_param;
     int hw_are_params;
+    /* The training forward computes another function than the inference
+     * forward (batch norm: batch statistics against running ones). */
+    int train_differs;
     /* Backward implementations (DCB_BWDS(t)); none: the op cannot train. */
     const dcb_bwd_vt *const *bwds;
     int nbwds;

@@ -636,8 +636,10 @@ float *dcb_dw(const dcb_op *op, const dcb_train_ctx *c, const char *name) {
 }
 
 int dcb_op_weight_grad_exact(const dcb_op *op, int i) {
-    return i >= 0 && i < op->nweights && !op->wspec[i].grad_surrogate;
+    return i >= 0 && i < op->nweights && !(op->wspec[i].flags & (DCB_W_SURROGATE | DCB_W_BUFFER));
 }
+int dcb_op_weight_is_buffer(const dcb_op *op, int i) { return i >= 0 && i < op->nweights && (op->wspec[i].flags & DCB_W_BUFFER); }
+int dcb_op_train_differs(const dcb_op *op) { return op->info->train_differs; }
 
 dcb_tensor *dcb_op_weight_mut(dcb_op *op, int i) {
     if (!op || i < 0 || i >= op->nweights) return NULL;
