@@ -45,7 +45,7 @@ ifeq ($(ONEDNN),1)
 endif
 CFLAGS_LIB = $(CSTD) $(OPT) -fopenmp -fPIC -fvisibility=hidden $(WARN) $(BLAS_CFLAGS) $(ONEDNN_CFLAGS) -Ikernels \
              -DDCB_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp BLAS=$(BLAS)"'
-LDLIBS  = $(BLAS_LIBS) $(ONEDNN_LIBS) -fopenmp -lm
+LDLIBS  = $(BLAS_LIBS) $(ONEDNN_LIBS) -lz -fopenmp -lm
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

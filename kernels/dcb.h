@@ -318,6 +318,51 @@ dcb_status dcb_op_backward(dcb_op *op, const dcb_tensor *dy, dcb_tensor *dx, dcb
  * weight is not set. */
 dcb_tensor *dcb_op_weight_mut(dcb_op *op, int i);
 
+/* ------------------------------------------------------------- datasets
+ * Labelled image sets in memory: x (n, c, h, w) floats, y (n) labels. The
+ * IDX format (MNIST, Fashion-MNIST: big-endian magic 0x00000803 for uint8
+ * images of 3 dimensions, 0x00000801 for uint8 labels), plain or
+ * gzip-compressed (zlib, detected from the content). Malformed, truncated or
+ * mismatched files are DCB_INVALID_FILE naming the file and the problem; a
+ * missing file DCB_IO_ERROR naming it. Pixels are scaled to [0, 1]. */
+typedef struct dcb_dataset {
+    int64_t n;              /* examples */
+    int c, h, w;            /* one example's shape (IDX images: c = 1) */
+    int classes;            /* 1 + the largest label */
+    float *x;               /* n * c * h * w */
+    int32_t *y;             /* n labels in [0, classes) */
+} dcb_dataset;
+dcb_status dcb_dataset_load_idx(const char *images, const char *labels, dcb_dataset **out);
+/* A named dataset's files: "fashion-mnist" (Debian's dataset-fashion-mnist,
+ * /usr/share/datasets/fashion-mnist/, or the directory in DCB_DATA_FASHION_MNIST)
+ * and "mnist"; train selects the training or the test split. An unknown
+ * name is DCB_UNKNOWN_PARAM listing the known ones. */
+dcb_status dcb_dataset_paths(const char *name, int train, char *images, char *labels, size_t len);
+dcb_status dcb_dataset_load(const char *name, int train, dcb_dataset **out);
+void dcb_dataset_free(dcb_dataset *d);
+/* The first n examples of a seeded permutation (a new dataset). */
+dcb_status dcb_dataset_subset(const dcb_dataset *d, int64_t n, uint64_t seed, dcb_dataset **out);
+/* Per-channel mean and std over the whole set (to normalise with). */
+void dcb_dataset_stats(const dcb_dataset *d, float *mean, float *std);
+/* x = (x - mean[c]) / std[c] in place. */
+void dcb_dataset_normalize(dcb_dataset *d, const float *mean, const float *std);
+/* perm (n) = the examples' order in epoch `epoch` for `seed`: a function of
+ * (seed, epoch) alone (Fisher-Yates on splitmix64). */
+void dcb_dataset_order(int64_t n, uint64_t seed, int64_t epoch, int64_t *perm);
+/* Copies examples perm[start .. start+B) into xb (B, c, h, w) and yb (B)
+ * (B clipped at n: returns the count copied). Augmentation when aug is
+ * non-NULL: a random horizontal flip (aug->flip) and a random crop of the
+ * image zero-padded by aug->crop_pad pixels, drawn from aug->seed, the
+ * epoch and the example's index, so that a batch is a function of its
+ * position alone (resumable). */
+typedef struct dcb_augment {
+    int flip, crop_pad;
+    uint64_t seed;
+    int64_t epoch;
+} dcb_augment;
+int dcb_dataset_batch(const dcb_dataset *d, const int64_t *perm, int64_t start, int B, const dcb_augment *aug,
+                      float *xb, int32_t *yb);
+
 /* ------------------------------------------------- kernel similarity
  * Cosine similarity of every pair of kernels k[i], k[j], i < j, where the
  * first dimension of the tensor indexes the kernels (at least 2):

@@ -18,7 +18,7 @@ dcb_status dcb_fail(dcb_status s, const char *fmt, ...)
 
 double dcb_now(void);   /* monotonic seconds */
 
-enum { DCB_W_BIAS = 1, DCB_W_SURROGATE = 2, DCB_W_BUFFER = 4 };
+enum { DCB_W_BIAS = 1, DCB_W_SURROGATE = 2, DCB_W_BUFFER = 4, DCB_W_INIT_ONE = 8, DCB_W_INIT_ZERO = 16 };
 typedef struct dcb_weight_spec {
     char name[DCB_NAME_LEN];
     int ndim;
@@ -29,7 +29,9 @@ typedef struct dcb_weight_spec {
      * (drconv's guide conv: softmax(F) in place of the one-hot mask).
      * DCB_W_BUFFER: a buffer, not a trainable weight (batch norm's running
      * statistics): its "gradient" is 0, optimisers and weight decay skip it,
-     * a training forward may update it. */
+     * a training forward may update it. DCB_W_INIT_ONE / _ZERO: initialised
+     * to 1 / 0 (batch norm's weight and bias, running_var and running_mean),
+     * not uniformly. */
     int flags;
 } dcb_weight_spec;
 

@@ -66,7 +66,7 @@ int dcb_op_is_shape_key(const char *op, const char *key) {
 
 int dcb_op_input_shape(const dcb_op *op, int64_t N, int64_t H, int64_t W, int64_t T, int64_t shape[DCB_MAX_DIMS]) {
     const dcb_op_info *info = op->info;
-    const double c = dcb_pv(op, info->channels_param);
+    const double c = info->channels_param ? dcb_pv(op, info->channels_param) : 1;
     const int64_t C = c >= 1 ? (int64_t)c : 1;
     if (info->layout == DCB_INPUT_SEQUENCE) {
         shape[0] = N, shape[1] = T, shape[2] = C;
@@ -373,7 +373,12 @@ dcb_status dcb_op_init_weights(dcb_op *op, uint64_t seed) {
         }
         /* kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(fan_in), as for biases. */
         float bound = (float)(1.0 / sqrt(fan_in));
-        dcb_tensor_uniform(t, seed * 1000003u + (uint64_t)i * 7919u + 17u, -bound, bound);
+        if (s->flags & (DCB_W_INIT_ONE | DCB_W_INIT_ZERO)) {
+            const float v = (s->flags & DCB_W_INIT_ONE) ? 1.0f : 0.0f;
+            for (int64_t j = 0; j < t->size; j++) t->data[j] = v;
+        } else {
+            dcb_tensor_uniform(t, seed * 1000003u + (uint64_t)i * 7919u + 17u, -bound, bound);
+        }
         dcb_tensor_free(op->w[i]);
         op->w[i] = t;
     }
