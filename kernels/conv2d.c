@@ -195,7 +195,26 @@ static dcb_status bwd_naive_run(dcb_op *op, const dcb_train_ctx *c) {
 
 static const dcb_bwd_vt bwd_naive = {.name = "naive", .doc = "direct loops in double: the oracle", .tol = 1e-6,
                                      .run = bwd_naive_run};
-static const dcb_bwd_vt *const conv2d_bwds[] = {&bwd_naive};
+
+static dcb_status bwd_gemm_run(dcb_op *op, const dcb_train_ctx *c) {
+    const dcb_conv2d_p *p = P(op);
+    const int N = (int)c->x->shape[0], H = (int)c->x->shape[2], W = (int)c->x->shape[3];
+    float *dw = dcb_dw(op, c, "weight"), *db = dcb_dw(op, c, "bias");
+    const size_t bytes = dcb_conv2d_bwd_gemm_ws(p, N, H, W, op->threads);
+    void *ws = bytes ? dcb_aligned_alloc(bytes) : NULL;
+    if (bytes && !ws) return dcb_fail(DCB_OUT_OF_MEMORY, "conv2d backward: out of memory");
+    if (c->dx) dcb_conv2d_bwd_data_gemm(p, N, H, W, c->dy->data, dcb_w(op, "weight")->data, c->dx->data, ws, op->threads);
+    if (dw || db) dcb_conv2d_bwd_weight_gemm(p, N, H, W, c->x->data, c->dy->data, dw, db, ws, op->threads);
+    dcb_aligned_free(ws);
+    return DCB_OK;
+}
+
+/* Float sums: cout_g terms (times up to kh*kw taps in col2im) for dx, N*H'*W' for dw. */
+static const dcb_bwd_vt bwd_gemm = {
+    .name = "gemm",
+    .doc = "im2col/col2im + CBLAS sgemm per group (dw summed over batches of images); depthwise: direct loops",
+    .tol = 1e-5, .run = bwd_gemm_run};
+static const dcb_bwd_vt *const conv2d_bwds[] = {&bwd_naive, &bwd_gemm};
 
 const dcb_op_info dcb_conv2d_info = {
     DCB_BWDS(conv2d_bwds),

@@ -215,7 +215,206 @@ static const dcb_impl_vt impl_im2col = {
     .tol = 2e-06, .workspace = im2col_ws, .run = im2col_run};
 static const dcb_impl_vt *const localconv_impls[] = {&impl_naive, &impl_im2col};
 
+/* --------------------------------------------------------------- backward */
+static dcb_status bwd_naive_run(dcb_op *op, const dcb_train_ctx *t) {
+    const localconv_hp *p = HP(op);
+    const dcb_conv2d_p *c = &p->c;
+    const int N = (int)t->x->shape[0], H = p->H, W = p->W, Ho = p->ho, Wo = p->wo;
+    const int K = c->cin * c->kh * c->kw, kk = c->kh * c->kw;
+    const size_t P = (size_t)Ho * Wo;
+    const float *x = t->x->data, *dy = t->dy->data, *w = dcb_w(op, "weight")->data;
+    float *dw = dcb_dw(op, t, "weight"), *db = dcb_dw(op, t, "bias");
+    if (t->dx) {
+        float *dx = t->dx->data;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(op->threads)
+        for (int n = 0; n < N; n++)
+            for (int ci = 0; ci < c->cin; ci++)
+                for (int ii = 0; ii < H; ii++)
+                    for (int jj = 0; jj < W; jj++) {
+                        double acc = 0;
+                        for (int u = 0; u < c->kh; u++) {
+                            const int ti = ii + c->pad - u * c->dil; /* = i * stride */
+                            if (ti < 0 || ti % c->stride || ti / c->stride >= Ho) continue;
+                            const int i = ti / c->stride;
+                            for (int v = 0; v < c->kw; v++) {
+                                const int tj = jj + c->pad - v * c->dil;
+                                if (tj < 0 || tj % c->stride || tj / c->stride >= Wo) continue;
+                                const size_t pos = (size_t)i * Wo + tj / c->stride;
+                                for (int o = 0; o < c->cout; o++)
+                                    acc += (double)w[(pos * c->cout + o) * K + (size_t)ci * kk + u * c->kw + v] *
+                                           dy[((size_t)n * c->cout + o) * P + pos];
+                            }
+                        }
+                        dx[(((size_t)n * c->cin + ci) * H + ii) * W + jj] = (float)acc;
+                    }
+    }
+    if (dw)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(op->threads)
+        for (long pos = 0; pos < (long)P; pos++)
+            for (int o = 0; o < c->cout; o++) {
+                const int i = (int)(pos / Wo), j = (int)(pos % Wo);
+                for (int ci = 0; ci < c->cin; ci++)
+                    for (int u = 0; u < c->kh; u++)
+                        for (int v = 0; v < c->kw; v++) {
+                            const int ii = i * c->stride + u * c->dil - c->pad;
+                            const int jj = j * c->stride + v * c->dil - c->pad;
+                            double acc = 0;
+                            if (ii >= 0 && ii < H && jj >= 0 && jj < W)
+                                for (int n = 0; n < N; n++)
+                                    acc += (double)x[(((size_t)n * c->cin + ci) * H + ii) * W + jj] *
+                                           dy[((size_t)n * c->cout + o) * P + pos];
+                            dw[((size_t)pos * c->cout + o) * K + (size_t)ci * kk + u * c->kw + v] = (float)acc;
+                        }
+            }
+    if (db)
+#pragma omp parallel for schedule(static) num_threads(op->threads)
+        for (long e = 0; e < (long)(c->cout * P); e++) {
+            const int o = (int)(e / (long)P);
+            const size_t pos = (size_t)e % P;
+            double acc = 0;
+            for (int n = 0; n < N; n++) acc += dy[((size_t)n * c->cout + o) * P + pos];
+            db[e] = (float)acc;
+        }
+    return DCB_OK;
+}
+
+/* Per output position, products over the batch: with patch (N, K) and
+ * g = dy[:, :, i, j] (N, cout),
+ *   dW[i, j] (cout, K) = g^T patch,   dpatch (N, K) = g W[i, j],
+ * dpatch being scattered into dx. They are too small for sgemm's call
+ * overhead (cout and K are a few dozen), so they are loops over K, which
+ * vectorise. Positions own their dW; for dx, the output rows go in phases
+ * of rows R apart, R making their input rows disjoint, so that the threads
+ * of a phase (each on whole rows, for a block of samples) never add to the
+ * same dx element, and each dx element gets its terms in the same order
+ * whatever the thread count. */
+#define LC_BWD_BLOCK 16 /* samples per dx work item */
+
+static void gather_dy(const float *dy, int n0, int m, int cout, size_t P, size_t pos, float *g) {
+    for (int b = 0; b < m; b++)
+        for (int o = 0; o < cout; o++) g[(size_t)b * cout + o] = dy[((size_t)(n0 + b) * cout + o) * P + pos];
+}
+
+static dcb_status bwd_gemm_run(dcb_op *op, const dcb_train_ctx *t) {
+    const localconv_hp *p = HP(op);
+    const dcb_conv2d_p *c = &p->c;
+    const int N = (int)t->x->shape[0], H = p->H, W = p->W, Ho = p->ho, Wo = p->wo;
+    const int K = c->cin * c->kh * c->kw, kk = c->kh * c->kw, cout = c->cout;
+    const size_t P = (size_t)Ho * Wo, slab = slab_floats(p, N);
+    const float *x = t->x->data, *dy = t->dy->data, *w = dcb_w(op, "weight")->data;
+    float *dw = dcb_dw(op, t, "weight"), *db = dcb_dw(op, t, "bias");
+    if (N < 1) {
+        if (t->dx) memset(t->dx->data, 0, sizeof(float) * (size_t)t->dx->size);
+        if (dw) memset(dw, 0, sizeof(float) * P * cout * K);
+        if (db) memset(db, 0, sizeof(float) * P * cout);
+        return DCB_OK;
+    }
+    float *ws = dcb_aligned_alloc(sizeof(float) * slab * (size_t)op->threads);
+    if (!ws) return dcb_fail(DCB_OUT_OF_MEMORY, "localconv backward: out of memory");
+#pragma omp parallel num_threads(op->threads)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *patch = ws + (size_t)tid * slab, *g = patch + (size_t)N * K;
+        if (dw)
+#pragma omp for schedule(static)
+            for (long pos = 0; pos < (long)P; pos++) {
+                const int i = (int)(pos / Wo), j = (int)(pos % Wo);
+                for (int n = 0; n < N; n++)
+                    for (int ci = 0; ci < c->cin; ci++) {
+                        const float *xc = x + ((size_t)n * c->cin + ci) * H * W;
+                        float *d = patch + (size_t)n * K + (size_t)ci * kk;
+                        for (int u = 0; u < c->kh; u++) {
+                            const int ii = i * c->stride + u * c->dil - c->pad;
+                            for (int v = 0; v < c->kw; v++) {
+                                const int jj = j * c->stride + v * c->dil - c->pad;
+                                d[u * c->kw + v] =
+                                    (ii >= 0 && ii < H && jj >= 0 && jj < W) ? xc[(size_t)ii * W + jj] : 0.0f;
+                            }
+                        }
+                    }
+                gather_dy(dy, 0, N, cout, P, (size_t)pos, g);
+                float *dwp = dw + (size_t)pos * cout * K;
+                memset(dwp, 0, sizeof(float) * cout * K);
+                for (int n = 0; n < N; n++)
+                    for (int o = 0; o < cout; o++) {
+                        const float a = g[(size_t)n * cout + o], *pr = patch + (size_t)n * K;
+                        float *d = dwp + (size_t)o * K;
+                        for (int q = 0; q < K; q++) d[q] += a * pr[q];
+                    }
+            }
+        if (db)
+#pragma omp for schedule(static)
+            for (long e = 0; e < (long)(cout * P); e++) {
+                const int o = (int)(e / (long)P);
+                const size_t pos = (size_t)e % P;
+                double acc = 0;
+                for (int n = 0; n < N; n++) acc += dy[((size_t)n * cout + o) * P + pos];
+                db[e] = (float)acc;
+            }
+        if (t->dx) {
+            float *dx = t->dx->data;
+#pragma omp for schedule(static)
+            for (int n = 0; n < N; n++) memset(dx + (size_t)n * c->cin * H * W, 0, sizeof(float) * c->cin * H * W);
+            const int R = (c->kh - 1) * c->dil / c->stride + 1;
+            const int nblk = (N + LC_BWD_BLOCK - 1) / LC_BWD_BLOCK;
+            for (int ph = 0; ph < R && ph < Ho; ph++) {
+                const int rows = (Ho - ph + R - 1) / R;
+#pragma omp for collapse(2) schedule(static)
+                for (int r = 0; r < rows; r++)
+                    for (int blk = 0; blk < nblk; blk++) {
+                        const int i = ph + r * R, n0 = blk * LC_BWD_BLOCK;
+                        const int m = N - n0 < LC_BWD_BLOCK ? N - n0 : LC_BWD_BLOCK;
+                        float *dp = patch; /* (m, K) */
+                        float *gb = patch + (size_t)N * K;
+                        for (int j = 0; j < Wo; j++) {
+                            const size_t pos = (size_t)i * Wo + j;
+                            gather_dy(dy, n0, m, cout, P, pos, gb);
+                            const float *wp = w + pos * cout * K;
+                            for (int b = 0; b < m; b++) {
+                                float *d = dp + (size_t)b * K;
+                                memset(d, 0, sizeof(float) * K);
+                                for (int o = 0; o < cout; o++) {
+                                    const float a = gb[(size_t)b * cout + o], *wr = wp + (size_t)o * K;
+                                    for (int q = 0; q < K; q++) d[q] += a * wr[q];
+                                }
+                            }
+                            for (int b = 0; b < m; b++)
+                                for (int ci = 0; ci < c->cin; ci++) {
+                                    float *xc = dx + ((size_t)(n0 + b) * c->cin + ci) * H * W;
+                                    const float *s = dp + (size_t)b * K + (size_t)ci * kk;
+                                    for (int u = 0; u < c->kh; u++) {
+                                        const int ii = i * c->stride + u * c->dil - c->pad;
+                                        if (ii < 0 || ii >= H) continue;
+                                        for (int v = 0; v < c->kw; v++) {
+                                            const int jj = j * c->stride + v * c->dil - c->pad;
+                                            if (jj >= 0 && jj < W) xc[(size_t)ii * W + jj] += s[u * c->kw + v];
+                                        }
+                                    }
+                                }
+                        }
+                    }
+            }
+        }
+    }
+    dcb_aligned_free(ws);
+    return DCB_OK;
+}
+
+static const dcb_bwd_vt bwd_naive = {.name = "naive", .doc = "direct loops in double: the oracle", .tol = 1e-6,
+                                     .run = bwd_naive_run};
+/* Float sums: N terms for dweight, cout (times up to kh*kw positions) for dx. */
+static const dcb_bwd_vt bwd_gemm = {
+    .name = "gemm",
+    .doc = "per output position: products over the batch for dweight and the patch gradient (vectorised over "
+           "cin*kh*kw); dx scattered in race-free phases of output rows",
+    .tol = 1e-5, .run = bwd_gemm_run};
+static const dcb_bwd_vt *const localconv_bwds[] = {&bwd_naive, &bwd_gemm};
+
 const dcb_op_info dcb_localconv_info = {
+    DCB_BWDS(localconv_bwds),
     .name = "localconv", .doc = "unshared (locally connected) convolution: one kernel per output position",
     DCB_PARAMS(localconv_params), DCB_IMPLS(localconv_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
     .hw_are_params = 1,
