@@ -240,10 +240,11 @@ DC_IMPL(direct, DCB_SEQ_DIRECT, 5e-06, "per 256-row block: sgemm kernel predicti
         direct_prepare, direct_release, NULL)
 
 static const dcb_impl_vt *const dynconv1d_impls[] = {&dc_naive, &dc_unfold, &dc_band, &dc_direct};
+static const dcb_bwd_vt *const dynconv1d_bwds[] = {&dcb_dynconv1d_bwd_naive, &dcb_dynconv1d_bwd_gemm};
 
 const dcb_op_info dcb_dynconv1d_info = {
     .name = "dynconv1d", DCB_SEQCONV_INFO,
     .doc = "DynamicConv: lightconv with a (heads, K) kernel predicted per time step by a linear layer",
-    DCB_PARAMS(dynconv1d_params), DCB_IMPLS(dynconv1d_impls), .weights = dynconv1d_weights, .cost = dynconv1d_cost,
+    DCB_PARAMS(dynconv1d_params), DCB_IMPLS(dynconv1d_impls), DCB_BWDS(dynconv1d_bwds), .weights = dynconv1d_weights, .cost = dynconv1d_cost,
     .kernels = dynconv1d_kernels, .routing = dynconv1d_routing,
 };

@@ -76,9 +76,10 @@ LC_IMPL(band, DCB_SEQ_BAND, 2e-06, "T x T band matrix per (n, head), one sgemm e
 LC_IMPL(direct, DCB_SEQ_DIRECT, 2e-06, "no materialisation, vectorised over each head's channels", NULL)
 
 static const dcb_impl_vt *const lightconv_impls[] = {&lc_naive, &lc_unfold, &lc_band, &lc_direct};
+static const dcb_bwd_vt *const lightconv_bwds[] = {&dcb_lightconv_bwd_naive, &dcb_lightconv_bwd_direct};
 
 const dcb_op_info dcb_lightconv_info = {
     .name = "lightconv", DCB_SEQCONV_INFO,
     .doc = "LightConv: depthwise 1-D conv over (N, T, C) with a softmax-normalised kernel shared per head",
-    DCB_PARAMS(lightconv_params), DCB_IMPLS(lightconv_impls), .weights = lightconv_weights, .cost = lightconv_cost,
+    DCB_PARAMS(lightconv_params), DCB_IMPLS(lightconv_impls), DCB_BWDS(lightconv_bwds), .weights = lightconv_weights, .cost = lightconv_cost,
 };

@@ -5,7 +5,7 @@
  *          (scaled by 1/sqrt(d/H)) by sgemm, the max-subtracted softmax row by
  *          row (causal rows stop at the diagonal, the rest of the row is set to
  *          exactly 0), then PV by sgemm; the out-projection as one sgemm. */
-#include "dcb_internal.h"
+#include "mhattention.h"
 #include "vexp.h"
 
 #include <cblas.h>
@@ -19,11 +19,7 @@ static const dcb_param_spec mha_params[] = {
     {"causal", DCB_PT_BOOL, 0, NULL, 0, "mask the future: query i attends to keys j <= i"},
 };
 
-typedef struct mha_p {
-    int d, H, causal;
-} mha_p;
-
-#define P(op) ((const mha_p *)(op)->hp)
+#define P(op) DCB_MHA_P(op)
 
 static dcb_status mha_validate(dcb_op *op) {
     mha_p *p = dcb_new_hp(op, sizeof *p);
@@ -161,15 +157,12 @@ static size_t gemm_ws(const dcb_op *op, const int64_t *x) {
     return dcb_align_up(sizeof(float) * NT * 3 * d) + dcb_align_up(sizeof(float) * NT * d) + (size_t)op->threads * dcb_align_up(sizeof(float) * T * T);
 }
 
-static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+void dcb_mha_gemm_forward(const dcb_op *op, const float *x, int N, int T, float *y, float *qkv, float *att,
+                          float *Sbase, int keep_p, dcb_profile *prof) {
     const int d = P(op)->d, H = P(op)->H, dh = d / H, causal = P(op)->causal;
-    const int N = (int)x->shape[0], T = (int)x->shape[1];
-    float *qkv = ws;
-    float *att = (float *)((char *)ws + dcb_align_up(sizeof(float) * (size_t)N * T * 3 * d));
-    float *Sbase = (float *)((char *)att + dcb_align_up(sizeof(float) * (size_t)N * T * d));
     const float scale = (float)(1.0 / sqrt((double)dh));
     double t0 = dcb_now();
-    dcb_linear(x->data, N * T, d, dcb_w(op, "in_proj_w")->data, dcb_w(op, "in_proj_b")->data, 3 * d, qkv,
+    dcb_linear(x, N * T, d, dcb_w(op, "in_proj_w")->data, dcb_w(op, "in_proj_b")->data, 3 * d, qkv,
                op->threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
     /* The (sample, head) pairs are spread over the OpenMP team, each with
@@ -186,6 +179,7 @@ static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
 #pragma omp for schedule(static)
         for (int nh = 0; nh < N * H; nh++) {
             const int n = nh / H, h = nh % H;
+            if (keep_p) S = Sbase + (size_t)nh * T * T;
             const float *Q = qkv + (size_t)n * T * 3 * d + (size_t)h * dh;
             double a = dcb_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, scale, Q, 3 * d, Q + d, 3 * d, 0.0f,
@@ -213,9 +207,17 @@ static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
         prof->seconds[DCB_PHASE_COMBINE] += tc / op->threads;
     }
     t0 = dcb_now();
-    dcb_linear(att, N * T, d, dcb_w(op, "out_proj_w")->data, dcb_w(op, "out_proj_b")->data, d, y->data,
+    dcb_linear(att, N * T, d, dcb_w(op, "out_proj_w")->data, dcb_w(op, "out_proj_b")->data, d, y,
                op->threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
+}
+
+static dcb_status gemm_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    const int d = P(op)->d, N = (int)x->shape[0], T = (int)x->shape[1];
+    float *qkv = ws;
+    float *att = (float *)((char *)ws + dcb_align_up(sizeof(float) * (size_t)N * T * 3 * d));
+    float *Sbase = (float *)((char *)att + dcb_align_up(sizeof(float) * (size_t)N * T * d));
+    dcb_mha_gemm_forward(op, x->data, N, T, y->data, qkv, att, Sbase, 0, prof);
     return DCB_OK;
 }
 
@@ -225,10 +227,11 @@ static const dcb_impl_vt mha_naive = {.name = "naive", .doc = "double precision,
 static const dcb_impl_vt mha_gemm = {.name = "gemm", .doc = "sgemm projections, QK^T and PV per (n, head); row softmax",
                                      .tol = 3e-06, .workspace = gemm_ws, .run = gemm_run};
 static const dcb_impl_vt *const mha_impls[] = {&mha_naive, &mha_gemm};
+static const dcb_bwd_vt *const mha_bwds[] = {&dcb_mha_bwd_naive, &dcb_mha_bwd_gemm};
 
 const dcb_op_info dcb_mhattention_info = {
     .name = "mhattention",
     .doc = "multi-head self-attention (nn.MultiheadAttention layout) over (N, T, C), optionally causal",
-    DCB_PARAMS(mha_params), DCB_IMPLS(mha_impls), .layout = DCB_INPUT_SEQUENCE, .channels_param = "channels",
+    DCB_PARAMS(mha_params), DCB_IMPLS(mha_impls), DCB_BWDS(mha_bwds), .layout = DCB_INPUT_SEQUENCE, .channels_param = "channels",
     .validate = mha_validate, .weights = mha_weights, .out_shape = mha_out_shape, .cost = mha_cost,
 };

@@ -71,4 +71,8 @@ void dcb_seqconv_direct_rows(const dcb_seqconv_p *p, int T, const float *x, long
 /* Row-wise softmax over K in double (the oracle's), in place on float. */
 void dcb_seqconv_softmax_double(float *k, size_t rows, int K);
 
+/* The backward implementations of both operators (seqconv_backward.c). */
+extern const dcb_bwd_vt dcb_lightconv_bwd_naive, dcb_lightconv_bwd_direct;
+extern const dcb_bwd_vt dcb_dynconv1d_bwd_naive, dcb_dynconv1d_bwd_gemm;
+
 #endif
