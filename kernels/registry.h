@@ -15,7 +15,17 @@
     X(splat) \
     X(lightconv) \
     X(dynconv1d) \
-    X(mhattention)
+    X(mhattention) \
+    X(batchnorm) \
+    X(relu) \
+    X(relu6) \
+    X(silu) \
+    X(sigmoid) \
+    X(maxpool) \
+    X(avgpool) \
+    X(gap) \
+    X(linear) \
+    X(flatten)
 
 /* The one list of conv2d engines. Each entry `e` is defined by its own file
  * as `const dcb_engine_desc dcb_engine_e` (dcb_internal.h); the enum, the

@@ -237,6 +237,85 @@ static void gen_mhattention(uint64_t *r, int wino, tc_case *c) {
     c->T = tu_rand(r, 0, 3) == 0 ? 1 : tu_rand(r, 1, 40);
 }
 
+/* The layers of networks. Their inputs come from dcb_op_input_shape: images
+ * (N, C, H, W) with C the channels hyperparameter, or 1 where there is none
+ * (activations, pools, gap, flatten); linear's sequences (N, T, in). */
+static void gen_batchnorm(uint64_t *r, int wino, tc_case *c) {
+    static const double moms[] = {0.1, 0, 1, 0.5};
+    (void)wino;
+    hp_set(c, "channels", tu_rand(r, 1, 24));
+    hp_set(c, "momentum", moms[tu_rand(r, 0, 3)]);
+    if (tu_rand(r, 0, 2) == 0) hp_set(c, "eps", 1e-3);
+    do { /* training needs two values per channel */
+        c->H = tu_rand(r, 1, 13);
+        c->W = tu_rand(r, 1, 13);
+    } while (c->N * c->H * c->W < 2);
+}
+
+/* silu, sigmoid: sometimes more than one parallel chunk. relu, relu6 and
+ * maxpool are piecewise linear: the finite differences of test_backward
+ * cross a kink unseen (h and h/2 both straddling it) about once in 500
+ * elements (x ~ N(0, 1), h = 0.01), so their inputs stay small. */
+static void gen_act(uint64_t *r, int wino, tc_case *c) {
+    (void)wino;
+    const int big = tu_rand(r, 0, 5) == 0;
+    c->H = big ? tu_rand(r, 100, 140) : tu_rand(r, 1, 17);
+    c->W = big ? tu_rand(r, 100, 140) : tu_rand(r, 1, 17);
+}
+
+static void gen_act_pwl(uint64_t *r, int wino, tc_case *c) {
+    (void)wino;
+    c->H = tu_rand(r, 1, 2);
+    c->W = tu_rand(r, 1, 4);
+}
+
+/* maxpool, avgpool: k 1 to 5, stride 0 (= k) to 3, pad up to k/2; maxpool
+ * on inputs up to 7 x 7 (piecewise linear, above), avgpool up to 15 */
+static void gen_pool_n(uint64_t *r, tc_case *c, int maxhw) {
+    const int k = tu_rand(r, 1, 5), pad = tu_rand(r, 0, k / 2);
+    hp_set(c, "k", k);
+    if (tu_rand(r, 0, 3)) hp_set(c, "stride", tu_rand(r, 0, 3));
+    if (pad || tu_rand(r, 0, 1)) hp_set(c, "pad", pad);
+    do {
+        c->H = tu_rand(r, 1, maxhw);
+        c->W = tu_rand(r, 1, maxhw);
+    } while (c->H + 2 * pad < k || c->W + 2 * pad < k);
+}
+
+static void gen_maxpool(uint64_t *r, int wino, tc_case *c) {
+    (void)wino;
+    gen_pool_n(r, c, 7);
+}
+
+static void gen_avgpool(uint64_t *r, int wino, tc_case *c) {
+    (void)wino;
+    gen_pool_n(r, c, 15);
+}
+
+/* both layouts: on the (N, 1, H, W) input, "sequence" averages over 1 * H
+ * positions of W channels */
+static void gen_gap(uint64_t *r, int wino, tc_case *c) {
+    (void)wino;
+    if (tu_rand(r, 0, 1)) hp_put(c, TU_HS("layout", tu_rand(r, 0, 1) ? "sequence" : "image"));
+    c->H = tu_rand(r, 1, 13);
+    c->W = tu_rand(r, 1, 13);
+}
+
+/* (N, T, in) inputs, T = 1 sometimes */
+static void gen_linear(uint64_t *r, int wino, tc_case *c) {
+    (void)wino;
+    hp_set(c, "in", tu_rand(r, 0, 4) == 0 ? tu_rand(r, 40, 80) : tu_rand(r, 1, 24));
+    hp_set(c, "out", tu_rand(r, 1, 40));
+    if (tu_rand(r, 0, 2)) hp_set(c, "bias", tu_rand(r, 0, 1));
+    c->T = tu_rand(r, 0, 2) == 0 ? 1 : tu_rand(r, 1, 20);
+}
+
+static void gen_flatten(uint64_t *r, int wino, tc_case *c) {
+    (void)wino;
+    c->H = tu_rand(r, 1, 13);
+    c->W = tu_rand(r, 1, 13);
+}
+
 /* The case generators, by operator name: gen(r, wino, c) fills c's
  * hyperparameters and input size (N is drawn by the caller); wino asks for a
  * case that the Winograd engines run (and the generator sets c->wino when
@@ -250,6 +329,10 @@ static const struct {
     {"dyconv", gen_dyconv},       {"weightnet", gen_weightnet}, {"drconv", gen_drconv},
     {"localconv", gen_localconv}, {"skconv", gen_skconv},   {"splat", gen_splat},
     {"lightconv", gen_seqconv},   {"dynconv1d", gen_seqconv}, {"mhattention", gen_mhattention},
+    {"batchnorm", gen_batchnorm}, {"relu", gen_act_pwl},    {"relu6", gen_act_pwl},
+    {"silu", gen_act},            {"sigmoid", gen_act},     {"maxpool", gen_maxpool},
+    {"avgpool", gen_avgpool},     {"gap", gen_gap},         {"linear", gen_linear},
+    {"flatten", gen_flatten},
 };
 
 static tc_gen generator_of(const char *op) {
