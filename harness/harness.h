@@ -127,6 +127,13 @@ void dcbh_lua_set_options(lua_State *L, const dcbh_options *o);
 const dcbh_options *dcbh_lua_options(lua_State *L);
 int dcbh_lua_sweep(lua_State *L);     /* dcb.sweep (sweep.c) */
 int dcbh_lua_compare(lua_State *L);   /* dcb.compare (compare.c) */
+/* Training (lua_net.c): adds dcb.cnet, dcb.dataset, dcb.train_raw,
+ * dcb.softmax_ce, dcb.backward_impls to the module table at the top, and
+ * the op methods backward, set_backward, backward_impl. */
+void dcbh_lua_net_register(lua_State *L);
+int dcbh_op_backward(lua_State *L);
+int dcbh_op_set_backward(lua_State *L);
+int dcbh_op_backward_impl(lua_State *L);
 /* Lua side helpers sweep.c and compare.c use (lua_dcb.c). */
 void dcbh_push_tensor(lua_State *L, dcb_tensor *t);   /* takes ownership */
 dcb_tensor *dcbh_check_tensor(lua_State *L, int idx, const char *fn);

@@ -779,7 +779,8 @@ static void register_metatables(lua_State *L) {
         {"name", op_name},               {"engine", op_engine},
         {"strategy", op_strategy},       {"doc", op_doc},
         {"tolerance", op_tolerance},     {"plan_count", op_plan_count},
-        {"input_shape", op_input_shape}, {NULL, NULL}};
+        {"input_shape", op_input_shape}, {"backward", dcbh_op_backward},
+        {"set_backward", dcbh_op_set_backward}, {"backward_impl", dcbh_op_backward_impl}, {NULL, NULL}};
     luaL_newmetatable(L, OP_MT);
     lua_pushcfunction(L, op_gc);
     lua_setfield(L, -2, "__gc");
@@ -835,6 +836,7 @@ int luaopen_dcb(lua_State *L) {
         {"rel_err", l_rel_err}, {"input_layout", l_input_layout}, {NULL, NULL}};
     const dcbh_options *opt = dcbh_lua_options(L);
     luaL_newlib(L, fns);
+    dcbh_lua_net_register(L);
     set_run_fields(L, opt);
     /* The network descriptions (harness/lua/models.lua) are Lua composed from
      * the operators' costs; they load on first use. */
@@ -842,7 +844,10 @@ int luaopen_dcb(lua_State *L) {
         "local dcb = ...\n"
         "function dcb.models() return require('models').names() end\n"
         "function dcb.model(name) return require('models').model(name) end\n"
-        "function dcb.regnet(t) return require('models').regnet(t) end\n";
+        "function dcb.regnet(t) return require('models').regnet(t) end\n"
+        "function dcb.net(a, b) return require('nets').net(a, b) end\n"
+        "function dcb.nets() return require('nets').names() end\n"
+        "function dcb.train(t) return require('nets').train(t) end\n";
     if (luaL_loadbuffer(L, models_glue, sizeof models_glue - 1, "=dcb.models") == LUA_OK) {
         lua_pushvalue(L, -2);
         lua_call(L, 1, 0);

@@ -363,6 +363,130 @@ typedef struct dcb_augment {
 int dcb_dataset_batch(const dcb_dataset *d, const int64_t *perm, int64_t start, int B, const dcb_augment *aug,
                       float *xb, int32_t *yb);
 
+/* Changes a numeric hyperparameter of a created op (dyconv's temperature
+ * during training, say): validated again; refused, with the op unchanged,
+ * when the value is invalid or would change the weights' shapes. */
+dcb_status dcb_op_set_param(dcb_op *op, const char *name, double value);
+
+/* ------------------------------------------------------------- networks
+ * A network is a list of nodes, each computing on the output of earlier
+ * nodes: an operator of the registry (the layers batchnorm, relu, linear,
+ * ... included) on one node's output, the sum of two nodes (a residual
+ * connection), or `rows` ((N, C, H, W) -> (N, H, C*W): an image read row by
+ * row as a sequence). Node -1 is the network's input; the last node is its
+ * output. Parameters are the weights of the operator nodes, named
+ * "<node>.<weight>". */
+typedef struct dcb_net dcb_net;
+dcb_status dcb_net_create(int threads, dcb_net **out);
+void dcb_net_destroy(dcb_net *net);
+/* impl, bwd: forward and backward implementations (NULL: the default
+ * forward is implementation 0, the oracle, so callers pass a fast one;
+ * the default backward as dcb_op_create chooses it). The node's threads
+ * are the network's. *id (may be NULL) is the new node's index. */
+dcb_status dcb_net_add(dcb_net *net, const char *name, const char *op, const char *impl, const char *bwd,
+                       const dcb_hparam *hp, int nhp, int input, int *id);
+dcb_status dcb_net_add_sum(dcb_net *net, const char *name, int a, int b, int *id);
+dcb_status dcb_net_add_rows(dcb_net *net, const char *name, int input, int *id);
+int dcb_net_size(const dcb_net *net);
+const char *dcb_net_node_name(const dcb_net *net, int i);
+/* The node's operator, or NULL for sum and rows nodes. */
+dcb_op *dcb_net_node_op(dcb_net *net, int i);
+/* The node's inputs (a and b; b = -2 unless a sum); returns the node's kind
+ * name: the operator's name, "sum" or "rows". */
+const char *dcb_net_node_inputs(const dcb_net *net, int i, int *a, int *b);
+/* Every operator's dcb_op_init_weights, seeded by seed and the node. */
+dcb_status dcb_net_init(dcb_net *net, uint64_t seed);
+/* Forward of a batch; train: training forwards (batch statistics, state
+ * kept for dcb_net_backward). *y is the net's (valid until the next call). */
+dcb_status dcb_net_forward(dcb_net *net, const dcb_tensor *x, int train, const dcb_tensor **y);
+/* The activation of node i from the last forward (NULL before one). */
+const dcb_tensor *dcb_net_activation(const dcb_net *net, int i);
+/* After a training forward: the gradient of sum(dy * y) for every
+ * parameter (dcb_net_grad), overwritten. */
+dcb_status dcb_net_backward(dcb_net *net, const dcb_tensor *dy);
+/* The sum of the nodes' costs (dcb_op_cost; sum: flops = elements) for
+ * input shape x. */
+dcb_status dcb_net_cost(dcb_net *net, int ndim, const int64_t *x, dcb_cost *total);
+enum { DCB_PARAM_WEIGHT = 0, DCB_PARAM_NO_DECAY = 1, DCB_PARAM_BUFFER = 2 };
+int dcb_net_param_count(const dcb_net *net);
+const char *dcb_net_param_name(const dcb_net *net, int i);
+/* DCB_PARAM_NO_DECAY: biases and batch-norm weights (what "no weight decay
+ * on bias and BN" excludes); DCB_PARAM_BUFFER: running statistics. */
+int dcb_net_param_kind(const dcb_net *net, int i);
+const dcb_tensor *dcb_net_param(const dcb_net *net, int i);
+/* For an in-place update: drops the owning op's prepared state. */
+dcb_tensor *dcb_net_param_mut(dcb_net *net, int i);
+const dcb_tensor *dcb_net_grad(const dcb_net *net, int i);
+/* dir/<node>/<weight>.npy for every parameter (so that an op of the same
+ * hyperparameters loads a node's weights with dcb_op_load_weights(op,
+ * "dir/<node>")); load checks every name and shape. */
+dcb_status dcb_net_save(const dcb_net *net, const char *dir);
+dcb_status dcb_net_load(dcb_net *net, const char *dir);
+/* Mean softmax cross-entropy of logits (N, K) against labels, with label
+ * smoothing s (targets (1-s) one-hot + s/K); dlogits (N, K) (may be NULL)
+ * gets the gradient of the mean; *correct (may be NULL) the argmax hits. */
+double dcb_softmax_ce(const dcb_tensor *logits, const int32_t *labels, double smoothing, dcb_tensor *dlogits,
+                      int64_t *correct);
+
+/* ------------------------------------------------------------- training
+ * dcb_train: minibatch training of net on `train`, evaluated on `test` at
+ * every epoch's end. Deterministic for a seed and a thread count: the data
+ * order and augmentation come from the seed alone, and a run resumed from
+ * its checkpoint reaches bit-identical weights. */
+typedef struct dcb_train_config {
+    int epochs, batch, threads;
+    uint64_t seed;
+    const char *optimizer;      /* "sgd" (momentum, nesterov) | "adamw" */
+    double lr, momentum, weight_decay;
+    int nesterov;
+    int no_decay_bn_bias;       /* no weight decay on biases and batch norm */
+    double beta1, beta2, adam_eps;
+    const char *schedule;       /* "onecycle" | "cosine" | "step" | "constant" */
+    double pct_start, div_factor, final_div_factor;  /* onecycle (PyTorch's OneCycleLR, no momentum cycling) */
+    int step_epochs;            /* step: lr *= gamma every step_epochs */
+    double gamma;
+    double label_smoothing;
+    int flip, crop_pad;         /* augmentation */
+    /* Temperature annealing of every node with a "temperature"
+     * hyperparameter (dyconv): linear from tau_start to tau_end over the
+     * first tau_epochs epochs (step by step), tau_end after; 0: none. */
+    double tau_start, tau_end, tau_epochs;
+    const char *checkpoint;     /* directory, or NULL: none */
+    int64_t checkpoint_every;   /* steps between checkpoints (0: each epoch's end) */
+    int64_t max_steps;          /* stop after this many steps in all (0: the epochs) */
+    int eval_batch;
+} dcb_train_config;
+/* The defaults: SGD lr 0.1 momentum 0.9 nesterov, weight decay 5e-4,
+ * onecycle (pct_start 0.3, div 25, final div 1e4), 3 epochs of batch 64. */
+dcb_train_config dcb_train_defaults(void);
+
+typedef struct dcb_epoch_stats {
+    int epoch;                  /* 1-based */
+    double train_loss, train_acc, test_loss, test_acc;
+    double seconds, images_per_s, grad_norm, lr;
+} dcb_epoch_stats;
+typedef struct dcb_train_progress {
+    int epoch, epochs;          /* 1-based epoch */
+    int64_t batch, batches;     /* the batch just done, of the epoch's */
+    int64_t step;               /* steps done in all */
+    double loss, acc;           /* running means over the epoch */
+    double images_per_s, eta_s, lr, grad_norm;
+    const dcb_epoch_stats *epoch_done;   /* non-NULL at an epoch's end */
+} dcb_train_progress;
+/* Called after every step and at every epoch's end; nonzero stops. */
+typedef int (*dcb_train_callback)(void *ud, const dcb_train_progress *p);
+typedef struct dcb_train_result {
+    int nepochs;                /* epochs completed, history included */
+    dcb_epoch_stats *epochs;    /* nepochs entries (free with dcb_train_result_free) */
+    int64_t steps, resumed_step;   /* resumed_step: the checkpoint's step, -1: a fresh run */
+    double test_loss, test_acc;
+} dcb_train_result;
+dcb_status dcb_train(dcb_net *net, const dcb_dataset *train, const dcb_dataset *test, const dcb_train_config *cfg,
+                     dcb_train_callback cb, void *ud, dcb_train_result *out);
+void dcb_train_result_free(dcb_train_result *r);
+/* Mean loss and accuracy of net (eval mode) on d, in batches. */
+dcb_status dcb_net_evaluate(dcb_net *net, const dcb_dataset *d, int batch, double *loss, double *acc);
+
 /* ------------------------------------------------- kernel similarity
  * Cosine similarity of every pair of kernels k[i], k[j], i < j, where the
  * first dimension of the tensor indexes the kernels (at least 2):

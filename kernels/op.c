@@ -724,3 +724,38 @@ dcb_status dcb_op_backward(dcb_op *op, const dcb_tensor *dy, dcb_tensor *dx, dcb
     dcb_train_ctx c = {.x = x, .y = y, .dy = dy, .dx = dx, .dw = dw, .saved = op->train_saved};
     return op->bwd->run(op, &c);
 }
+
+dcb_status dcb_op_set_param(dcb_op *op, const char *name, double value) {
+    if (!op || !name) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_set_param: NULL argument");
+    const int i = dcb_param_index(op->info, name);
+    if (i < 0) return dcb_fail(DCB_UNKNOWN_PARAM, "%s: unknown hyperparameter '%s'", op->info->name, name);
+    if (op->info->params[i].type == DCB_PT_STRING)
+        return dcb_fail(DCB_INVALID_PARAM, "%s: %s is a string; only numbers can be changed", op->info->name, name);
+    if (!isfinite(value)) return dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g is not finite", op->info->name, name, value);
+    const double old = op->pv[i];
+    void *old_hp = op->hp;
+    op->hp = NULL;
+    op->pv[i] = value;
+    dcb_status st = op->info->validate(op);
+    if (st == DCB_OK && op->impl->check) st = op->impl->check(op);
+    dcb_weight_spec specs[DCB_MAX_WEIGHTS];
+    if (st == DCB_OK) {
+        const int nw = op->info->weights(op, specs);
+        int same = nw == op->nweights;
+        for (int w = 0; same && w < nw; w++)
+            same = specs[w].ndim == op->wspec[w].ndim &&
+                   !memcmp(specs[w].shape, op->wspec[w].shape, sizeof(int64_t) * (size_t)specs[w].ndim);
+        if (!same) st = dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g would change the weights' shapes", op->info->name,
+                                 name, value);
+    }
+    if (st != DCB_OK) {
+        free(op->hp);
+        op->hp = old_hp;
+        op->pv[i] = old;
+        return st;
+    }
+    free(old_hp);
+    release_state(op);
+    drop_train(op);
+    return DCB_OK;
+}

@@ -13,6 +13,13 @@
 --   global average pool: nothing but flops (C*H*W adds): pycls counts neither macs nor acts for it;
 --   relu / swish / sigmoid, residual add, channel scaling: flops only (one per element).
 -- All calls into the dcb module are made in dcb_cost() below and nowhere else.
+--
+-- The rows also record the graph, so that harness/lua/nets.lua can instantiate a description as a
+-- trainable network: row.inputs lists the 0-based indices of the rows it reads (-1: the network's
+-- input), row.kind names the layer for the instantiation. A branch's output is what the next
+-- :add() sums with the main path; without a branch in the block, :add() sums with the block's input.
+-- Descriptions that split channels or share a router across operators are cost-only
+-- (net.untrainable says why).
 
 local netcost = {}
 
@@ -41,6 +48,7 @@ function netcost.new(name, opts)
     name = name,
     C = opts.channels or 3, H = opts.h or res, W = opts.w or res,
     rows = {}, prefix = {}, counters = {},
+    cur = -1,            -- the row whose output is the current activation (-1: the input)
   }, Net)
   return self
 end
@@ -61,7 +69,14 @@ function Net:scope(name, fn)
   return self
 end
 function Net:stage(i, fn) return self:scope("s" .. i, fn) end
-function Net:block(j, fn) return self:scope("b" .. j, fn) end
+function Net:block(j, fn)
+  local saved_in, saved_res = self.block_in, self.res
+  self.block_in, self.res = self.cur, nil
+  local ok, err = pcall(self.scope, self, "b" .. j, fn)
+  self.block_in, self.res = saved_in, saved_res
+  if not ok then error(err, 0) end
+  return self
+end
 
 function Net:_name(name, op)
   local base = table.concat(self.prefix, ".")
@@ -75,10 +90,12 @@ function Net:_name(name, op)
   return base .. "." .. name
 end
 
-function Net:_row(name, op, cost, outC, outH, outW)
-  local r = {name = self:_name(name, op), op = op, out_shape = {outC, outH, outW}}
+function Net:_row(name, op, cost, outC, outH, outW, inputs)
+  local r = {name = self:_name(name, op), op = op, out_shape = {outC, outH, outW}, inputs = inputs or {self.cur},
+             in_shape = {self.C, self.H, self.W}}
   for _, k in ipairs(COLS) do r[k] = cost[k] or 0 end
   self.rows[#self.rows + 1] = r
+  self.cur = #self.rows - 1
   self.C, self.H, self.W = outC, outH, outW
   return r
 end
@@ -133,7 +150,9 @@ function Net:linear(a)
   local c = dcb_cost("conv2d", {cin = self.C, cout = a.cout, k = 1, stride = 1, pad = 0, dilation = 1,
                                 groups = 1, bias = bias}, {1, self.C, 1, 1})
   if a.dynamic then c.dynamic_macs = c.macs end
-  return self:_row(a.name, "linear", c, a.cout, 1, 1)
+  local r = self:_row(a.name, "linear", c, a.cout, 1, 1)
+  r.hyper = {cin = r.in_shape[1], cout = a.cout, bias = bias}
+  return r
 end
 
 function Net:bn(C, name)
@@ -164,8 +183,11 @@ function Net:pool(a)
     ho, wo = outsz(self.H, k, s, p, 1), outsz(self.W, k, s, p, 1)
   end
   local out = self.C * ho * wo
-  return self:_row(a.name, (a.kind or "max") .. "pool", {acts = out, flops = k * k * out, bytes = 4 * out},
-                   self.C, ho, wo)
+  if a.ceil then self.untrainable = "a pool with ceil mode" end
+  local r = self:_row(a.name, (a.kind or "max") .. "pool", {acts = out, flops = k * k * out, bytes = 4 * out},
+                      self.C, ho, wo)
+  r.hyper = {k = k, stride = s, pad = p}
+  return r
 end
 
 function Net:gap(name)
@@ -176,22 +198,28 @@ end
 -- Residual add (or any elementwise merge of two same-shaped tensors).
 function Net:add(name)
   local e = self.C * self.H * self.W
-  return self:_row(name, "add", {flops = e}, self.C, self.H, self.W)
+  local other = self.res or self.block_in
+  if other == nil then self.untrainable = "an add outside a block without a branch" end
+  self.res = nil
+  return self:_row(name, "add", {flops = e}, self.C, self.H, self.W, {self.cur, other or -1})
 end
 
 -- Run fn as a side branch from the current shape; restore the shape afterwards and return the
 -- branch's output shape.
 function Net:branch(fn)
-  local saved = self:shape()
+  local saved, saved_cur = self:shape(), self.cur
   fn(self)
   local out = self:shape()
+  self.res = self.cur
+  self.cur = saved_cur
   self:set_shape(saved)
   return out
 end
 
 -- Channel bookkeeping with no cost: split keeps `c` channels, concat appends `c` channels.
-function Net:split(c) self.C = c; return self end
+function Net:split(c) self.C = c; self.untrainable = "a channel split"; return self end
 function Net:concat(c, name)
+  self.untrainable = "a channel concat"
   return self:_row(name, "concat", {}, self.C + c, self.H, self.W)
 end
 
@@ -223,6 +251,7 @@ function Net:op(opname, params, opts)
   end
   local c = dcb_cost(opname, q, {1, self.C, self.H, self.W})
   if opts.shared then
+    self.untrainable = "a router shared across operators"
     local s = dcb_cost("conv2d", {cin = opts.shared.cin, cout = opts.shared.cout, k = 1, stride = 1, pad = 0,
                                   dilation = 1, groups = 1, bias = true}, {1, opts.shared.cin, 1, 1})
     for _, k in ipairs(COLS) do c[k] = c[k] - s[k] end
@@ -234,12 +263,60 @@ function Net:op(opname, params, opts)
   return r
 end
 
+-- Sequences (N, T, C): :image_rows() reads an image as H steps of C*W features; the shape is then kept
+-- as C = features, H = T, W = 1, and the seq_* layers cost the operators on (1, T, C).
+function Net:image_rows(name)
+  local T, F = self.H, self.C * self.W
+  self.seq = true
+  return self:_row(name, "rows", {}, F, T, 1)
+end
+
+local function need_seq(self, what)
+  if not self.seq then fail("netcost: %s needs a sequence (call :image_rows() first)", what) end
+end
+
+-- seq_linear{cout=, bias=true}: the same linear layer at every step.
+function Net:seq_linear(a)
+  need_seq(self, "seq_linear")
+  local bias = a.bias ~= false
+  local T = self.H
+  local c = dcb_cost("linear", {["in"] = self.C, out = a.cout, bias = bias}, {1, T, self.C})
+  local r = self:_row(a.name, "seq_linear", c, a.cout, T, 1)
+  r.hyper = {["in"] = r.in_shape[1], out = a.cout, bias = bias}
+  return r
+end
+
+-- seq_op(opname, params): a sequence operator (lightconv, dynconv1d, mhattention); channels default
+-- to the current feature count.
+function Net:seq_op(opname, params, opts)
+  need_seq(self, opname)
+  local q = {}
+  for k, v in pairs(params) do q[k] = v end
+  q.channels = q.channels or self.C
+  if q.channels ~= self.C then
+    fail("netcost: %s expects %d channels, the sequence has %d", opname, q.channels, self.C)
+  end
+  local c = dcb_cost(opname, q, {1, self.H, self.C})
+  local r = self:_row((opts or {}).name, opname, c, self.C, self.H, 1)
+  r.hyper = q
+  return r
+end
+
+-- The mean over the steps: (T, C) -> C.
+function Net:seq_gap(name)
+  need_seq(self, "seq_gap")
+  local e = self.C * self.H
+  self.seq = false
+  return self:_row(name, "seq_gap", {flops = e}, self.C, 1, 1)
+end
+
 function Net:layers()
   local out = {}
   for i, r in ipairs(self.rows) do
     local t = {}
     for k, v in pairs(r) do t[k] = v end
     t.out_shape = {r.out_shape[1], r.out_shape[2], r.out_shape[3]}
+    t.inputs = {table.unpack(r.inputs)}
     if r.hyper then
       t.hyper = {}
       for k, v in pairs(r.hyper) do t.hyper[k] = v end
