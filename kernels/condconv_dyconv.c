@@ -13,7 +13,7 @@
  *                               channels, then the routing-weighted sum.
  * <engine> is every conv2d engine (DCB_CONV_ENGINES); each strategy has its
  * own file (expert_conv.h lists them). */
-#include "expert_conv.h"
+#include "expert_backward.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -232,10 +232,14 @@ DCB_EXPERT_STRATEGIES(XC_IMPLS_OF)
 #define XC_REFS_OF(s) DCB_CONV_ENGINES_WITH(XC_REF, s)
 static const dcb_impl_vt *const xc_impls[] = {DCB_EXPERT_STRATEGIES(XC_REFS_OF)};
 
+/* Backward implementations (expert_backward.h): naive, the oracle, first. */
+static const dcb_bwd_vt *const xc_bwds[] = {&dcb_xc_bwd_naive, &dcb_xc_bwd_gemm};
+
 /* The two operators: the same hooks, their own router (op->hp->dy). */
 #define XC_HOOKS                                                                                             \
-    DCB_IMPLS(xc_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin", .weights = xc_weights,          \
-        .out_shape = xc_out_shape, .cost = xc_cost, .kernels = xc_kernels, .routing = xc_routing
+    DCB_IMPLS(xc_impls), DCB_BWDS(xc_bwds), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",             \
+        .weights = xc_weights, .out_shape = xc_out_shape, .cost = xc_cost, .kernels = xc_kernels,            \
+        .routing = xc_routing
 
 const dcb_op_info dcb_condconv_info = {
     .name = "condconv", .doc = "CondConv: sigmoid-routed mixture of E expert kernels per sample",
