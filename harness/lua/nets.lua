@@ -400,11 +400,15 @@ function M.train(t)
   local data = t.data or "fashion-mnist"
   local train = load_data(data, "train", seed)
   local test = t.test_data and load_data(t.test_data, "test", seed) or load_data(data, "test", seed)
+  -- normalised with the whole training set's statistics (before any subset), as the PyTorch peer does
+  local mean, std
+  if t.normalize ~= false then
+    mean, std = train:stats()
+    if type(t.normalize) == "table" then mean, std = t.normalize.mean, t.normalize.std end
+  end
   if t.subset then train = train:subset(t.subset, seed) end
   if t.test_subset and test then test = test:subset(t.test_subset, seed + 1) end
   if t.normalize ~= false then
-    local mean, std = train:stats()
-    if type(t.normalize) == "table" then mean, std = t.normalize.mean, t.normalize.std end
     train:normalize(mean, std)
     if test then test:normalize(mean, std) end
   end

@@ -127,38 +127,70 @@ def splitmix64_stream(state, count):
     return z ^ (z >> np.uint64(31))
 
 
+def splitmix64_next(state):
+    """One dcb_rand_u64 step: (new state, output)."""
+    state = (state + GAMMA) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+def stream_at(state, k):
+    """Output k (0-based) of the splitmix64 stream from state."""
+    z = (state + (k + 1) * GAMMA) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def mix_state(a, b, c):
+    """dataset_idx.c's mix_state: a splitmix64 state from (seed, epoch, tag)."""
+    s = a & MASK64
+    s, h = splitmix64_next(s)
+    s = h ^ ((b * 0xD1B54A32D192ED03) & MASK64)
+    s, h = splitmix64_next(s)
+    s = h ^ ((c * 0xAEF17502108EF2D9) & MASK64)
+    s, h = splitmix64_next(s)
+    return h
+
+
 def fisher_yates_splitmix64(n, state):
-    """A permutation of 0..n-1: start from the identity; for i = n-1 down to 1, with r
-    the next splitmix64 output (from `state`), j = r % (i + 1) (plain modulo, its tiny
-    bias included), swap perm[i] and perm[j]."""
+    """dcb_dataset_order's shuffle: start from the identity; for i = n-1 down to 1, draw
+    j uniformly in [0, i] from the splitmix64 stream of `state` (rejection below
+    2^64 mod (i+1), so no modulo bias), swap perm[i] and perm[j]."""
     if n <= 1:
         return np.arange(n, dtype=np.int64)
-    r = splitmix64_stream(state, n - 1)
-    i = np.arange(n - 1, 0, -1, dtype=np.uint64)
-    js = (r % (i + np.uint64(1))).astype(np.int64).tolist()
+    r = splitmix64_stream(state, n - 1).tolist()
     perm = list(range(n))
-    for i, j in zip(range(n - 1, 0, -1), js):
+    k = 0                          # outputs of the stream used so far
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        threshold = (1 << 64) % bound
+        while True:                # a rejection (about never) shifts the rest of the stream
+            v = r[k] if k < len(r) else stream_at(state, k)
+            k += 1
+            if v >= threshold:
+                break
+        j = v % bound
         perm[i], perm[j] = perm[j], perm[i]
     return np.array(perm, dtype=np.int64)
 
 
 # ==================================================================================
-# epoch_order: THE data order of the training loop. The order the examples of epoch
-# `epoch` (0-based) are visited in, for `seed`: a function of (n, seed, epoch) alone.
-# Now: Fisher-Yates (fisher_yates_splitmix64) over the splitmix64 stream started from
-#     state = seed ^ ((epoch + 1) * 0x9E3779B97F4A7C15 mod 2^64).
-# To match dcbench's C order (dcb_dataset_order, kernels/dcb.h) bit for bit, change
-# this function only.
+# epoch_order: THE data order of the training loop, dcbench's dcb_dataset_order bit
+# for bit: Fisher-Yates over the splitmix64 stream from
+#     state = mix_state(seed, epoch, 0x6f72646572)        ("order")
+# A function of (n, seed, epoch) alone.
 # ==================================================================================
 def epoch_order(n, seed, epoch):
-    state = (seed & MASK64) ^ (((epoch + 1) * GAMMA) & MASK64)
-    return fisher_yates_splitmix64(n, state)
+    return fisher_yates_splitmix64(n, mix_state(seed, epoch, 0x6f72646572))
 
 
 def subset_order(n, seed):
-    """The permutation whose first N examples --subset N keeps (dcb_dataset_subset's
-    counterpart): the same shuffle started from state = seed (what epoch = -1 gives)."""
-    return fisher_yates_splitmix64(n, seed & MASK64)
+    """The permutation whose first N examples --subset N keeps: dcb_dataset_subset's,
+    the first N of epoch_order(n, seed, 0)."""
+    return epoch_order(n, seed, 0)
 
 
 # ------------------------------------------------------------------ data
