@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static const dcb_param_spec drc_params[] = {
     DCB_CHANNEL_PARAMS,
@@ -57,13 +60,14 @@ static int drc_weights(const dcb_op *op, dcb_weight_spec *s) {
     const drc_hp *h = hp_of(op);
     const int64_t m = h->m;
     int n = 0;
-    s[n++] = (dcb_weight_spec){"guide_w", 4, {m, h->c.cin, h->c.kh, h->c.kw}, 0, 0};
-    s[n++] = (dcb_weight_spec){"guide_b", 1, {m}, h->Kd, 1};
+    /* the guide's gradient is the softmax surrogate (the backward's comment) */
+    s[n++] = (dcb_weight_spec){"guide_w", 4, {m, h->c.cin, h->c.kh, h->c.kw}, 0, DCB_W_SURROGATE};
+    s[n++] = (dcb_weight_spec){"guide_b", 1, {m}, h->Kd, DCB_W_BIAS | DCB_W_SURROGATE};
     s[n++] = (dcb_weight_spec){"gen1_w", 2, {m * m, h->c.cin}, 0, 0};
-    s[n++] = (dcb_weight_spec){"gen1_b", 1, {m * m}, h->c.cin, 1};
+    s[n++] = (dcb_weight_spec){"gen1_b", 1, {m * m}, h->c.cin, DCB_W_BIAS};
     /* grouped 1x1 with m groups: fan_in = m */
     s[n++] = (dcb_weight_spec){"gen2_w", 2, {m * (int64_t)h->cc, m}, 0, 0};
-    s[n++] = (dcb_weight_spec){"gen2_b", 1, {m * (int64_t)h->cc}, (double)m, 1};
+    s[n++] = (dcb_weight_spec){"gen2_b", 1, {m * (int64_t)h->cc}, (double)m, DCB_W_BIAS};
     return n;
 }
 
@@ -128,6 +132,11 @@ static void im2row(const drc_hp *h, int H, int W, int Ho, int Wo, const float *x
                         continue;
                     }
                     const float *xr = xc + (size_t)ii * W;
+                    const int j0 = j * p->stride - p->pad;
+                    if (j0 >= 0 && j0 + (p->kw - 1) * p->dil < W) { /* interior: no test per tap */
+                        for (int v = 0; v < p->kw; v++) d[v] = xr[j0 + v * p->dil];
+                        continue;
+                    }
                     for (int v = 0; v < p->kw; v++) {
                         const int jj = j * p->stride + v * p->dil - p->pad;
                         d[v] = (jj >= 0 && jj < W) ? xr[jj] : 0.0f;
@@ -137,16 +146,21 @@ static void im2row(const drc_hp *h, int H, int W, int Ho, int Wo, const float *x
         }
 }
 
-/* Guide conv F (m, P') from rows, then mask[p] = first argmax over regions. */
-static void guide_mask(const dcb_op *op, const float *rows, int P, float *F, int *mask) {
+/* Guide conv F (m, P') from rows, at the BLAS's current thread count. */
+static void guide_F(const dcb_op *op, const float *rows, int P, float *F) {
     const drc_hp *h = hp_of(op);
     const float *gb = dcb_w(op, "guide_b")->data;
     for (int t = 0; t < h->m; t++)
         for (int p = 0; p < P; p++) F[(size_t)t * P + p] = gb[t];
-    dcb_blas_threads_for(op->threads);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, h->m, P, h->Kd, 1.0f, dcb_w(op, "guide_w")->data, h->Kd,
                 rows, h->Kd, 1.0f, F, P);
-#pragma omp parallel for schedule(static) num_threads(op->threads) if (op->threads > 1 && P > 4096)
+}
+
+/* Guide conv F (m, P') from rows, then mask[p] = first argmax over regions. */
+static void guide_mask_t(const dcb_op *op, const float *rows, int P, float *F, int *mask, int threads) {
+    const drc_hp *h = hp_of(op);
+    guide_F(op, rows, P, F);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && P > 4096)
     for (int p = 0; p < P; p++) {
         float best = F[p];
         int bi = 0;
@@ -159,9 +173,14 @@ static void guide_mask(const dcb_op *op, const float *rows, int P, float *F, int
     }
 }
 
+static void guide_mask(const dcb_op *op, const float *rows, int P, float *F, int *mask) {
+    dcb_blas_threads_for(op->threads);
+    guide_mask_t(op, rows, P, F, mask, op->threads);
+}
+
 /* The m kernels of one sample, K (m*cout*cin, kh*kw); pooled (cin, kh*kw)
- * and S (m*m, kh*kw) are scratch. */
-static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *pooled, float *S, float *K) {
+ * and S (m*m, kh*kw) are scratch. At the BLAS's current thread count. */
+static void gen_kernels_t(const dcb_op *op, const float *x, int H, int W, float *pooled, float *S, float *K) {
     const drc_hp *h = hp_of(op);
     const int kh = h->c.kh, kw = h->c.kw, khw = h->khw, m = h->m;
     for (int c = 0; c < h->c.cin; c++) {
@@ -179,7 +198,6 @@ static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *p
     const float *b1 = dcb_w(op, "gen1_b")->data, *b2 = dcb_w(op, "gen2_b")->data;
     for (int r = 0; r < m * m; r++)
         for (int q = 0; q < khw; q++) S[(size_t)r * khw + q] = b1[r];
-    dcb_blas_threads_for(op->threads);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m * m, khw, h->c.cin, 1.0f, dcb_w(op, "gen1_w")->data,
                 h->c.cin, pooled, khw, 1.0f, S, khw);
     dcb_sigmoid(S, (size_t)m * m * khw);
@@ -190,6 +208,11 @@ static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *p
     for (int t = 0; t < m; t++)  /* group t: inputs S[t*m .. t*m+m), outputs rows [t*cc, (t+1)*cc) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)h->cc, khw, m, 1.0f, g2 + (size_t)t * h->cc * m, m,
                     S + (size_t)t * m * khw, khw, 1.0f, K + (size_t)t * h->cc * khw, khw);
+}
+
+static void gen_kernels(const dcb_op *op, const float *x, int H, int W, float *pooled, float *S, float *K) {
+    dcb_blas_threads_for(op->threads);
+    gen_kernels_t(op, x, H, W, pooled, S, K);
 }
 
 /* ------------------------------------------------------------- workspace */
@@ -397,6 +420,436 @@ static dcb_status drc_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out)
     return DCB_OK;
 }
 
+/* ------------------------------------------------------------- backward
+ * The rule (docs/TRAINING.md): the forward's mask is the one-hot argmax, and
+ * every weight but the guide gets the exact gradient of that forward. The
+ * argmax has no gradient, so the guided feature F gets the paper's surrogate:
+ * the gradient as if y = sum_t s_t * y_t with s = softmax_t(F) (at the pixel),
+ * y_t = region t's kernel applied there, i.e. with g_t = <dy[:,p], y_t[:,p]>,
+ *     dF[t,p] = s_t * (g_t - sum_t' s_t' g_t').
+ * The guide conv's backward then gives dguide_w, dguide_b, and a share of dx
+ * (x feeds the guide), added to the exact one. Both backwards recompute rows,
+ * F, the mask and the kernels with the forward's own float code, so the mask
+ * is the one the forward used. */
+
+/* im2row's rows, tap by tap over precomputed valid ranges (no test per
+ * element): the same copies, so the same F and mask, at a third of the time. */
+static void im2row_taps(const drc_hp *h, int H, int W, int Ho, int Wo, const float *x, float *rows) {
+    const dcb_conv2d_p *p = &h->c;
+    const size_t Kd = (size_t)h->Kd;
+    memset(rows, 0, sizeof(float) * Kd * Ho * Wo);
+    for (int u = 0; u < p->kh; u++) {
+        const int ou = u * p->dil - p->pad;
+        const int i0 = ou >= 0 ? 0 : (-ou + p->stride - 1) / p->stride;
+        int i1 = H - 1 - ou < 0 ? 0 : (H - 1 - ou) / p->stride + 1;
+        i1 = i1 > Ho ? Ho : i1;
+        for (int v = 0; v < p->kw; v++) {
+            const int ov = v * p->dil - p->pad;
+            const int j0 = ov >= 0 ? 0 : (-ov + p->stride - 1) / p->stride;
+            int j1 = W - 1 - ov < 0 ? 0 : (W - 1 - ov) / p->stride + 1;
+            j1 = j1 > Wo ? Wo : j1;
+            for (int c = 0; c < p->cin; c++) {
+                const size_t k = ((size_t)c * p->kh + u) * p->kw + v;
+                const float *xc = x + (size_t)c * H * W;
+                for (int i = i0; i < i1; i++) {
+                    const float *xr = xc + (size_t)(i * p->stride + ou) * W + ov;
+                    float *d = rows + (size_t)i * Wo * Kd + k;
+                    for (int j = j0; j < j1; j++) d[(size_t)j * Kd] = xr[(size_t)j * p->stride];
+                }
+            }
+        }
+    }
+}
+
+/* dx[c, ii, jj] += dcols[(c*kh + u)*kw + v][p]: the adjoint of im2row with the
+ * gradient in column layout (Kd, P'), so that each tap adds contiguous runs. */
+static void col2im_taps(const drc_hp *h, int H, int W, int Ho, int Wo, const float *dcols, float *dx) {
+    const dcb_conv2d_p *p = &h->c;
+    const size_t P = (size_t)Ho * Wo;
+    for (int c = 0; c < p->cin; c++)
+        for (int u = 0; u < p->kh; u++) {
+            const int ou = u * p->dil - p->pad;
+            const int i0 = ou >= 0 ? 0 : (-ou + p->stride - 1) / p->stride;
+            int i1 = H - 1 - ou < 0 ? 0 : (H - 1 - ou) / p->stride + 1;
+            i1 = i1 > Ho ? Ho : i1;
+            for (int v = 0; v < p->kw; v++) {
+                const int ov = v * p->dil - p->pad;
+                const int j0 = ov >= 0 ? 0 : (-ov + p->stride - 1) / p->stride;
+                int j1 = W - 1 - ov < 0 ? 0 : (W - 1 - ov) / p->stride + 1;
+                j1 = j1 > Wo ? Wo : j1;
+                const float *d = dcols + (((size_t)c * p->kh + u) * p->kw + v) * P;
+                for (int i = i0; i < i1; i++) {
+                    float *xr = dx + ((size_t)c * H + (size_t)(i * p->stride + ou)) * W + ov;
+                    const float *dr = d + (size_t)i * Wo;
+                    if (p->stride == 1)
+                        for (int j = j0; j < j1; j++) xr[j] += dr[j];
+                    else
+                        for (int j = j0; j < j1; j++) xr[(size_t)j * p->stride] += dr[j];
+                }
+            }
+        }
+}
+
+/* dx[c] += dQ[c, u, v] / |bin| on every pixel of bin (u, v): the pooling's adjoint. */
+static void pool_bwd(const drc_hp *h, int H, int W, const float *dQ, float *dx) {
+    const int kh = h->c.kh, kw = h->c.kw;
+    for (int c = 0; c < h->c.cin; c++)
+        for (int u = 0; u < kh; u++) {
+            const int i0 = bin_lo(u, H, kh), i1 = bin_hi(u, H, kh);
+            for (int v = 0; v < kw; v++) {
+                const int j0 = bin_lo(v, W, kw), j1 = bin_hi(v, W, kw);
+                const float g = (float)(dQ[(size_t)c * h->khw + u * kw + v] / ((double)(i1 - i0) * (j1 - j0)));
+                for (int ii = i0; ii < i1; ii++)
+                    for (int jj = j0; jj < j1; jj++) dx[((size_t)c * H + ii) * W + jj] += g;
+            }
+        }
+}
+
+/* The weight gradients, in the order of drc_weights: offsets into one block. */
+typedef struct drc_gl { size_t gw, gb, g1w, g1b, g2w, g2b, total; } drc_gl;
+
+static drc_gl grad_layout(const drc_hp *h) {
+    const size_t m = (size_t)h->m;
+    drc_gl g;
+    g.gw = 0;
+    g.gb = g.gw + m * h->Kd;
+    g.g1w = g.gb + m;
+    g.g1b = g.g1w + m * m * h->c.cin;
+    g.g2w = g.g1b + m * m;
+    g.g2b = g.g2w + m * h->cc * m;
+    g.total = g.g2b + m * h->cc;
+    return g;
+}
+
+static const char *const grad_names[6] = {"guide_w", "guide_b", "gen1_w", "gen1_b", "gen2_w", "gen2_b"};
+
+static dcb_status drc_bwd_naive_run(dcb_op *op, const dcb_train_ctx *c) {
+    const drc_hp *h = hp_of(op);
+    const int N = (int)c->x->shape[0], H = (int)c->x->shape[2], W = (int)c->x->shape[3];
+    const int Ho = (int)c->dy->shape[2], Wo = (int)c->dy->shape[3], P = Ho * Wo;
+    const int m = h->m, cout = h->c.cout, cin = h->c.cin, Kd = h->Kd, khw = h->khw;
+    const size_t cc = h->cc, KK = (size_t)m * cc * khw, xs = (size_t)cin * H * W;
+    const drc_gl gl = grad_layout(h);
+    float *rows = malloc(sizeof(float) * ((size_t)P * Kd + (size_t)m * P + (size_t)cin * khw +
+                                          (size_t)m * m * khw + KK + xs));
+    int *mask = malloc(sizeof(int) * (size_t)P);
+    double *acc = calloc(gl.total + KK + (size_t)P * Kd + 3 * (size_t)m * m * khw + (size_t)cin * khw + xs + 3 * (size_t)m,
+                         sizeof(double));
+    if (!rows || !mask || !acc) {
+        free(rows);
+        free(mask);
+        free(acc);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "drconv backward: out of memory");
+    }
+    float *F = rows + (size_t)P * Kd, *Q = F + (size_t)m * P, *S = Q + (size_t)cin * khw, *K = S + (size_t)m * m * khw;
+    float *dxf = K + KK;
+    double *dK = acc + gl.total, *drows = dK + KK, *dS = drows + (size_t)P * Kd, *dZ = dS + (size_t)m * m * khw;
+    double *dQ = dZ + (size_t)m * m * khw, *dxn = dQ + (size_t)cin * khw, *gt = dxn + xs, *st = gt + m;
+    const float *gw = dcb_w(op, "guide_w")->data, *g1w = dcb_w(op, "gen1_w")->data, *g2w = dcb_w(op, "gen2_w")->data;
+    for (int n = 0; n < N; n++) {
+        const float *xn = c->x->data + (size_t)n * xs, *dy = c->dy->data + (size_t)n * cout * P;
+        im2row(h, H, W, Ho, Wo, xn, rows, op->threads);
+        guide_mask(op, rows, P, F, mask);
+        gen_kernels(op, xn, H, W, Q, S, K);
+        memset(dK, 0, sizeof(double) * KK);
+        memset(drows, 0, sizeof(double) * (size_t)P * Kd);
+        for (int p = 0; p < P; p++) {
+            const float *r = rows + (size_t)p * Kd;
+            double *dr = drows + (size_t)p * Kd;
+            /* the one-hot forward: region mask[p] */
+            for (int o = 0; o < cout; o++) {
+                const size_t ko = ((size_t)mask[p] * cout + o) * Kd;
+                const double d = dy[(size_t)o * P + p];
+                for (int k = 0; k < Kd; k++) {
+                    dK[ko + k] += d * r[k];
+                    dr[k] += d * K[ko + k];
+                }
+            }
+            /* the surrogate: g_t, softmax s, dF */
+            double mx = F[p], se = 0, gbar = 0;
+            for (int t = 1; t < m; t++) mx = F[(size_t)t * P + p] > mx ? F[(size_t)t * P + p] : mx;
+            for (int t = 0; t < m; t++) {
+                double g = 0;
+                for (int o = 0; o < cout; o++) {
+                    const float *kt = K + ((size_t)t * cout + o) * Kd;
+                    double yo = 0;
+                    for (int k = 0; k < Kd; k++) yo += (double)kt[k] * r[k];
+                    g += yo * dy[(size_t)o * P + p];
+                }
+                gt[t] = g;
+                st[t] = exp((double)F[(size_t)t * P + p] - mx);
+                se += st[t];
+            }
+            for (int t = 0; t < m; t++) gbar += st[t] / se * gt[t];
+            for (int t = 0; t < m; t++) {
+                const double dF = st[t] / se * (gt[t] - gbar);
+                acc[gl.gb + t] += dF;
+                for (int k = 0; k < Kd; k++) {
+                    acc[gl.gw + (size_t)t * Kd + k] += dF * r[k];
+                    dr[k] += dF * gw[(size_t)t * Kd + k];
+                }
+            }
+        }
+        /* generation: dK read as dB (m*cc, khw), group t = rows [t*cc, (t+1)*cc) */
+        memset(dS, 0, sizeof(double) * (size_t)m * m * khw);
+        for (int t = 0; t < m; t++)
+            for (size_t rr = (size_t)t * cc; rr < (size_t)(t + 1) * cc; rr++)
+                for (int q = 0; q < khw; q++) {
+                    const double d = dK[rr * khw + q];
+                    acc[gl.g2b + rr] += d;
+                    for (int sx = 0; sx < m; sx++) {
+                        acc[gl.g2w + rr * m + sx] += d * S[((size_t)t * m + sx) * khw + q];
+                        dS[((size_t)t * m + sx) * khw + q] += d * g2w[rr * m + sx];
+                    }
+                }
+        for (size_t i = 0; i < (size_t)m * m * khw; i++) dZ[i] = dS[i] * S[i] * (1.0 - S[i]);
+        for (int rr = 0; rr < m * m; rr++)
+            for (int q = 0; q < khw; q++) {
+                acc[gl.g1b + rr] += dZ[(size_t)rr * khw + q];
+                for (int ci = 0; ci < cin; ci++)
+                    acc[gl.g1w + (size_t)rr * cin + ci] += dZ[(size_t)rr * khw + q] * Q[(size_t)ci * khw + q];
+            }
+        if (!c->dx) continue;
+        for (int ci = 0; ci < cin; ci++)
+            for (int q = 0; q < khw; q++) {
+                double d = 0;
+                for (int rr = 0; rr < m * m; rr++) d += g1w[(size_t)rr * cin + ci] * dZ[(size_t)rr * khw + q];
+                dQ[(size_t)ci * khw + q] = d;
+            }
+        /* dx = the adjoint of im2row of drows + the pooling's adjoint, in double */
+        memset(dxn, 0, sizeof(double) * xs);
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                const double *r = drows + ((size_t)i * Wo + j) * Kd;
+                for (int ci = 0; ci < cin; ci++)
+                    for (int u = 0; u < h->c.kh; u++) {
+                        const int ii = i * h->c.stride + u * h->c.dil - h->c.pad;
+                        if (ii < 0 || ii >= H) continue;
+                        for (int v = 0; v < h->c.kw; v++) {
+                            const int jj = j * h->c.stride + v * h->c.dil - h->c.pad;
+                            if (jj >= 0 && jj < W)
+                                dxn[((size_t)ci * H + ii) * W + jj] += r[((size_t)ci * h->c.kh + u) * h->c.kw + v];
+                        }
+                    }
+            }
+        for (int ci = 0; ci < cin; ci++)
+            for (int u = 0; u < h->c.kh; u++) {
+                const int i0 = bin_lo(u, H, h->c.kh), i1 = bin_hi(u, H, h->c.kh);
+                for (int v = 0; v < h->c.kw; v++) {
+                    const int j0 = bin_lo(v, W, h->c.kw), j1 = bin_hi(v, W, h->c.kw);
+                    const double g = dQ[(size_t)ci * khw + u * h->c.kw + v] / ((double)(i1 - i0) * (j1 - j0));
+                    for (int ii = i0; ii < i1; ii++)
+                        for (int jj = j0; jj < j1; jj++) dxn[((size_t)ci * H + ii) * W + jj] += g;
+                }
+            }
+        for (size_t i = 0; i < xs; i++) dxf[i] = (float)dxn[i];
+        memcpy(c->dx->data + (size_t)n * xs, dxf, sizeof(float) * xs);
+    }
+    const size_t offs[7] = {gl.gw, gl.gb, gl.g1w, gl.g1b, gl.g2w, gl.g2b, gl.total};
+    for (int i = 0; i < 6; i++) {
+        float *d = dcb_dw(op, c, grad_names[i]);
+        if (d)
+            for (size_t k = offs[i]; k < offs[i + 1]; k++) d[k - offs[i]] = (float)acc[k];
+    }
+    free(rows);
+    free(mask);
+    free(acc);
+    return DCB_OK;
+}
+
+/* Fast: samples in parallel, each with sgemms: every region's output at
+ * once (Yall, for the surrogate's g), the guide's backward, and per region
+ * the bucket of its pixels (dK_t and the rows' gradient). The weight
+ * gradients go to per-thread partials (static schedule), summed in thread
+ * order: deterministic for a given thread count. */
+typedef struct drc_tl {
+    size_t rows, F, Yall, G, dF, DyS, RowS, dRowS, drows, Q, S, K, dK, dS, dQ, mask, idx, cnt, total;
+} drc_tl;
+
+static drc_tl thread_layout(const drc_hp *h, int P) {
+    const size_t m = (size_t)h->m, Kd = (size_t)h->Kd, cout = (size_t)h->c.cout, khw = (size_t)h->khw;
+    const size_t f = sizeof(float);
+    drc_tl l;
+    size_t o = 0;
+#define DRC_AT(field, bytes) (l.field = o, o += dcb_align_up(bytes))
+    DRC_AT(rows, f * P * Kd);
+    DRC_AT(F, f * m * P);
+    DRC_AT(Yall, f * m * cout * P);
+    DRC_AT(G, f * m * P);
+    DRC_AT(dF, f * m * P);
+    DRC_AT(DyS, f * P * cout);
+    DRC_AT(RowS, f * P * Kd);
+    DRC_AT(dRowS, f * P * Kd);
+    DRC_AT(drows, f * P * Kd);
+    DRC_AT(Q, f * h->c.cin * khw);
+    DRC_AT(S, f * m * m * khw);
+    DRC_AT(K, f * m * h->cc * khw);
+    DRC_AT(dK, f * m * h->cc * khw);
+    DRC_AT(dS, f * m * m * khw);
+    DRC_AT(dQ, f * h->c.cin * khw);
+    DRC_AT(mask, sizeof(int) * P);
+    DRC_AT(idx, sizeof(int) * P);
+    DRC_AT(cnt, sizeof(int) * (m + 1));
+#undef DRC_AT
+    l.total = o;
+    return l;
+}
+
+static void drc_bwd_sample(const dcb_op *op, const float *xn, const float *dy, float *dxn, int H, int W, int Ho,
+                           int Wo, char *b, const drc_tl *l, float *part, const drc_gl *gl) {
+    const drc_hp *h = hp_of(op);
+    const int P = Ho * Wo, m = h->m, cout = h->c.cout, cin = h->c.cin, Kd = h->Kd, khw = h->khw, cc = (int)h->cc;
+    float *rows = (float *)(b + l->rows), *F = (float *)(b + l->F), *Yall = (float *)(b + l->Yall);
+    float *G = (float *)(b + l->G), *dF = (float *)(b + l->dF), *DyS = (float *)(b + l->DyS);
+    float *RowS = (float *)(b + l->RowS), *dRowS = (float *)(b + l->dRowS), *drows = (float *)(b + l->drows);
+    float *Q = (float *)(b + l->Q), *S = (float *)(b + l->S), *K = (float *)(b + l->K), *dK = (float *)(b + l->dK);
+    float *dS = (float *)(b + l->dS), *dQ = (float *)(b + l->dQ);
+    int *mask = (int *)(b + l->mask), *idx = (int *)(b + l->idx), *cnt = (int *)(b + l->cnt);
+    const float *gw = dcb_w(op, "guide_w")->data, *g1w = dcb_w(op, "gen1_w")->data, *g2w = dcb_w(op, "gen2_w")->data;
+
+    im2row_taps(h, H, W, Ho, Wo, xn, rows);
+    guide_mask_t(op, rows, P, F, mask, 1);
+    gen_kernels_t(op, xn, H, W, Q, S, K);
+    /* surrogate: g_t[p] = <dy[:,p], y_t[:,p]>, then dF = s (g - <s, g>) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m * cout, P, Kd, 1.0f, K, Kd, rows, Kd, 0.0f, Yall, P);
+    for (int t = 0; t < m; t++) {
+        float *g = G + (size_t)t * P;
+        memset(g, 0, sizeof(float) * P);
+        for (int o = 0; o < cout; o++) {
+            const float *yt = Yall + ((size_t)t * cout + o) * P, *d = dy + (size_t)o * P;
+            for (int p = 0; p < P; p++) g[p] += d[p] * yt[p];
+        }
+    }
+    for (int p = 0; p < P; p++) {
+        float mx = F[p], se = 0, gbar = 0;
+        for (int t = 1; t < m; t++) mx = F[(size_t)t * P + p] > mx ? F[(size_t)t * P + p] : mx;
+        for (int t = 0; t < m; t++) {
+            const float e = expf(F[(size_t)t * P + p] - mx);
+            dF[(size_t)t * P + p] = e;
+            se += e;
+        }
+        const float inv = 1.0f / se;
+        for (int t = 0; t < m; t++) gbar += dF[(size_t)t * P + p] * inv * G[(size_t)t * P + p];
+        for (int t = 0; t < m; t++) dF[(size_t)t * P + p] *= inv * (G[(size_t)t * P + p] - gbar);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, Kd, P, 1.0f, dF, P, rows, Kd, 1.0f, part + gl->gw, Kd);
+    for (int t = 0; t < m; t++) {
+        float s = 0;
+        for (int p = 0; p < P; p++) s += dF[(size_t)t * P + p];
+        part[gl->gb + t] += s;
+    }
+    /* the one-hot forward, region by region */
+    memset(cnt, 0, sizeof(int) * (size_t)(m + 1));
+    for (int p = 0; p < P; p++) cnt[mask[p] + 1]++;
+    for (int t = 0; t < m; t++) cnt[t + 1] += cnt[t];
+    for (int p = 0; p < P; p++) idx[cnt[mask[p]]++] = p;
+    for (int t = m; t > 0; t--) cnt[t] = cnt[t - 1];
+    cnt[0] = 0;
+    for (int j = 0; j < P; j++) {
+        const int p = idx[j];
+        for (int o = 0; o < cout; o++) DyS[(size_t)j * cout + o] = dy[(size_t)o * P + p];
+        memcpy(RowS + (size_t)j * Kd, rows + (size_t)p * Kd, sizeof(float) * Kd);
+    }
+    for (int t = 0; t < m; t++) {
+        const int s0 = cnt[t], nt = cnt[t + 1] - s0;
+        float *dKt = dK + (size_t)t * cout * Kd;
+        if (nt == 0) {
+            memset(dKt, 0, sizeof(float) * (size_t)cout * Kd);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cout, Kd, nt, 1.0f, DyS + (size_t)s0 * cout, cout,
+                    RowS + (size_t)s0 * Kd, Kd, 0.0f, dKt, Kd);
+        if (dxn) /* the bucket's row gradients, transposed: (Kd, nt) into columns s0.. of (Kd, P) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, Kd, nt, cout, 1.0f, K + (size_t)t * cout * Kd, Kd,
+                        DyS + (size_t)s0 * cout, cout, 0.0f, dRowS + s0, P);
+    }
+    /* generation: dK read as dB (m*cc, khw) */
+    for (int t = 0; t < m; t++) {
+        const float *dBt = dK + (size_t)t * cc * khw, *St = S + (size_t)t * m * khw, *g2t = g2w + (size_t)t * cc * m;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cc, m, khw, 1.0f, dBt, khw, St, khw, 1.0f,
+                    part + gl->g2w + (size_t)t * cc * m, m);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, khw, cc, 1.0f, g2t, m, dBt, khw, 0.0f,
+                    dS + (size_t)t * m * khw, khw);
+    }
+    for (size_t r = 0; r < (size_t)m * cc; r++) {
+        float s = 0;
+        for (int q = 0; q < khw; q++) s += dK[r * khw + q];
+        part[gl->g2b + r] += s;
+    }
+    for (size_t i = 0; i < (size_t)m * m * khw; i++) dS[i] *= S[i] * (1.0f - S[i]); /* now dZ */
+    for (int r = 0; r < m * m; r++) {
+        float s = 0;
+        for (int q = 0; q < khw; q++) s += dS[(size_t)r * khw + q];
+        part[gl->g1b + r] += s;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m * m, cin, khw, 1.0f, dS, khw, Q, khw, 1.0f,
+                part + gl->g1w, cin);
+    if (!dxn) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cin, khw, m * m, 1.0f, g1w, cin, dS, khw, 0.0f, dQ, khw);
+    /* the rows' gradient in column layout (Kd, P): the guide's share, plus
+     * each pixel's region kernel's (bucket order back to pixel order) */
+    float *dcols = drows;
+    int *pos = mask; /* mask is no longer needed: pos[p] = p's place in bucket order (a gather, not a scatter) */
+    for (int j = 0; j < P; j++) pos[idx[j]] = j;
+    for (int k = 0; k < Kd; k++) {
+        float *d = dcols + (size_t)k * P;
+        const float *sr = dRowS + (size_t)k * P;
+        for (int q = 0; q < P; q++) d[q] = sr[pos[q]];
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kd, P, m, 1.0f, gw, Kd, dF, P, 1.0f, dcols, P);
+    memset(dxn, 0, sizeof(float) * (size_t)cin * H * W);
+    col2im_taps(h, H, W, Ho, Wo, dcols, dxn);
+    pool_bwd(h, H, W, dQ, dxn);
+}
+
+static dcb_status drc_bwd_fast_run(dcb_op *op, const dcb_train_ctx *c) {
+    const drc_hp *h = hp_of(op);
+    const int N = (int)c->x->shape[0], H = (int)c->x->shape[2], W = (int)c->x->shape[3];
+    const int Ho = (int)c->dy->shape[2], Wo = (int)c->dy->shape[3];
+    const size_t xs = (size_t)h->c.cin * H * W, ys = (size_t)h->c.cout * Ho * Wo;
+    const drc_tl l = thread_layout(h, Ho * Wo);
+    const drc_gl gl = grad_layout(h);
+    const int T = op->threads;
+    const size_t pb = dcb_align_up(sizeof(float) * gl.total);
+    char *mem = dcb_aligned_alloc((l.total + pb) * (size_t)T);
+    if (!mem) return dcb_fail(DCB_OUT_OF_MEMORY, "drconv backward: out of memory");
+    memset(mem, 0, (l.total + pb) * (size_t)T);
+    dcb_blas_threads_for(1);
+#pragma omp parallel num_threads(T)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        char *b = mem + (size_t)tid * (l.total + pb);
+        float *part = (float *)(b + l.total);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++)
+            drc_bwd_sample(op, c->x->data + (size_t)n * xs, c->dy->data + (size_t)n * ys,
+                           c->dx ? c->dx->data + (size_t)n * xs : NULL, H, W, Ho, Wo, b, &l, part, &gl);
+    }
+    const size_t offs[7] = {gl.gw, gl.gb, gl.g1w, gl.g1b, gl.g2w, gl.g2b, gl.total};
+    for (int i = 0; i < 6; i++) {
+        float *d = dcb_dw(op, c, grad_names[i]);
+        if (!d) continue;
+        for (size_t k = offs[i]; k < offs[i + 1]; k++) {
+            float s = 0;
+            for (int t = 0; t < T; t++) s += ((const float *)(mem + (size_t)t * (l.total + pb) + l.total))[k];
+            d[k - offs[i]] = s;
+        }
+    }
+    dcb_aligned_free(mem);
+    return DCB_OK;
+}
+
+static const dcb_bwd_vt drc_bwd_naive = {
+    .name = "naive", .doc = "direct loops in double (surrogate guide gradient: softmax over the regions)",
+    .tol = 1e-6, .run = drc_bwd_naive_run};
+static const dcb_bwd_vt drc_bwd_fast = {
+    .name = "gemm", .doc = "per sample: every region's output and the region buckets as sgemms; samples in parallel",
+    .tol = 1e-4, .run = drc_bwd_fast_run};
+static const dcb_bwd_vt *const drc_bwds[] = {&drc_bwd_naive, &drc_bwd_fast};
+
 /* -------------------------------------------------------- implementations */
 /* One vtable per strategy s (S_<id>); all_regions performs more (executed). */
 #define DRC_IMPL(var, s, id, what, executed)                                                                 \
@@ -413,6 +866,7 @@ DRC_IMPL(impl_sorted, "region_sorted", S_SORTED,
 static const dcb_impl_vt *const drc_impls[] = {&impl_all, &impl_gather, &impl_sorted};
 
 const dcb_op_info dcb_drconv_info = {
+    DCB_BWDS(drc_bwds),
     .name = "drconv", .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
     .doc = "Dynamic Region-Aware Convolution (Chen et al. 2021, paper form): per-pixel region kernels from a guide argmax",
     DCB_PARAMS(drc_params), DCB_IMPLS(drc_impls), .validate = drc_validate, .weights = drc_weights,
