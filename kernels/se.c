@@ -3,9 +3,13 @@
  * One implementation, "naive": it is the M = G = 1 corner of WeightNet, and
  * its cost is the two FCs; there is no convolution to choose an engine for. */
 #include "dcb_internal.h"
+#include "attention_backward.h"
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef struct se_hp {
     int C, r, hidden;
@@ -136,9 +140,182 @@ static const dcb_impl_vt se_naive = {.name = "naive", .doc = "gap, two FCs via s
                                      .tol = 2e-06, .workspace = se_ws, .run = se_run};
 static const dcb_impl_vt *const se_impls[] = {&se_naive};
 
+/* --------------------------------------------------------------- backward
+ * With g = gap(x), h = relu(fc1(g)), s = sigmoid(fc2(h)), y = s * x:
+ *   ds[n,c] = <dy[n,c], x[n,c]>,  dz2 = ds s (1 - s),  dh = fc2_w^T dz2,
+ *   dz1 = dh (h > 0),  dg = fc1_w^T dz1,  dx = s dy + dg / HW;
+ * the weight gradients are the outer products summed over n. */
+
+/* Naive: the router recomputed in double, direct loops, samples in order. */
+static dcb_status se_bwd_naive_run(dcb_op *op, const dcb_train_ctx *c) {
+    const se_hp *h = HP(op);
+    const int N = (int)c->x->shape[0], C = h->C, Hd = h->hidden;
+    const size_t HW = (size_t)c->x->shape[2] * c->x->shape[3];
+    const float *w1 = dcb_w(op, "fc1_w")->data, *b1 = dcb_w(op, "fc1_b")->data;
+    const float *w2 = dcb_w(op, "fc2_w")->data, *b2 = dcb_w(op, "fc2_b")->data;
+    const float *x = c->x->data, *dy = c->dy->data;
+    const size_t F = 2 * (size_t)C * Hd + Hd + C;
+    double *buf = calloc(F + 4 * (size_t)C + 3 * (size_t)Hd, sizeof(double));
+    if (!buf) return dcb_fail(DCB_OUT_OF_MEMORY, "se naive backward: out of memory");
+    double *dw1 = buf, *db1 = dw1 + (size_t)Hd * C, *dw2 = db1 + Hd, *db2 = dw2 + (size_t)C * Hd;
+    double *g = db2 + C, *s = g + C, *dz2 = s + C, *dg = dz2 + C, *hh = dg + C, *dh = hh + Hd, *z1 = dh + Hd;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C * HW, *dyn = dy + (size_t)n * C * HW;
+        for (int ch = 0; ch < C; ch++) {
+            double acc = 0;
+            for (size_t k = 0; k < HW; k++) acc += xn[(size_t)ch * HW + k];
+            g[ch] = acc / (double)HW;
+        }
+        for (int j = 0; j < Hd; j++) {
+            double acc = b1[j];
+            for (int ch = 0; ch < C; ch++) acc += (double)w1[(size_t)j * C + ch] * g[ch];
+            z1[j] = acc;
+            hh[j] = acc > 0 ? acc : 0;
+        }
+        for (int ch = 0; ch < C; ch++) {
+            double acc = b2[ch];
+            for (int j = 0; j < Hd; j++) acc += (double)w2[(size_t)ch * Hd + j] * hh[j];
+            s[ch] = 1.0 / (1.0 + exp(-acc));
+            double d = 0;
+            for (size_t k = 0; k < HW; k++) d += (double)dyn[(size_t)ch * HW + k] * xn[(size_t)ch * HW + k];
+            dz2[ch] = d * s[ch] * (1.0 - s[ch]);
+            db2[ch] += dz2[ch];
+            for (int j = 0; j < Hd; j++) dw2[(size_t)ch * Hd + j] += dz2[ch] * hh[j];
+        }
+        for (int j = 0; j < Hd; j++) {
+            double acc = 0;
+            for (int ch = 0; ch < C; ch++) acc += (double)w2[(size_t)ch * Hd + j] * dz2[ch];
+            dh[j] = z1[j] > 0 ? acc : 0;
+            db1[j] += dh[j];
+            for (int ch = 0; ch < C; ch++) dw1[(size_t)j * C + ch] += dh[j] * g[ch];
+        }
+        for (int ch = 0; ch < C; ch++) {
+            double acc = 0;
+            for (int j = 0; j < Hd; j++) acc += (double)w1[(size_t)j * C + ch] * dh[j];
+            dg[ch] = acc / (double)HW;
+        }
+        if (c->dx)
+            for (int ch = 0; ch < C; ch++) {
+                float *dxc = c->dx->data + ((size_t)n * C + ch) * HW;
+                for (size_t k = 0; k < HW; k++) dxc[k] = (float)(s[ch] * dyn[(size_t)ch * HW + k] + dg[ch]);
+            }
+    }
+    const char *names[4] = {"fc1_w", "fc1_b", "fc2_w", "fc2_b"};
+    const double *src[4] = {dw1, db1, dw2, db2};
+    const size_t len[4] = {(size_t)Hd * C, (size_t)Hd, (size_t)C * Hd, (size_t)C};
+    for (int i = 0; i < 4; i++) {
+        float *d = dcb_dw(op, c, names[i]);
+        if (d)
+            for (size_t k = 0; k < len[i]; k++) d[k] = (float)src[i][k];
+    }
+    free(buf);
+    return DCB_OK;
+}
+
+/* What the fused backward's training forward keeps: the router's g (N, C),
+ * h (N, hidden) after the ReLU and s (N, C), each aligned. */
+static dcb_status se_bwd_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void **saved) {
+    void *ws = dcb_aligned_alloc(se_ws(op, x->shape));
+    if (!ws) return dcb_fail(DCB_OUT_OF_MEMORY, "se training forward: out of memory");
+    *saved = ws;
+    return se_run(op, x, y, ws, NULL); /* se_run leaves g, s and h in ws */
+}
+
+static void se_free_saved(void *v) { dcb_aligned_free(v); }
+
+/* Fused: one sample at a time, so that its x and dy stay in cache between the
+ * <dy, x> sums and the dx write; the tiny FC backward runs per sample. Each
+ * thread takes a fixed block of samples and sums its weight gradients in its
+ * own partial; the partials are added in thread order. */
+static dcb_status se_bwd_fused_run(dcb_op *op, const dcb_train_ctx *c) {
+    const se_hp *h = HP(op);
+    const int N = (int)c->x->shape[0], C = h->C, Hd = h->hidden;
+    const size_t HW = (size_t)c->x->shape[2] * c->x->shape[3];
+    const char *base = c->saved;
+    const float *G = (const float *)base, *S = (const float *)(base + rnd((size_t)N * C));
+    const float *Hh = (const float *)((const char *)S + rnd((size_t)N * C));
+    const float *w1 = dcb_w(op, "fc1_w")->data, *w2 = dcb_w(op, "fc2_w")->data;
+    const float *x = c->x->data, *dy = c->dy->data;
+    const int T = op->threads > N ? (N > 0 ? N : 1) : op->threads;
+    const size_t F = 2 * (size_t)C * Hd + Hd + C, FS = rnd(F + 2 * (size_t)C + (size_t)Hd) / sizeof(float);
+    float *part = dcb_aligned_alloc(sizeof(float) * FS * T);
+    if (!part) return dcb_fail(DCB_OUT_OF_MEMORY, "se backward: out of memory");
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        /* restrict: the FC loops below vectorise only when nothing aliases */
+        float *restrict dw1 = part + FS * t, *restrict db1 = dw1 + (size_t)Hd * C;
+        float *restrict dw2 = db1 + Hd, *restrict db2 = dw2 + (size_t)C * Hd;
+        float *restrict dz2 = db2 + C, *restrict dg = dz2 + C, *restrict dh = dg + C;
+        memset(dw1, 0, sizeof(float) * F);
+        const int n0 = (int)((long)N * t / T), n1 = (int)((long)N * (t + 1) / T);
+        const float invHW = (float)(1.0 / (double)HW);
+        for (int n = n0; n < n1; n++) {
+            const float *xn = x + (size_t)n * C * HW, *dyn = dy + (size_t)n * C * HW;
+            const float *restrict sn = S + (size_t)n * C, *restrict hn = Hh + (size_t)n * Hd;
+            const float *restrict gn = G + (size_t)n * C;
+            for (int ch = 0; ch < C; ch++) {
+                dz2[ch] = attb_dot(dyn + (size_t)ch * HW, xn + (size_t)ch * HW, HW) * sn[ch] * (1.0f - sn[ch]);
+                db2[ch] += dz2[ch];
+            }
+            for (int j = 0; j < Hd; j++) dh[j] = 0;
+            for (int ch = 0; ch < C; ch++) {
+                const float dzc = dz2[ch];
+                const float *restrict w2r = w2 + (size_t)ch * Hd;
+                float *restrict dw2r = dw2 + (size_t)ch * Hd;
+                for (int j = 0; j < Hd; j++) {
+                    dw2r[j] += dzc * hn[j];
+                    dh[j] += dzc * w2r[j];
+                }
+            }
+            for (int ch = 0; ch < C; ch++) dg[ch] = 0;
+            for (int j = 0; j < Hd; j++) {
+                const float dj = hn[j] > 0 ? dh[j] : 0.0f;
+                if (dj == 0.0f) continue; /* adds nothing anywhere */
+                db1[j] += dj;
+                const float *restrict w1r = w1 + (size_t)j * C;
+                float *restrict dw1r = dw1 + (size_t)j * C;
+                for (int ch = 0; ch < C; ch++) {
+                    dw1r[ch] += dj * gn[ch];
+                    dg[ch] += dj * w1r[ch];
+                }
+            }
+            if (c->dx)
+                for (int ch = 0; ch < C; ch++) {
+                    const float sv = sn[ch], gv = dg[ch] * invHW;
+                    const float *dyc = dyn + (size_t)ch * HW;
+                    float *dxc = c->dx->data + ((size_t)n * C + ch) * HW;
+                    for (size_t k = 0; k < HW; k++) dxc[k] = sv * dyc[k] + gv;
+                }
+        }
+    }
+    for (int t = 1; t < T; t++)
+        for (size_t k = 0; k < F; k++) part[k] += part[FS * t + k];
+    const char *names[4] = {"fc1_w", "fc1_b", "fc2_w", "fc2_b"};
+    const size_t off[4] = {0, (size_t)Hd * C, (size_t)Hd * C + Hd, 2 * (size_t)Hd * C + Hd};
+    const size_t len[4] = {(size_t)Hd * C, (size_t)Hd, (size_t)C * Hd, (size_t)C};
+    for (int i = 0; i < 4; i++) {
+        float *d = dcb_dw(op, c, names[i]);
+        if (d) memcpy(d, part + off[i], sizeof(float) * len[i]);
+    }
+    dcb_aligned_free(part);
+    return DCB_OK;
+}
+
+static const dcb_bwd_vt se_bwd_naive = {.name = "naive", .doc = "router recomputed, direct loops in double",
+                                        .tol = 1e-6, .run = se_bwd_naive_run};
+static const dcb_bwd_vt se_bwd_fused = {.name = "fused",
+                                        .doc = "training forward keeps the router; per-sample fused backward",
+                                        .tol = 1e-4, .forward = se_bwd_forward, .free_saved = se_free_saved,
+                                        .run = se_bwd_fused_run};
+static const dcb_bwd_vt *const se_bwds[] = {&se_bwd_naive, &se_bwd_fused};
+
 const dcb_op_info dcb_se_info = {
     .name = "se", .doc = "Squeeze-and-Excitation: channel scaling by sigmoid(fc2(relu(fc1(gap(x)))))",
     DCB_PARAMS(se_params), DCB_IMPLS(se_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "channels",
     .validate = se_validate, .weights = se_weights, .out_shape = se_out_shape, .cost = se_cost,
-    .kernels = se_kernels, .routing = se_routing,
+    .kernels = se_kernels, .routing = se_routing, DCB_BWDS(se_bwds),
 };

@@ -24,6 +24,7 @@
  *   bytes   = 4 * (input + params + output)
  */
 #include "dcb_internal.h"
+#include "attention_backward.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -170,25 +171,12 @@ static void grouped_linear(const float *x, int N, int in, const float *w, const 
                     w + (size_t)g * og * ig, ig, 1.0f, y + (size_t)g * og, out);
 }
 
-static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+/* The attention of the conv output U (N, cout*R, P): s = gap(sum_r U_r);
+ * g = relu(fc1(s)); logits = fc2(g); a = softmax_r (sigmoid when R = 1);
+ * shared by run and the training forward. */
+static void sp_attend(const dcb_op *op, const float *U, int N, size_t P, float *s, float *g, float *logit, float *a) {
     const splat_hp *p = HP(op);
-    const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
     const int R = p->R, C = p->cout, Kc = p->Kc, cpg = C / Kc, CR = p->conv.cout;
-    const size_t P = (size_t)y->shape[2] * y->shape[3];
-    const sp_layout l = layout(op, x->shape);
-    char *base = ws;
-    float *U = (float *)(base + l.u), *s = (float *)(base + l.s), *g = (float *)(base + l.g);
-    float *logit = (float *)(base + l.a), *a = logit + (size_t)N * CR;
-    const float *cb = dcb_w(op, "conv_b")->data;
-
-    DCB_ENGINE(op)->run(&p->conv, op->state, N, H, W, x->data, dcb_w(op, "conv_w")->data, cb, U, base + l.eng,
-                    op->threads, prof);
-    double t0 = dcb_now();
-    dcb_relu(U, (size_t)N * CR * P);
-    DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
-
-    /* attention: s = gap(sum_r U_r); g = relu(fc1(s)); logits = fc2(g) */
-    t0 = dcb_now();
     dcb_branch_gap(U, N, C, R, P, (size_t)CR * P, (size_t)C * P, s, op->threads);
     grouped_linear(s, N, C, dcb_w(op, "fc1_w")->data, dcb_w(op, "fc1_b")->data, p->inter, Kc, g, op->threads);
     dcb_relu(g, (size_t)N * p->inter);
@@ -206,6 +194,27 @@ static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void
                     dcb_softmax_strided(lg, (size_t)cpg, an, (size_t)C, R);
                 }
             }
+}
+
+static dcb_status splat_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
+    const splat_hp *p = HP(op);
+    const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
+    const int R = p->R, C = p->cout, CR = p->conv.cout;
+    const size_t P = (size_t)y->shape[2] * y->shape[3];
+    const sp_layout l = layout(op, x->shape);
+    char *base = ws;
+    float *U = (float *)(base + l.u), *s = (float *)(base + l.s), *g = (float *)(base + l.g);
+    float *logit = (float *)(base + l.a), *a = logit + (size_t)N * CR;
+    const float *cb = dcb_w(op, "conv_b")->data;
+
+    DCB_ENGINE(op)->run(&p->conv, op->state, N, H, W, x->data, dcb_w(op, "conv_w")->data, cb, U, base + l.eng,
+                    op->threads, prof);
+    double t0 = dcb_now();
+    dcb_relu(U, (size_t)N * CR * P);
+    DCB_PHASE_ADD(prof, DCB_PHASE_COMBINE, t0);
+
+    t0 = dcb_now();
+    sp_attend(op, U, N, P, s, g, logit, a);
     DCB_PHASE_ADD(prof, DCB_PHASE_ROUTING, t0);
 
     t0 = dcb_now();
@@ -227,6 +236,175 @@ static dcb_status splat_kernels(dcb_op *op, const dcb_tensor *x, dcb_tensor **ou
                     "splat: its conv kernel is static (the attention mixes outputs: see dcb_op_routing)");
 }
 
+/* --------------------------------------------------------------- backward
+ * y = sum_r a_r U_r with U = relu(conv(x) + b) and a from gap(sum U):
+ * attention_backward.h gives dV (the gradient at the conv output, masked by
+ * the ReLU), which the grouped conv's backward takes to dx, conv_w, conv_b.
+ * The attention's reorder: a[r, q*cpg + j] comes from logit[q*R*cpg + r*cpg + j]. */
+
+/* The conv engine of the training forward: the op's own, except that naive
+ * runs as im2col (the saved forward is the GEMM path of the GEMM backward). */
+static const dcb_engine_desc *train_engine(const dcb_op *op) {
+    const dcb_engine_desc *e = DCB_ENGINE(op);
+    return e == &dcb_engine_naive ? &dcb_engine_im2col : e;
+}
+
+/* Naive: the forward recomputed (the conv by dcb_conv2d_naive, the attention
+ * in double), the backward as direct loops in double and the naive conv blocks. */
+static dcb_status sp_bwd_naive_run(dcb_op *op, const dcb_train_ctx *c) {
+    const splat_hp *p = HP(op);
+    const int N = (int)c->x->shape[0], H = (int)c->x->shape[2], W = (int)c->x->shape[3];
+    const int R = p->R, C = p->cout, Kc = p->Kc, cpg = C / Kc, CR = p->conv.cout, NI = p->inter;
+    const size_t P = (size_t)c->y->shape[2] * c->y->shape[3], UN = (size_t)N * CR * P;
+    const size_t wsz = (size_t)dcb_w(op, "conv_w")->size;
+    const float *cw = dcb_w(op, "conv_w")->data, *fc1_w = dcb_w(op, "fc1_w")->data, *fc2_w = dcb_w(op, "fc2_w")->data;
+    float *U = malloc(sizeof(float) * (2 * UN + wsz)), *dV = U ? U + UN : NULL;
+    double *dbuf = malloc(sizeof(double) * ((size_t)N * (2 * C + 3 * NI + 3 * CR)));
+    if (!U || !dbuf) {
+        free(U), free(dbuf);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "splat naive backward: out of memory");
+    }
+    double *s = dbuf, *t = s + (size_t)N * C, *gz = t + (size_t)N * NI, *lg = gz + (size_t)N * NI;
+    double *a = lg + (size_t)N * CR, *da = a + (size_t)N * CR, *dg = da + (size_t)N * CR, *ds = dg + (size_t)N * NI;
+    dcb_conv2d_naive(&p->conv, N, H, W, c->x->data, cw, dcb_w(op, "conv_b")->data, U, op->threads);
+    dcb_relu(U, UN);
+    for (int n = 0; n < N; n++)
+        for (int ch = 0; ch < C; ch++) {
+            double acc = 0;
+            for (int r = 0; r < R; r++)
+                for (size_t k = 0; k < P; k++) acc += U[((size_t)n * CR + (size_t)r * C + ch) * P + k];
+            s[(size_t)n * C + ch] = acc / (double)P;
+        }
+    attb_linear_f64(s, N, C, fc1_w, dcb_w(op, "fc1_b")->data, NI, Kc, t);
+    for (size_t k = 0; k < (size_t)N * NI; k++) gz[k] = t[k] > 0 ? t[k] : 0;
+    attb_linear_f64(gz, N, NI, fc2_w, dcb_w(op, "fc2_b")->data, CR, Kc, lg);
+    for (int n = 0; n < N; n++)
+        for (int q = 0; q < Kc; q++)
+            for (int j = 0; j < cpg; j++) {
+                const double *l = lg + (size_t)n * CR + (size_t)q * R * cpg + j;
+                double *an = a + (size_t)n * CR + (size_t)q * cpg + j;
+                for (int r = 0; r < R; r++) an[(size_t)r * C] = l[(size_t)r * cpg];
+                if (R == 1) an[0] = 1.0 / (1.0 + exp(-an[0]));
+                else attb_softmax_f64(an, C, R);
+            }
+
+    attb_da_f64(U, c->dy->data, N, C, R, P, (size_t)CR * P, (size_t)C * P, da);
+    double *dl = lg; /* the logits are no longer needed */
+    for (int n = 0; n < N; n++)
+        for (int q = 0; q < Kc; q++)
+            for (int j = 0; j < cpg; j++) {
+                const double *an = a + (size_t)n * CR + (size_t)q * cpg + j, *gn = da + (size_t)n * CR + (size_t)q * cpg + j;
+                double *l = dl + (size_t)n * CR + (size_t)q * R * cpg + j, dot = 0;
+                for (int r = 0; r < R; r++) dot += an[(size_t)r * C] * gn[(size_t)r * C];
+                for (int r = 0; r < R; r++)
+                    l[(size_t)r * cpg] = R == 1 ? an[0] * (1 - an[0]) * gn[0] : an[(size_t)r * C] * (gn[(size_t)r * C] - dot);
+            }
+    attb_linear_bwd_f64(gz, N, NI, fc2_w, CR, Kc, dl, dg, dcb_dw(op, c, "fc2_w"), dcb_dw(op, c, "fc2_b"));
+    for (size_t k = 0; k < (size_t)N * NI; k++) dg[k] = t[k] > 0 ? dg[k] : 0;
+    attb_linear_bwd_f64(s, N, C, fc1_w, NI, Kc, dg, ds, dcb_dw(op, c, "fc1_w"), dcb_dw(op, c, "fc1_b"));
+    attb_dv_f64(U, a, c->dy->data, ds, N, C, R, P, (size_t)CR * P, (size_t)C * P, dV);
+
+    if (c->dx) dcb_conv2d_bwd_data_naive(&p->conv, N, H, W, dV, cw, c->dx->data, op->threads);
+    float *dcw = dcb_dw(op, c, "conv_w"), *dcb = dcb_dw(op, c, "conv_b");
+    if (dcw || dcb)
+        dcb_conv2d_bwd_weight_naive(&p->conv, N, H, W, c->x->data, dV, dcw ? dcw : dV + UN, dcb, op->threads);
+    free(U), free(dbuf);
+    return DCB_OK;
+}
+
+/* What the GEMM backward's training forward keeps: U (N, cout*R, P) after
+ * the ReLU, s (N, cout), g (N, inter) after the ReLU, the logits and
+ * a (N, R, cout), in one block laid out as the forward's workspace. */
+typedef struct sp_saved {
+    float *U, *s, *g, *logit, *a;
+} sp_saved;
+
+static void sp_free_saved(void *v) {
+    if (v) dcb_aligned_free(((sp_saved *)v)->U);
+    free(v);
+}
+
+static dcb_status sp_bwd_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void **saved) {
+    const splat_hp *p = HP(op);
+    const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
+    const int R = p->R, C = p->cout, CR = p->conv.cout;
+    const size_t P = (size_t)y->shape[2] * y->shape[3];
+    const dcb_engine_desc *e = train_engine(op);
+    const size_t wsb = dcb_engine_dyn_workspace(e, &p->conv, N, H, W, op->threads);
+    const size_t o_s = dcb_align_up(sizeof(float) * N * CR * P), o_g = o_s + dcb_align_up(sizeof(float) * N * C);
+    const size_t o_l = o_g + dcb_align_up(sizeof(float) * N * p->inter), total = o_l + sizeof(float) * N * CR * 2;
+    sp_saved *sv = calloc(1, sizeof *sv);
+    void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
+    if (!sv || !(sv->U = dcb_aligned_alloc(total)) || (wsb && !ws)) {
+        sp_free_saved(sv);
+        dcb_aligned_free(ws);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "splat training forward: out of memory");
+    }
+    *saved = sv;
+    sv->s = (float *)((char *)sv->U + o_s);
+    sv->g = (float *)((char *)sv->U + o_g);
+    sv->logit = (float *)((char *)sv->U + o_l);
+    sv->a = sv->logit + (size_t)N * CR;
+    e->dyn_run(&p->conv, N, H, W, x->data, dcb_w(op, "conv_w")->data, dcb_w(op, "conv_b")->data, sv->U, ws,
+               op->threads, NULL);
+    dcb_aligned_free(ws);
+    dcb_relu(sv->U, (size_t)N * CR * P);
+    sp_attend(op, sv->U, N, P, sv->s, sv->g, sv->logit, sv->a);
+    dcb_branch_mix(sv->U, sv->a, N, C, R, P, (size_t)CR * P, (size_t)C * P, y->data, op->threads);
+    return DCB_OK;
+}
+
+static dcb_status sp_bwd_gemm_run(dcb_op *op, const dcb_train_ctx *c) {
+    const splat_hp *p = HP(op);
+    const sp_saved *sv = c->saved;
+    const int N = (int)c->x->shape[0], H = (int)c->x->shape[2], W = (int)c->x->shape[3];
+    const int R = p->R, C = p->cout, Kc = p->Kc, cpg = C / Kc, CR = p->conv.cout, NI = p->inter;
+    const size_t P = (size_t)c->y->shape[2] * c->y->shape[3], UN = (size_t)N * CR * P;
+    const size_t cws = dcb_conv2d_bwd_gemm_ws(&p->conv, N, H, W, op->threads);
+    const size_t o_da = dcb_align_up(sizeof(float) * UN), o_dl = o_da + dcb_align_up(sizeof(float) * N * CR);
+    const size_t o_dg = o_dl + dcb_align_up(sizeof(float) * N * CR), o_ds = o_dg + dcb_align_up(sizeof(float) * N * NI);
+    const size_t o_ws = o_ds + dcb_align_up(sizeof(float) * N * C), total = o_ws + dcb_align_up(cws);
+    char *buf = dcb_aligned_alloc(total);
+    if (!buf) return dcb_fail(DCB_OUT_OF_MEMORY, "splat backward: out of memory");
+    float *dV = (float *)buf, *da = (float *)(buf + o_da), *dl = (float *)(buf + o_dl);
+    float *dg = (float *)(buf + o_dg), *ds = (float *)(buf + o_ds);
+
+    attb_da(sv->U, c->dy->data, N, C, R, P, (size_t)CR * P, (size_t)C * P, da, op->threads);
+    for (int n = 0; n < N; n++) /* back through the softmax (sigmoid), into the logits' order */
+        for (int q = 0; q < Kc; q++)
+            for (int j = 0; j < cpg; j++) {
+                const float *an = sv->a + (size_t)n * CR + (size_t)q * cpg + j;
+                float *gn = da + (size_t)n * CR + (size_t)q * cpg + j;
+                float *l = dl + (size_t)n * CR + (size_t)q * R * cpg + j;
+                if (R == 1) gn[0] *= an[0] * (1 - an[0]);
+                else attb_softmax_bwd(an, gn, C, R);
+                for (int r = 0; r < R; r++) l[(size_t)r * cpg] = gn[(size_t)r * C];
+            }
+    attb_linear_bwd(sv->g, N, NI, dcb_w(op, "fc2_w")->data, CR, Kc, dl, dg, dcb_dw(op, c, "fc2_w"),
+                    dcb_dw(op, c, "fc2_b"), op->threads);
+    attb_relu_bwd(sv->g, dg, (size_t)N * NI);
+    attb_linear_bwd(sv->s, N, C, dcb_w(op, "fc1_w")->data, NI, Kc, dg, ds, dcb_dw(op, c, "fc1_w"),
+                    dcb_dw(op, c, "fc1_b"), op->threads);
+    attb_dv(sv->U, sv->a, c->dy->data, ds, N, C, R, P, (size_t)CR * P, (size_t)C * P, dV, op->threads);
+
+    if (c->dx)
+        dcb_conv2d_bwd_data_gemm(&p->conv, N, H, W, dV, dcb_w(op, "conv_w")->data, c->dx->data, buf + o_ws,
+                                 op->threads);
+    dcb_conv2d_bwd_weight_gemm(&p->conv, N, H, W, c->x->data, dV, dcb_dw(op, c, "conv_w"), dcb_dw(op, c, "conv_b"),
+                               buf + o_ws, op->threads);
+    dcb_aligned_free(buf);
+    return DCB_OK;
+}
+
+static const dcb_bwd_vt sp_bwd_naive = {.name = "naive",
+                                        .doc = "forward recomputed, direct loops in double, naive conv backward",
+                                        .tol = 1e-6, .run = sp_bwd_naive_run};
+static const dcb_bwd_vt sp_bwd_gemm = {.name = "gemm",
+                                       .doc = "training forward keeps U and the attention; im2col + sgemm conv backward",
+                                       .tol = 1e-4, .forward = sp_bwd_forward, .free_saved = sp_free_saved,
+                                       .run = sp_bwd_gemm_run};
+static const dcb_bwd_vt *const splat_bwds[] = {&sp_bwd_naive, &sp_bwd_gemm};
+
 #define SP_IMPL(e)                                                                                           \
     static const dcb_impl_vt impl_##e = {                                                                    \
         .name = #e, .doc = "the grouped conv by the " #e " engine", .engine = &dcb_engine_##e,               \
@@ -239,5 +417,5 @@ const dcb_op_info dcb_splat_info = {
     .name = "splat", .doc = "split-attention convolution (ResNeSt): softmax over radix splits, grouped by cardinality",
     DCB_PARAMS(splat_params), DCB_IMPLS(splat_impls), .layout = DCB_INPUT_IMAGE, .channels_param = "cin",
     .validate = splat_validate, .weights = splat_weights, .out_shape = splat_out_shape, .cost = splat_cost,
-    .kernels = splat_kernels, .routing = splat_routing,
+    .kernels = splat_kernels, .routing = splat_routing, DCB_BWDS(splat_bwds),
 };
