@@ -305,6 +305,9 @@ const char *dcb_op_get_backward_doc(const dcb_op *op);
 double dcb_op_backward_tolerance(const dcb_op *op);
 /* 1 when weight i's gradient is the exact derivative of the forward. */
 int dcb_op_weight_grad_exact(const dcb_op *op, int i);
+/* 1 when dx is the exact derivative of the forward: not when a surrogate
+ * gradient flows into x (drconv's guide conv reads x). */
+int dcb_op_input_grad_exact(const dcb_op *op);
 /* 1 when weight i is a buffer, not trained (batch norm's running_mean and
  * running_var): its gradient is 0 and a training forward may update it. */
 int dcb_op_weight_is_buffer(const dcb_op *op, int i);

@@ -643,6 +643,11 @@ float *dcb_dw(const dcb_op *op, const dcb_train_ctx *c, const char *name) {
 int dcb_op_weight_grad_exact(const dcb_op *op, int i) {
     return i >= 0 && i < op->nweights && !(op->wspec[i].flags & (DCB_W_SURROGATE | DCB_W_BUFFER));
 }
+int dcb_op_input_grad_exact(const dcb_op *op) {
+    for (int i = 0; i < op->nweights; i++)
+        if (op->wspec[i].flags & DCB_W_SURROGATE) return 0;
+    return 1;
+}
 int dcb_op_weight_is_buffer(const dcb_op *op, int i) { return i >= 0 && i < op->nweights && (op->wspec[i].flags & DCB_W_BUFFER); }
 int dcb_op_train_differs(const dcb_op *op) { return op->info->train_differs; }
 

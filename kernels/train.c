@@ -172,13 +172,22 @@ static dcb_status rm_rf(const char *path) {
     return DCB_OK;
 }
 
+/* The shortest of %.15g and %.17g that reads back as v. */
+static const char *num(char *buf, double v) {
+    snprintf(buf, 32, "%.15g", v);
+    if (strtod(buf, NULL) != v) snprintf(buf, 32, "%.17g", v);
+    return buf;
+}
+
 static void config_json(FILE *f, const dcb_net *net, const dcb_train_config *c, int64_t n_train) {
+    char a[32], b[32], d[32];
     fprintf(f,
             "  \"seed\": %llu,\n  \"threads\": %d,\n  \"epochs\": %d,\n  \"batch\": %d,\n  \"optimizer\": \"%s\",\n"
-            "  \"lr\": %.17g,\n  \"momentum\": %.17g,\n  \"weight_decay\": %.17g,\n  \"nesterov\": %d,\n"
+            "  \"lr\": %s,\n  \"momentum\": %s,\n  \"weight_decay\": %s,\n  \"nesterov\": %d,\n"
             "  \"schedule\": \"%s\",\n  \"train_examples\": %lld,\n  \"params\": %d,\n",
-            (unsigned long long)c->seed, c->threads, c->epochs, c->batch, c->optimizer, c->lr, c->momentum,
-            c->weight_decay, c->nesterov, c->schedule, (long long)n_train, dcb_net_param_count(net));
+            (unsigned long long)c->seed, c->threads, c->epochs, c->batch, c->optimizer, num(a, c->lr),
+            num(b, c->momentum), num(d, c->weight_decay), c->nesterov, c->schedule, (long long)n_train,
+            dcb_net_param_count(net));
 }
 
 static dcb_status write_history(const char *path, const dcb_epoch_stats *e, int n) {
@@ -222,8 +231,8 @@ static dcb_status save_checkpoint(const char *dir, const dcb_net *net, const opt
     snprintf(path, sizeof path, "%s/manifest.json", tmp);
     FILE *f = fopen(path, "w");
     if (!f) return dcb_fail(DCB_IO_ERROR, "cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "{\n  \"format\": \"dcbench-checkpoint-1\",\n  \"step\": %lld,\n  \"epoch\": %lld,\n"
-               "  \"batch\": %lld,\n  \"optimizer_steps\": %lld,\n",
+    fprintf(f, "{\n  \"format\": \"dcbench-checkpoint-1\",\n  \"step\": %lld,\n  \"next_epoch\": %lld,\n"
+               "  \"next_batch\": %lld,\n  \"optimizer_steps\": %lld,\n",
             (long long)s->step, (long long)s->epoch, (long long)s->batch, (long long)s->opt_t);
     config_json(f, net, c, n_train);
     fprintf(f, "  \"done\": true\n}\n");
@@ -239,7 +248,8 @@ static dcb_status save_checkpoint(const char *dir, const dcb_net *net, const opt
     return rm_rf(old);
 }
 
-/* The value of "key": in our own manifest (one key per line). */
+/* The value of "key": in our own manifest (one key per line; no key is a
+ * suffix of another). */
 static int manifest_get(const char *text, const char *key, char *val, size_t len) {
     char pat[96];
     snprintf(pat, sizeof pat, "\"%s\": ", key);
@@ -333,8 +343,8 @@ static dcb_status load_checkpoint(const char *dir_in, dcb_net *net, optim *o, co
     }
     if (!manifest_get(text, "step", v, sizeof v)) return dcb_fail(DCB_INVALID_FILE, "checkpoint %s: no step", path);
     s->step = atoll(v);
-    manifest_get(text, "epoch", v, sizeof v), s->epoch = atoll(v);
-    manifest_get(text, "batch", v, sizeof v), s->batch = atoll(v);
+    manifest_get(text, "next_epoch", v, sizeof v), s->epoch = atoll(v);
+    manifest_get(text, "next_batch", v, sizeof v), s->batch = atoll(v);
     manifest_get(text, "optimizer_steps", v, sizeof v), s->opt_t = atoll(v);
     snprintf(path, sizeof path, "%s/weights", dir);
     dcb_status st = dcb_net_load(net, path);

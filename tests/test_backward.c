@@ -10,7 +10,11 @@
  *   forward (FD_FLOOR * sum|dy * y| / h). A direction whose estimates at h
  *   and h/2 disagree, or whose second differences do not shrink as h^2, crossed
  *   a kink of the forward (a ReLU, an argmax, a max) and is drawn again, up to
- *   FD_TRIES times, h shrinking each time.
+ *   FD_TRIES times, h shrinking each time; a kink close to the centre, which
+ *   biases every central difference alike, leaves one side smooth, so a
+ *   one-sided second-order estimate that agrees (within 2x) also passes. dx is
+ *   checked only where it is exact (dcb_op_input_grad_exact: not drconv's,
+ *   whose guide conv passes its surrogate gradient into x).
  *   Every other backward against the naive one, within the tolerance it
  *   promises (dcb_op_backward_tolerance), and its training forward's y
  *   against the oracle forward's.
@@ -22,7 +26,7 @@
 
 #define FD_TOL 1e-2
 #define FD_FLOOR 1e-6
-#define FD_TRIES 5
+#define FD_TRIES 8
 #define MAX_BWD 8
 
 static double dot_f64(const float *a, const float *b, int64_t n) {
@@ -79,7 +83,10 @@ static void fd_check(dcb_op *op, dcb_tensor *x, int wi, const dcb_tensor *g, con
         last_an = an, last_fd = fd, last_fd2 = fd2, last_allowed = allowed;
         if (fabs(fd - fd2) > 2 * allowed || fabs(c1 - 4 * c2) > 0.25 * fabs(c1) + 12 * noise)
             continue; /* a kink between the samples: another direction */
-        if (fabs(fd - an) > allowed)
+        /* one-sided second-order estimates: a kink close to the centre spoils the
+         * central differences but leaves one side smooth */
+        const double fdp = (4 * (L[2] - L[4]) - (L[0] - L[4])) / h, fdm = -(4 * (L[3] - L[4]) - (L[1] - L[4])) / h;
+        if (fabs(fd - an) > allowed && fabs(fdp - an) > 2 * allowed && fabs(fdm - an) > 2 * allowed)
             fail_msg("%s: d%s: <grad, v> = %.9g, finite differences %.9g (h %.3g, allowed %.3g)", desc, what, an,
                      fd, h, allowed);
         dcb_tensor_free(t0);
@@ -161,7 +168,7 @@ static void backward_op(const char *name, tc_gen gen, int ncases, int *nchecked)
         const int same_y = !dcb_op_train_differs(op); /* else the training forward's y is compared among backwards */
         if (same_y && rel_err(ref.y, yref) > 1e-6)
             fail_msg("%s: training forward y differs by %.3g", desc, rel_err(ref.y, yref));
-        fd_check(op, x, -1, ref.dx, dy, 31 + (uint64_t)ci, desc);
+        if (dcb_op_input_grad_exact(op)) fd_check(op, x, -1, ref.dx, dy, 31 + (uint64_t)ci, desc);
         for (int i = 0; i < ref.nw; i++)
             if (dcb_op_weight_is_buffer(op, i) && nrm_f64(ref.dw[i]->data, ref.dw[i]->size) != 0)
                 fail_msg("%s: the buffer %s has a nonzero gradient", desc, dcb_op_weight_name(op, i));
