@@ -370,6 +370,32 @@ static int net_kernels(lua_State *L) {
     return 1;
 }
 
+/* cnet:profile(reset) -> {{name=, op=, forward_s=, backward_s=, forwards=, backwards=}, ...}:
+ * the seconds each node spent since the last reset (reset = true resets after reading). */
+static int net_profile(lua_State *L) {
+    dcb_net *net = check_net(L, 1, "net:profile");
+    const int n = dcb_net_size(net);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        double f, b;
+        int64_t nf, nb;
+        dcb_net_node_times(net, i, &f, &b, &nf, &nb);
+        int a, bb;
+        lua_createtable(L, 0, 6);
+        lua_pushstring(L, dcb_net_node_name(net, i));
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, dcb_net_node_inputs(net, i, &a, &bb));
+        lua_setfield(L, -2, "op");
+        dcbh_set_num(L, "forward_s", f);
+        dcbh_set_num(L, "backward_s", b);
+        dcbh_set_num(L, "forwards", (double)nf);
+        dcbh_set_num(L, "backwards", (double)nb);
+        lua_rawseti(L, -2, i + 1);
+    }
+    if (lua_toboolean(L, 2)) dcb_net_reset_times(net);
+    return 1;
+}
+
 /* cnet:op(i) (0-based) -> the node's implementation names and doc, for reports */
 static int net_time_body(void *ctx, int64_t it) {
     void **c = ctx;
@@ -682,7 +708,8 @@ void dcbh_lua_net_register(lua_State *L) {
         {"add", net_add},       {"add_sum", net_add_sum}, {"add_rows", net_add_rows}, {"init", net_init},
         {"forward", net_forward}, {"backward", net_backward}, {"cost", net_cost},   {"params", net_params},
         {"param", net_param},   {"grad", net_grad},       {"save", net_save},         {"load", net_load},
-        {"nodes", net_nodes},   {"kernels", net_kernels}, {"time", net_time},         {NULL, NULL}};
+        {"nodes", net_nodes},   {"kernels", net_kernels}, {"time", net_time},         {"profile", net_profile},
+        {NULL, NULL}};
     luaL_newmetatable(L, NET_MT);
     lua_pushcfunction(L, net_gc);
     lua_setfield(L, -2, "__gc");

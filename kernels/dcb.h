@@ -402,6 +402,10 @@ dcb_status dcb_net_init(dcb_net *net, uint64_t seed);
 /* Forward of a batch; train: training forwards (batch statistics, state
  * kept for dcb_net_backward). *y is the net's (valid until the next call). */
 dcb_status dcb_net_forward(dcb_net *net, const dcb_tensor *x, int train, const dcb_tensor **y);
+/* Seconds node i spent in forwards and backwards (and how many) since the
+ * net was made or dcb_net_reset_times: where a network's time goes. */
+void dcb_net_node_times(const dcb_net *net, int i, double *fwd, double *bwd, int64_t *nfwd, int64_t *nbwd);
+void dcb_net_reset_times(dcb_net *net);
 /* The activation of node i from the last forward (NULL before one). */
 const dcb_tensor *dcb_net_activation(const dcb_net *net, int i);
 /* After a training forward: the gradient of sum(dy * y) for every

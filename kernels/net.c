@@ -21,6 +21,8 @@ typedef struct node {
     dcb_tensor *dw[DCB_MAX_WEIGHTS];
     int consumers;
     int gy_set;                 /* gy holds a first contribution (backward) */
+    double t_fwd, t_bwd;        /* seconds spent, since the last dcb_net_reset_times */
+    int64_t n_fwd, n_bwd;
 } node;
 
 typedef struct param {
@@ -293,6 +295,7 @@ dcb_status dcb_net_forward(dcb_net *net, const dcb_tensor *x, int train, const d
         if (st == DCB_OK) st = ensure(&d->y, yn, ys, "output", d->name);
         if (st != DCB_OK) return st;
         const dcb_tensor *a = input_of(net, d->a);
+        const double t0 = dcb_now();
         switch (d->kind) {
         case NODE_OP:
             if (train) {
@@ -317,6 +320,8 @@ dcb_status dcb_net_forward(dcb_net *net, const dcb_tensor *x, int train, const d
         }
         case NODE_ROWS: rows_forward(a, d->y); break;
         }
+        d->t_fwd += dcb_now() - t0;
+        d->n_fwd++;
     }
     net->trained = train;
     *y = net->nodes[net->n - 1].y;
@@ -373,6 +378,7 @@ dcb_status dcb_net_backward(dcb_net *net, const dcb_tensor *dy) {
             continue;
         }
         dcb_tensor *ga = NULL, *gb = NULL;
+        const double t0 = dcb_now();
         if (d->a >= 0 && (st = grad_target(net, d->a, &ga)) != DCB_OK) return st;
         switch (d->kind) {
         case NODE_OP:
@@ -398,8 +404,26 @@ dcb_status dcb_net_backward(dcb_net *net, const dcb_tensor *dy) {
             }
             break;
         }
+        d->t_bwd += dcb_now() - t0;
+        d->n_bwd++;
     }
     return DCB_OK;
+}
+
+void dcb_net_node_times(const dcb_net *net, int i, double *fwd, double *bwd, int64_t *nfwd, int64_t *nbwd) {
+    const node *d = &net->nodes[i];
+    if (fwd) *fwd = d->t_fwd;
+    if (bwd) *bwd = d->t_bwd;
+    if (nfwd) *nfwd = d->n_fwd;
+    if (nbwd) *nbwd = d->n_bwd;
+}
+
+void dcb_net_reset_times(dcb_net *net) {
+    for (int i = 0; i < net->n; i++) {
+        node *d = &net->nodes[i];
+        d->t_fwd = d->t_bwd = 0;
+        d->n_fwd = d->n_bwd = 0;
+    }
 }
 
 dcb_status dcb_net_cost(dcb_net *net, int ndim, const int64_t *x, dcb_cost *total) {

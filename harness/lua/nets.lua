@@ -306,6 +306,9 @@ function Net:init(seed) self.c:init(seed or 1); return self end
 function Net:kernels(x) return self.c:kernels(x) end
 -- Whole-network inference timing: {median, min, max, cv, repetitions, images_per_s}.
 function Net:time(x, opts) return self.c:time(x, opts) end
+-- Seconds per node in forwards and backwards since the last reset: {{name, op, forward_s, backward_s,
+-- forwards, backwards}, ...}; reset = true starts the count again.
+function Net:profile(reset) return self.c:profile(reset) end
 function Net:train(t)
   local u = {}
   for k, v in pairs(t or {}) do u[k] = v end
