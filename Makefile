@@ -9,6 +9,7 @@
 #   make bench-dynamic  condconv / dyconv against the static conv (docs/PERFORMANCE.md)
 #   make bench-seq     dynconv1d / lightconv against attention (docs/PERFORMANCE.md)
 #   make bench-threads 1 against 2 threads, interleaved, on the issue-6 layers
+#   make bench-train   training and inference images/s against PyTorch (docs/TRAINING.md)
 #   make install PREFIX=/usr/local
 #   BLAS=openblas  OpenBLAS with its own pthreads pool (the default is the OpenMP build)
 #   BLAS=blis      build against BLIS instead of OpenBLAS
@@ -57,7 +58,7 @@ SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 $(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads tables install clean
+.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -198,6 +199,8 @@ bench-seq: all
 	$(BUILD)/dcbench sweeps/bench/seq.lua
 bench-threads: all
 	$(BUILD)/dcbench sweeps/bench/threads.lua 9 2
+bench-train: all
+	$(BUILD)/dcbench sweeps/bench/train.lua 2 1 2
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

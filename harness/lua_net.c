@@ -703,6 +703,12 @@ static int l_softmax_ce(lua_State *L) {
     return 3;
 }
 
+/* dcb.now() -> monotonic seconds (the harness's one clock), for timing loops in scripts */
+static int l_now(lua_State *L) {
+    lua_pushnumber(L, dcbh_now());
+    return 1;
+}
+
 void dcbh_lua_net_register(lua_State *L) {
     static const luaL_Reg net_methods[] = {
         {"add", net_add},       {"add_sum", net_add_sum}, {"add_rows", net_add_rows}, {"init", net_init},
@@ -731,6 +737,7 @@ void dcbh_lua_net_register(lua_State *L) {
                                    {"train_raw", l_train_raw},
                                    {"softmax_ce", l_softmax_ce},
                                    {"backward_impls", l_backward_impls},
+                                   {"now", l_now},
                                    {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }
