@@ -28,6 +28,9 @@ local function raises(fn, needle, what)
   end
 end
 
+local have_data = io.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "rb")
+if have_data then have_data:close() end
+
 local COLS = {"macs", "flops", "params", "acts"}
 local function same_cost(net, what)
   local c, a = net:cost(1), net:analytic_cost()
@@ -144,9 +147,34 @@ test("net:save and op:load_weights: a trained node's weights load into an infere
   os.execute("rm -rf '" .. dir .. "'")
 end)
 
+test("dyconv temperature annealing, AdamW, step schedule, label smoothing, augmentation run", function()
+  if not have_data then return end
+  local net = dcb.net("resnet_fmnist", {width = 4, conv = "dyconv", kernels = 2, seed = 2})
+  local lrs, gn = {}, 0
+  local r = dcb.train{net = net, subset = 256, test_subset = 128, batch = 32, epochs = 2, optimizer = "adamw",
+                      lr = 0.01, weight_decay = 0.01, schedule = "step", step_epochs = 1, gamma = 0.5,
+                      label_smoothing = 0.1, flip = true, crop_pad = 2, temperature = {30, 1, epochs = 1},
+                      progress = false, no_decay_bn_bias = true,
+                      on_step = function(p) lrs[#lrs + 1] = p.lr; gn = gn + p.grad_norm end}
+  eq(r.steps, 16, "steps")
+  eq(lrs[1], 0.01, "lr of epoch 1")
+  eq(lrs[16], 0.005, "lr of epoch 2 (step schedule)")
+  assert(gn > 0 and r.test_loss == r.test_loss, "gradient norms and a finite loss")
+end)
+
+test("onecycle follows PyTorch's OneCycleLR", function()
+  if not have_data then return end
+  local net = dcb.net("resnet_fmnist", {width = 4, seed = 2})
+  local lrs = {}
+  dcb.train{net = net, subset = 320, test_subset = 64, batch = 32, epochs = 1, lr = 0.1, progress = false,
+            on_step = function(p) lrs[#lrs + 1] = p.lr end}
+  -- total 10 steps, pct 0.3: up to step 2 (= 0.3*10 - 1), from 0.1/25 to 0.1, then down to 0.1/25/1e4
+  assert(math.abs(lrs[1] - 0.004) < 1e-12, "initial lr " .. lrs[1])
+  assert(math.abs(lrs[3] - 0.1) < 1e-12, "peak lr " .. lrs[3])
+  assert(math.abs(lrs[10] - 4e-7) < 1e-15, "final lr " .. lrs[10])
+end)
+
 -- 300 steps (the issue's test) on a 2000-image subset; DCB_TEST_QUICK (the sanitizer run) trains 60.
-local have_data = io.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "rb")
-if have_data then have_data:close() end
 for _, conv in ipairs({"conv", "condconv"}) do
   test("training " .. conv .. ": the loss falls and the test accuracy is far above chance", function()
     if not have_data then
