@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "  plot CSV X [Y [BY]]     draw Y (default time) against X, one line per BY (default impl)\n"
             "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
             "                          MACs/params against ours, from the network descriptions)\n"
-            "  list                    every registered operator and implementation\n"
+            "  list                    every registered operator, its implementations and its backward ones\n"
             "  engines                 built-in table: conv2d engines on a few layers (time, GFLOP/s, error)\n"
             "Options:\n"
             "  --results DIR           where sweeps write (default results/): DIR/<script>/<name>.csv,\n"
@@ -58,6 +58,8 @@ static int cmd_list(void) {
         const char *op = dcb_op_name(i);
         printf("%s:", op);
         for (int k = 0; k < dcb_impl_count(op); k++) printf(" %s", dcb_impl_name(op, k));
+        printf("  | backward:");
+        for (int k = 0; k < dcb_bwd_count(op); k++) printf(" %s", dcb_bwd_name(op, k));
         printf("\n");
     }
     return 0;
