@@ -374,10 +374,10 @@ local function write_curve(dir, r, name)
   local gp = io.popen("gnuplot 2>/dev/null", "w")
   if gp then
     gp:write(string.format([[
-set terminal %s
+set terminal %s noenhanced
 set output '%s'
 set datafile separator ','
-set key autotitle columnhead
+set xtics 1
 set multiplot layout 1,2 title '%s'
 set xlabel 'epoch'; set ylabel 'loss'; set grid
 plot '%s' using 1:2 with linespoints title 'train', '' using 1:4 with linespoints title 'test'
