@@ -214,7 +214,9 @@ static const dcb_bwd_vt bwd_gemm = {
     .name = "gemm",
     .doc = "im2col/col2im + CBLAS sgemm per group (dw summed over batches of images); depthwise: direct loops",
     .tol = 1e-5, .run = bwd_gemm_run};
-static const dcb_bwd_vt *const conv2d_bwds[] = {&bwd_naive, &bwd_gemm};
+/* conv2d_backward_batch.c: the default wherever its check passes (not depthwise). */
+extern const dcb_bwd_vt dcb_conv2d_bwd_batch;
+static const dcb_bwd_vt *const conv2d_bwds[] = {&bwd_naive, &bwd_gemm, &dcb_conv2d_bwd_batch};
 
 const dcb_op_info dcb_conv2d_info = {
     DCB_BWDS(conv2d_bwds),

@@ -263,6 +263,17 @@ void dcb_conv2d_bwd_data_gemm(const dcb_conv2d_p *p, int N, int H, int W, const 
 void dcb_conv2d_bwd_weight_gemm(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const float *dy,
                                 float *dw, float *db, void *ws, int threads);
 
+/* The im2col engine's blocks (conv2d_im2col.c), shared with the "batch"
+ * backward (conv2d_backward_batch.c): images per block, a function of the
+ * shape only (so that sums never depend on the thread count); the valid
+ * output indices j (0 <= j*stride + off < n) as [*j0, *j1); the column
+ * matrix of m images of nc channels (image b at x + b*xstride), row (c, u,
+ * v), columns b*P .. b*P+P-1, rows m*P long. */
+int dcb_conv2d_block_images(const dcb_conv2d_p *p, int N, int H, int W);
+void dcb_conv2d_valid_range(int n, int no, int stride, int off, int *j0, int *j1);
+void dcb_conv2d_im2col_block(const dcb_conv2d_p *p, int H, int W, const float *x, size_t xstride, int m, int nc,
+                             float *col, int threads);
+
 /* Winograd F(m x m, 3x3), m in {2, 4}: the static engine in conv2d_winograd.c,
  * the dynamic path (dcb_winograd_dyn_*, dcb_winograd_bank_*) in
  * conv2d_winograd_dyn.c. plan_new does the weight-only kernel
