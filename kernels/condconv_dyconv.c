@@ -233,7 +233,7 @@ DCB_EXPERT_STRATEGIES(XC_IMPLS_OF)
 static const dcb_impl_vt *const xc_impls[] = {DCB_EXPERT_STRATEGIES(XC_REFS_OF)};
 
 /* Backward implementations (expert_backward.h): naive, the oracle, first. */
-static const dcb_bwd_vt *const xc_bwds[] = {&dcb_xc_bwd_naive, &dcb_xc_bwd_gemm};
+static const dcb_bwd_vt *const xc_bwds[] = {&dcb_xc_bwd_naive, &dcb_xc_bwd_gemm, &dcb_xc_bwd_batch};
 
 /* The two operators: the same hooks, their own router (op->hp->dy). */
 #define XC_HOOKS                                                                                             \

@@ -4,6 +4,9 @@
  *                            conv2d backward per sample: the oracle;
  *   expert_backward_gemm.c   im2col + sgemm per sample (OpenMP across
  *                            samples), the bank gradient as one GEMM;
+ *   expert_backward_batch.c  its own training forward that keeps the
+ *                            routing and the im2col columns, then the
+ *                            gemm algebra with nothing recomputed;
  * and expert_backward.c, the router's backward they share. Internal. */
 #ifndef DCB_EXPERT_BACKWARD_H
 #define DCB_EXPERT_BACKWARD_H
@@ -11,6 +14,7 @@
 
 extern const dcb_bwd_vt dcb_xc_bwd_naive;
 extern const dcb_bwd_vt dcb_xc_bwd_gemm;
+extern const dcb_bwd_vt dcb_xc_bwd_batch;
 
 /* The router's backward, in double, for N samples. g (N, cin) = gap(x);
  * hid (N, hidden) = dyconv's relu output (NULL for condconv); r (N, E) the
