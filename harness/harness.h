@@ -138,6 +138,10 @@ int dcbh_op_backward_impl(lua_State *L);
 void dcbh_push_tensor(lua_State *L, dcb_tensor *t);   /* takes ownership */
 dcb_tensor *dcbh_check_tensor(lua_State *L, int idx, const char *fn);
 dcb_op *dcbh_check_op(lua_State *L, int idx, const char *fn);
+/* The hyperparameter table at idx (nil: none) into hp (at most max; names
+ * and strings stay owned by the table); impl non-NULL takes the key "impl"
+ * out into *impl. Errors name fn. Returns the count. */
+int dcbh_read_hparams(lua_State *L, int idx, const char *fn, dcb_hparam *hp, int max, const char **impl);
 /* t[k] = v for the table at the top: an integer when v is one, absent when NAN. */
 void dcbh_set_num(lua_State *L, const char *k, double v);
 void dcbh_set_nums(lua_State *L, const char *const *names, const double *v);   /* names NULL-ended */

@@ -338,40 +338,45 @@ static int l_params(lua_State *L) {
 }
 
 /* ----------------------------------------------------------- operators */
+int dcbh_read_hparams(lua_State *L, int idx, const char *fn, dcb_hparam *hp, int max, const char **impl) {
+    int nhp = 0;
+    if (lua_isnoneornil(L, idx)) return 0;
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_error(L, "%s: hyperparameter names must be strings, got %s", fn, luaL_typename(L, -2));
+        const char *k = lua_tostring(L, -2);
+        if (impl && !strcmp(k, "impl")) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "%s: impl must be a string, got %s", fn, luaL_typename(L, -1));
+            *impl = lua_tostring(L, -1);
+        } else {
+            if (nhp == max) return luaL_error(L, "%s: more than %d hyperparameters", fn, max);
+            dcb_hparam *h = &hp[nhp++];
+            h->name = k;
+            h->str = NULL;
+            h->num = 0;
+            switch (lua_type(L, -1)) {
+            case LUA_TNUMBER: h->num = lua_tonumber(L, -1); break;
+            case LUA_TBOOLEAN: h->num = lua_toboolean(L, -1); break;
+            case LUA_TSTRING: h->str = lua_tostring(L, -1); break;
+            default:
+                return luaL_error(L, "%s: hyperparameter %s must be a number, boolean or string, got %s", fn, k,
+                                  luaL_typename(L, -1));
+            }
+        }
+        lua_pop(L, 1);   /* strings stay alive: the table holds them */
+    }
+    return nhp;
+}
+
 static int l_op(lua_State *L) {
     const char *name = check_opname(L, 1, "dcb.op");
     const char *impl = NULL;
     dcb_hparam hp[64];
-    int nhp = 0;
-    if (!lua_isnoneornil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TTABLE);
-        lua_pushnil(L);
-        while (lua_next(L, 2)) {
-            if (lua_type(L, -2) != LUA_TSTRING)
-                return luaL_error(L, "dcb.op: hyperparameter names must be strings, got %s",
-                                  luaL_typename(L, -2));
-            const char *k = lua_tostring(L, -2);
-            if (!strcmp(k, "impl")) {
-                if (lua_type(L, -1) != LUA_TSTRING)
-                    return luaL_error(L, "dcb.op: impl must be a string, got %s", luaL_typename(L, -1));
-                impl = lua_tostring(L, -1);
-            } else if (nhp < 64) {
-                dcb_hparam *h = &hp[nhp++];
-                h->name = k;
-                h->str = NULL;
-                h->num = 0;
-                switch (lua_type(L, -1)) {
-                case LUA_TNUMBER: h->num = lua_tonumber(L, -1); break;
-                case LUA_TBOOLEAN: h->num = lua_toboolean(L, -1); break;
-                case LUA_TSTRING: h->str = lua_tostring(L, -1); break;
-                default:
-                    return luaL_error(L, "dcb.op: hyperparameter %s must be a number, boolean or string, got %s",
-                                      k, luaL_typename(L, -1));
-                }
-            }
-            lua_pop(L, 1);   /* strings stay alive: the table holds them */
-        }
-    }
+    const int nhp = dcbh_read_hparams(L, 2, "dcb.op", hp, 64, &impl);
     dcb_op *op = NULL;
     dcb_status st = dcb_op_create(name, impl, hp, nhp, &op);
     if (st != DCB_OK) return st_error(L, "dcb.op", st);

@@ -45,32 +45,6 @@ static dcb_tensor *clone_or_die(lua_State *L, const dcb_tensor *t) {
     return c;
 }
 
-/* Reads a table of hyperparameters at idx into hp (names point into Lua strings on the stack's table). */
-static int read_hparams(lua_State *L, int idx, const char *fn, dcb_hparam *hp, int max) {
-    int n = 0;
-    if (lua_isnoneornil(L, idx)) return 0;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: hyperparameter names must be strings", fn);
-        if (n == max) luaL_error(L, "%s: too many hyperparameters", fn);
-        dcb_hparam *h = &hp[n++];
-        h->name = lua_tostring(L, -2);
-        h->str = NULL;
-        h->num = 0;
-        switch (lua_type(L, -1)) {
-        case LUA_TNUMBER: h->num = lua_tonumber(L, -1); break;
-        case LUA_TBOOLEAN: h->num = lua_toboolean(L, -1); break;
-        case LUA_TSTRING: h->str = lua_tostring(L, -1); break;
-        default:
-            luaL_error(L, "%s: hyperparameter %s must be a number, boolean or string, got %s", fn, h->name,
-                       luaL_typename(L, -1));
-        }
-        lua_pop(L, 1);
-    }
-    return n;
-}
-
 /* ------------------------------------------------------- op:backward */
 /* op:backward(x, dy) -> dx, {weight name -> gradient}: a training forward on x, then the backward. */
 int dcbh_op_backward(lua_State *L) {
@@ -160,7 +134,7 @@ static int net_add(lua_State *L) {
     const char *name = luaL_checkstring(L, 2), *op = luaL_checkstring(L, 3);
     const char *impl = luaL_optstring(L, 4, NULL), *bwd = luaL_optstring(L, 5, NULL);
     dcb_hparam hp[64];
-    const int nhp = read_hparams(L, 6, "net:add", hp, 64);
+    const int nhp = dcbh_read_hparams(L, 6, "net:add", hp, 64, NULL);
     int id;
     dcb_status st = dcb_net_add(net, name, op, impl, bwd, hp, nhp, (int)luaL_checkinteger(L, 7), &id);
     if (st != DCB_OK) return st_err(L, "dcb.net", st);

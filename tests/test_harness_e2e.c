@@ -578,18 +578,7 @@ static void test_forward_matches_naive(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    dcbench = getenv("DCBENCH");
-    if (!dcbench || !*dcbench) dcbench = "build/dcbench";
-    static char abs[1024];
-    if (dcbench[0] != '/' && getcwd(abs, sizeof abs - 300)) {
-        strcat(abs, "/");
-        strcat(abs, dcbench);
-        dcbench = abs;
-    }
-    if (access(dcbench, X_OK)) {
-        fprintf(stderr, "test_harness_e2e: %s is not built (set DCBENCH)\n", dcbench);
-        return -1;
-    }
+    if (!(dcbench = tu_dcbench_path("test_harness_e2e"))) return -1;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcbench-e2e-XXXXXX");
     if (!mkdtemp(tmpdir)) return -1;
     /* no calibration file of the developer's leaks into the tests */

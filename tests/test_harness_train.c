@@ -115,18 +115,7 @@ static void test_kill_and_resume_training(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    dcbench = getenv("DCBENCH");
-    if (!dcbench || !*dcbench) dcbench = "build/dcbench";
-    static char abs[1024];
-    if (dcbench[0] != '/' && getcwd(abs, sizeof abs - 300)) {
-        strcat(abs, "/");
-        strcat(abs, dcbench);
-        dcbench = abs;
-    }
-    if (access(dcbench, X_OK)) {
-        fprintf(stderr, "test_harness_train: %s is not built (set DCBENCH)\n", dcbench);
-        return -1;
-    }
+    if (!(dcbench = tu_dcbench_path("test_harness_train"))) return -1;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcbench-train-XXXXXX");
     if (!mkdtemp(tmpdir)) return -1;
     char p[512];

@@ -307,4 +307,25 @@ static inline void tu_assert_causal(dcb_op *op, const dcb_tensor *x, int step, f
     dcb_tensor_free(y0);
 }
 
+
+/* The dcbench program the end-to-end tests run: $DCBENCH (default
+ * build/dcbench) as an absolute path, or NULL (after a message naming
+ * `who`) when it is not built. */
+#include <unistd.h>
+static inline const char *tu_dcbench_path(const char *who) {
+    const char *d = getenv("DCBENCH");
+    if (!d || !*d) d = "build/dcbench";
+    static char abs[1024];
+    if (d[0] != '/' && getcwd(abs, sizeof abs - 300)) {
+        strcat(abs, "/");
+        strncat(abs, d, 290);
+        d = abs;
+    }
+    if (access(d, X_OK)) {
+        fprintf(stderr, "%s: %s is not built (set DCBENCH)\n", who, d);
+        return NULL;
+    }
+    return d;
+}
+
 #endif
