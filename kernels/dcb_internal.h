@@ -162,7 +162,11 @@ struct dcb_op {
     int trained;
     const dcb_tensor *train_x, *train_y;
     void *train_saved;
-    void *train_ws;                     /* the forward impl's workspace, kept */
+    /* The training workspace, kept across steps (freed at destroy): the
+     * forward implementation's when the backward has no forward of its own;
+     * a backward with its own forward may keep its state in it instead
+     * (grown as op.c does: free, allocate, set train_ws_bytes). */
+    void *train_ws;
     size_t train_ws_bytes;
 };
 

@@ -12,9 +12,13 @@
 #include "dcb_internal.h"
 
 #include <cblas.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -428,37 +432,146 @@ static dcb_status drc_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out)
  * y_t = region t's kernel applied there, i.e. with g_t = <dy[:,p], y_t[:,p]>,
  *     dF[t,p] = s_t * (g_t - sum_t' s_t' g_t').
  * The guide conv's backward then gives dguide_w, dguide_b, and a share of dx
- * (x feeds the guide), added to the exact one. Both backwards recompute rows,
- * F, the mask and the kernels with the forward's own float code, so the mask
- * is the one the forward used. */
+ * (x feeds the guide), added to the exact one. The naive backward recomputes
+ * rows, F, the mask and the kernels with the forward's own float code, so the
+ * mask is the one the forward used; the fast one has its own training forward
+ * (the same rows and guide sgemm) and keeps them. */
 
-/* im2row's rows, tap by tap over precomputed valid ranges (no test per
- * element): the same copies, so the same F and mask, at a third of the time. */
-static void im2row_taps(const drc_hp *h, int H, int W, int Ho, int Wo, const float *x, float *rows) {
+/* 8x8 blocks transposed in registers: out[i][0..8) = column i of in[0..8)[0..8). */
+#ifdef __AVX__
+static inline void tr8(const float *const in[8], float *const out[8]) {
+    __m256 r0 = _mm256_loadu_ps(in[0]), r1 = _mm256_loadu_ps(in[1]), r2 = _mm256_loadu_ps(in[2]);
+    __m256 r3 = _mm256_loadu_ps(in[3]), r4 = _mm256_loadu_ps(in[4]), r5 = _mm256_loadu_ps(in[5]);
+    __m256 r6 = _mm256_loadu_ps(in[6]), r7 = _mm256_loadu_ps(in[7]);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    r0 = _mm256_shuffle_ps(t0, t2, 0x44);
+    r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    r2 = _mm256_shuffle_ps(t1, t3, 0x44);
+    r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    r4 = _mm256_shuffle_ps(t4, t6, 0x44);
+    r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    r6 = _mm256_shuffle_ps(t5, t7, 0x44);
+    r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(out[0], _mm256_permute2f128_ps(r0, r4, 0x20));
+    _mm256_storeu_ps(out[1], _mm256_permute2f128_ps(r1, r5, 0x20));
+    _mm256_storeu_ps(out[2], _mm256_permute2f128_ps(r2, r6, 0x20));
+    _mm256_storeu_ps(out[3], _mm256_permute2f128_ps(r3, r7, 0x20));
+    _mm256_storeu_ps(out[4], _mm256_permute2f128_ps(r0, r4, 0x31));
+    _mm256_storeu_ps(out[5], _mm256_permute2f128_ps(r1, r5, 0x31));
+    _mm256_storeu_ps(out[6], _mm256_permute2f128_ps(r2, r6, 0x31));
+    _mm256_storeu_ps(out[7], _mm256_permute2f128_ps(r3, r7, 0x31));
+}
+#endif
+
+/* rows[at[p]][k] = cols[k][p] (at NULL: p), cols (Kd, P), rows (P, Kd). */
+static void tr_c2r(const float *cols, size_t P, size_t Kd, float *rows, const int *at) {
+    size_t p0 = 0;
+#ifdef __AVX__
+    const size_t k8 = Kd / 8 * 8;
+    for (; p0 + 8 <= P; p0 += 8) {
+        float *r[8];
+        for (int i = 0; i < 8; i++) r[i] = rows + (at ? (size_t)at[p0 + i] : p0 + i) * Kd;
+        for (size_t k0 = 0; k0 < k8; k0 += 8) {
+            const float *in[8];
+            float *out[8];
+            for (int i = 0; i < 8; i++) {
+                in[i] = cols + (k0 + i) * P + p0;
+                out[i] = r[i] + k0;
+            }
+            tr8(in, out);
+        }
+        for (int i = 0; i < 8; i++)
+            for (size_t k = k8; k < Kd; k++) r[i][k] = cols[k * P + p0 + i];
+    }
+#endif
+    for (; p0 < P; p0++) {
+        float *r = rows + (at ? (size_t)at[p0] : p0) * Kd;
+        for (size_t k = 0; k < Kd; k++) r[k] = cols[k * P + p0];
+    }
+}
+
+/* cols[k][p] = rows[at[p]][k]: tr_c2r's inverse. */
+static void tr_r2c(const float *rows, size_t P, size_t Kd, float *cols, const int *at) {
+    size_t p0 = 0;
+#ifdef __AVX__
+    const size_t k8 = Kd / 8 * 8;
+    for (; p0 + 8 <= P; p0 += 8) {
+        const float *r[8];
+        for (int i = 0; i < 8; i++) r[i] = rows + (size_t)at[p0 + i] * Kd;
+        for (size_t k0 = 0; k0 < k8; k0 += 8) {
+            const float *in[8];
+            float *out[8];
+            for (int i = 0; i < 8; i++) {
+                in[i] = r[i] + k0;
+                out[i] = cols + (k0 + i) * P + p0;
+            }
+            tr8(in, out);
+        }
+        for (int i = 0; i < 8; i++)
+            for (size_t k = k8; k < Kd; k++) cols[k * P + p0 + i] = r[i][k];
+    }
+#endif
+    for (; p0 < P; p0++) {
+        const float *r = rows + (size_t)at[p0] * Kd;
+        for (size_t k = 0; k < Kd; k++) cols[k * P + p0] = r[k];
+    }
+}
+
+/* im2row's rows through the column layout: cols (Kd, P') = im2col, each tap
+ * copying contiguous runs (im2col_taps), then a blocked transpose into rows
+ * (P', Kd) (im2row_cols); the values are the same copies, so the same F and
+ * mask, without stores at a stride of Kd. */
+static void im2col_taps(const drc_hp *h, int H, int W, int Ho, int Wo, const float *x, float *cols) {
     const dcb_conv2d_p *p = &h->c;
-    const size_t Kd = (size_t)h->Kd;
-    memset(rows, 0, sizeof(float) * Kd * Ho * Wo);
-    for (int u = 0; u < p->kh; u++) {
-        const int ou = u * p->dil - p->pad;
-        const int i0 = ou >= 0 ? 0 : (-ou + p->stride - 1) / p->stride;
-        int i1 = H - 1 - ou < 0 ? 0 : (H - 1 - ou) / p->stride + 1;
-        i1 = i1 > Ho ? Ho : i1;
-        for (int v = 0; v < p->kw; v++) {
-            const int ov = v * p->dil - p->pad;
-            const int j0 = ov >= 0 ? 0 : (-ov + p->stride - 1) / p->stride;
-            int j1 = W - 1 - ov < 0 ? 0 : (W - 1 - ov) / p->stride + 1;
-            j1 = j1 > Wo ? Wo : j1;
-            for (int c = 0; c < p->cin; c++) {
-                const size_t k = ((size_t)c * p->kh + u) * p->kw + v;
-                const float *xc = x + (size_t)c * H * W;
-                for (int i = i0; i < i1; i++) {
-                    const float *xr = xc + (size_t)(i * p->stride + ou) * W + ov;
-                    float *d = rows + (size_t)i * Wo * Kd + k;
-                    for (int j = j0; j < j1; j++) d[(size_t)j * Kd] = xr[(size_t)j * p->stride];
+    const size_t P = (size_t)Ho * Wo;
+    for (int c = 0; c < p->cin; c++)
+        for (int u = 0; u < p->kh; u++) {
+            const int ou = u * p->dil - p->pad;
+            const int i0 = ou >= 0 ? 0 : (-ou + p->stride - 1) / p->stride;
+            int i1 = H - 1 - ou < 0 ? 0 : (H - 1 - ou) / p->stride + 1;
+            i1 = i1 > Ho ? Ho : i1;
+            for (int v = 0; v < p->kw; v++) {
+                const int ov = v * p->dil - p->pad;
+                const int j0 = ov >= 0 ? 0 : (-ov + p->stride - 1) / p->stride;
+                int j1 = W - 1 - ov < 0 ? 0 : (W - 1 - ov) / p->stride + 1;
+                j1 = j1 > Wo ? Wo : j1;
+                float *d = cols + (((size_t)c * p->kh + u) * p->kw + v) * P;
+                const int ie = i1 > i0 ? i1 : i0;
+                memset(d, 0, sizeof(float) * (size_t)i0 * Wo);
+                if (p->stride == 1 && Wo == W && ie > i0 && j1 > j0) {
+                    /* the tap is the channel shifted by (ou, ov): one copy of
+                     * its in-bounds span, then the wrapped columns zeroed */
+                    const size_t a = (size_t)i0 * Wo + j0, e = (size_t)(ie - 1) * Wo + j1;
+                    memcpy(d + a, x + (size_t)c * H * W + (ptrdiff_t)a + (ptrdiff_t)ou * W + ov, sizeof(float) * (e - a));
+                    for (int i = i0; i < ie; i++) {
+                        float *dr = d + (size_t)i * Wo;
+                        for (int j = 0; j < j0; j++) dr[j] = 0.0f;
+                        for (int j = j1; j < Wo; j++) dr[j] = 0.0f;
+                    }
+                    memset(d + (size_t)ie * Wo, 0, sizeof(float) * (size_t)(Ho - ie) * Wo);
+                    continue;
                 }
+                for (int i = i0; i < ie; i++) {
+                    float *dr = d + (size_t)i * Wo;
+                    const float *xr = x + ((size_t)c * H + (size_t)(i * p->stride + ou)) * W + ov;
+                    for (int j = 0; j < j0 && j < Wo; j++) dr[j] = 0.0f;
+                    if (p->stride == 1)
+                        for (int j = j0; j < j1; j++) dr[j] = xr[j];
+                    else
+                        for (int j = j0; j < j1; j++) dr[j] = xr[(size_t)j * p->stride];
+                    for (int j = j1 > j0 ? j1 : j0; j < Wo; j++) dr[j] = 0.0f;
+                }
+                memset(d + (size_t)ie * Wo, 0, sizeof(float) * (size_t)(Ho - ie) * Wo);
             }
         }
-    }
+}
+
+static void im2row_cols(const drc_hp *h, int H, int W, int Ho, int Wo, const float *x, float *cols, float *rows) {
+    im2col_taps(h, H, W, Ho, Wo, x, cols);
+    tr_c2r(cols, (size_t)Ho * Wo, (size_t)h->Kd, rows, NULL);
 }
 
 /* dx[c, ii, jj] += dcols[(c*kh + u)*kw + v][p]: the adjoint of im2row with the
@@ -657,13 +770,35 @@ static dcb_status drc_bwd_naive_run(dcb_op *op, const dcb_train_ctx *c) {
     return DCB_OK;
 }
 
-/* Fast: samples in parallel, each with sgemms: every region's output at
- * once (Yall, for the surrogate's g), the guide's backward, and per region
+/* Fast: a training forward of its own that keeps, per sample, what the
+ * backward needs (rows, F, the mask, the kernels and every region's output
+ * Yall, from which y is the per-pixel select), then the backward with
+ * samples in parallel, each with sgemms: the guide's backward and per region
  * the bucket of its pixels (dK_t and the rows' gradient). The weight
  * gradients go to per-thread partials (static schedule), summed in thread
  * order: deterministic for a given thread count. */
+typedef struct drc_sl {
+    size_t F, Yall, Q, S, K, mask, total;
+} drc_sl;
+
+#define DRC_AT(field, bytes) (l.field = o, o += dcb_align_up(bytes))
+static drc_sl saved_layout(const drc_hp *h, int P) {
+    const size_t m = (size_t)h->m, cout = (size_t)h->c.cout, khw = (size_t)h->khw;
+    const size_t f = sizeof(float);
+    drc_sl l;
+    size_t o = 0;
+    DRC_AT(F, f * m * P);
+    DRC_AT(Yall, f * m * cout * P);
+    DRC_AT(Q, f * h->c.cin * khw);
+    DRC_AT(S, f * m * m * khw);
+    DRC_AT(K, f * m * h->cc * khw);
+    DRC_AT(mask, sizeof(int) * P);
+    l.total = o;
+    return l;
+}
+
 typedef struct drc_tl {
-    size_t rows, F, Yall, G, dF, DyS, RowS, dRowS, drows, Q, S, K, dK, dS, dQ, mask, idx, cnt, total;
+    size_t rows, G, dF, DyS, RowS, dRowS, drows, dK, dS, dQ, pos, idx, cnt, total;
 } drc_tl;
 
 static drc_tl thread_layout(const drc_hp *h, int P) {
@@ -671,47 +806,118 @@ static drc_tl thread_layout(const drc_hp *h, int P) {
     const size_t f = sizeof(float);
     drc_tl l;
     size_t o = 0;
-#define DRC_AT(field, bytes) (l.field = o, o += dcb_align_up(bytes))
     DRC_AT(rows, f * P * Kd);
-    DRC_AT(F, f * m * P);
-    DRC_AT(Yall, f * m * cout * P);
     DRC_AT(G, f * m * P);
     DRC_AT(dF, f * m * P);
     DRC_AT(DyS, f * P * cout);
     DRC_AT(RowS, f * P * Kd);
     DRC_AT(dRowS, f * P * Kd);
     DRC_AT(drows, f * P * Kd);
-    DRC_AT(Q, f * h->c.cin * khw);
-    DRC_AT(S, f * m * m * khw);
-    DRC_AT(K, f * m * h->cc * khw);
     DRC_AT(dK, f * m * h->cc * khw);
     DRC_AT(dS, f * m * m * khw);
     DRC_AT(dQ, f * h->c.cin * khw);
-    DRC_AT(mask, sizeof(int) * P);
+    DRC_AT(pos, sizeof(int) * P);
     DRC_AT(idx, sizeof(int) * P);
     DRC_AT(cnt, sizeof(int) * (m + 1));
-#undef DRC_AT
     l.total = o;
     return l;
 }
+#undef DRC_AT
 
-static void drc_bwd_sample(const dcb_op *op, const float *xn, const float *dy, float *dxn, int H, int W, int Ho,
-                           int Wo, char *b, const drc_tl *l, float *part, const drc_gl *gl) {
+/* One sample of the training forward into its saved block b; y (cout, P). */
+static void drc_fwd_sample(const dcb_op *op, const float *xn, float *yn, int H, int W, int Ho, int Wo, char *b,
+                           const drc_sl *l, float *rows, float *cols) {
     const drc_hp *h = hp_of(op);
-    const int P = Ho * Wo, m = h->m, cout = h->c.cout, cin = h->c.cin, Kd = h->Kd, khw = h->khw, cc = (int)h->cc;
-    float *rows = (float *)(b + l->rows), *F = (float *)(b + l->F), *Yall = (float *)(b + l->Yall);
-    float *G = (float *)(b + l->G), *dF = (float *)(b + l->dF), *DyS = (float *)(b + l->DyS);
-    float *RowS = (float *)(b + l->RowS), *dRowS = (float *)(b + l->dRowS), *drows = (float *)(b + l->drows);
-    float *Q = (float *)(b + l->Q), *S = (float *)(b + l->S), *K = (float *)(b + l->K), *dK = (float *)(b + l->dK);
-    float *dS = (float *)(b + l->dS), *dQ = (float *)(b + l->dQ);
-    int *mask = (int *)(b + l->mask), *idx = (int *)(b + l->idx), *cnt = (int *)(b + l->cnt);
-    const float *gw = dcb_w(op, "guide_w")->data, *g1w = dcb_w(op, "gen1_w")->data, *g2w = dcb_w(op, "gen2_w")->data;
-
-    im2row_taps(h, H, W, Ho, Wo, xn, rows);
+    const int P = Ho * Wo, m = h->m, cout = h->c.cout, Kd = h->Kd;
+    float *F = (float *)(b + l->F), *Yall = (float *)(b + l->Yall);
+    float *Q = (float *)(b + l->Q), *S = (float *)(b + l->S), *K = (float *)(b + l->K);
+    int *mask = (int *)(b + l->mask);
+    im2row_cols(h, H, W, Ho, Wo, xn, cols, rows);
     guide_mask_t(op, rows, P, F, mask, 1);
     gen_kernels_t(op, xn, H, W, Q, S, K);
-    /* surrogate: g_t[p] = <dy[:,p], y_t[:,p]>, then dF = s (g - <s, g>) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m * cout, P, Kd, 1.0f, K, Kd, rows, Kd, 0.0f, Yall, P);
+    for (int o = 0; o < cout; o++)
+        for (int p = 0; p < P; p++) yn[(size_t)o * P + p] = Yall[((size_t)mask[p] * cout + o) * P + p];
+}
+
+/* The saved block: a header, the N samples' saved state, then the backward's
+ * scratch (T threads' drc_tl blocks, each followed by its weight-gradient
+ * partial). It lives in op->train_ws, which op.c keeps across training
+ * forwards (and frees at destroy) and which no other path uses while this
+ * backward's training forward is in place: a fresh block per call would
+ * take a page fault per 4 KiB on every call. */
+typedef struct drc_hdr {
+    int N, T;
+    size_t sample, thread, bytes;
+} drc_hdr;
+
+static size_t drc_grad_bytes(const drc_hp *h) { return dcb_align_up(sizeof(float) * grad_layout(h).total); }
+
+static dcb_status drc_bwd_fast_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void **saved) {
+    const drc_hp *h = hp_of(op);
+    const int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
+    const int Ho = (int)y->shape[2], Wo = (int)y->shape[3], T = op->threads > 0 ? op->threads : 1;
+    const size_t xs = (size_t)h->c.cin * H * W, ys = (size_t)h->c.cout * Ho * Wo;
+    const drc_sl l = saved_layout(h, Ho * Wo);
+    const size_t hb = dcb_align_up(sizeof(drc_hdr)), tb = thread_layout(h, Ho * Wo).total + drc_grad_bytes(h);
+    const size_t bytes = hb + l.total * (size_t)N + tb * (size_t)T;
+    if (bytes > op->train_ws_bytes) {
+        dcb_aligned_free(op->train_ws);
+        op->train_ws_bytes = 0;
+        if (!(op->train_ws = dcb_aligned_alloc(bytes)))
+            return dcb_fail(DCB_OUT_OF_MEMORY, "drconv training forward: out of memory (%zu bytes)", bytes);
+        op->train_ws_bytes = bytes;
+    }
+    char *mem = op->train_ws;
+    *(drc_hdr *)mem = (drc_hdr){.N = N, .T = T, .sample = l.total, .thread = tb, .bytes = bytes};
+    char *sv = mem + hb, *scratch = sv + l.total * (size_t)N;
+    const drc_tl tl = thread_layout(h, Ho * Wo); /* a thread's backward scratch, free until then */
+    dcb_blas_threads_for(1);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *rows = (float *)(scratch + (size_t)tid * tb + tl.rows), *cols = (float *)(scratch + (size_t)tid * tb + tl.drows);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++)
+            drc_fwd_sample(op, x->data + (size_t)n * xs, y->data + (size_t)n * ys, H, W, Ho, Wo,
+                           sv + (size_t)n * l.total, &l, rows, cols);
+    }
+    *saved = mem;
+    return DCB_OK;
+}
+
+static void drc_bwd_sample(const dcb_op *op, const float *xn, const float *dy, float *dxn, int H, int W, int Ho, int Wo,
+                           const char *sv, const drc_sl *sl, char *b, const drc_tl *l, float *part, const drc_gl *gl) {
+    const drc_hp *h = hp_of(op);
+    const int P = Ho * Wo, m = h->m, cout = h->c.cout, cin = h->c.cin, Kd = h->Kd, khw = h->khw, cc = (int)h->cc;
+    const float *F = (const float *)(sv + sl->F);
+    const float *Yall = (const float *)(sv + sl->Yall), *Q = (const float *)(sv + sl->Q);
+    const float *S = (const float *)(sv + sl->S), *K = (const float *)(sv + sl->K);
+    const int *mask = (const int *)(sv + sl->mask);
+    float *G = (float *)(b + l->G), *dF = (float *)(b + l->dF), *DyS = (float *)(b + l->DyS);
+    float *RowS = (float *)(b + l->RowS), *dRowS = (float *)(b + l->dRowS), *drows = (float *)(b + l->drows);
+    float *dK = (float *)(b + l->dK), *dS = (float *)(b + l->dS), *dQ = (float *)(b + l->dQ);
+    int *pos = (int *)(b + l->pos), *idx = (int *)(b + l->idx), *cnt = (int *)(b + l->cnt);
+    const float *gw = dcb_w(op, "guide_w")->data, *g1w = dcb_w(op, "gen1_w")->data, *g2w = dcb_w(op, "gen2_w")->data;
+
+    /* the pixels bucketed by region (counting sort, stable in p): bucket t
+     * is [cnt[t], cnt[t+1]) of idx, pos[p] = p's place in that order */
+    memset(cnt, 0, sizeof(int) * (size_t)(m + 1));
+    for (int p = 0; p < P; p++) cnt[mask[p] + 1]++;
+    for (int t = 0; t < m; t++) cnt[t + 1] += cnt[t];
+    for (int p = 0; p < P; p++) idx[cnt[mask[p]]++] = p;
+    for (int t = m; t > 0; t--) cnt[t] = cnt[t - 1];
+    cnt[0] = 0;
+    for (int j = 0; j < P; j++) pos[idx[j]] = j;
+    /* the columns again, in this thread's cache (drows is free until the
+     * end), and the rows from them straight into bucket order */
+    float *cols = drows;
+    im2col_taps(h, H, W, Ho, Wo, xn, cols);
+    tr_c2r(cols, (size_t)P, (size_t)Kd, RowS, pos);
+    /* surrogate: g_t[p] = <dy[:,p], y_t[:,p]>, then dF = s (g - <s, g>) */
     for (int t = 0; t < m; t++) {
         float *g = G + (size_t)t * P;
         memset(g, 0, sizeof(float) * P);
@@ -732,23 +938,16 @@ static void drc_bwd_sample(const dcb_op *op, const float *xn, const float *dy, f
         for (int t = 0; t < m; t++) gbar += dF[(size_t)t * P + p] * inv * G[(size_t)t * P + p];
         for (int t = 0; t < m; t++) dF[(size_t)t * P + p] *= inv * (G[(size_t)t * P + p] - gbar);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, Kd, P, 1.0f, dF, P, rows, Kd, 1.0f, part + gl->gw, Kd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, Kd, P, 1.0f, dF, P, cols, P, 1.0f, part + gl->gw, Kd);
     for (int t = 0; t < m; t++) {
         float s = 0;
         for (int p = 0; p < P; p++) s += dF[(size_t)t * P + p];
         part[gl->gb + t] += s;
     }
     /* the one-hot forward, region by region */
-    memset(cnt, 0, sizeof(int) * (size_t)(m + 1));
-    for (int p = 0; p < P; p++) cnt[mask[p] + 1]++;
-    for (int t = 0; t < m; t++) cnt[t + 1] += cnt[t];
-    for (int p = 0; p < P; p++) idx[cnt[mask[p]]++] = p;
-    for (int t = m; t > 0; t--) cnt[t] = cnt[t - 1];
-    cnt[0] = 0;
     for (int j = 0; j < P; j++) {
         const int p = idx[j];
         for (int o = 0; o < cout; o++) DyS[(size_t)j * cout + o] = dy[(size_t)o * P + p];
-        memcpy(RowS + (size_t)j * Kd, rows + (size_t)p * Kd, sizeof(float) * Kd);
     }
     for (int t = 0; t < m; t++) {
         const int s0 = cnt[t], nt = cnt[t + 1] - s0;
@@ -759,9 +958,9 @@ static void drc_bwd_sample(const dcb_op *op, const float *xn, const float *dy, f
         }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cout, Kd, nt, 1.0f, DyS + (size_t)s0 * cout, cout,
                     RowS + (size_t)s0 * Kd, Kd, 0.0f, dKt, Kd);
-        if (dxn) /* the bucket's row gradients, transposed: (Kd, nt) into columns s0.. of (Kd, P) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, Kd, nt, cout, 1.0f, K + (size_t)t * cout * Kd, Kd,
-                        DyS + (size_t)s0 * cout, cout, 0.0f, dRowS + s0, P);
+        if (dxn) /* the bucket's row gradients (nt, Kd), rows s0.. of (P, Kd) in bucket order */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, Kd, cout, 1.0f, DyS + (size_t)s0 * cout, cout,
+                        K + (size_t)t * cout * Kd, Kd, 0.0f, dRowS + (size_t)s0 * Kd, Kd);
     }
     /* generation: dK read as dB (m*cc, khw) */
     for (int t = 0; t < m; t++) {
@@ -789,13 +988,7 @@ static void drc_bwd_sample(const dcb_op *op, const float *xn, const float *dy, f
     /* the rows' gradient in column layout (Kd, P): the guide's share, plus
      * each pixel's region kernel's (bucket order back to pixel order) */
     float *dcols = drows;
-    int *pos = mask; /* mask is no longer needed: pos[p] = p's place in bucket order (a gather, not a scatter) */
-    for (int j = 0; j < P; j++) pos[idx[j]] = j;
-    for (int k = 0; k < Kd; k++) {
-        float *d = dcols + (size_t)k * P;
-        const float *sr = dRowS + (size_t)k * P;
-        for (int q = 0; q < P; q++) d[q] = sr[pos[q]];
-    }
+    tr_r2c(dRowS, (size_t)P, (size_t)Kd, dcols, pos);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kd, P, m, 1.0f, gw, Kd, dF, P, 1.0f, dcols, P);
     memset(dxn, 0, sizeof(float) * (size_t)cin * H * W);
     col2im_taps(h, H, W, Ho, Wo, dcols, dxn);
@@ -807,13 +1000,20 @@ static dcb_status drc_bwd_fast_run(dcb_op *op, const dcb_train_ctx *c) {
     const int N = (int)c->x->shape[0], H = (int)c->x->shape[2], W = (int)c->x->shape[3];
     const int Ho = (int)c->dy->shape[2], Wo = (int)c->dy->shape[3];
     const size_t xs = (size_t)h->c.cin * H * W, ys = (size_t)h->c.cout * Ho * Wo;
+    const drc_sl sl = saved_layout(h, Ho * Wo);
     const drc_tl l = thread_layout(h, Ho * Wo);
     const drc_gl gl = grad_layout(h);
-    const int T = op->threads;
-    const size_t pb = dcb_align_up(sizeof(float) * gl.total);
-    char *mem = dcb_aligned_alloc((l.total + pb) * (size_t)T);
-    if (!mem) return dcb_fail(DCB_OUT_OF_MEMORY, "drconv backward: out of memory");
-    memset(mem, 0, (l.total + pb) * (size_t)T);
+    const drc_hdr *hd = c->saved;
+    const size_t hb = dcb_align_up(sizeof(drc_hdr)), tb = l.total + drc_grad_bytes(h);
+    const int T = op->threads > 0 ? op->threads : 1;
+    const char *sv = (const char *)c->saved + hb;
+    char *own = NULL, *mem = (char *)c->saved + hb + sl.total * (size_t)N;
+    if (hd->N != N || hd->sample != sl.total || hd->thread != tb) /* cannot happen: the forward sized it */
+        return dcb_fail(DCB_INVALID_ARGUMENT, "drconv backward: the training forward's state does not match");
+    if (T > hd->T) { /* threads raised since the training forward */
+        if (!(own = mem = dcb_aligned_alloc(tb * (size_t)T)))
+            return dcb_fail(DCB_OUT_OF_MEMORY, "drconv backward: out of memory");
+    }
     dcb_blas_threads_for(1);
 #pragma omp parallel num_threads(T)
     {
@@ -821,12 +1021,13 @@ static dcb_status drc_bwd_fast_run(dcb_op *op, const dcb_train_ctx *c) {
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        char *b = mem + (size_t)tid * (l.total + pb);
+        char *b = mem + (size_t)tid * tb;
         float *part = (float *)(b + l.total);
+        memset(part, 0, sizeof(float) * gl.total);
 #pragma omp for schedule(static)
         for (int n = 0; n < N; n++)
-            drc_bwd_sample(op, c->x->data + (size_t)n * xs, c->dy->data + (size_t)n * ys,
-                           c->dx ? c->dx->data + (size_t)n * xs : NULL, H, W, Ho, Wo, b, &l, part, &gl);
+            drc_bwd_sample(op, c->x->data + (size_t)n * xs, c->dy->data + (size_t)n * ys, c->dx ? c->dx->data + (size_t)n * xs : NULL, H, W, Ho,
+                           Wo, sv + (size_t)n * sl.total, &sl, b, &l, part, &gl);
     }
     const size_t offs[7] = {gl.gw, gl.gb, gl.g1w, gl.g1b, gl.g2w, gl.g2b, gl.total};
     for (int i = 0; i < 6; i++) {
@@ -834,11 +1035,11 @@ static dcb_status drc_bwd_fast_run(dcb_op *op, const dcb_train_ctx *c) {
         if (!d) continue;
         for (size_t k = offs[i]; k < offs[i + 1]; k++) {
             float s = 0;
-            for (int t = 0; t < T; t++) s += ((const float *)(mem + (size_t)t * (l.total + pb) + l.total))[k];
+            for (int t = 0; t < T; t++) s += ((const float *)(mem + (size_t)t * tb + l.total))[k];
             d[k - offs[i]] = s;
         }
     }
-    dcb_aligned_free(mem);
+    dcb_aligned_free(own);
     return DCB_OK;
 }
 
@@ -846,8 +1047,10 @@ static const dcb_bwd_vt drc_bwd_naive = {
     .name = "naive", .doc = "direct loops in double (surrogate guide gradient: softmax over the regions)",
     .tol = 1e-6, .run = drc_bwd_naive_run};
 static const dcb_bwd_vt drc_bwd_fast = {
-    .name = "gemm", .doc = "per sample: every region's output and the region buckets as sgemms; samples in parallel",
-    .tol = 1e-4, .run = drc_bwd_fast_run};
+    .name = "gemm",
+    .doc = "training forward keeps rows, mask, kernels and every region's output; per sample the region buckets as "
+           "sgemms; samples in parallel",
+    .tol = 1e-4, .forward = drc_bwd_fast_forward, .run = drc_bwd_fast_run};
 static const dcb_bwd_vt *const drc_bwds[] = {&drc_bwd_naive, &drc_bwd_fast};
 
 /* -------------------------------------------------------- implementations */
