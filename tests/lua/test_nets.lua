@@ -144,6 +144,9 @@ test("net:save and op:load_weights: a trained node's weights load into an infere
   eq(dcb.rel_err(net:forward(xi), net2:forward(xi)), 0, "loaded net computes the same")
   local ks = net:kernels(xi)
   assert(ks["s1.b1.conv1"] and ks["s3.b1.conv2"], "net:kernels names the generating nodes")
+  local sim = dcb.similarity(ks["s1.b1.conv1"])
+  eq(sim.pairs, 1, "one pair of per-sample kernels")
+  assert(sim.mean >= -1 and sim.mean <= 1 and sim.per_channel.pairs == 4, "similarity of the generated kernels")
   os.execute("rm -rf '" .. dir .. "'")
 end)
 
