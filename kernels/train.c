@@ -371,6 +371,16 @@ static dcb_status load_checkpoint(const char *dir_in, dcb_net *net, optim *o, co
 }
 
 /* ------------------------------------------------------------------ loop */
+/* The net's output y must give a score per class of d. */
+static dcb_status check_logits(const dcb_tensor *y, int b, const dcb_dataset *d) {
+    const int64_t k = b ? y->size / b : 0;
+    if (y->ndim != 2 || k < d->classes)
+        return dcb_fail(DCB_INVALID_SHAPE,
+                        "train: the network gives %lld scores per image (a %d-D output), the dataset has %d classes",
+                        (long long)k, y->ndim, d->classes);
+    return DCB_OK;
+}
+
 dcb_status dcb_net_evaluate(dcb_net *net, const dcb_dataset *d, int batch, double *loss, double *acc) {
     if (!net || !d || batch < 1) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_net_evaluate: bad argument");
     int64_t *perm = malloc(sizeof *perm * (size_t)d->n);
@@ -385,7 +395,7 @@ dcb_status dcb_net_evaluate(dcb_net *net, const dcb_dataset *d, int batch, doubl
         x->shape[0] = b;
         x->size = (int64_t)b * d->c * d->h * d->w;
         const dcb_tensor *y;
-        if ((st = dcb_net_forward(net, x, 0, &y)) != DCB_OK) break;
+        if ((st = dcb_net_forward(net, x, 0, &y)) != DCB_OK || (st = check_logits(y, b, d)) != DCB_OK) break;
         int64_t c = 0;
         sum += dcb_softmax_ce(y, yb, 0, NULL, &c) * b;
         hits += c;
@@ -470,7 +480,7 @@ dcb_status dcb_train(dcb_net *net, const dcb_dataset *train, const dcb_dataset *
             lr = lr_at(c, s.step, total, per_epoch);
             if (c->tau_epochs > 0 && (st = set_temperature(net, tau_at(c, s.step, per_epoch))) != DCB_OK) break;
             const dcb_tensor *y;
-            if ((st = dcb_net_forward(net, x, 1, &y)) != DCB_OK) break;
+            if ((st = dcb_net_forward(net, x, 1, &y)) != DCB_OK || (st = check_logits(y, b, train)) != DCB_OK) break;
             if (!dlog || !dcb_shape_equal(dlog, y->ndim, y->shape)) {
                 dcb_tensor_free(dlog);
                 if (!(dlog = dcb_tensor_new(y->ndim, y->shape))) {

@@ -108,6 +108,11 @@ test("errors name the bad layer, option, optimiser and dataset", function()
   raises(function() dcb.train{net = net, schedule = "linear", subset = 64, epochs = 1, progress = false} end,
          "unknown schedule 'linear'", "schedule")
   raises(function() dcb.train{net = net, epochz = 1} end, "unknown option 'epochz'", "train option")
+  if have_data then
+    local five = dcb.net("resnet_fmnist", {width = 4, classes = 5})
+    raises(function() dcb.train{net = five, subset = 64, test_subset = 64, epochs = 1, progress = false} end,
+           "gives 5 scores per image", "classes")
+  end
   raises(function() net:backward(dcb.randn({2, 10}, 1)) end, "without a training forward", "backward first")
   net:forward_train(dcb.randn({2, 1, 28, 28}, 1))
   raises(function() net:backward(dcb.randn({3, 10}, 1)) end, "dy has shape (3, 10)", "dy shape")
