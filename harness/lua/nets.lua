@@ -23,10 +23,15 @@ end
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
 
 -- The forward implementation each operator runs in a network (the registry's implementation 0 is
--- the oracle). A user overrides them with impls = {conv2d = "im2col", ...}.
+-- the oracle): one name, or a list in order of preference, the first that runs the node's
+-- hyperparameters taken (Winograd F(4x4) for the 3x3 stride-1 convs, im2col for the rest: the
+-- fastest whole-net inference of the fmnist nets, docs/PERFORMANCE.md). Training runs the backward
+-- implementations' own forwards where they have one. A user overrides them with
+-- impls = {conv2d = "im2col", ...}.
+local CTC = {"combine_then_conv/winograd", "combine_then_conv/im2col"}
 M.default_impls = {
-  conv2d = "im2col", condconv = "combine_then_conv/im2col", dyconv = "combine_then_conv/im2col",
-  weightnet = "combine_then_conv/im2col", skconv = "im2col", splat = "im2col", drconv = "gather",
+  conv2d = {"winograd", "im2col"}, condconv = CTC, dyconv = CTC, weightnet = CTC,
+  skconv = {"winograd", "im2col"}, splat = {"winograd", "im2col"}, drconv = "gather",
   localconv = "im2col", lightconv = "band", dynconv1d = "band", mhattention = "gemm", linear = "blas",
 }
 
@@ -237,7 +242,15 @@ local function instantiate(desc, o)
     else
       local op = ROW_OPS[r.op] or r.op
       if r.op == "scale" or r.op == "concat" then fail("dcb.net: %s: layer %s is cost-only", desc.name, r.op) end
-      id = c:add(r.name, op, impls[op] or M.default_impls[op] or "naive", bwds[op], node_params(r), r.inputs[1])
+      -- an implementation, or a list in order of preference: the first that runs this node's
+      -- hyperparameters (dcb.net raises when none does; net:nodes() says which each node got)
+      local want = impls[op] or M.default_impls[op] or "naive"
+      if type(want) ~= "table" then want = {want} end
+      for k, impl in ipairs(want) do
+        local ok, res = pcall(c.add, c, r.name, op, impl, bwds[op], node_params(r), r.inputs[1])
+        if ok then id = res break end
+        if k == #want or not tostring(res):find("unsupported", 1, true) then error(res, 0) end
+      end
     end
     assert(id == i - 1, "nets: node ids follow the rows")
   end
