@@ -64,22 +64,12 @@ size_t dcb_conv2d_bwd_gemm_ws(const dcb_conv2d_p *p, int N, int H, int W, int th
     return sizeof(float) * (data > wgt ? data : wgt);
 }
 
-/* Valid output columns j (0 <= j*stride + off < W) as [*j0, *j1). */
-static void col_range(int W, int Wo, int stride, int off, int *j0, int *j1) {
-    int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
-    int b = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
-    if (b > Wo) b = Wo;
-    if (a > b) a = b;
-    *j0 = a;
-    *j1 = b;
-}
-
 /* Row (u, v) of the column matrix of channel plane xc, into dst (Ho x Wo). */
-static void im2col_row(const dcb_conv2d_p *p, int H, int W, int Ho, int Wo, const float *xc, int u, int v,
-                       float *dst) {
+void dcb_conv2d_im2col_row(const dcb_conv2d_p *p, int H, int W, int Ho, int Wo, const float *xc, int u, int v,
+                           float *dst) {
     const int off = v * p->dil - p->pad;
     int j0, j1;
-    col_range(W, Wo, p->stride, off, &j0, &j1);
+    dcb_conv2d_valid_range(W, Wo, p->stride, off, &j0, &j1);
     for (int i = 0; i < Ho; i++) {
         const int ii = i * p->stride + u * p->dil - p->pad;
         float *d = dst + (size_t)i * Wo;
@@ -99,11 +89,11 @@ static void im2col_row(const dcb_conv2d_p *p, int H, int W, int Ho, int Wo, cons
 }
 
 /* dxc += the scatter of row (u, v) src (Ho x Wo) of a column matrix. */
-static void col2im_row(const dcb_conv2d_p *p, int H, int W, int Ho, int Wo, const float *src, int u, int v,
-                       float *dxc) {
+void dcb_conv2d_col2im_row(const dcb_conv2d_p *p, int H, int W, int Ho, int Wo, const float *src, int u, int v,
+                           float *dxc) {
     const int off = v * p->dil - p->pad;
     int j0, j1;
-    col_range(W, Wo, p->stride, off, &j0, &j1);
+    dcb_conv2d_valid_range(W, Wo, p->stride, off, &j0, &j1);
     for (int i = 0; i < Ho; i++) {
         const int ii = i * p->stride + u * p->dil - p->pad;
         if (ii < 0 || ii >= H) continue;
@@ -133,7 +123,7 @@ static void dw_data(const dcb_conv2d_p *p, int N, int H, int W, const geom *g, c
                         const float wv = w[(size_t)o * kk + u * p->kw + v];
                         const int off = v * p->dil - p->pad;
                         int j0, j1;
-                        col_range(W, g->Wo, p->stride, off, &j0, &j1);
+                        dcb_conv2d_valid_range(W, g->Wo, p->stride, off, &j0, &j1);
                         for (int i = 0; i < g->Ho; i++) {
                             const int ii = i * p->stride + u * p->dil - p->pad;
                             if (ii < 0 || ii >= H) continue;
@@ -163,7 +153,7 @@ static void dw_weight(const dcb_conv2d_p *p, int N, int H, int W, const geom *g,
             for (int v = 0; v < p->kw; v++) {
                 const int off = v * p->dil - p->pad;
                 int j0, j1;
-                col_range(W, g->Wo, p->stride, off, &j0, &j1);
+                dcb_conv2d_valid_range(W, g->Wo, p->stride, off, &j0, &j1);
                 double acc = 0;
                 for (int n = 0; n < N; n++) {
                     const float *xc = x + ((size_t)n * p->cin + c) * H * W;
@@ -212,7 +202,7 @@ static void data_image(const dcb_conv2d_p *p, int H, int W, const geom *g, const
             float *dxc = dxg + (size_t)c * H * W;
             memset(dxc, 0, sizeof(float) * H * W);
             for (int r = 0; r < kk; r++)
-                col2im_row(p, H, W, g->Ho, g->Wo, col + ((size_t)c * kk + r) * g->P, r / p->kw, r % p->kw, dxc);
+                dcb_conv2d_col2im_row(p, H, W, g->Ho, g->Wo, col + ((size_t)c * kk + r) * g->P, r / p->kw, r % p->kw, dxc);
         }
     }
 }
@@ -285,7 +275,7 @@ void dcb_conv2d_bwd_weight_gemm(const dcb_conv2d_p *p, int N, int H, int W, cons
                     const float *xg = x + n0 * in_sz + (size_t)gr * g.cig * H * W;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && g.K > 8)
                     for (int r = 0; r < g.K; r++)
-                        im2col_row(p, H, W, g.Ho, g.Wo, xg + (size_t)(r / kk) * H * W, (r % kk) / p->kw,
+                        dcb_conv2d_im2col_row(p, H, W, g.Ho, g.Wo, xg + (size_t)(r / kk) * H * W, (r % kk) / p->kw,
                                    r % p->kw, col + (size_t)r * g.P);
                 }
             } else {
@@ -294,7 +284,7 @@ void dcb_conv2d_bwd_weight_gemm(const dcb_conv2d_p *p, int N, int H, int W, cons
                 for (int b = 0; b < m; b++)
                     for (int r = 0; r < g.K; r++) {
                         const float *xg = x + (n0 + b) * in_sz + (size_t)gr * g.cig * H * W;
-                        im2col_row(p, H, W, g.Ho, g.Wo, xg + (size_t)(r / kk) * H * W, (r % kk) / p->kw,
+                        dcb_conv2d_im2col_row(p, H, W, g.Ho, g.Wo, xg + (size_t)(r / kk) * H * W, (r % kk) / p->kw,
                                    r % p->kw, col + (size_t)r * m * g.P + (size_t)b * g.P);
                     }
                 for (int b = 0; b < m; b++)

@@ -97,6 +97,10 @@ typedef struct dcb_bwd_vt {
     dcb_status (*run)(dcb_op *op, const dcb_train_ctx *c);
 } dcb_bwd_vt;
 
+/* Creates directory path (one level; an existing one is fine), or
+ * DCB_IO_ERROR naming it (net.c; networks and checkpoints write to it). */
+dcb_status dcb_mkdir(const char *path);
+
 /* The gradient buffer of weight `name` in c, or NULL when not wanted (or
  * the op has no such weight). */
 float *dcb_dw(const dcb_op *op, const dcb_train_ctx *c, const char *name);
@@ -277,6 +281,13 @@ int dcb_conv2d_block_images(const dcb_conv2d_p *p, int N, int H, int W);
 void dcb_conv2d_valid_range(int n, int no, int stride, int off, int *j0, int *j1);
 void dcb_conv2d_im2col_block(const dcb_conv2d_p *p, int H, int W, const float *x, size_t xstride, int m, int nc,
                              float *col, int threads);
+/* One row (u, v) of the column matrix of channel plane xc (H x W): dst
+ * (Ho x Wo) = the tap's inputs, zero outside the image; and its adjoint,
+ * dxc += the scatter of such a row src (conv2d_backward_gemm.c). */
+void dcb_conv2d_im2col_row(const dcb_conv2d_p *p, int H, int W, int Ho, int Wo, const float *xc, int u, int v,
+                           float *dst);
+void dcb_conv2d_col2im_row(const dcb_conv2d_p *p, int H, int W, int Ho, int Wo, const float *src, int u, int v,
+                           float *dxc);
 
 /* Winograd F(m x m, 3x3), m in {2, 4}: the static engine in conv2d_winograd.c,
  * the dynamic path (dcb_winograd_dyn_*, dcb_winograd_bank_*) in

@@ -530,14 +530,12 @@ static void im2col_taps(const drc_hp *h, int H, int W, int Ho, int Wo, const flo
     for (int c = 0; c < p->cin; c++)
         for (int u = 0; u < p->kh; u++) {
             const int ou = u * p->dil - p->pad;
-            const int i0 = ou >= 0 ? 0 : (-ou + p->stride - 1) / p->stride;
-            int i1 = H - 1 - ou < 0 ? 0 : (H - 1 - ou) / p->stride + 1;
-            i1 = i1 > Ho ? Ho : i1;
+            int i0, i1;
+            dcb_conv2d_valid_range(H, Ho, p->stride, ou, &i0, &i1);
             for (int v = 0; v < p->kw; v++) {
                 const int ov = v * p->dil - p->pad;
-                const int j0 = ov >= 0 ? 0 : (-ov + p->stride - 1) / p->stride;
-                int j1 = W - 1 - ov < 0 ? 0 : (W - 1 - ov) / p->stride + 1;
-                j1 = j1 > Wo ? Wo : j1;
+                int j0, j1;
+                dcb_conv2d_valid_range(W, Wo, p->stride, ov, &j0, &j1);
                 float *d = cols + (((size_t)c * p->kh + u) * p->kw + v) * P;
                 const int ie = i1 > i0 ? i1 : i0;
                 memset(d, 0, sizeof(float) * (size_t)i0 * Wo);
@@ -582,14 +580,12 @@ static void col2im_taps(const drc_hp *h, int H, int W, int Ho, int Wo, const flo
     for (int c = 0; c < p->cin; c++)
         for (int u = 0; u < p->kh; u++) {
             const int ou = u * p->dil - p->pad;
-            const int i0 = ou >= 0 ? 0 : (-ou + p->stride - 1) / p->stride;
-            int i1 = H - 1 - ou < 0 ? 0 : (H - 1 - ou) / p->stride + 1;
-            i1 = i1 > Ho ? Ho : i1;
+            int i0, i1;
+            dcb_conv2d_valid_range(H, Ho, p->stride, ou, &i0, &i1);
             for (int v = 0; v < p->kw; v++) {
                 const int ov = v * p->dil - p->pad;
-                const int j0 = ov >= 0 ? 0 : (-ov + p->stride - 1) / p->stride;
-                int j1 = W - 1 - ov < 0 ? 0 : (W - 1 - ov) / p->stride + 1;
-                j1 = j1 > Wo ? Wo : j1;
+                int j0, j1;
+                dcb_conv2d_valid_range(W, Wo, p->stride, ov, &j0, &j1);
                 const float *d = dcols + (((size_t)c * p->kh + u) * p->kw + v) * P;
                 for (int i = i0; i < i1; i++) {
                     float *xr = dx + ((size_t)c * H + (size_t)(i * p->stride + ou)) * W + ov;

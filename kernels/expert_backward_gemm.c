@@ -36,51 +36,18 @@ typedef struct geo {
 
 /* Rows (c, u, v) of the column matrix of nc channels of one image. */
 static void im2col(const dcb_conv2d_p *p, const geo *G, const float *x, int nc, float *col) {
-    const int kk = p->kh * p->kw, H = G->H, W = G->W, Ho = G->Ho, Wo = G->Wo;
-    for (int r = 0; r < nc * kk; r++) {
-        const int c = r / kk, u = (r % kk) / p->kw, v = r % p->kw;
-        const float *xc = x + (size_t)c * H * W;
-        float *dst = col + (size_t)r * Ho * Wo;
-        const int off = v * p->dil - p->pad;
-        for (int i = 0; i < Ho; i++) {
-            const int ii = i * p->stride + u * p->dil - p->pad;
-            float *d = dst + (size_t)i * Wo;
-            if (ii < 0 || ii >= H) {
-                memset(d, 0, sizeof(float) * Wo);
-                continue;
-            }
-            const float *xr = xc + (size_t)ii * W;
-            for (int j = 0; j < Wo; j++) {
-                const int jj = j * p->stride + off;
-                d[j] = (jj >= 0 && jj < W) ? xr[jj] : 0.0f;
-            }
-        }
-    }
+    const int kk = p->kh * p->kw;
+    for (int r = 0; r < nc * kk; r++)
+        dcb_conv2d_im2col_row(p, G->H, G->W, G->Ho, G->Wo, x + (size_t)(r / kk) * G->HW, (r % kk) / p->kw, r % p->kw,
+                              col + (size_t)r * G->Ho * G->Wo);
 }
 
 /* dx (nc, H, W) += the column matrix dcol folded back, rows in order. */
 static void col2im_add(const dcb_conv2d_p *p, const geo *G, const float *dcol, int nc, float *dx) {
-    const int kk = p->kh * p->kw, H = G->H, W = G->W, Ho = G->Ho, Wo = G->Wo;
-    for (int r = 0; r < nc * kk; r++) {
-        const int c = r / kk, u = (r % kk) / p->kw, v = r % p->kw;
-        float *dxc = dx + (size_t)c * H * W;
-        const float *src = dcol + (size_t)r * Ho * Wo;
-        const int off = v * p->dil - p->pad;
-        /* the j with 0 <= j*stride + off < W */
-        int j0 = off < 0 ? (-off + p->stride - 1) / p->stride : 0;
-        int j1 = off < W ? (W - 1 - off) / p->stride + 1 : 0;
-        if (j1 > Wo) j1 = Wo;
-        for (int i = 0; i < Ho; i++) {
-            const int ii = i * p->stride + u * p->dil - p->pad;
-            if (ii < 0 || ii >= H) continue;
-            float *d = dxc + (size_t)ii * W;
-            const float *s = src + (size_t)i * Wo;
-            if (p->stride == 1)
-                for (int j = j0; j < j1; j++) d[j + off] += s[j];
-            else
-                for (int j = j0; j < j1; j++) d[j * p->stride + off] += s[j];
-        }
-    }
+    const int kk = p->kh * p->kw;
+    for (int r = 0; r < nc * kk; r++)
+        dcb_conv2d_col2im_row(p, G->H, G->W, G->Ho, G->Wo, dcol + (size_t)r * G->Ho * G->Wo, (r % kk) / p->kw,
+                              r % p->kw, dx + (size_t)(r / kk) * G->HW);
 }
 
 /* One sample: dWn (cout, cin_g, kh, kw) when wanted, dxn (cin, H, W) (the

@@ -265,14 +265,14 @@ static void rows_forward(const dcb_tensor *x, dcb_tensor *y) {
                 memcpy(y->data + ((n * H + h) * C + c) * W, x->data + ((n * C + c) * H + h) * W, sizeof(float) * W);
 }
 
-static void rows_backward(const dcb_tensor *gy, dcb_tensor *gx, int add) {
+static void rows_backward(const dcb_tensor *gy, dcb_tensor *gx) {
     const int64_t N = gx->shape[0], C = gx->shape[1], H = gx->shape[2], W = gx->shape[3];
     for (int64_t n = 0; n < N; n++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t c = 0; c < C; c++) {
                 const float *s = gy->data + ((n * H + h) * C + c) * W;
                 float *d = gx->data + ((n * C + c) * H + h) * W;
-                for (int64_t j = 0; j < W; j++) d[j] = add ? d[j] + s[j] : s[j];
+                memcpy(d, s, sizeof(float) * W);
             }
 }
 
@@ -399,7 +399,7 @@ dcb_status dcb_net_backward(dcb_net *net, const dcb_tensor *dy) {
             break;
         case NODE_ROWS:
             if (ga) {
-                rows_backward(d->gy, ga, 0);
+                rows_backward(d->gy, ga);
                 give_grad(net, d->a, ga);
             }
             break;
@@ -488,19 +488,19 @@ const dcb_tensor *dcb_net_grad(const dcb_net *net, int i) {
     return net->nodes[net->params[i].node].dw[net->params[i].w];
 }
 
-static dcb_status make_dir(const char *path) {
+dcb_status dcb_mkdir(const char *path) {
     if (mkdir(path, 0777) == 0 || errno == EEXIST) return DCB_OK;
     return dcb_fail(DCB_IO_ERROR, "cannot create directory %s: %s", path, strerror(errno));
 }
 
 dcb_status dcb_net_save(const dcb_net *net, const char *dir) {
-    dcb_status st = make_dir(dir);
+    dcb_status st = dcb_mkdir(dir);
     for (int i = 0; st == DCB_OK && i < net->n; i++) {
         const node *d = &net->nodes[i];
         if (!d->op || !dcb_op_weight_count(d->op)) continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, d->name);
-        if ((st = make_dir(path)) != DCB_OK) break;
+        if ((st = dcb_mkdir(path)) != DCB_OK) break;
         for (int w = 0; st == DCB_OK && w < dcb_op_weight_count(d->op); w++) {
             const char *wn = dcb_op_weight_name(d->op, w);
             const dcb_tensor *t = dcb_op_get_weight(d->op, wn);

@@ -2,13 +2,14 @@
  * SGD (momentum, Nesterov) or AdamW with PyTorch's update rules, learning
  * rate schedules, temperature annealing, evaluation, and checkpoints from
  * which a killed run resumes to the same weights bit for bit. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "dcb_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,18 +158,18 @@ typedef struct ckpt_state {
     int64_t opt_t;
 } ckpt_state;
 
-static dcb_status mkdir_p(const char *path) {
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) return DCB_OK;
-    return dcb_fail(DCB_IO_ERROR, "cannot create directory %s: %s", path, strerror(errno));
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
 }
 
+/* Removes a checkpoint directory of our own (dir.tmp, dir.old) and what is in it. */
 static dcb_status rm_rf(const char *path) {
-    char cmd[4200];
     struct stat sb;
-    if (stat(path, &sb) != 0) return DCB_OK;
-    /* only our own checkpoint directories reach here (dir.tmp, dir.old) */
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (strchr(path, '\'') || system(cmd) != 0) return dcb_fail(DCB_IO_ERROR, "cannot remove %s", path);
+    if (lstat(path, &sb) != 0) return DCB_OK;
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return dcb_fail(DCB_IO_ERROR, "cannot remove %s: %s", path, strerror(errno));
     return DCB_OK;
 }
 
@@ -212,11 +213,11 @@ static dcb_status save_checkpoint(const char *dir, const dcb_net *net, const opt
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     snprintf(old, sizeof old, "%s.old", dir);
     dcb_status st = rm_rf(tmp);
-    if (st == DCB_OK) st = mkdir_p(tmp);
+    if (st == DCB_OK) st = dcb_mkdir(tmp);
     snprintf(path, sizeof path, "%s/weights", tmp);
     if (st == DCB_OK) st = dcb_net_save(net, path);
     snprintf(path, sizeof path, "%s/optim", tmp);
-    if (st == DCB_OK) st = mkdir_p(path);
+    if (st == DCB_OK) st = dcb_mkdir(path);
     for (int i = 0; st == DCB_OK && i < o->np; i++) {
         snprintf(path, sizeof path, "%s/optim/%s.m.npy", tmp, dcb_net_param_name(net, i));
         st = dcb_npy_save(path, o->m[i]);
