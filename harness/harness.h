@@ -70,6 +70,7 @@ int csv_append_line(int fd, const char *line, size_t len);
 /* Writes a whole file through a temporary file and rename. */
 int write_file_atomic(const char *path, const char *data, size_t len);
 int mkdir_p(const char *dir);
+uint64_t dcbh_fnv1a(const char *s);   /* FNV-1a 64: point ids */
 int cmd_merge(int argc, char **argv);
 
 /* ---------------------------------------------------------------- bench */

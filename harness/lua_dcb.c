@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TENSOR_MT "dcb.tensor"
 #define OP_MT "dcb.op"
@@ -599,6 +602,28 @@ static int l_similarity(lua_State *L) {
     return 1;
 }
 
+/* dcb.cosines(k) -> {c01, c02, ...}: every pair's whole-kernel cosine similarity. */
+static int l_cosines(lua_State *L) {
+    dcb_tensor *k = dcbh_check_tensor(L, 1, "dcb.cosines");
+    int64_t n = 0;
+    dcb_status st = dcb_similarity_pairs(k, NULL, 0, &n);
+    if (st != DCB_OK) return st_error(L, "dcb.cosines", st);
+    double *v = malloc(sizeof *v * (size_t)(n ? n : 1));
+    if (!v) return luaL_error(L, "dcb.cosines: out of memory (%lld pairs)", (long long)n);
+    st = dcb_similarity_pairs(k, v, n, &n);
+    if (st != DCB_OK) {
+        free(v);
+        return st_error(L, "dcb.cosines", st);
+    }
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    free(v);
+    return 1;
+}
+
 /* dcb.rel_err(y, ref) -> max |y-ref| / max(1, max|ref|), max |y-ref| */
 static int l_rel_err(lua_State *L) {
     dcb_tensor *a = dcbh_check_tensor(L, 1, "dcb.rel_err"), *b = dcbh_check_tensor(L, 2, "dcb.rel_err");
@@ -729,13 +754,15 @@ static int l_plot(lua_State *L) {
     return 1;
 }
 
-/* dcb.read_csv(path) -> rows ({column = text}), columns (list) — for
- * derived tables after a sweep (empty cells are absent). */
+/* dcb.read_csv(path [, repair]) -> rows ({column = text}), columns (list) —
+ * for derived tables after a sweep (empty cells are absent). repair = true
+ * truncates a torn last line (a kill in mid-write) in place, as resume does. */
 static int l_read_csv(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    const int repair = lua_toboolean(L, 2);
     csv_table t;
     char err[1024];
-    if (csv_read(path, &t, 0, err, sizeof err)) return luaL_error(L, "dcb.read_csv: %s", err);
+    if (csv_read(path, &t, repair, err, sizeof err)) return luaL_error(L, "dcb.read_csv: %s", err);
     lua_createtable(L, t.nrows, 0);
     for (int r = 0; r < t.nrows; r++) {
         lua_createtable(L, 0, t.ncols);
@@ -753,6 +780,57 @@ static int l_read_csv(lua_State *L) {
     }
     csv_free(&t);
     return 2;
+}
+
+/* dcb.append_line(path, line): one whole line appended with a single
+ * write(2) and fsync (csv_append_line), the file created if missing; a
+ * reader sees all of the line or none. The resumable studies' rows. */
+static int l_append_line(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t n;
+    const char *line = luaL_checklstring(L, 2, &n);
+    if (!n || line[n - 1] != '\n') return luaL_error(L, "dcb.append_line: %s: the line must end in a newline", path);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd < 0) return luaL_error(L, "dcb.append_line: cannot open %s: %s", path, strerror(errno));
+    int rc = csv_append_line(fd, line, n);
+    int e = errno;
+    close(fd);
+    if (rc) return luaL_error(L, "dcb.append_line: cannot append to %s: %s", path, strerror(e));
+    return 0;
+}
+
+/* dcb.write_file(path, text): the whole file through a temporary and a rename. */
+static int l_write_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t n;
+    const char *text = luaL_checklstring(L, 2, &n);
+    if (write_file_atomic(path, text, n)) return luaL_error(L, "dcb.write_file: cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* dcb.mkdir(path): the directory and its parents. */
+static int l_mkdir(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    if (mkdir_p(path)) return luaL_error(L, "dcb.mkdir: cannot create %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* dcb.point_id(text) -> 16 hex digits: the FNV-1a hash that sweep point ids use. */
+static int l_point_id(lua_State *L) {
+    char b[24];
+    snprintf(b, sizeof b, "%016llx", (unsigned long long)dcbh_fnv1a(luaL_checkstring(L, 1)));
+    lua_pushstring(L, b);
+    return 1;
+}
+
+/* dcb.machine() -> the JSON object every result file records (CPU, ISA, BLAS, build). */
+static int l_machine(lua_State *L) {
+    const dcbh_options *o = dcbh_lua_options(L);
+    char *j = dcbh_machine_json(o->argc, o->argv);
+    if (!j) return luaL_error(L, "dcb.machine: out of memory");
+    lua_pushstring(L, j);
+    free(j);
+    return 1;
 }
 
 static void register_metatables(lua_State *L) {
@@ -835,10 +913,12 @@ int luaopen_dcb(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"load", l_load},       {"save", l_save},     {"randn", l_randn},
         {"zeros", l_zeros},     {"ops", l_ops},       {"impls", l_impls},
-        {"params", l_params},   {"op", l_op},         {"similarity", l_similarity},
+        {"params", l_params},   {"op", l_op},         {"similarity", l_similarity}, {"cosines", l_cosines},
         {"bench", l_bench},     {"sweep", dcbh_lua_sweep}, {"calibration", l_calibration},
         {"plot", l_plot},       {"read_csv", l_read_csv}, {"compare", dcbh_lua_compare},
-        {"rel_err", l_rel_err}, {"input_layout", l_input_layout}, {NULL, NULL}};
+        {"rel_err", l_rel_err}, {"input_layout", l_input_layout}, {"append_line", l_append_line},
+        {"write_file", l_write_file}, {"mkdir", l_mkdir}, {"point_id", l_point_id}, {"machine", l_machine},
+        {NULL, NULL}};
     const dcbh_options *opt = dcbh_lua_options(L);
     luaL_newlib(L, fns);
     dcbh_lua_net_register(L);
@@ -852,7 +932,9 @@ int luaopen_dcb(lua_State *L) {
         "function dcb.regnet(t) return require('models').regnet(t) end\n"
         "function dcb.net(a, b) return require('nets').net(a, b) end\n"
         "function dcb.nets() return require('nets').names() end\n"
-        "function dcb.train(t) return require('nets').train(t) end\n";
+        "function dcb.train(t) return require('nets').train(t) end\n"
+        "function dcb.study(t) return require('study').study(t) end\n"
+        "function dcb.sample_space(t) return require('study').sample_space(t) end\n";
     if (luaL_loadbuffer(L, models_glue, sizeof models_glue - 1, "=dcb.models") == LUA_OK) {
         lua_pushvalue(L, -2);
         lua_call(L, 1, 0);

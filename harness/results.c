@@ -104,6 +104,16 @@ void sb_json_str(dcbh_sb *b, const char *s) {
     sb_add(b, "\"");
 }
 
+/* FNV-1a, 64 bits: the point ids of sweeps and studies. */
+uint64_t dcbh_fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 /* ---------------------------------------------------------------- files */
 int mkdir_p(const char *dir) {
     char tmp[4096];

@@ -131,15 +131,6 @@ static int cmp_key(const void *a, const void *b) {
     return strcmp(((const key *)a)->name, ((const key *)b)->name);
 }
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* ------------------------------------------------------------- reading */
 static void add_key(lua_State *L, sweep *s, const char *name, int in_grid) {
     int k = key_index(s, name);
@@ -406,7 +397,7 @@ static uint64_t point_id(const sweep *s, const point *p) {
     if (p->T) sb_printf(&b, ";T=%lld", (long long)p->T);
     if (p->H) sb_printf(&b, ";H=%lld;W=%lld", (long long)p->H, (long long)p->W);
     sb_printf(&b, ";threads=%d", p->threads);
-    uint64_t h = fnv1a(b.s);
+    uint64_t h = dcbh_fnv1a(b.s);
     sb_free(&b);
     return h;
 }

@@ -512,6 +512,10 @@ typedef struct dcb_similarity_stats {
     dcb_sim_summary whole, per_channel;
 } dcb_similarity_stats;
 dcb_status dcb_similarity(const dcb_tensor *k, dcb_similarity_stats *out);
+/* Every pair's whole-kernel cosine similarity, in the order (0,1), (0,2), ...,
+ * (1,2), ...: *npairs = n(n-1)/2 pairs for n kernels. With out NULL only
+ * *npairs is set; otherwise cap must hold them all (DCB_INVALID_ARGUMENT). */
+dcb_status dcb_similarity_pairs(const dcb_tensor *k, double *out, int64_t cap, int64_t *npairs);
 
 /* ------------------------------------------------------------ utilities */
 void *dcb_aligned_alloc(size_t bytes);   /* DCB_ALIGN aligned; free with dcb_aligned_free */

@@ -70,3 +70,21 @@ dcb_status dcb_similarity(const dcb_tensor *k, dcb_similarity_stats *out) {
     acc_done(&chan, &out->per_channel);
     return DCB_OK;
 }
+
+dcb_status dcb_similarity_pairs(const dcb_tensor *k, double *out, int64_t cap, int64_t *npairs) {
+    if (!k || !npairs) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_similarity_pairs: NULL argument");
+    if (k->ndim < 2 || k->shape[0] < 2) {
+        char s[128];
+        return dcb_fail(DCB_INVALID_SHAPE,
+                        "similarity: need at least 2 kernels along the first dimension, got shape %s",
+                        dcb_shape_str(k->ndim, k->shape, s, sizeof s));
+    }
+    const int64_t nk = k->shape[0], per = k->size / nk;
+    *npairs = nk * (nk - 1) / 2;
+    if (!out || cap < *npairs) return out ? dcb_fail(DCB_INVALID_ARGUMENT, "dcb_similarity_pairs: room for %lld of "
+                                                     "%lld pairs", (long long)cap, (long long)*npairs) : DCB_OK;
+    int64_t p = 0;
+    for (int64_t i = 0; i < nk; i++)
+        for (int64_t j = i + 1; j < nk; j++) out[p++] = cosine(k->data + i * per, k->data + j * per, (size_t)per);
+    return DCB_OK;
+}

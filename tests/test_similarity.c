@@ -75,12 +75,48 @@ static void test_invalid(void **state) {
     dcb_tensor_free(k);
 }
 
+/* Every pair's cosine, in order (0,1), (0,2), (1,2), ...: the values whose
+ * mean, min and max dcb_similarity reports; too small a buffer is refused. */
+static void test_pairs(void **state) {
+    (void)state;
+    int64_t sh[2] = {5, 7};
+    dcb_tensor *k = dcb_tensor_new(2, sh);
+    dcb_tensor_randn(k, 3);
+    int64_t n = 0;
+    assert_ok(dcb_similarity_pairs(k, NULL, 0, &n));
+    assert_int_equal(n, 10);
+    double v[10], small[4];
+    assert_int_equal(dcb_similarity_pairs(k, small, 4, &n), DCB_INVALID_ARGUMENT);
+    assert_ok(dcb_similarity_pairs(k, v, 10, &n));
+    dcb_similarity_stats s;
+    assert_ok(dcb_similarity(k, &s));
+    double sum = 0, mn = 2, mx = -2;
+    int p = 0;
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++, p++) {
+            double ab = 0, aa = 0, bb = 0;
+            for (int e = 0; e < 7; e++) {
+                ab += (double)k->data[i * 7 + e] * k->data[j * 7 + e];
+                aa += (double)k->data[i * 7 + e] * k->data[i * 7 + e];
+                bb += (double)k->data[j * 7 + e] * k->data[j * 7 + e];
+            }
+            assert_true(fabs(v[p] - ab / sqrt(aa * bb)) < 1e-12);
+            sum += v[p];
+            mn = fmin(mn, v[p]);
+            mx = fmax(mx, v[p]);
+        }
+    assert_true(fabs(sum / 10 - s.whole.mean) < 1e-12);
+    assert_true(mn == s.whole.min && mx == s.whole.max);
+    dcb_tensor_free(k);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identical_and_orthogonal),
         cmocka_unit_test(test_opposite_scaled_and_zero),
         cmocka_unit_test(test_random_kernels_near_zero),
         cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_pairs),
     };
     return cmocka_run_group_tests_name("similarity", tests, NULL, NULL);
 }
