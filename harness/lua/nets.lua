@@ -103,7 +103,8 @@ function FAMILIES.resnet_fmnist(o)
 end
 
 FAMILY_DOC.seq_fmnist = "row-sequence classifier: a 28x28 image as 28 steps of 28 features, a linear " ..
-  "embedding, `layers` residual blocks of mixer (lightconv | dynconv1d | mhattention) and a " ..
+  "embedding, `layers` residual blocks of mixer (lightconv | dynconv1d | mhattention | none: the static " ..
+  "baseline, no mixing across steps) and a " ..
   "linear+ReLU feed-forward, mean over the steps, linear"
 FAMILY_KEYS.seq_fmnist = {"dim", "layers", "mixer", "heads", "kernel_size", "padding", "classes"}
 function FAMILIES.seq_fmnist(o)
@@ -113,17 +114,17 @@ function FAMILIES.seq_fmnist(o)
   net:seq_linear{cout = d, name = "embed"}; net:relu("embed_relu")
   for l = 1, (o.layers or 2) do
     net:block(l, function()
-      net:block("mix", function()
+      if mixer ~= "none" then net:block("mix", function()
         local p = {heads = o.heads or 4}
         if mixer == "lightconv" or mixer == "dynconv1d" then
           p.kernel_size = o.kernel_size or 7
           p.padding = o.padding or "same"
         elseif mixer ~= "mhattention" then
-          fail("seq_fmnist: mixer must be lightconv, dynconv1d or mhattention, got '%s'", tostring(mixer))
+          fail("seq_fmnist: mixer must be lightconv, dynconv1d, mhattention or none, got '%s'", tostring(mixer))
         end
         net:seq_op(mixer, p, {name = mixer})
         net:add("add")
-      end)
+      end) end
       net:block("ffn", function()
         net:seq_linear{cout = d, name = "fc"}; net:relu("relu"); net:add("add")
       end)
