@@ -10,6 +10,8 @@
 #   make bench-seq     dynconv1d / lightconv against attention (docs/PERFORMANCE.md)
 #   make bench-threads 1 against 2 threads, interleaved, on the issue-6 layers
 #   make bench-train   training and inference images/s against PyTorch (docs/TRAINING.md)
+#   make ablations  every ablation study with accuracy (sweeps/ablations/, results/ablations/)
+#   make test-cluster  a study through GNU parallel and a real single-node Slurm
 #   make install PREFIX=/usr/local
 #   BLAS=openblas  OpenBLAS with its own pthreads pool (the default is the OpenMP build)
 #   BLAS=blis      build against BLIS instead of OpenBLAS
@@ -58,7 +60,8 @@ SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 $(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean
+.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean \
+        ablations test-cluster
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -168,6 +171,7 @@ LUA_TESTS := $(wildcard tests/lua/test_*.lua)
 test-unit: all $(TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(TESTS); do echo "== $$t"; DCBENCH=$(BUILD)/dcbench $(BUILD)/tests/$$t; done
 	@set -e; for t in $(LUA_TESTS); do echo "== $$t"; $(BUILD)/dcbench $$t; done
+	@echo "== test_parallel_study"; DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
 
 test-san: deps $(TESTS:%=$(BUILD)/tests-san/%) $(BUILD)/dcbench-san
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
@@ -201,6 +205,31 @@ bench-threads: all
 	$(BUILD)/dcbench sweeps/bench/threads.lua 9 2
 bench-train: all
 	$(BUILD)/dcbench sweeps/bench/train.lua 2 1 2
+
+# Every ablation study (sweeps/ablations/all.lua) in ABL_JOBS shards of 1-thread
+# training runs through GNU parallel, merged, then the tables and figures:
+# results/ablations/README.md. A killed run resumes where it stopped.
+ABL_JOBS ?= 2
+ablations: all
+	DCBENCH=$(BUILD)/dcbench scripts/parallel_sweep.sh -n $(ABL_JOBS) -j $(ABL_JOBS) --results results sweeps/ablations/all.lua
+
+# test-cluster: scripts/slurm_sweep.sbatch on a real single-node Slurm on this
+# machine (root; Debian's slurm-wlm + munge, installed when missing): a private
+# munged, slurmctld and slurmd in a temp dir run a timing sweep and a training
+# study as array jobs, and the merged shards must match a serial run; then the
+# study through scripts/parallel_sweep.sh (tests/cluster/).
+#   make test-cluster [CLUSTER_SCRIPT=sweeps/attention.lua] [CLUSTER_TASKS=3]
+CLUSTER_SCRIPT ?=
+CLUSTER_TASKS  ?= 2
+test-cluster: all
+	@dpkg -s slurm-wlm munge parallel >/dev/null 2>&1 || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y slurm-wlm munge parallel || \
+	  { apt-get update && apt-get install -y slurm-wlm munge parallel; }; }
+	DCBENCH=$(BUILD)/dcbench tests/cluster/test_slurm.sh "$(CLUSTER_SCRIPT)" $(CLUSTER_TASKS)
+	DCBENCH=$(BUILD)/dcbench IGNORE_COLS='train_s,train_s_per_img_*,infer_*,curve_csv' \
+	  tests/cluster/test_slurm.sh tests/cluster/tiny_study.lua $(CLUSTER_TASKS)
+	DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

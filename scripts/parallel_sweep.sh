@@ -16,6 +16,7 @@ shards=$(nproc)
 jobs=""
 results=results
 popts=""
+finish=1
 dcbench=${DCBENCH:-build/dcbench}
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -24,11 +25,12 @@ while [ $# -gt 0 ]; do
         --sshloginfile|--joblog) popts="$popts $1 $2"; shift 2 ;;
         --resume) popts="$popts --resume"; shift ;;
         --results) results=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --no-finish) finish=0; shift ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
-[ $# -ge 1 ] || { echo "usage: $0 [-n SHARDS] [-j JOBS] [--sshloginfile F] [--joblog F] [--resume] SCRIPT.lua" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 [-n SHARDS] [-j JOBS] [--sshloginfile F] [--joblog F] [--resume] [--no-finish] SCRIPT.lua" >&2; exit 2; }
 script=$1; shift
 command -v parallel >/dev/null || { echo "parallel_sweep.sh: GNU parallel is not installed" >&2; exit 1; }
 [ -n "$jobs" ] && popts="$popts -j $jobs"
@@ -42,3 +44,8 @@ for first in $(find "$results" -name "*.shard1of$shards.csv"); do
     # shellcheck disable=SC2086
     "$dcbench" merge "$out" $parts
 done
+# the figures and tables of the merged results
+if [ "$finish" = 1 ]; then
+    # shellcheck disable=SC2086
+    "$dcbench" --results "$results" $* "$script"
+fi
