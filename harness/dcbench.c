@@ -49,8 +49,15 @@ static void usage(FILE *f) {
             "  baseline=, repetitions=, min_time=, steal=true, profile=true, csv=, print=false}: the variants\n"
             "  alternate within every repetition; median, quartiles, min, max, GFLOP/s and the ratio to the\n"
             "  baseline, printed and returned. The focused benchmarks: sweeps/bench/*.lua (make bench-*).\n"
+            "Training: dcb.net(family, {...}), dcb.train{net=, epochs=, ...} (docs/TRAINING.md).\n"
+            "Studies: dcb.study{name=, base={...}, variants={{label=, ...}}, seeds={1,2,3}, train={...}}:\n"
+            "  every (variant, seed) trained once, a row each in <results>/ablations/<name>.csv (sharded,\n"
+            "  resumed and merged like sweep points), then a table with intervals and published deltas and\n"
+            "  figures; dcb.sample_space{space=, given=, n=, seed=}. sweeps/ablations/ (make ablations,\n"
+            "  docs/ABLATIONS.md).\n"
             "Environment: OPENBLAS_CORETYPE is reported and dropped (DCB_KEEP_CORETYPE=1 keeps it);\n"
-            "  DCB_COUNTERS=papi|perf_sw|rusage|none; DCB_HOME: where scripts/ and sweeps/ are.\n");
+            "  DCB_COUNTERS=papi|perf_sw|rusage|none; DCB_HOME: where scripts/ and sweeps/ are;\n"
+            "  DCB_STUDY_THREADS: threads per training unit of a study (default 1).\n");
 }
 
 static int cmd_list(void) {
