@@ -375,10 +375,31 @@ int dcbh_read_hparams(lua_State *L, int idx, const char *fn, dcb_hparam *hp, int
     return nhp;
 }
 
+/* true and false only for the boolean hyperparameters: cin = true is an error,
+ * not 1. */
+static void check_booleans(lua_State *L, const char *op, int idx, const char *fn) {
+    if (!lua_istable(L, idx)) return;
+    int n = 0;
+    const dcb_param_spec *ps = dcb_op_params(op, &n);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -1) == LUA_TBOOLEAN && lua_type(L, -2) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -2);
+            for (int i = 0; i < n; i++)
+                if (!strcmp(ps[i].name, k) && ps[i].type != DCB_PT_BOOL)
+                    luaL_error(L, "%s: %s: %s needs a %s, got %s", fn, op, k,
+                               ps[i].type == DCB_PT_STRING ? "string" : "number",
+                               lua_toboolean(L, -1) ? "true" : "false");
+        }
+        lua_pop(L, 1);
+    }
+}
+
 static int l_op(lua_State *L) {
     const char *name = check_opname(L, 1, "dcb.op");
     const char *impl = NULL;
     dcb_hparam hp[64];
+    check_booleans(L, name, 2, "dcb.op");
     const int nhp = dcbh_read_hparams(L, 2, "dcb.op", hp, 64, &impl);
     dcb_op *op = NULL;
     dcb_status st = dcb_op_create(name, impl, hp, nhp, &op);
@@ -823,6 +844,18 @@ static int l_point_id(lua_State *L) {
     return 1;
 }
 
+/* dcb.max_bytes([n]) -> the memory limit in bytes (dcb_max_bytes); with n,
+ * sets it first (0: back to DCB_MAX_BYTES or 80% of physical memory). */
+static int l_max_bytes(lua_State *L) {
+    if (!lua_isnoneornil(L, 1)) {
+        const lua_Number n = luaL_checknumber(L, 1);
+        if (!(n >= 0 && n < 1.8e19)) return luaL_error(L, "dcb.max_bytes: %f is not a size in bytes", (double)n);
+        dcb_set_max_bytes((size_t)n);
+    }
+    lua_pushinteger(L, (lua_Integer)dcb_max_bytes());
+    return 1;
+}
+
 /* dcb.machine() -> the JSON object every result file records (CPU, ISA, BLAS, build). */
 static int l_machine(lua_State *L) {
     const dcbh_options *o = dcbh_lua_options(L);
@@ -918,6 +951,7 @@ int luaopen_dcb(lua_State *L) {
         {"plot", l_plot},       {"read_csv", l_read_csv}, {"compare", dcbh_lua_compare},
         {"rel_err", l_rel_err}, {"input_layout", l_input_layout}, {"append_line", l_append_line},
         {"write_file", l_write_file}, {"mkdir", l_mkdir}, {"point_id", l_point_id}, {"machine", l_machine},
+        {"max_bytes", l_max_bytes},
         {NULL, NULL}};
     const dcbh_options *opt = dcbh_lua_options(L);
     luaL_newlib(L, fns);

@@ -26,8 +26,8 @@ dcb_status dcb_conv2d_read_params(dcb_op *op, const char *opname, dcb_conv2d_p *
     if (isnan(kw)) kw = k;
     if (isnan(kh) || isnan(kw))
         return dcb_fail(DCB_INVALID_PARAM, "%s: the kernel size is required (k, or kh and kw)", opname);
-    if (!isnan(k) && (k < 1 || k != floor(k)))
-        return dcb_fail(DCB_INVALID_PARAM, "%s: k=%g is invalid (need an integer >= 1)", opname, k);
+    int kint;
+    if (!isnan(k) && (st = dcb_get_int(op, "k", 1, &kint)) != DCB_OK) return st;   /* named as given */
     dcb_set_pv(op, "kh", kh);
     dcb_set_pv(op, "kw", kw);
     if ((st = dcb_get_int(op, "kh", 1, &p->kh)) != DCB_OK) return st;
@@ -35,6 +35,17 @@ dcb_status dcb_conv2d_read_params(dcb_op *op, const char *opname, dcb_conv2d_p *
     if ((st = dcb_get_int(op, "stride", 1, &p->stride)) != DCB_OK) return st;
     if ((st = dcb_get_int(op, "pad", 0, &p->pad)) != DCB_OK) return st;
     if ((st = dcb_get_int(op, "dilation", 1, &p->dil)) != DCB_OK) return st;
+    /* Bounds that keep the engines' padded-plane arithmetic (H + 2 pad, the
+     * kernel extent) inside an int: sizes beyond 65536 pixels are refused. */
+    const int64_t ext_h = (int64_t)p->dil * (p->kh - 1) + 1, ext_w = (int64_t)p->dil * (p->kw - 1) + 1;
+    if (ext_h > 65536 || ext_w > 65536) {
+        const int h = ext_h >= ext_w;
+        return dcb_fail(DCB_INVALID_PARAM, "%s: the kernel extent dilation*(k-1)+1 = %lld (%s=%d, dilation=%d) is "
+                        "above 65536", opname, (long long)(h ? ext_h : ext_w), isnan(k) ? (h ? "kh" : "kw") : "k",
+                        h ? p->kh : p->kw, p->dil);
+    }
+    if (p->pad > 65535)
+        return dcb_fail(DCB_INVALID_PARAM, "%s: pad=%d is above 65535", opname, p->pad);
     p->groups = 1;
     if (dcb_param_index(op->info, "groups") >= 0 &&
         (st = dcb_get_int(op, "groups", 1, &p->groups)) != DCB_OK)
@@ -61,15 +72,15 @@ dcb_status dcb_conv2d_check_input(const char *opname, const dcb_conv2d_p *p, int
         return dcb_fail(DCB_INVALID_SHAPE, "%s: input has %lld channels, cin=%d", opname,
                         (long long)x[1], p->cin);
     const int64_t eh = (int64_t)p->dil * (p->kh - 1) + 1, ew = (int64_t)p->dil * (p->kw - 1) + 1;
-    if (eh > x[2] + 2 * p->pad)
+    if (eh > x[2] + 2 * (int64_t)p->pad)
         return dcb_fail(DCB_INVALID_SHAPE,
                         "%s: kernel height %lld (kh=%d, dilation=%d) exceeds the padded input height %lld (H=%lld, pad=%d)",
-                        opname, (long long)eh, p->kh, p->dil, (long long)(x[2] + 2 * p->pad),
+                        opname, (long long)eh, p->kh, p->dil, (long long)(x[2] + 2 * (int64_t)p->pad),
                         (long long)x[2], p->pad);
-    if (ew > x[3] + 2 * p->pad)
+    if (ew > x[3] + 2 * (int64_t)p->pad)
         return dcb_fail(DCB_INVALID_SHAPE,
                         "%s: kernel width %lld (kw=%d, dilation=%d) exceeds the padded input width %lld (W=%lld, pad=%d)",
-                        opname, (long long)ew, p->kw, p->dil, (long long)(x[3] + 2 * p->pad),
+                        opname, (long long)ew, p->kw, p->dil, (long long)(x[3] + 2 * (int64_t)p->pad),
                         (long long)x[3], p->pad);
     *ho = dcb_conv_out((int)x[2], p->kh, p->stride, p->pad, p->dil);
     *wo = dcb_conv_out((int)x[3], p->kw, p->stride, p->pad, p->dil);

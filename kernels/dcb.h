@@ -113,7 +113,20 @@ typedef struct dcb_tensor {
     float *data;                     /* DCB_ALIGN-byte aligned, owned */
 } dcb_tensor;
 
-/* A zero-filled tensor; NULL (and dcb_last_error) on bad shape or no memory. */
+/* The memory limit: no tensor, and no operator's weights + output +
+ * workspace, may need more bytes (refused with a message that gives the size
+ * and the hyperparameters responsible). Default: DCB_MAX_BYTES from the
+ * environment (bytes, or a number with K, M, G or T), else 80% of physical
+ * memory; dcb_set_max_bytes(0) returns to the default. */
+size_t dcb_max_bytes(void);
+void dcb_set_max_bytes(size_t bytes);
+/* The most elements an operator's input, output or weight may hold (2^30):
+ * every index inside the engines fits an int, and their workspace sizes fit
+ * 64 bits. */
+#define DCB_MAX_TENSOR_ELEMS ((int64_t)1 << 30)
+
+/* A zero-filled tensor; NULL (and dcb_last_error) on bad shape, no memory or
+ * more bytes than dcb_max_bytes(). */
 dcb_tensor *dcb_tensor_new(int ndim, const int64_t *shape);
 dcb_tensor *dcb_tensor_new4(int64_t a, int64_t b, int64_t c, int64_t d);
 dcb_tensor *dcb_tensor_clone(const dcb_tensor *t);

@@ -212,9 +212,17 @@ typedef struct dcb_conv2d_p {
     int cin, cout, kh, kw, stride, pad, dil, groups, bias;
 } dcb_conv2d_p;
 
-static inline int dcb_conv_out(int in, int k, int stride, int pad, int dil) {
+/* In 64 bits: with every size and hyperparameter below 2^31 nothing
+ * overflows; the callers that store it in an int have checked it fits
+ * (dcb_conv2d_check_input, the output guard of make_plan). */
+static inline int64_t dcb_conv_out(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
     return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
 }
+/* "12.0 GiB": a byte count for messages. */
+const char *dcb_bytes_str(double bytes, char *buf, size_t len);
+/* A hyperparameter's value for a message: an integer without exponent
+ * (2147483648, not 2.14748e+09), else %g ("nan", "inf"). */
+const char *dcb_num_str(double v, char *buf, size_t len);
 
 /* Validates conv hyperparameters of any operator that has them (cin, cout,
  * k|kh,kw, stride, pad, dilation, groups, bias): fills *p. */

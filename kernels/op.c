@@ -110,11 +110,20 @@ void dcb_set_pv(dcb_op *op, const char *name, double v) {
     if (i >= 0) op->pv[i] = v;
 }
 
+const char *dcb_num_str(double v, char *buf, size_t len) {
+    if (isfinite(v) && v == floor(v) && fabs(v) < 1e18)
+        snprintf(buf, len, "%.0f", v);
+    else
+        snprintf(buf, len, "%g", v);
+    return buf;
+}
+
 dcb_status dcb_get_int(const dcb_op *op, const char *name, long lo, int *out) {
     double v = dcb_pv(op, name);
+    char b[40];
     if (isnan(v) || v != floor(v) || v < (double)lo || v > 1e9)
-        return dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g is invalid (need an integer >= %ld)",
-                        op->info->name, name, v, lo);
+        return dcb_fail(DCB_INVALID_PARAM, "%s: %s=%s is invalid (need an integer from %ld to 1000000000)",
+                        op->info->name, name, dcb_num_str(v, b, sizeof b), lo);
     *out = (int)v;
     return DCB_OK;
 }
@@ -168,6 +177,111 @@ void dcb_op_destroy(dcb_op *op) {
 /* The last backward implementation that runs op's hyperparameters (NULL:
  * none does, or the op has none). Checks must not leave a message behind
  * that a later success would show, so the thread's message is kept. */
+/* ----------------------------------------------------------- size guards
+ * What an operator may hold (DCB_MAX_TENSOR_ELEMS per tensor, dcb_max_bytes()
+ * in all), checked before any engine does arithmetic on a shape: a sweep to
+ * extremes gets an invalid_* status that names the sizes and the
+ * hyperparameters behind them, never an overflow or a 16 GB allocation. */
+
+/* The integer hyperparameters worth naming: the ones equal to one of dims
+ * (a weight's shape), or, without dims, every one of 65536 or more. */
+static void suspects(const dcb_op *op, const int64_t *dims, int ndims, char *buf, size_t len) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < op->info->nparams && o + 1 < len; i++) {
+        const double v = op->pv[i];
+        if (op->info->params[i].type == DCB_PT_STRING || !isfinite(v) || v < 2) continue;
+        int hit = !dims && v >= 1000;
+        for (int d = 0; dims && d < ndims; d++) hit = hit || ((double)dims[d] == v && v >= 1000);
+        if (!hit) continue;
+        char b[40];
+        o += (size_t)snprintf(buf + o, len - o, "%s%s=%s", o ? ", " : " (", op->info->params[i].name,
+                              dcb_num_str(v, b, sizeof b));
+    }
+    if (o && o + 1 < len) snprintf(buf + o, len - o, ")");
+}
+
+/* The element count of shape, or -1 where it passes DCB_MAX_TENSOR_ELEMS or a
+ * dim is negative or beyond 2^31-1. */
+static int64_t elems_or_neg(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0 || shape[d] > INT32_MAX || __builtin_mul_overflow(n, shape[d], &n) ||
+            n > DCB_MAX_TENSOR_ELEMS)
+            return -1;
+    }
+    return n;
+}
+
+static double elems_double(int ndim, const int64_t *shape) {
+    double n = 1;
+    for (int d = 0; d < ndim; d++) n *= (double)shape[d];
+    return n;
+}
+
+/* "the output (1, 4, 131076, 131076) holds 6.9e+10 elements (256.0 GiB): at
+ * most 2^30 elements and 2^31-1 per dim (pad=65535)" */
+static dcb_status too_big(const dcb_op *op, dcb_status st, const char *what, int ndim, const int64_t *shape,
+                          const char *who) {
+    char s[160], b[32];
+    const double n = elems_double(ndim, shape);
+    return dcb_fail(st, "%s: %s %s holds %.3g elements (%s): at most 2^30 elements and 2^31-1 per dim%s",
+                    op->info->name, what, dcb_shape_str(ndim, shape, s, sizeof s), n,
+                    dcb_bytes_str(4 * n, b, sizeof b), who);
+}
+
+static dcb_status check_weight_sizes(dcb_op *op) {
+    double bytes = 0;
+    int big = -1;
+    for (int i = 0; i < op->nweights; i++) {
+        const dcb_weight_spec *w = &op->wspec[i];
+        const int64_t n = elems_or_neg(w->ndim, w->shape);
+        if (n < 0) {
+            char who[512], what[64];
+            suspects(op, w->shape, w->ndim, who, sizeof who);
+            snprintf(what, sizeof what, "weight %s", w->name);
+            return too_big(op, DCB_INVALID_PARAM, what, w->ndim, w->shape, who);
+        }
+        bytes += 4.0 * (double)n;
+        if (big < 0 || n > elems_or_neg(op->wspec[big].ndim, op->wspec[big].shape)) big = i;
+    }
+    if (bytes > (double)dcb_max_bytes()) {
+        const dcb_weight_spec *w = &op->wspec[big];
+        char s[160], who[512], b1[32], b2[32];
+        suspects(op, w->shape, w->ndim, who, sizeof who);
+        return dcb_fail(DCB_INVALID_PARAM, "%s: the weights need %s (%s %s the largest), above the limit of %s "
+                        "(DCB_MAX_BYTES)%s", op->info->name, dcb_bytes_str(bytes, b1, sizeof b1), w->name,
+                        dcb_shape_str(w->ndim, w->shape, s, sizeof s), dcb_bytes_str((double)dcb_max_bytes(), b2,
+                        sizeof b2), who);
+    }
+    return DCB_OK;
+}
+
+static double weight_bytes(const dcb_op *op) {
+    double b = 0;
+    for (int i = 0; i < op->nweights; i++) b += 4.0 * (double)elems_or_neg(op->wspec[i].ndim, op->wspec[i].shape);
+    return b;
+}
+
+/* The input, then the output the operator computes for it. */
+static dcb_status checked_out_shape(const dcb_op *op, int ndim, const int64_t *x, int *yn, int64_t *ys) {
+    if (ndim < 0 || ndim > DCB_MAX_DIMS)
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: input has %d dimensions", op->info->name, ndim);
+    char who[512];
+    suspects(op, NULL, 0, who, sizeof who);
+    if (elems_or_neg(ndim, x) < 0) return too_big(op, DCB_INVALID_SHAPE, "the input", ndim, x, who);
+    dcb_status st = op->info->out_shape(op, ndim, x, yn, ys);
+    if (st != DCB_OK) return st;
+    for (int d = 0; d < *yn; d++)
+        if (ys[d] < 1) {
+            char s[160];
+            return dcb_fail(DCB_INVALID_SHAPE, "%s: the output %s would be empty%s", op->info->name,
+                            dcb_shape_str(*yn, ys, s, sizeof s), who);
+        }
+    if (elems_or_neg(*yn, ys) < 0) return too_big(op, DCB_INVALID_SHAPE, "the output", *yn, ys, who);
+    return DCB_OK;
+}
+
 static const dcb_bwd_vt *default_bwd(dcb_op *op) {
     for (int i = op->info->nbwds - 1; i >= 0; i--) {
         const dcb_bwd_vt *b = op->info->bwds[i];
@@ -220,9 +334,10 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
             break;
         }
         if (strcmp(h->name, "threads") == 0) {
+            char b[40];
             if (h->str || h->num < 1 || h->num > 1024 || h->num != floor(h->num))
-                st = dcb_fail(DCB_INVALID_PARAM, "%s: threads=%g is invalid (need an integer >= 1)",
-                              info->name, h->num);
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: threads=%s is invalid (need an integer from 1 to 1024)",
+                              info->name, h->str ? h->str : dcb_num_str(h->num, b, sizeof b));
             else
                 op->threads = (int)h->num;
             continue;
@@ -240,8 +355,9 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
         const dcb_param_spec *ps = &info->params[i];
         if (ps->type == DCB_PT_STRING) {
             if (!h->str) {
-                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s needs a string, got %g", info->name,
-                              h->name, h->num);
+                char b[40];
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s needs a string, got %s", info->name,
+                              h->name, dcb_num_str(h->num, b, sizeof b));
                 break;
             }
             free(op->ps[i]);
@@ -252,14 +368,15 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
                               h->name, h->str);
                 break;
             }
+            char b[40];
             if (!isfinite(h->num)) {
-                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g is not finite", info->name,
-                              h->name, h->num);
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s=%s is not finite", info->name,
+                              h->name, dcb_num_str(h->num, b, sizeof b));
                 break;
             }
             if (ps->type == DCB_PT_BOOL && h->num != 0 && h->num != 1) {
-                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s=%g must be 0 or 1 (false/true)",
-                              info->name, h->name, h->num);
+                st = dcb_fail(DCB_INVALID_PARAM, "%s: %s=%s must be 0 or 1 (false/true)",
+                              info->name, h->name, dcb_num_str(h->num, b, sizeof b));
                 break;
             }
             op->pv[i] = h->num;
@@ -268,7 +385,8 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
     if (st == DCB_OK) st = info->validate(op);
     if (st == DCB_OK) {
         op->nweights = info->weights(op, op->wspec);
-        if (vt->check) st = vt->check(op);
+        st = check_weight_sizes(op);
+        if (st == DCB_OK && vt->check) st = vt->check(op);
     }
     if (st == DCB_OK) op->bwd = default_bwd(op);
     if (st != DCB_OK) {
@@ -441,9 +559,26 @@ static dcb_status make_plan(dcb_op *op, int ndim, const int64_t *x_shape) {
     op->planned = 0;
     int yn = 0;
     int64_t ys[DCB_MAX_DIMS] = {0};
-    dcb_status st = op->info->out_shape(op, ndim, x_shape, &yn, ys);
+    dcb_status st = checked_out_shape(op, ndim, x_shape, &yn, ys);
     if (st != DCB_OK) return st;
+    const double out_bytes = 4.0 * (double)elems_or_neg(yn, ys);
+    if (out_bytes + weight_bytes(op) > (double)dcb_max_bytes()) {
+        char s[160], who[512], b1[32], b2[32];
+        suspects(op, NULL, 0, who, sizeof who);
+        return dcb_fail(DCB_INVALID_SHAPE, "%s: the output %s and the weights need %s, above the limit of %s "
+                        "(DCB_MAX_BYTES)%s", op->info->name, dcb_shape_str(yn, ys, s, sizeof s),
+                        dcb_bytes_str(out_bytes + weight_bytes(op), b1, sizeof b1),
+                        dcb_bytes_str((double)dcb_max_bytes(), b2, sizeof b2), who);
+    }
     const size_t ws = op->impl->workspace ? op->impl->workspace(op, x_shape) : 0;
+    if ((double)ws + out_bytes + weight_bytes(op) > (double)dcb_max_bytes()) {
+        char s[160], who[512], b1[32], b2[32];
+        suspects(op, NULL, 0, who, sizeof who);
+        return dcb_fail(DCB_UNSUPPORTED_SHAPE, "%s/%s: a workspace of %s for the input %s is above the limit of %s "
+                        "(DCB_MAX_BYTES) with the output and weights%s", op->info->name, op->impl->name,
+                        dcb_bytes_str((double)ws, b1, sizeof b1), dcb_shape_str(ndim, x_shape, s, sizeof s),
+                        dcb_bytes_str((double)dcb_max_bytes(), b2, sizeof b2), who);
+    }
     if (op->prepared && op->impl->plan && (st = op->impl->plan(op, x_shape)) != DCB_OK) return st;
     op->plan_ndim = ndim;
     memcpy(op->plan_x, x_shape, sizeof(int64_t) * (size_t)ndim);
@@ -538,11 +673,13 @@ dcb_status dcb_op_forward(dcb_op *op, const dcb_tensor *x, dcb_tensor **out) {
     size_t wsb;
     dcb_status st = plan_output(op, x, &y, &wsb);
     if (st != DCB_OK) return st;
+    if (!y) return dcb_fail(DCB_OUT_OF_MEMORY, "%s: %s", op->info->name, dcb_last_error());
     void *ws = wsb ? dcb_aligned_alloc(wsb) : NULL;
-    if (!y || (wsb && !ws)) {
+    if (wsb && !ws) {
+        char b[32];
         dcb_tensor_free(y);
-        dcb_aligned_free(ws);
-        return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory (workspace %zu bytes)", op->info->name, wsb);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "%s/%s: out of memory for a workspace of %s", op->info->name,
+                        op->impl->name, dcb_bytes_str((double)wsb, b, sizeof b));
     }
     st = dcb_op_run(op, x, y, ws, NULL);
     dcb_aligned_free(ws);
@@ -558,7 +695,7 @@ dcb_status dcb_op_cost(const dcb_op *op, int ndim, const int64_t *x_shape, dcb_c
     if (!op || !x_shape || !c) return dcb_fail(DCB_INVALID_ARGUMENT, "dcb_op_cost: NULL argument");
     int yn;
     int64_t ys[DCB_MAX_DIMS];
-    dcb_status st = op->info->out_shape(op, ndim, x_shape, &yn, ys);
+    dcb_status st = checked_out_shape(op, ndim, x_shape, &yn, ys);
     if (st != DCB_OK) return st;
     memset(c, 0, sizeof *c);
     op->info->cost(op, x_shape, c);

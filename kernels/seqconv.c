@@ -31,6 +31,8 @@ dcb_status dcb_seqconv_validate(dcb_op *op) {
     if ((st = dcb_get_int(op, "channels", 1, &p->C)) != DCB_OK) return st;
     if ((st = dcb_get_int(op, "heads", 1, &p->H)) != DCB_OK) return st;
     if ((st = dcb_get_int(op, "kernel_size", 1, &p->K)) != DCB_OK) return st;
+    if (p->K > 65536)   /* as the conv extent: nothing longer makes sense, and T*K stays in range */
+        return dcb_fail(DCB_INVALID_PARAM, "%s: kernel_size=%d is above 65536", opname, p->K);
     if (p->C % p->H)
         return dcb_fail(DCB_INVALID_PARAM, "%s: heads=%d does not divide channels=%d", opname, p->H, p->C);
     const char *pad = dcb_ps(op, "padding");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Counted for the tests' proof that a run on a planned shape allocates
  * nothing (dcb_alloc_count). */
@@ -41,6 +42,61 @@ uint64_t dcb_rand_u64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+/* ------------------------------------------------------ memory limit */
+static size_t max_bytes_set; /* 0: DCB_MAX_BYTES, else 80% of physical memory */
+
+static size_t default_max_bytes(void)
+{
+    const char *e = getenv("DCB_MAX_BYTES");
+    if (e && *e) {
+        char *end;
+        double v = strtod(e, &end);
+        double mul = 1;
+        switch (*end) {
+        case 'k': case 'K': mul = 1024.0; end++; break;
+        case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+        case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+        case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+        default: break;
+        }
+        if (*end == 'B' || *end == 'b') end++;
+        if (*end == 0 && v * mul >= 1 && v * mul < 1.8e19) return (size_t)(v * mul);
+        fprintf(stderr, "dcb: DCB_MAX_BYTES='%s' is not a size (bytes, or a number with K, M, G or T); "
+                        "using 80%% of physical memory\n", e);
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psz <= 0) return (size_t)8 << 30;
+    return (size_t)((double)pages * (double)psz * 0.8);
+}
+
+size_t dcb_max_bytes(void)
+{
+    size_t m = __atomic_load_n(&max_bytes_set, __ATOMIC_RELAXED);
+    if (m) return m;
+    static size_t def;
+    size_t d = __atomic_load_n(&def, __ATOMIC_RELAXED);
+    if (!d) {
+        d = default_max_bytes();
+        __atomic_store_n(&def, d, __ATOMIC_RELAXED);
+    }
+    return d;
+}
+
+void dcb_set_max_bytes(size_t bytes) { __atomic_store_n(&max_bytes_set, bytes, __ATOMIC_RELAXED); }
+
+const char *dcb_bytes_str(double bytes, char *buf, size_t len)
+{
+    static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 6) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u == 0) snprintf(buf, len, "%.0f bytes", bytes);
+    else snprintf(buf, len, "%.1f %s", bytes, unit[u]);
+    return buf;
+}
+
 dcb_tensor *dcb_tensor_new(int ndim, const int64_t *shape)
 {
     if (ndim < 0 || ndim > DCB_MAX_DIMS) {
@@ -74,12 +130,19 @@ dcb_tensor *dcb_tensor_new(int ndim, const int64_t *shape)
         size *= (uint64_t)shape[i];
     }
 
+    size_t bytes = (size_t)size * sizeof(float);
+    if (bytes > dcb_max_bytes()) {
+        char buf[160], b1[32], b2[32];
+        dcb_fail(DCB_OUT_OF_MEMORY, "tensor: shape %s needs %s, above the limit of %s (DCB_MAX_BYTES)",
+                 dcb_shape_str(ndim, shape, buf, sizeof buf), dcb_bytes_str((double)bytes, b1, sizeof b1),
+                 dcb_bytes_str((double)dcb_max_bytes(), b2, sizeof b2));
+        return NULL;
+    }
     dcb_tensor *t = calloc(1, sizeof *t);
     if (!t) {
         dcb_fail(DCB_OUT_OF_MEMORY, "tensor: out of memory");
         return NULL;
     }
-    size_t bytes = (size_t)size * sizeof(float);
     t->data = dcb_aligned_alloc(bytes);
     if (!t->data) {
         char buf[160];

@@ -27,7 +27,7 @@ static void hp_put(tc_case *c, dcb_hparam h) {
 }
 static void hp_set(tc_case *c, const char *name, double v) { hp_put(c, TU_HP(name, v)); }
 
-static void case_str(const tc_case *c, char *buf, size_t len) {
+static inline void case_str(const tc_case *c, char *buf, size_t len) {
     size_t o = (size_t)snprintf(buf, len, "N=%lld H=%lld W=%lld T=%lld", (long long)c->N, (long long)c->H,
                                 (long long)c->W, (long long)c->T);
     for (int i = 0; i < c->nhp && o < len; i++) {
