@@ -12,6 +12,7 @@
 #   make bench-train   training and inference images/s against PyTorch (docs/TRAINING.md)
 #   make ablations  every ablation study with accuracy (sweeps/ablations/, results/ablations/)
 #   make test-cluster  a study through GNU parallel and a real single-node Slurm
+#   make valgrind-check  a small script under valgrind's memcheck (a portable build)
 #   make install PREFIX=/usr/local
 #   BLAS=openblas  OpenBLAS with its own pthreads pool (the default is the OpenMP build)
 #   BLAS=blis      build against BLIS instead of OpenBLAS
@@ -61,7 +62,7 @@ $(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean \
-        ablations test-cluster
+        ablations test-cluster valgrind-check
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -230,6 +231,16 @@ test-cluster: all
 	DCBENCH=$(BUILD)/dcbench IGNORE_COLS='train_s,train_s_per_img_*,infer_*,curve_csv' \
 	  tests/cluster/test_slurm.sh tests/cluster/tiny_study.lua $(CLUSTER_TASKS)
 	DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
+
+# valgrind-check: a small script (tests/valgrind/small.lua) under memcheck,
+# 0 errors and no definite leak. The default build is -march=native, whose
+# AVX-512 instructions valgrind cannot run, so this builds a portable binary
+# (x86-64-v3: AVX2 + FMA) in build-valgrind/; OpenBLAS and oneDNN pick their
+# kernels from the CPU valgrind reports.
+valgrind-check: deps
+	$(MAKE) BUILD=build-valgrind OPT="-O2 -g -march=x86-64-v3" all
+	DCB_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 valgrind --error-exitcode=9 --leak-check=full \
+	  --errors-for-leak-kinds=definite -q build-valgrind/dcbench tests/valgrind/small.lua
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
