@@ -356,10 +356,17 @@ local function units(def)
   return list, by_id
 end
 
-local function in_shard(id, shard)
-  if not shard or shard.n <= 1 then return true end
-  local h = tonumber(id:sub(1, 15), 16)   -- 60 bits: a non-negative Lua integer
-  return h % shard.n == shard.i - 1
+-- Shard i of n takes every n-th unit in the order of their ids: balanced to one unit (a few units per
+-- study make id % n lumpy), and the same on every machine, since every shard sees the whole list.
+local function shard_of(list, shard)
+  local ids = {}
+  for i, u in ipairs(list) do ids[i] = u.id end
+  table.sort(ids)
+  local mine = {}
+  for rank, id in ipairs(ids) do
+    if not shard or shard.n <= 1 or (rank - 1) % shard.n == shard.i - 1 then mine[id] = true end
+  end
+  return mine
 end
 
 local function header_line() return table.concat(COLUMNS, ",") .. "\n" end
@@ -769,8 +776,8 @@ function M.study(raw)
   if not has_header then d.append_line(csv, header_line()) end
   local done = {}
   for _, r in ipairs(rows) do if r.status == "ok" then done[r.point_id] = true end end
-  local mine = {}
-  for _, u in ipairs(list) do if in_shard(u.id, shard) then mine[#mine + 1] = u end end
+  local mine, ours = {}, shard_of(list, shard)
+  for _, u in ipairs(list) do if ours[u.id] then mine[#mine + 1] = u end end
   local todo = 0
   for _, u in ipairs(mine) do if not done[u.id] then todo = todo + 1 end end
   io.stderr:write(string.format("study %s: %d units (%d variants x %d seeds) in this shard, %d done earlier -> %s\n",

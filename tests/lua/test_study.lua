@@ -229,6 +229,7 @@ if not quick then
     end
     for id in pairs(union) do assert(s[id], "a shard unit not in the serial run: " .. id) end
     eq(n, 4, "units")
+    eq(#dcb.read_csv(tmp .. "/shards/ablations/t.shard1of2.csv"), 2, "balanced: 2 of the 4 units in shard 1")
   end)
 end
 
