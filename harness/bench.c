@@ -96,7 +96,15 @@ dcb_status dcbh_bench(dcb_op *op, const dcb_tensor *x, const dcbh_bench_opts *o,
         dcbh_time_opts to = {o->name ? o->name : dcb_op_get_name(op), o->repetitions, o->min_time,
                              dcb_op_threads(op), o->json_path};
         char err[512] = "";
-        if (dcbh_time(body, &c, &to, &r->t, err, sizeof err)) {
+        const int trc = dcbh_time(body, &c, &to, &r->t, err, sizeof err);
+        if (trc && r->t.json_failed) {
+            /* The operator ran; its record could not be kept. A sweep stops on
+             * this rather than write the point off as an error. */
+            r->io_failed = 1;
+            fail(r, DCB_IO_ERROR, err);
+            goto done;
+        }
+        if (trc) {
             st = DCB_INVALID_ARGUMENT;
             fail(r, st, err[0] ? err : dcb_last_error());
             goto done;

@@ -25,7 +25,8 @@ static void usage(FILE *f) {
             "  calibrate [THREADS]     measure peak fp32 GFLOP/s and memory bandwidth (1 and THREADS\n"
             "                          threads, default all cores) into the calibration file\n"
             "                          (DCB_CALIBRATION, default results/calibration.json); rooflines use it\n"
-            "  merge OUT.csv IN.csv... join the CSVs of a sharded sweep by point id (no duplicates)\n"
+            "  merge OUT.csv IN.csv... join the CSVs of a sharded sweep by point id (no duplicates; a\n"
+            "                          point's last row in a file is its result; a torn row is refused)\n"
             "  plot CSV X [Y [BY]]     draw Y (default time) against X, one line per BY (default impl)\n"
             "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
             "                          MACs/params against ours, from the network descriptions)\n"
@@ -39,12 +40,16 @@ static void usage(FILE *f) {
             "  --quick                 dcb.quick = true: shipped sweeps shrink their grids; fewer\n"
             "                          repetitions (3) and a shorter minimum time (5 ms)\n"
             "  --format png|pdf|svg    figure format (png via pngcairo; pdf, svg for papers)\n"
+            "  --retry-errors          a resumed sweep measures again the points whose last row says\n"
+            "                          error (the new row, appended after it, is their result); without\n"
+            "                          it they stay done and the summary counts them\n"
             "  --help                  this text\n"
             "Sweeps: dcb.sweep{name=, op=, base={...}, grid={key={values}}, impls={...}, filter=function(p),\n"
             "  measure={\"time\",\"counters\",\"similarity\"}, plot={x=, y=, by=}, repetitions=, min_time=,\n"
             "  rotate=true (cold cache), seed=, dir=}. Grid keys N, H, W (image ops) and T (sequence ops)\n"
             "  give the input shape (defaults N=1, H=W=28, T=128); every other key is a hyperparameter.\n"
-            "  A killed sweep resumes where it stopped when run again.\n"
+            "  A killed sweep resumes where it stopped when run again. One run of a sweep at a time\n"
+            "  (a lock on its CSV; shards write their own files); a write that fails (disk full) stops it.\n"
             "Comparisons: dcb.compare{variants={{name=, op=, x=} or {name=, gemm={M=, N=, K=}, batch=, threads=}},\n"
             "  baseline=, repetitions=, min_time=, steal=true, profile=true, csv=, print=false}: the variants\n"
             "  alternate within every repetition; median, quartiles, min, max, GFLOP/s and the ratio to the\n"
@@ -143,6 +148,8 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--quick")) {
             opt.quick = 1;
+        } else if (!strcmp(a, "--retry-errors")) {
+            opt.retry_errors = 1;
         } else if (!strcmp(a, "--results") || !strcmp(a, "--shard") || !strcmp(a, "--format")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "dcbench: %s needs a value\n", a);

@@ -27,8 +27,9 @@ typedef struct dcbh_options {
     const char *format;        /* --format png|pdf|svg */
     int argc;                  /* the program's own command line, for the machine JSON */
     char **argv;
+    int retry_errors;          /* --retry-errors: resume measures points whose last row says error */
 } dcbh_options;
-#define DCBH_OPTIONS_DEFAULT {"results", 1, 1, 0, "png", 0, NULL}
+#define DCBH_OPTIONS_DEFAULT {"results", 1, 1, 0, "png", 0, NULL, 0}
 
 /* Directory of a data file shipped with dcbench (scripts/, sweeps/): the
  * DCB_HOME environment variable, else the executable's ../, else ".". */
@@ -57,16 +58,18 @@ typedef struct csv_table {
     char ***rows;      /* rows[r][c], never NULL ("" for empty) */
 } csv_table;
 
-/* Reads a CSV written by dcbench. repair=1 truncates a torn last line (a
- * row without its newline, left by a kill) in place. Returns 0, or -1 with
- * err; a missing file is -1 with errno ENOENT. */
+/* What csv_read does with a torn last line (a row without its newline, left
+ * by a kill or a full disk): leaves it out and the file alone (plots,
+ * dcb.read_csv), truncates it in place (resume, which measures that point
+ * again), or fails naming the file and line (merge). */
+enum { CSV_TOLERANT = 0, CSV_REPAIR = 1, CSV_STRICT = 2 };
+/* Reads a CSV written by dcbench; repair is one of the above. Returns 0, or
+ * -1 with err ("path:line: ..." for a bad row); a missing file is -1 with
+ * errno ENOENT. */
 int csv_read(const char *path, csv_table *t, int repair, char *err, size_t errlen);
 void csv_free(csv_table *t);
 int csv_col(const csv_table *t, const char *name);   /* -1 if absent */
 int csv_parse_line(const char *line, size_t len, char ***fields);   /* count; caller frees */
-/* Appends one complete line (ending in '\n') with a single write(2) on an
- * O_APPEND descriptor, then fsync: a reader sees all of it or none. */
-int csv_append_line(int fd, const char *line, size_t len);
 /* Writes a whole file through a temporary file and rename. */
 int write_file_atomic(const char *path, const char *data, size_t len);
 int mkdir_p(const char *dir);
@@ -92,6 +95,8 @@ typedef struct dcbh_bench_result {
     dcbh_time_stats t;
     double prepare_s;
     int profiled;
+    int io_failed;        /* a result file (json_path) could not be written: the harness's
+                             failure, not the operator's; status DCB_IO_ERROR, msg names it */
     double phase[DCB_PHASE_COUNT];   /* seconds per run */
     int counted;
     dcbh_counters c;                 /* per iteration */

@@ -13,6 +13,14 @@
 extern "C" {
 #endif
 
+/* ------------------------------------------------------------------ files */
+/* Appends one complete line (ending in '\n') with a single write(2) on an
+ * O_APPEND descriptor, then fsync: a reader sees all of it or none. A write
+ * that runs out of room is undone (the file cut back to its size before) and
+ * -1 returned with the errno of the failure (ENOSPC, EFBIG), never a stale
+ * one. The CSV rows (results.c) and the JSON Lines of dcbh_time use it. */
+int csv_append_line(int fd, const char *line, size_t len);
+
 /* ----------------------------------------------------------------- timing */
 #define DCBH_MAX_REPS 64
 
@@ -45,6 +53,8 @@ typedef struct dcbh_time_stats {
                                         when repetitions == 1 */
     double rep[DCBH_MAX_REPS];       /* per-repetition seconds per iteration (wall time);
                                         NAN past `repetitions` */
+    int json_failed;                 /* dcbh_time returned -1 because json_path could not
+                                        be written (a full disk), not because of the body */
 } dcbh_time_stats;
 
 /* The timed body: one call is one iteration. `iteration` counts up from 0
@@ -58,7 +68,10 @@ typedef int (*dcbh_body)(void *ctx, int64_t iteration);
  * runs before the first repetition. After a body error the body is not called
  * again. Not reentrant (Google Benchmark's state is global): calls are
  * serialised, and a body must not call dcbh_time.
- * 0 on success; otherwise -1 and a message in err. */
+ * 0 on success; otherwise -1 and a message in err. out->json_failed tells
+ * the caller's failure from the harness's: 1 when the timing ran (out is
+ * filled) but json_path could not be appended (err names the file and
+ * strerror; no part of the record is left there). */
 int dcbh_time(dcbh_body body, void *ctx, const dcbh_time_opts *opts, dcbh_time_stats *out,
               char *err, size_t errlen);
 const char *dcbh_gbench_version(void);   /* e.g. "1.7.1" */

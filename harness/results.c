@@ -131,21 +131,21 @@ int mkdir_p(const char *dir) {
 int write_file_atomic(const char *path, const char *data, size_t len) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
     size_t off = 0;
-    while (off < len) {
+    int e = 0;
+    while (off < len && !e) {
         ssize_t w = write(fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
+        if (w < 0 && errno != EINTR) e = errno;
+        if (w > 0) off += (size_t)w;
     }
-    if (fsync(fd) || close(fd) || rename(tmp, path)) {
+    if (!e && fsync(fd)) e = errno;
+    if (close(fd) && !e) e = errno;
+    if (!e && rename(tmp, path)) e = errno;
+    if (e) {
         unlink(tmp);
+        errno = e;   /* the caller reports the write's errno, not unlink's */
         return -1;
     }
     return 0;
@@ -154,11 +154,30 @@ int write_file_atomic(const char *path, const char *data, size_t len) {
 int csv_append_line(int fd, const char *line, size_t len) {
     /* One write of the whole row: with O_APPEND, a kill leaves either the
      * complete row or a prefix without its newline, which csv_read repairs. */
+    struct stat st;
+    const off_t before = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
     ssize_t w;
     do w = write(fd, line, len);
     while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)len) return -1;
-    return fsync(fd);
+    if (w == (ssize_t)len) return fsync(fd);
+    /* A short write sets no errno: the rest, written again, fails with the
+     * reason (ENOSPC, EFBIG) or, with room made meanwhile, completes it. */
+    int e = w < 0 ? errno : 0;
+    size_t off = w > 0 ? (size_t)w : 0;
+    while (!e && off < len) {
+        w = write(fd, line + off, len - off);
+        if (w < 0 && errno != EINTR) e = errno;
+        if (w > 0) off += (size_t)w;
+        if (w == 0) e = ENOSPC;
+    }
+    if (!e) return fsync(fd);
+    /* No prefix of the line stays behind: the next line would join it. The
+     * caller holds the file (a sweep's lock), so nobody appended since. */
+    if (off && before >= 0 && ftruncate(fd, before)) {
+        /* nothing better to do: the write's errno is the one to report */
+    }
+    errno = e;
+    return -1;
 }
 
 /* ----------------------------------------------------------------- CSV */
@@ -235,13 +254,31 @@ int csv_read(const char *path, csv_table *t, int repair, char *err, size_t errle
     char buf[65536];
     size_t got;
     while ((got = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&all, buf, got);
+    const int rerr = ferror(f);
     fclose(f);
+    if (rerr) {
+        snprintf(err, errlen, "%s: read error", path);
+        sb_free(&all);
+        errno = EIO;
+        return -1;
+    }
     size_t len = all.n;
     if (len && all.s[len - 1] != '\n') {
         /* A torn last row from a killed writer: drop it (and repair the file). */
         char *nl = memrchr(all.s, '\n', len);
         size_t keep = nl ? (size_t)(nl - all.s) + 1 : 0;
-        if (repair) {
+        if (repair == CSV_STRICT) {
+            int line = 1;
+            for (size_t i = 0; i < keep; i++) line += all.s[i] == '\n';
+            snprintf(err, errlen,
+                     "%s:%d: torn last row (%zu bytes without a newline, left by an interrupted write); "
+                     "run its sweep again to repair it and measure that point, or delete the line",
+                     path, line, len - keep);
+            sb_free(&all);
+            errno = EINVAL;
+            return -1;
+        }
+        if (repair == CSV_REPAIR) {
             if (truncate(path, (off_t)keep)) {
                 snprintf(err, errlen, "%s: cannot truncate a torn last line: %s", path, strerror(errno));
                 sb_free(&all);
@@ -251,12 +288,13 @@ int csv_read(const char *path, csv_table *t, int repair, char *err, size_t errle
         }
         len = keep;
     }
-    int cap = 0;
+    int cap = 0, line = 0;
     size_t pos = 0;
     while (pos < len) {
         char *nl = memchr(all.s + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - all.s) : len;
         size_t l = end - pos;
+        line++;
         if (l && all.s[pos + l - 1] == '\r') l--;
         if (l) {
             char **fields;
@@ -266,12 +304,13 @@ int csv_read(const char *path, csv_table *t, int repair, char *err, size_t errle
                 t->ncols = n;
             } else {
                 if (n != t->ncols) {
-                    snprintf(err, errlen, "%s: row %d has %d fields, the header has %d", path,
-                             t->nrows + 2, n, t->ncols);
+                    snprintf(err, errlen, "%s:%d: the row has %d fields, the header has %d", path, line, n,
+                             t->ncols);
                     for (int c = 0; c < n; c++) free(fields[c]);
                     free(fields);
                     sb_free(&all);
                     csv_free(t);
+                    errno = EINVAL;
                     return -1;
                 }
                 if (t->nrows == cap) t->rows = realloc(t->rows, sizeof *t->rows * (size_t)(cap = cap ? 2 * cap : 64));
@@ -294,6 +333,51 @@ static char *sibling(const char *csv, const char *ext) {
     return s;
 }
 
+/* The result of a point is the LAST row of its id in a file: a sweep run
+ * with --retry-errors (and a study) appends a new attempt after an error row
+ * and never rewrites the file, so resume, merge and the studies' tables all
+ * read the last row. Earlier rows of that id in the same file are
+ * superseded, not duplicates. Across files the order says nothing, so a
+ * point in several inputs (a shard given twice, a shard copied back) is a
+ * duplicate: an ok row wins over one that is not, otherwise the first
+ * input's row is kept. */
+typedef struct id_order {
+    const csv_table *t;
+    int idcol;
+} id_order;
+
+static int cmp_row_id(const void *a, const void *b, void *ctx) {
+    const int x = *(const int *)a, y = *(const int *)b;
+    const id_order *o = ctx;
+    int c = strcmp(o->t->rows[x][o->idcol], o->t->rows[y][o->idcol]);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Frees the rows of t that a later row of the same id supersedes, keeping
+ * the others in file order; returns how many went. */
+static int drop_superseded(csv_table *t, int idcol) {
+    if (t->nrows < 2) return 0;
+    int *ix = malloc(sizeof *ix * (size_t)t->nrows);
+    for (int r = 0; r < t->nrows; r++) ix[r] = r;
+    id_order o = {t, idcol};
+    qsort_r(ix, (size_t)t->nrows, sizeof *ix, cmp_row_id, &o);
+    int gone = 0;
+    for (int k = 0; k + 1 < t->nrows; k++) {
+        if (strcmp(t->rows[ix[k]][idcol], t->rows[ix[k + 1]][idcol])) continue;
+        char **row = t->rows[ix[k]];
+        for (int c = 0; c < t->ncols; c++) free(row[c]);
+        free(row);
+        t->rows[ix[k]] = NULL;
+        gone++;
+    }
+    free(ix);
+    int n = 0;
+    for (int r = 0; r < t->nrows; r++)
+        if (t->rows[r]) t->rows[n++] = t->rows[r];
+    t->nrows = n;
+    return gone;
+}
+
 int cmd_merge(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: dcbench merge OUT.csv IN1.csv [IN2.csv ...]\n");
@@ -302,11 +386,12 @@ int cmd_merge(int argc, char **argv) {
     const char *out = argv[0];
     csv_table m = {0};
     char err[1024];
-    int idcol = -1, stcol = -1, total = 0, dups = 0;
+    int idcol = -1, stcol = -1, dups = 0, superseded = 0;
     for (int i = 1; i < argc; i++) {
         csv_table t;
-        if (csv_read(argv[i], &t, 0, err, sizeof err)) {
-            fprintf(stderr, "dcbench merge: %s\n", err);
+        /* strict: a torn row is refused with its file and line, never dropped */
+        if (csv_read(argv[i], &t, CSV_STRICT, err, sizeof err)) {
+            fprintf(stderr, "dcbench merge: %s; nothing merged\n", err);
             csv_free(&m);
             return 1;
         }
@@ -340,15 +425,15 @@ int cmd_merge(int argc, char **argv) {
             free(t.cols);
             t.cols = NULL;
         }
+        superseded += drop_superseded(&t, idcol);
+        const int before = m.nrows;   /* ids repeat within this file no more */
         for (int r = 0; r < t.nrows; r++) {
             char **row = t.rows[r];
-            total++;
             int found = -1;
-            for (int k = 0; k < m.nrows && found < 0; k++)
+            for (int k = 0; k < before && found < 0; k++)
                 if (!strcmp(m.rows[k][idcol], row[idcol])) found = k;
             if (found >= 0) {
                 dups++;
-                /* Keep a finished measurement over a failed attempt of the same point. */
                 if (stcol >= 0 && strcmp(m.rows[found][stcol], "ok") && !strcmp(row[stcol], "ok")) {
                     char **tmp = m.rows[found];
                     m.rows[found] = row;
@@ -399,14 +484,17 @@ int cmd_merge(int argc, char **argv) {
         size_t got;
         while ((got = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&j, buf, got);
         fclose(f);
-        if (strcmp(jin, jout) && j.n) write_file_atomic(jout, j.s, j.n);
+        if (strcmp(jin, jout) && j.n && write_file_atomic(jout, j.s, j.n)) {
+            fprintf(stderr, "dcbench merge: cannot write %s: %s\n", jout, strerror(errno));
+            rc = 1;
+        }
         sb_free(&j);
     }
     free(jin);
     free(jout);
-    printf("dcbench merge: %d rows from %d files into %s (%d duplicates dropped)\n", m.nrows, argc - 1,
-           out, dups);
-    (void)total;
+    printf("dcbench merge: %d rows from %d files into %s (%d duplicates dropped", m.nrows, argc - 1, out, dups);
+    if (superseded) printf(", %d earlier attempts superseded by a later row of their point", superseded);
+    printf(")\n");
     csv_free(&m);
-    return 0;
+    return rc;
 }

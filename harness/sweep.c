@@ -2,9 +2,11 @@
  * stable id (a hash of what it measures, not of its position), skips points
  * already in the CSV, keeps one shard's points, measures each one and
  * appends its row atomically, then draws the figures. dcbh_lua_sweep runs
- * the steps in order: read_def, expand, open_results, write_def_json,
- * run_points, draw_figures, push_result. What an operator takes as input
- * (image or sequence, which keys are sizes) comes from the library. */
+ * the steps in order: read_def, expand, open_results (which locks the CSV),
+ * then under the lock read_done, write_def_json, run_points, draw_figures,
+ * push_result. A point's result is the last row of its id (results.c, before
+ * cmd_merge). What an operator takes as input (image or sequence, which keys
+ * are sizes) comes from the library. */
 #define _GNU_SOURCE
 #include "harness.h"
 
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* Defaults of the input shape when a sweep does not give them. */
@@ -69,6 +72,21 @@ typedef struct point {
     int threads;
 } point;
 
+/* A point id the CSV holds, with the status of its last row. */
+enum { DONE_OK, DONE_UNSUPPORTED, DONE_ERROR, DONE_OTHER };
+typedef struct done_pt {
+    uint64_t id;
+    int status;
+    int row;          /* its row in the CSV, to find the last one */
+} done_pt;
+
+/* What a run of the points did, for the result and the summary line; *_earlier
+ * count the rows of points done before this run. */
+typedef struct tally {
+    int total, written, skipped, failed, unsupported;
+    int failed_earlier, unsupported_earlier;
+} tally;
+
 typedef struct sweep {
     char *name, *op, *dir_name;   /* dir_name: the results subdirectory */
     int nkeys;
@@ -83,18 +101,15 @@ typedef struct sweep {
     point *pts;
     int has_filter;
     const dcbh_options *opt;
-    /* the results: paths, the CSV open for appending, the ids done (sorted) */
+    /* the results: paths, the CSV open for appending and locked, the ids
+     * done (sorted by id) */
     char dir[2048], base[2300], csv[2400], json[2400], gjson[2400];
     dcbh_sb hdr;     /* the CSV's header line */
     int fd;
     int ndone;
-    uint64_t *done;
+    done_pt *done;
+    tally n;
 } sweep;
-
-/* What a run of the points did, for the result and the summary line. */
-typedef struct tally {
-    int total, written, skipped, failed, unsupported;
-} tally;
 
 static void sweep_free(sweep *s) {
     free(s->name);
@@ -705,7 +720,7 @@ static void json_value(lua_State *L, int idx, dcbh_sb *b, int depth) {
 }
 
 /* ------------------------------------------------------------ progress */
-static void progress(const sweep *s, const point *p, const row *w, int done, int total, int ran,
+static void progress(const sweep *s, const point *p, const row *w, int was_error, int done, int total, int ran,
                      double t0, int tty) {
     double el = dcbh_now() - t0;
     double eta = ran ? el / ran * (total - done) : 0;
@@ -719,16 +734,36 @@ static void progress(const sweep *s, const point *p, const row *w, int done, int
         if (done == total) fprintf(stderr, "\n");
     } else {
         fprintf(stderr, "dcbench: %s %d/%d %s/%s %016llx %s", s->name, done, total, s->op, s->impls[p->impl],
-                (unsigned long long)p->id, w ? w->status : "done earlier");
+                (unsigned long long)p->id, w ? w->status : was_error ? "error, done earlier" : "done earlier");
         if (w && w->r.timed && !strcmp(w->status, "ok")) fprintf(stderr, " %.4g ms", 1e3 * w->r.t.median);
         fprintf(stderr, " (ETA %.0f s)\n", eta);
     }
 }
 
 /* ------------------------------------------------------------ results */
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
+static int cmp_done(const void *a, const void *b) {
+    const done_pt *x = a, *y = b;
+    if (x->id != y->id) return (x->id > y->id) - (x->id < y->id);
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static const done_pt *find_done(const sweep *s, uint64_t id) {
+    size_t lo = 0, hi = (size_t)s->ndone;   /* ids are unique in s->done */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->done[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < (size_t)s->ndone && s->done[lo].id == id ? &s->done[lo] : NULL;
+}
+
+static int status_code(const char *st) {
+    if (!strcmp(st, "ok")) return DONE_OK;
+    if (!strcmp(st, "unsupported")) return DONE_UNSUPPORTED;
+    if (!strcmp(st, "error")) return DONE_ERROR;
+    return DONE_OTHER;
 }
 
 static void set_paths(lua_State *L, sweep *s) {
@@ -744,12 +779,14 @@ static void set_paths(lua_State *L, sweep *s) {
     if (mkdir_p(s->dir)) luaL_error(L, "dcb.sweep: cannot create %s: %s", s->dir, strerror(errno));
 }
 
-/* The ids already in the CSV are done (resume); 1 if it has a header, which
- * must be this definition's. */
+/* The ids already in the CSV are done (resume), each with the status of its
+ * LAST row: a retried point's new row follows its error row. Error rows are
+ * not done under --retry-errors. 1 if the CSV has a header, which must be
+ * this definition's. */
 static int read_done(lua_State *L, sweep *s) {
     csv_table t;
     char err[1024];
-    int exists = csv_read(s->csv, &t, 1, err, sizeof err) == 0;
+    int exists = csv_read(s->csv, &t, CSV_REPAIR, err, sizeof err) == 0;
     if (!exists && errno != ENOENT) luaL_error(L, "dcb.sweep: %s", err);
     if (!exists) return 0;
     if (!t.cols) {
@@ -769,20 +806,49 @@ static int read_done(lua_State *L, sweep *s) {
         luaL_error(L, "dcb.sweep: %s exists with different columns (another definition of sweep '%s'); "
                       "move it away or give the sweep another name", s->csv, s->name);
     }
+    const int stc = csv_col(&t, "status");
     s->done = malloc(sizeof *s->done * ((size_t)t.nrows + 1));
-    for (int r = 0; r < t.nrows; r++) s->done[s->ndone++] = strtoull(t.rows[r][0], NULL, 16);
-    qsort(s->done, (size_t)s->ndone, sizeof *s->done, cmp_u64);
+    for (int r = 0; r < t.nrows; r++) {
+        const int st = stc >= 0 ? status_code(t.rows[r][stc]) : DONE_OK;
+        s->done[r] = (done_pt){strtoull(t.rows[r][0], NULL, 16), st, r};
+    }
+    qsort(s->done, (size_t)t.nrows, sizeof *s->done, cmp_done);
+    s->ndone = 0;
+    for (int r = 0; r < t.nrows; r++) {
+        if (r + 1 < t.nrows && s->done[r + 1].id == s->done[r].id) continue;   /* not its last row */
+        if (s->opt->retry_errors && s->done[r].status == DONE_ERROR) continue;
+        s->done[s->ndone++] = s->done[r];
+    }
     csv_free(&t);
     return 1;
 }
 
-/* Step 3: the CSV open for appending, with its header, and what it holds. */
+/* Step 3: the paths, the header, and the CSV open for appending under an
+ * exclusive lock, so that two runs of one sweep never measure the same
+ * points into one file. Shards have files (and locks) of their own. The
+ * lock goes with the descriptor (close-on-exec: no child keeps it). */
 static void open_results(lua_State *L, sweep *s) {
     set_paths(L, s);
     header(s, &s->hdr);
-    int have_header = read_done(L, s);
-    s->fd = open(s->csv, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    s->fd = open(s->csv, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (s->fd < 0) luaL_error(L, "dcb.sweep: cannot open %s: %s", s->csv, strerror(errno));
+    if (flock(s->fd, LOCK_EX | LOCK_NB) == 0) return;
+    const int e = errno;
+    if (e != EWOULDBLOCK) {
+        /* A file system without locks (an NFS mount without lockd) still runs sweeps. */
+        fprintf(stderr, "dcbench: warning: cannot lock %s (%s): nothing stops a second run of sweep '%s' "
+                        "from measuring the same points into it\n", s->csv, strerror(e), s->name);
+        return;
+    }
+    close(s->fd);
+    s->fd = -1;
+    luaL_error(L, "dcb.sweep: %s is locked: another run of sweep '%s' holds it (one run of a sweep at a time: "
+                  "wait for it to finish; --shard I/N parts write files of their own)", s->csv, s->name);
+}
+
+/* Under the lock: what the CSV holds, and its header if it has none. */
+static void load_results(lua_State *L, sweep *s) {
+    int have_header = read_done(L, s);
     if (!have_header && csv_append_line(s->fd, s->hdr.s, s->hdr.n))
         luaL_error(L, "dcb.sweep: cannot write %s: %s", s->csv, strerror(errno));
 }
@@ -806,8 +872,9 @@ static void write_def_json(lua_State *L, const sweep *s) {
               (unsigned long long)s->seed);
     sb_json_str(&j, s->gjson);
     sb_add(&j, "\n}\n");
-    write_file_atomic(s->json, j.s, j.n);
+    const int rc = write_file_atomic(s->json, j.s, j.n), e = errno;
     sb_free(&j);
+    if (rc) luaL_error(L, "dcb.sweep: cannot write %s: %s", s->json, strerror(e));
 }
 
 static int in_shard(const sweep *s, const point *p) {
@@ -815,14 +882,14 @@ static int in_shard(const sweep *s, const point *p) {
 }
 
 /* Kept sorted so that a repeated point is not measured twice. */
-static void mark_done(sweep *s, uint64_t id) {
+static void mark_done(sweep *s, uint64_t id, int status) {
     s->done = realloc(s->done, sizeof *s->done * ((size_t)s->ndone + 2));
     int pos = s->ndone;
-    while (pos > 0 && s->done[pos - 1] > id) {
+    while (pos > 0 && s->done[pos - 1].id > id) {
         s->done[pos] = s->done[pos - 1];
         pos--;
     }
-    s->done[pos] = id;
+    s->done[pos] = (done_pt){id, status, 0};
     s->ndone++;
 }
 
@@ -837,28 +904,41 @@ static void run_points(lua_State *L, sweep *s, tally *n) {
         point *p = &s->pts[i];
         if (!in_shard(s, p)) continue;
         k++;
-        if (s->done && bsearch(&p->id, s->done, (size_t)s->ndone, sizeof *s->done, cmp_u64)) {
+        const done_pt *d = find_done(s, p->id);
+        if (d) {
             n->skipped++;
-            if (!tty) progress(s, p, NULL, k, n->total, ran, t0, tty);
+            n->failed_earlier += d->status == DONE_ERROR;
+            n->unsupported_earlier += d->status == DONE_UNSUPPORTED;
+            if (!tty) progress(s, p, NULL, d->status == DONE_ERROR, k, n->total, ran, t0, tty);
             continue;
         }
         row w;
         measure_point(s, p, s->gjson, &w);
         ran++;
+        /* A result file that cannot be written (a full disk) is the harness's
+         * failure: no row, so that the point is measured again on resume. */
+        char id[24];
+        snprintf(id, sizeof id, "%016llx", (unsigned long long)p->id);   /* lua_pushfstring has no %llx */
+        if (w.r.io_failed) {
+            const char *m = w.r.msg;
+            if (!strncmp(m, "dcbh_time: ", 11)) m += 11;
+            luaL_error(L, "dcb.sweep: %s: %s; point %s not recorded, the sweep stops (make room and run it "
+                          "again: it resumes there)", s->name, m, id);
+        }
         dcbh_sb b = {0};
         format_row(s, p, &w, &b);
-        int rc = csv_append_line(s->fd, b.s, b.n);
+        const int rc = csv_append_line(s->fd, b.s, b.n), e = errno;
         sb_free(&b);
-        if (rc) luaL_error(L, "dcb.sweep: cannot append to %s: %s", s->csv, strerror(errno));
-        mark_done(s, p->id);
+        if (rc)
+            luaL_error(L, "dcb.sweep: %s: cannot append to %s: %s; point %s not recorded, the sweep stops "
+                          "(make room and run it again: it resumes there)", s->name, s->csv, strerror(e), id);
+        mark_done(s, p->id, status_code(w.status));
         n->written++;
         if (!strcmp(w.status, "error")) n->failed++;
         if (!strcmp(w.status, "unsupported")) n->unsupported++;
-        progress(s, p, &w, k, n->total, ran, t0, tty);
+        progress(s, p, &w, 0, k, n->total, ran, t0, tty);
     }
     if (tty && !n->total) fprintf(stderr, "%s: no points in this shard\n", s->name);
-    close(s->fd);
-    s->fd = -1;
 }
 
 /* ------------------------------------------------------------ figures */
@@ -932,7 +1012,9 @@ static void draw_figures(lua_State *L, const sweep *s) {
 }
 
 /* Step 7: {csv=, json=, total=, written=, skipped=, errors=, unsupported=,
- * figures={...}}, the figures table being at the top of the stack. */
+ * errors_earlier=, unsupported_earlier=, figures={...}}, the figures table
+ * being at the top of the stack. errors and unsupported count this run's
+ * measurements; *_earlier the skipped points whose row says so. */
 static void push_result(lua_State *L, const sweep *s, const tally *n) {
     lua_newtable(L);
     lua_insert(L, -2);
@@ -951,9 +1033,26 @@ static void push_result(lua_State *L, const sweep *s, const tally *n) {
     lua_setfield(L, -2, "errors");
     lua_pushinteger(L, n->unsupported);
     lua_setfield(L, -2, "unsupported");
+    lua_pushinteger(L, n->failed_earlier);
+    lua_setfield(L, -2, "errors_earlier");
+    lua_pushinteger(L, n->unsupported_earlier);
+    lua_setfield(L, -2, "unsupported_earlier");
 }
 
 /* ---------------------------------------------------------------- main */
+/* Steps 3b-7, with the CSV locked: 1 = the definition, 2 = the sweep. Run
+ * protected, so that a Lua error in them releases the lock before it
+ * propagates (a script that catches it may run the sweep again). */
+static int sweep_locked(lua_State *L) {
+    sweep *s = lua_touserdata(L, 2);
+    load_results(L, s);
+    write_def_json(L, s);
+    run_points(L, s, &s->n);
+    draw_figures(L, s);
+    push_result(L, s, &s->n);
+    return 1;
+}
+
 int dcbh_lua_sweep(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -968,13 +1067,29 @@ int dcbh_lua_sweep(lua_State *L) {
     read_def(L, s);
     expand(L, s);
     open_results(L, s);
-    write_def_json(L, s);
-    tally n;
-    run_points(L, s, &n);
-    draw_figures(L, s);
-    push_result(L, s, &n);
-    if (!isatty(2))
-        fprintf(stderr, "dcbench: %s: %d points (%d measured, %d done earlier, %d unsupported, %d errors) -> %s\n",
-                s->name, n.total, n.written, n.skipped, n.unsupported, n.failed, s->csv);
+    lua_pushcfunction(L, sweep_locked);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    const int rc = lua_pcall(L, 2, 1, 0);
+    close(s->fd);
+    s->fd = -1;
+    if (rc != LUA_OK) {
+        if (lua_type(L, -1) == LUA_TSTRING) {   /* the script's line, as luaL_error outside the pcall gives */
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    const tally *n = &s->n;
+    if (!isatty(2)) {
+        /* the state of this shard's points: errors and unsupported rows of earlier runs count */
+        fprintf(stderr, "dcbench: %s: %d points (%d measured, %d done earlier, %d unsupported, %d errors", s->name,
+                n->total, n->written, n->skipped, n->unsupported + n->unsupported_earlier,
+                n->failed + n->failed_earlier);
+        if (n->failed_earlier)
+            fprintf(stderr, ", %d of them done earlier; --retry-errors measures them again", n->failed_earlier);
+        fprintf(stderr, ") -> %s\n", s->csv);
+    }
     return 1;
 }

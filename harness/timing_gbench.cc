@@ -8,7 +8,8 @@
 // calls are serialised by a mutex and a body must not call dcbh_time itself.
 //
 // json_path: Google Benchmark's own JSON document for the run is appended to
-// that file as ONE line (JSON Lines: one document per dcbh_time call).
+// that file as ONE line (JSON Lines: one document per dcbh_time call), with
+// one write; a failure to append it sets out->json_failed.
 #include "measure.h"
 
 #include <benchmark/benchmark.h>
@@ -109,8 +110,10 @@ std::string one_line(const std::string &s) {
     return o;
 }
 
-// One write() on an O_APPEND descriptor, so concurrent writers do not
-// interleave within a line.
+// One record, one write() on an O_APPEND descriptor (csv_append_line, as the
+// CSV rows): concurrent writers do not interleave within a line, and a write
+// that runs out of room leaves no part of the record. why gets the file and
+// the errno of the failure.
 bool append_line(const char *path, const std::string &line, std::string &why) {
     int fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -118,9 +121,8 @@ bool append_line(const char *path, const std::string &line, std::string &why) {
         return false;
     }
     std::string buf = line + "\n";
-    ssize_t w = ::write(fd, buf.data(), buf.size());
-    bool ok = w == (ssize_t)buf.size();
-    if (!ok) why = std::string("cannot write ") + path + ": " + std::strerror(errno);
+    bool ok = csv_append_line(fd, buf.data(), buf.size()) == 0;
+    if (!ok) why = std::string("cannot append to ") + path + ": " + std::strerror(errno);
     if (::close(fd) != 0 && ok) {
         why = std::string("cannot close ") + path + ": " + std::strerror(errno);
         ok = false;
@@ -157,6 +159,7 @@ int time_impl(dcbh_body body, void *ctx, const dcbh_time_opts *opts, dcbh_time_s
         set_err(err, errlen, "dcbh_time: NULL body, opts or out");
         return -1;
     }
+    out->json_failed = 0;
     int reps = opts->repetitions < 1 ? 1 : std::min(opts->repetitions, DCBH_MAX_REPS);
     double min_time = opts->min_time > 0 ? opts->min_time : 0.05;
     std::string name = opts->name && *opts->name ? opts->name : "dcbench";
@@ -224,6 +227,7 @@ int time_impl(dcbh_body body, void *ctx, const dcbh_time_opts *opts, dcbh_time_s
         std::string why;
         if (!append_line(opts->json_path, one_line(json.str()), why)) {
             set_err(err, errlen, "dcbh_time: " + why);
+            out->json_failed = 1;
             return -1;
         }
     }
