@@ -1,5 +1,8 @@
 /* OPENBLAS_CORETYPE in the environment pins OpenBLAS to one core's kernels
  * (this project's VMs set Haswell: AVX2 kernels on CPUs that may do better).
+ * Where OpenBLAS does not know the CPU and falls back to an old core, the
+ * program re-executes with the core the CPU can run (DCB_AUTO_CORETYPE says
+ * so); DCB_KEEP_CORETYPE=1 leaves OpenBLAS alone and only warns.
  * OpenBLAS reads it once, when the library loads, so the only cure is to
  * re-execute without it. The forced value is kept in DCB_FORCED_CORETYPE so
  * that results can report it. DCB_KEEP_CORETYPE=1 keeps the override. */
@@ -39,9 +42,46 @@ static inline void dcb_warn_fallback_core(void) {
 #endif
 }
 
+/* The core to name when OpenBLAS fell back to an old one on a CPU it does not
+ * know: SkylakeX where the CPU has the AVX-512 subsets those kernels use,
+ * Haswell where it has AVX2 + FMA; NULL where OpenBLAS chose well. */
+static inline const char *dcb_fallback_core_fix(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    static const char *const old[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
+                                      "Sandybridge", "Barcelona", "Bobcat", "Bulldozer", "Piledriver",
+                                      "Steamroller", "Katmai", "Coppermine", "Northwood", "Banias"};
+    if (strcmp(dcb_blas_name(), "openblas") != 0) return NULL;
+    const char *core = dcb_blas_core();
+    if (!core || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return NULL;
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++)
+        if (strcmp(core, old[i]) == 0)
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                           __builtin_cpu_supports("avx512cd")
+                       ? "SkylakeX"
+                       : "Haswell";
+#endif
+    return NULL;
+}
+
 static inline void dcb_fix_coretype(char **argv) {
     const char *ct = getenv("OPENBLAS_CORETYPE");
     const char *keep = getenv("DCB_KEEP_CORETYPE");
+    const char *autoc = getenv("DCB_AUTO_CORETYPE");
+    if (ct && autoc && strcmp(ct, autoc) == 0) return;   /* our own choice, below, in the re-executed run */
+    if (!ct && !(keep && strcmp(keep, "0") != 0)) {
+        /* OpenBLAS 0.3.21 picks Prescott (SSE3) on CPUs it does not know (Emerald
+         * Rapids; the generic "Intel Xeon Processor" some VMs show): run it on
+         * the kernels the CPU has, at 2-4x the speed; results record it. */
+        const char *fix = dcb_fallback_core_fix();
+        if (fix) {
+            setenv("OPENBLAS_CORETYPE", fix, 1);
+            setenv("DCB_AUTO_CORETYPE", fix, 1);
+            execv("/proc/self/exe", argv);
+            unsetenv("OPENBLAS_CORETYPE");
+            unsetenv("DCB_AUTO_CORETYPE");
+        }
+    }
     if (!ct || (keep && strcmp(keep, "0") != 0)) {
         dcb_warn_fallback_core();
         return;

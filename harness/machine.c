@@ -240,9 +240,12 @@ char *dcbh_machine_json(int argc, char **argv) {
      * DCB_FORCED_CORETYPE; with DCB_KEEP_CORETYPE the override is in force. */
     const char *forced = getenv("DCB_FORCED_CORETYPE");
     const char *in_force = getenv("OPENBLAS_CORETYPE");
-    jb_str(&b, "forced_coretype", forced ? forced : in_force ? in_force : "");
+    const char *autoc = getenv("DCB_AUTO_CORETYPE");
+    const int chosen = in_force && autoc && !strcmp(in_force, autoc);   /* coretype.h's own choice */
+    jb_str(&b, "forced_coretype", forced ? forced : in_force && !chosen ? in_force : "");
     jb_key(&b, "forced_coretype_in_effect");
-    jb_raw(&b, in_force ? "true" : "false");
+    jb_raw(&b, in_force && !chosen ? "true" : "false");
+    jb_str(&b, "auto_coretype", chosen ? autoc : "");
 
     jb_open(&b, "versions", "{");
     jb_str(&b, "libdcb", DCB_VERSION);
