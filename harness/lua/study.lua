@@ -622,6 +622,7 @@ function M.fig_acc_macs(title, series, base_path)
   end
   if lo > hi then return nil end
   if hi - lo < 1e-9 * math.max(1, hi) then lines[#lines + 1] = string.format("set xrange [%.9g:%.9g]", lo * 0.9, hi * 1.1 + 1e-9) end
+  if lo > 0 and hi / lo > 4 then lines[#lines + 1] = 'set logscale x 2; set format x "%g"; set xlabel "MMACs per image (log scale)"' end
   local plots = {}
   for i, s in ipairs(series) do do
     plots[#plots + 1] = string.format("%s index %d using 1:2:3:4 with yerrorbars lt %d pt %d title %s noenhanced",
