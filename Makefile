@@ -13,6 +13,7 @@
 #   make ablations  every ablation study with accuracy (sweeps/ablations/, results/ablations/)
 #   make test-cluster  a study through GNU parallel and a real single-node Slurm
 #   make valgrind-check  a small script under valgrind's memcheck (a portable build)
+#   make fuzz      the libFuzzer targets of tests/fuzz/, 10 minutes each (make test: 20 s each)
 #   make install PREFIX=/usr/local
 #   BLAS=openblas  OpenBLAS with its own pthreads pool (the default is the OpenMP build)
 #   BLAS=blis      build against BLIS instead of OpenBLAS
@@ -62,7 +63,7 @@ $(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean \
-        ablations test-cluster valgrind-check
+        ablations test-cluster valgrind-check fuzz fuzz-quick
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
 deps:
@@ -164,6 +165,7 @@ $(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/*
 # test_harness_e2e runs the program named by DCBENCH: build/dcbench, and
 # build/dcbench-san in the sanitizer run.
 test: test-unit test-san
+	@$(MAKE) --no-print-directory fuzz-quick
 	@echo "dcbench: all test suites passed"
 
 # Lua tests (tests/lua/*.lua) run through dcbench: the network cost tables.
@@ -231,6 +233,19 @@ test-cluster: all
 	DCBENCH=$(BUILD)/dcbench IGNORE_COLS='train_s,train_s_per_img_*,infer_*,curve_csv' \
 	  tests/cluster/test_slurm.sh tests/cluster/tiny_study.lua $(CLUSTER_TASKS)
 	DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
+
+# Fuzzing: the libFuzzer targets of tests/fuzz/ (clang, ASan + UBSan), built into
+# $(BUILD)/fuzz and run on a copy of tests/fuzz/corpus/; any crash, leak, OOM or
+# timeout fails (findings in $(BUILD)/fuzz/artifacts/<target>/). make test runs
+# each for FUZZ_QUICK_SECONDS.
+#   make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS="fuzz_npy fuzz_csv"]
+FUZZ_SECONDS       ?= 600
+FUZZ_QUICK_SECONDS ?= 20
+FUZZ_TARGETS       ?= fuzz_npy fuzz_idx fuzz_csv fuzz_ops
+fuzz: deps
+	BUILD_FUZZ=$(BUILD)/fuzz tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-quick: deps
+	BUILD_FUZZ=$(BUILD)/fuzz tests/fuzz/run_fuzz.sh $(FUZZ_QUICK_SECONDS) $(FUZZ_TARGETS)
 
 # valgrind-check: a small script (tests/valgrind/small.lua) under memcheck,
 # 0 errors and no definite leak. The default build is -march=native, whose

@@ -6,6 +6,7 @@
 #include "registry.h"
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 
 #define DCB_MAX_PARAMS 48
 #define DCB_MAX_WEIGHTS 16
@@ -218,6 +219,11 @@ typedef struct dcb_conv2d_p {
 static inline int64_t dcb_conv_out(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
     return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
 }
+/* Not in dcb.h (hidden in libdcb.so): dcb_npy_load from an open stream of
+ * unknown size, read as a pipe is, in chunks that grow as data arrives
+ * (tests/fuzz/fuzz_npy.c gives it an fmemopen stream); name is the file name
+ * for the messages. */
+dcb_status dcb_npy_load_stream(const char *name, FILE *f, dcb_tensor **out);
 /* "12.0 GiB": a byte count for messages. */
 const char *dcb_bytes_str(double bytes, char *buf, size_t len);
 /* A hyperparameter's value for a message: an integer without exponent

@@ -24,6 +24,9 @@ static const char NPY_MAGIC[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 #define NPY_GROWTH_DIGITS 21
 /* Dims parsed before giving up (we report the count, then refuse). */
 #define NPY_PARSE_DIMS 64
+/* Streams of unknown size (pipes) are read this much at a time, into a
+ * buffer that starts this large and doubles as the data arrives. */
+#define NPY_CHUNK ((size_t)1 << 20)
 
 static int little_endian_host(void)
 {
@@ -47,6 +50,7 @@ typedef struct npy_header {
 
 typedef struct cursor {
     const char *p, *end;
+    const char *begin;           /* the header text, for offsets in messages */
     char *err;
     size_t errlen;
 } cursor;
@@ -80,11 +84,14 @@ static void printable(char *dst, size_t cap, const char *src, size_t n)
 }
 
 /* A Python string literal, '...' or "...". Escapes keep the escaped char:
- * none of the strings we accept need them, they only must not end early. */
+ * none of the strings we accept need them, they only must not end early.
+ * -1: not a string; -2: a NUL byte inside it, with the message in c->err
+ * (C string compares would stop there: '<f4\0xyz' must not read as '<f4'). */
 static int parse_string(cursor *c, char *dst, size_t cap, int *truncated)
 {
     if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
         return -1;
+    const char *start = c->p;
     char q = *c->p++;
     size_t n = 0;
     *truncated = 0;
@@ -93,6 +100,13 @@ static int parse_string(cursor *c, char *dst, size_t cap, int *truncated)
             return -1;
         if (*c->p == '\\' && c->p + 1 < c->end)
             c->p++;
+        if (*c->p == '\0') {
+            char shown[40];
+            printable(shown, sizeof shown, start, (size_t)(c->p - start));
+            perr(c, "header string starting %s contains a NUL byte (byte %zu of the header)",
+                 shown, (size_t)(c->p - c->begin));
+            return -2;
+        }
         if (n + 1 < cap)
             dst[n++] = *c->p;
         else
@@ -189,7 +203,7 @@ static int parse_shape(cursor *c, npy_header *h)
 static int parse_header(const char *text, size_t len, npy_header *h,
                         char *err, size_t errlen)
 {
-    cursor c = {text, text + len, err, errlen};
+    cursor c = {text, text + len, text, err, errlen};
     memset(h, 0, sizeof *h);
     skip_ws(&c);
     if (c.p >= c.end || *c.p != '{')
@@ -201,7 +215,10 @@ static int parse_header(const char *text, size_t len, npy_header *h,
             break;
         char key[40];
         int trunc;
-        if (parse_string(&c, key, sizeof key, &trunc) != 0)
+        int src = parse_string(&c, key, sizeof key, &trunc);
+        if (src == -2)
+            return -1;
+        if (src != 0)
             return perr(&c, "header is not a dict with string keys");
         char keyp[40];
         printable(keyp, sizeof keyp, key, strlen(key));
@@ -216,7 +233,10 @@ static int parse_header(const char *text, size_t len, npy_header *h,
             if (c.p < c.end && *c.p == '[')
                 return perr(&c, "dtype is structured (a list of fields); "
                                 "not supported (need '<f4')");
-            if (parse_string(&c, h->descr, sizeof h->descr, &h->descr_truncated) != 0)
+            int drc = parse_string(&c, h->descr, sizeof h->descr, &h->descr_truncated);
+            if (drc == -2)
+                return -1;
+            if (drc != 0)
                 return perr(&c, "header dict: 'descr' is not a dtype string");
         } else if (!trunc && strcmp(key, "fortran_order") == 0) {
             have = &h->have_fortran;
@@ -323,14 +343,82 @@ static dcb_status check_header(const char *path, const npy_header *h, int64_t *s
     return DCB_OK;
 }
 
-static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
+/* A zeroed tensor of the header's shape, or NULL with the message (naming
+ * the file) set. */
+static dcb_tensor *new_tensor(const char *path, const npy_header *h)
 {
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0)
-        return io_err(path, "cannot stat", errno);
-    if (S_ISDIR(sb.st_mode))
-        return io_err(path, "cannot read", EISDIR);
+    dcb_tensor *t = dcb_tensor_new(h->ndim, h->shape);
+    if (!t) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", dcb_last_error());
+        dcb_fail(DCB_OUT_OF_MEMORY, "%s: %s", path, why);
+    }
+    return t;
+}
 
+static dcb_status stream_short(const char *path, const npy_header *h, uint64_t bytes, size_t got)
+{
+    return bad(path, "data truncated: the header declares %llu bytes, got %zu before the end "
+                     "of the stream (shape %s)", (unsigned long long)bytes, got, h->shape_text);
+}
+
+/* The data of a stream whose size is not known in advance (a pipe, a FIFO,
+ * a character device): read in chunks into a buffer that starts at
+ * NPY_CHUNK and doubles only as data arrives, so that a header that declares
+ * gigabytes and a stream that ends early cost one chunk, not the declared
+ * size. The tensor is made once all the data is there, and filled from the
+ * buffer (both exist for that copy: twice the data, for a whole stream). */
+static dcb_status read_stream_data(const char *path, FILE *f, const npy_header *h,
+                                   uint64_t bytes, dcb_tensor **out)
+{
+    size_t cap = NPY_CHUNK, got = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory for a %zu-byte read buffer", path, cap);
+    dcb_status st = DCB_OK;
+    for (;;) {
+        if (got == cap) {
+            if ((uint64_t)cap == bytes)
+                break;
+            size_t ncap = (uint64_t)cap * 2 < bytes ? cap * 2 : (size_t)bytes;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                st = dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory growing the read buffer to %zu "
+                                                 "bytes (%zu read of %llu declared)", path, ncap, got,
+                              (unsigned long long)bytes);
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t want = cap - got > NPY_CHUNK ? NPY_CHUNK : cap - got, n;
+        if ((st = read_some(path, f, buf + got, want, &n)) != DCB_OK)
+            break;
+        got += n;
+        if (n < want) {
+            st = stream_short(path, h, bytes, got);
+            break;
+        }
+    }
+    if (st == DCB_OK) {
+        dcb_tensor *t = new_tensor(path, h);
+        if (t) {
+            memcpy(t->data, buf, got);
+            *out = t;
+        } else {
+            st = DCB_OUT_OF_MEMORY;
+        }
+    }
+    free(buf);
+    return st;
+}
+
+/* Reads a .npy from f. regular: f is a regular file of file_size bytes,
+ * checked against the header before any allocation; otherwise a stream
+ * whose size shows only at its end (read_stream_data). */
+static dcb_status load_from(const char *path, FILE *f, int regular, uint64_t file_size,
+                            dcb_tensor **out)
+{
     unsigned char pre[8];
     size_t n;
     dcb_status st = read_some(path, f, pre, 8, &n);
@@ -386,9 +474,9 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
 
     /* Compare with the file's size before allocating, so that a header that
      * lies about the shape cannot make us allocate gigabytes. */
-    if (S_ISREG(sb.st_mode)) {
+    if (regular) {
         uint64_t off = 8 + lenbytes + hlen;
-        uint64_t have = (uint64_t)sb.st_size > off ? (uint64_t)sb.st_size - off : 0;
+        uint64_t have = file_size > off ? file_size - off : 0;
         if (have < bytes)
             return bad(path, "data truncated: expected %llu bytes, found %llu",
                        (unsigned long long)bytes, (unsigned long long)have);
@@ -398,15 +486,27 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
                        (unsigned long long)bytes, (unsigned long long)have);
     }
 
-    dcb_tensor *t = dcb_tensor_new(h.ndim, h.shape);
-    if (!t) {
-        char why[200];
-        snprintf(why, sizeof why, "%s", dcb_last_error());
-        return dcb_fail(DCB_OUT_OF_MEMORY, "%s: %s", path, why);
+    /* A stream is read before its tensor is made: what the tensor would
+     * refuse (dcb_max_bytes) is refused before any of it is read. */
+    if (!regular && bytes > dcb_max_bytes()) {
+        char b1[32], b2[32];
+        return dcb_fail(DCB_OUT_OF_MEMORY, "%s: shape %s needs %s, above the limit of %s (DCB_MAX_BYTES)",
+                        path, h.shape_text, dcb_bytes_str((double)bytes, b1, sizeof b1),
+                        dcb_bytes_str((double)dcb_max_bytes(), b2, sizeof b2));
     }
-    st = read_some(path, f, t->data, (size_t)bytes, &n);
-    if (st == DCB_OK && n < bytes)
-        st = bad(path, "data truncated: expected %llu bytes, found %zu", (unsigned long long)bytes, n);
+    dcb_tensor *t = NULL;
+    if (regular || bytes <= NPY_CHUNK) {
+        if (!(t = new_tensor(path, &h)))
+            return DCB_OUT_OF_MEMORY;
+        st = read_some(path, f, t->data, (size_t)bytes, &n);
+        if (st == DCB_OK && n < bytes)
+            st = regular
+                     ? bad(path, "data truncated: expected %llu bytes, found %zu",
+                           (unsigned long long)bytes, n)
+                     : stream_short(path, &h, bytes, n);
+    } else {
+        st = read_stream_data(path, f, &h, bytes, &t);
+    }
     if (st == DCB_OK && fgetc(f) != EOF)
         st = bad(path, "trailing bytes after data: header says %lld elements", (long long)size);
     if (st != DCB_OK) {
@@ -415,6 +515,29 @@ static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
     }
     *out = t;
     return DCB_OK;
+}
+
+static dcb_status load_stream(const char *path, FILE *f, dcb_tensor **out)
+{
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0)
+        return io_err(path, "cannot stat", errno);
+    if (S_ISDIR(sb.st_mode))
+        return io_err(path, "cannot read", EISDIR);
+    return load_from(path, f, S_ISREG(sb.st_mode), (uint64_t)sb.st_size, out);
+}
+
+/* dcb_internal.h: dcb_npy_load from an open stream of unknown size. */
+dcb_status dcb_npy_load_stream(const char *name, FILE *f, dcb_tensor **out)
+{
+    if (out)
+        *out = NULL;
+    if (!name || !f || !out)
+        return dcb_fail(DCB_INVALID_ARGUMENT, "npy_load_stream: %s is NULL",
+                        !name ? "name" : !f ? "stream" : "out");
+    if (!little_endian_host())
+        return dcb_fail(DCB_INVALID_ARGUMENT, "%s: .npy needs a little-endian host", name);
+    return load_from(name, f, 0, 0, out);
 }
 
 dcb_status dcb_npy_load(const char *path, dcb_tensor **out)

@@ -4,7 +4,8 @@
 # fails, so that `make` stops with a clear message instead of a compile error.
 set -e
 PKGS="gcc g++ make pkg-config libopenblas-dev libopenblas-openmp-dev libblis-dev liblua5.4-dev libbenchmark-dev \
-libpapi-dev papi-tools gnuplot-nox libcmocka-dev libdnnl-dev zlib1g-dev dataset-fashion-mnist parallel valgrind"
+libpapi-dev papi-tools gnuplot-nox libcmocka-dev libdnnl-dev zlib1g-dev dataset-fashion-mnist parallel valgrind \
+clang libclang-rt-14-dev libomp-dev libopenblas0-pthread llvm"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dcb.h"
@@ -112,11 +114,10 @@ static size_t numpy_header(int ndim, const int64_t *shape, int modern,
 
 /* A file with the given version and header text (padded to 64 with spaces
  * and '\n' when pad) followed by nbytes of data. Caller frees. */
-static unsigned char *make_npy(int major, const char *dict, int pad,
-                               const void *data, size_t nbytes, size_t *len)
+static unsigned char *make_npy_n(int major, const char *dict, size_t dl, int pad,
+                                 const void *data, size_t nbytes, size_t *len)
 {
     size_t pre = major == 1 ? 10 : 12;
-    size_t dl = strlen(dict);
     size_t hl = dl;
     if (pad)
         hl = dl + 1 + (64 - (pre + dl + 1) % 64) % 64;
@@ -140,6 +141,12 @@ static unsigned char *make_npy(int major, const char *dict, int pad,
     }
     *len = pre + hl + nbytes;
     return b;
+}
+
+static unsigned char *make_npy(int major, const char *dict, int pad,
+                               const void *data, size_t nbytes, size_t *len)
+{
+    return make_npy_n(major, dict, strlen(dict), pad, data, nbytes, len);
 }
 
 static void expect_message(const char *name, const char *keyword)
@@ -801,6 +808,232 @@ static void test_null_arguments(void **state)
     assert_int_equal(dcb_npy_save("x.npy", NULL), DCB_INVALID_ARGUMENT);
 }
 
+/* A NUL inside a header string ends nothing: '<f4\0xyz' is not '<f4'. */
+typedef struct nul_case {
+    const char *name;
+    const char *dict;
+    size_t len;
+} nul_case;
+
+#define NUL_DICT(s) s, sizeof(s) - 1
+static const nul_case NUL_CASES[] = {
+    {"nul_descr.npy", NUL_DICT("{'descr': '<f4\0xyz', 'fortran_order': False, 'shape': (2,), }")},
+    {"nul_descr_end.npy", NUL_DICT("{'descr': '<f4\0', 'fortran_order': False, 'shape': (2,), }")},
+    {"nul_descr_dq.npy", NUL_DICT("{'descr': \"<f4\0\", 'fortran_order': False, 'shape': (2,), }")},
+    {"nul_key.npy", NUL_DICT("{'descr\0junk': '<f4', 'fortran_order': False, 'shape': (2,), }")},
+    {"nul_key_fortran.npy", NUL_DICT("{'descr': '<f4', 'fortran_order\0': False, 'shape': (2,), }")},
+    {"nul_escaped.npy", NUL_DICT("{'descr': '<f4\\\0', 'fortran_order': False, 'shape': (2,), }")},
+};
+
+static void test_nul_in_header_string(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof NUL_CASES / sizeof NUL_CASES[0]; i++) {
+        const nul_case *c = &NUL_CASES[i];
+        assert_non_null(memchr(c->dict, '\0', c->len));
+        size_t len;
+        unsigned char *file = make_npy_n(1, c->dict, c->len, 1, NULL, 8, &len);
+        expect_invalid_bytes(c->name, file, len, "NUL byte");
+        free(file);
+    }
+}
+
+/* ------------------------------------------------------------ streams */
+
+/* A FIFO at g_dir/name and a child that writes b[0..n) into it, then exits
+ * (with 0 when the reader took it all, 3 when the reader closed first): a
+ * pipe, whose size the loader cannot know in advance. Returns the child. */
+static pid_t feed_fifo(const char *name, const void *b, size_t n, char *path)
+{
+    path_in(name, path);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_IGN);   /* a closed reader: EPIPE */
+        alarm(120);                 /* never outlive a parent that stopped reading */
+        int fd = open(path, O_WRONLY);
+        const char *p = b;
+        while (fd >= 0 && n > 0) {
+            ssize_t w = write(fd, p, n);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            p += w;
+            n -= (size_t)w;
+        }
+        _exit(fd >= 0 && n == 0 ? 0 : 3);
+    }
+    return pid;
+}
+
+/* 1 when the child wrote everything. */
+static int reap(pid_t pid, const char *path)
+{
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    unlink(path);
+    return WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+}
+
+/* The load of name when it is a FIFO fed with b[0..n): its status; *out and
+ * the message as dcb_npy_load leaves them; *allocs: dcb_aligned_alloc calls;
+ * *fed_all (when not NULL): whether the loader read all n bytes. */
+static dcb_status load_fifo_fed(const char *name, const void *b, size_t n, dcb_tensor **out,
+                                uint64_t *allocs, int *fed_all)
+{
+    char p[PATH_MAX];
+    pid_t pid = feed_fifo(name, b, n, p);
+    uint64_t a0 = dcb_alloc_count();
+    *out = &g_sentinel;
+    dcb_status s = dcb_npy_load(p, out);
+    *allocs = dcb_alloc_count() - a0;
+    int all = reap(pid, p);
+    if (fed_all)
+        *fed_all = all;
+    return s;
+}
+
+static dcb_status load_fifo(const char *name, const void *b, size_t n, dcb_tensor **out,
+                            uint64_t *allocs)
+{
+    return load_fifo_fed(name, b, n, out, allocs, NULL);
+}
+
+/* The issue's file: 128 bytes of header that declare 500000000 floats and no
+ * data. From a pipe it must fail at once, as it does from a regular file,
+ * without a 2 GB tensor (no dcb_aligned_alloc at all). */
+static void test_stream_declared_huge_no_data(void **state)
+{
+    (void)state;
+    size_t len;
+    unsigned char *file = make_npy(1, H("(500000000,)"), 1, NULL, 0, &len);
+    assert_int_equal(len, 128);
+    dcb_tensor *t;
+    uint64_t allocs;
+    dcb_status s = load_fifo("pipe_huge.npy", file, len, &t, &allocs);
+    if (s != DCB_INVALID_FILE)
+        fail_msg("status %s (%s)", dcb_status_name(s), dcb_last_error());
+    assert_null(t);
+    expect_message("pipe_huge.npy", "declares 2000000000 bytes, got 0");
+    assert_int_equal(allocs, 0);
+
+    /* The same header with a little data: the message counts what came. */
+    unsigned char *some = make_npy(1, H("(500000000,)"), 1, NULL, 1000, &len);
+    s = load_fifo("pipe_huge_some.npy", some, len, &t, &allocs);
+    assert_int_equal(s, DCB_INVALID_FILE);
+    assert_null(t);
+    expect_message("pipe_huge_some.npy", "declares 2000000000 bytes, got 1000");
+    assert_int_equal(allocs, 0);
+    free(some);
+    free(file);
+}
+
+/* Short by a lot, past the first chunks of the growing buffer. */
+static void test_stream_truncated_after_growth(void **state)
+{
+    (void)state;
+    size_t len;
+    unsigned char *file = make_npy(2, H("(1024, 1024)"), 1, NULL, 1572864, &len);
+    dcb_tensor *t;
+    uint64_t allocs;
+    dcb_status s = load_fifo("pipe_short.npy", file, len, &t, &allocs);
+    assert_int_equal(s, DCB_INVALID_FILE);
+    assert_null(t);
+    expect_message("pipe_short.npy", "data truncated: the header declares 4194304 bytes, got 1572864");
+    assert_int_equal(allocs, 0);
+    free(file);
+}
+
+/* A stream whose header declares more than dcb_max_bytes() is refused
+ * before its data is read (4 MiB, more than a pipe holds: the writer sees
+ * the reader close), with the status and message of a regular file. */
+static void test_stream_above_limit(void **state)
+{
+    (void)state;
+    size_t len;
+    unsigned char *file = make_npy(1, H("(1048576,)"), 1, NULL, (size_t)4 << 20, &len);
+    char p[PATH_MAX], msg[512];
+    path_in("file_limit.npy", p);
+    write_bytes(p, file, len);
+    dcb_set_max_bytes((size_t)3 << 20);
+    dcb_tensor *u = &g_sentinel, *t;
+    dcb_status sf = dcb_npy_load(p, &u);
+    snprintf(msg, sizeof msg, "%s", dcb_last_error());
+    uint64_t allocs;
+    int fed_all;
+    dcb_status s = load_fifo_fed("pipe_limit.npy", file, len, &t, &allocs, &fed_all);
+    dcb_set_max_bytes(0);   /* before any assert: the other tests need the default */
+    unlink(p);
+    free(file);
+    assert_int_equal(sf, DCB_OUT_OF_MEMORY);
+    assert_null(u);
+    if (!strstr(msg, "file_limit.npy") || !strstr(msg, "DCB_MAX_BYTES"))
+        fail_msg("message \"%s\" should name file_limit.npy and DCB_MAX_BYTES", msg);
+    if (s != DCB_OUT_OF_MEMORY)
+        fail_msg("status %s (%s)", dcb_status_name(s), dcb_last_error());
+    assert_null(t);
+    assert_int_equal(allocs, 0);
+    expect_message("pipe_limit.npy", "DCB_MAX_BYTES");
+    if (fed_all)
+        fail_msg("the loader read the whole 4 MiB stream before refusing it");
+}
+
+/* Whole files through a pipe load as they do from disk, and one byte more
+ * or less is refused: below one chunk, 3 MiB (the buffer grows twice) and
+ * 3 MiB + 12 bytes (not a multiple of the chunk). */
+static void test_stream_roundtrip(void **state)
+{
+    (void)state;
+    const int64_t shapes[][3] = {{2, 3, 4}, {3, 262144, 1}, {1, 786435, 1}};
+    uint64_t rng = 99;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        dcb_tensor *t = dcb_tensor_new(3, shapes[k]);
+        fill_random_bits(t, &rng);
+        char p[PATH_MAX];
+        path_in("disk.npy", p);
+        save_ok(p, t);
+        size_t n;
+        unsigned char *file = read_bytes(p, &n);
+        unlink(p);
+
+        dcb_tensor *u;
+        uint64_t allocs;
+        int fed_all;
+        dcb_status s = load_fifo_fed("pipe_ok.npy", file, n, &u, &allocs, &fed_all);
+        if (s != DCB_OK)
+            fail_msg("shape %zu: %s: %s", k, dcb_status_name(s), dcb_last_error());
+        assert_non_null(u);
+        assert_true(fed_all);
+        assert_true(dcb_shape_equal(u, 3, shapes[k]));
+        assert_memory_equal(u->data, t->data, (size_t)t->size * 4);
+        assert_int_equal(allocs, 1);   /* the tensor, nothing else of libdcb's */
+        dcb_tensor_free(u);
+
+        unsigned char *more = malloc(n + 1);
+        memcpy(more, file, n);
+        more[n] = 7;
+        s = load_fifo("pipe_more.npy", more, n + 1, &u, &allocs);
+        assert_int_equal(s, DCB_INVALID_FILE);
+        assert_null(u);
+        expect_message("pipe_more.npy", "trailing bytes");
+        free(more);
+
+        s = load_fifo("pipe_cut.npy", file, n - 1, &u, &allocs);
+        assert_int_equal(s, DCB_INVALID_FILE);
+        assert_null(u);
+        expect_message("pipe_cut.npy", "data truncated");
+        /* Up to one chunk (1 MiB) the tensor is made before the read. */
+        assert_int_equal(allocs, (size_t)t->size * 4 <= ((size_t)1 << 20) ? 1 : 0);
+        free(file);
+        dcb_tensor_free(t);
+    }
+}
+
 /* ------------------------------------------------------------ saving */
 
 static void test_save_missing_directory(void **state)
@@ -1005,6 +1238,11 @@ int main(void)
     ADD(test_missing_file);
     ADD(test_load_directory);
     ADD(test_null_arguments);
+    ADD(test_nul_in_header_string);
+    ADD(test_stream_declared_huge_no_data);
+    ADD(test_stream_truncated_after_growth);
+    ADD(test_stream_above_limit);
+    ADD(test_stream_roundtrip);
     ADD(test_save_missing_directory);
     ADD(test_save_onto_directory);
     ADD(test_save_leaves_no_temp);
