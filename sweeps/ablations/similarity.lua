@@ -18,9 +18,9 @@ return lib.study{
       local c0, c1 = study.load_cosines(base, a)
       if c1 then entries[#entries + 1] = {label = a.label, init = c0, trained = c1} end
     end
-    local path = study.fig_similarity("Per-sample kernels of CondConv, DyConv and WeightNet at matched params\n" ..
-                                      "pairwise cosine similarity over a 64-image test batch, every dynamic conv, " ..
-                                      #def.seeds .. " seeds pooled", entries, base .. "_figure")
+    local path = study.fig_similarity("Per-sample kernels of CondConv, DyConv, WeightNet (matched params)\n" ..
+                                      "64 test images, every dynamic conv, " .. #def.seeds .. " seeds pooled",
+                                      entries, base .. "_figure")
     if path then result.figures[#result.figures + 1] = path end
   end,
 }
