@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "fuzz_seeds.h"
 
 static void die(const char *what)
 {
@@ -289,18 +290,7 @@ static void write_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    int seeds = 0;
-    const char *dir = NULL;
-    for (int i = 1; i < *argc; i++) {
-        if (!strcmp((*argv)[i], "-seed_corpus=1"))
-            seeds = 1;
-        else if ((*argv)[i][0] != '-')
-            dir = (*argv)[i];
-    }
-    if (seeds && dir) {
-        write_seeds(dir);
-        exit(0);
-    }
+    fuzz_write_seeds_if_asked(*argc, *argv, write_seeds);
     return 0;
 }
 

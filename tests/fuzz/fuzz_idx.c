@@ -31,6 +31,7 @@
 #include <zlib.h>
 
 #include "dcb.h"
+#include "fuzz_seeds.h"
 
 /* A memory file holding p[0..n), gzipped when gz: its fd, or -1. */
 static int mem_file(const uint8_t *p, size_t n, int gz)
@@ -108,18 +109,7 @@ static void write_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    int seeds = 0;
-    const char *dir = NULL;
-    for (int i = 1; i < *argc; i++) {
-        if (!strcmp((*argv)[i], "-seed_corpus=1"))
-            seeds = 1;
-        else if ((*argv)[i][0] != '-')
-            dir = (*argv)[i];
-    }
-    if (seeds && dir) {
-        write_seeds(dir);
-        exit(0);
-    }
+    fuzz_write_seeds_if_asked(*argc, *argv, write_seeds);
     return 0;
 }
 

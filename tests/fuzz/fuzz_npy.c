@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "dcb_internal.h"   /* dcb_npy_load_stream */
+#include "fuzz_seeds.h"
 
 static char g_tmpdir[256];   /* for the save/load round trip */
 
@@ -212,18 +213,7 @@ static void write_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    int seeds = 0;
-    const char *dir = NULL;
-    for (int i = 1; i < *argc; i++) {
-        if (!strcmp((*argv)[i], "-seed_corpus=1"))
-            seeds = 1;
-        else if ((*argv)[i][0] != '-')
-            dir = (*argv)[i];
-    }
-    if (seeds && dir) {
-        write_seeds(dir);
-        exit(0);
-    }
+    fuzz_write_seeds_if_asked(*argc, *argv, write_seeds);
     /* A limit that headers can pass (the data of a file stays below it). */
     dcb_set_max_bytes((size_t)64 << 20);
     /* dcb_npy_save fsyncs: in memory (/dev/shm) where there is one. */

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "dcb.h"
+#include "fuzz_seeds.h"
 
 #define SMALL_ELEMS 200000   /* input, output, all the weights: elements */
 #define SMALL_MACS 4e6
@@ -274,18 +275,7 @@ static void write_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    int seeds = 0;
-    const char *dir = NULL;
-    for (int i = 1; i < *argc; i++) {
-        if (!strcmp((*argv)[i], "-seed_corpus=1"))
-            seeds = 1;
-        else if ((*argv)[i][0] != '-')
-            dir = (*argv)[i];
-    }
-    if (seeds && dir) {
-        write_seeds(dir);
-        exit(0);
-    }
+    fuzz_write_seeds_if_asked(*argc, *argv, write_seeds);
     setenv("DCB_MAX_BYTES", "512M", 0);
     g_verbose = getenv("FUZZ_OPS_VERBOSE") && atoi(getenv("FUZZ_OPS_VERBOSE"));
     dcb_blas_set_threads(1);
