@@ -25,14 +25,7 @@ local csv_path = out_dir .. "/train.csv"
 local csv = assert(io.open(csv_path, "w"))
 csv:write("round,net,conv,threads,impl,train_img_s,train_min,train_max,infer_img_s,infer_min,infer_max\n")
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return 0 / 0 end
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = require("study").median
 
 local data = dcb.dataset("fashion-mnist", "train")
 local mean, std = data:stats()
