@@ -24,7 +24,17 @@ CC      ?= cc
 CXX     ?= c++
 BUILD   := build
 
-OPT     ?= -O3 -march=native
+# The baseline every object is built for: x86-64-v3 (AVX2 + FMA), which every
+# machine this project meets runs (Zen 3, Zen 5, Emerald Rapids), so a binary
+# built on one runs on the others. The micro-kernel variant files of
+# kernels/ukernels/ (*_avx512.c, *_avx2.c, *_scalar.c) are compiled with their
+# own ISA's flags, appended after OPT, and chosen at run time by CPUID (DCB_ISA
+# forces a narrower one). OPT="-O3 -march=native" still builds; it only changes
+# the code outside the micro-kernels.
+OPT     ?= -O3 -march=x86-64-v3
+ISA_FLAGS_scalar := -march=x86-64 -mtune=generic
+ISA_FLAGS_avx2   := -march=x86-64-v3 -mtune=generic
+ISA_FLAGS_avx512 := -march=x86-64-v4 -mtune=generic -mprefer-vector-width=512
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=switch
 CSTD    := -std=c11
 ifeq ($(BLAS),blis)
@@ -71,11 +81,16 @@ deps:
 
 $(BUILD)/obj/%.o: kernels/%.c kernels/*.h | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_LIB) -c $< -o $@
+	$(CC) $(CFLAGS_LIB) $(ISA_FLAGS) -c $< -o $@
 
 $(BUILD)/san/%.o: kernels/%.c kernels/*.h | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_LIB:-O3=-O1) $(SAN) -c $< -o $@
+	$(CC) $(CFLAGS_LIB:-O3=-O1) $(SAN) $(ISA_FLAGS) -c $< -o $@
+
+# A micro-kernel variant's own target flags (ukernels.h, isa.h).
+$(BUILD)/obj/ukernels/%_scalar.o $(BUILD)/san/ukernels/%_scalar.o: ISA_FLAGS = $(ISA_FLAGS_scalar)
+$(BUILD)/obj/ukernels/%_avx2.o $(BUILD)/san/ukernels/%_avx2.o: ISA_FLAGS = $(ISA_FLAGS_avx2)
+$(BUILD)/obj/ukernels/%_avx512.o $(BUILD)/san/ukernels/%_avx512.o: ISA_FLAGS = $(ISA_FLAGS_avx512)
 
 $(BUILD)/libdcb.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -232,6 +232,11 @@ char *dcbh_machine_json(int argc, char **argv) {
     jb_str(&b, "compiler", "");
 #endif
     jb_str(&b, "build_flags", dcb_build_flags());
+    /* the micro-kernels' instruction set in this process, and what the CPU
+     * runs (DCB_ISA forces a narrower one) */
+    jb_str(&b, "isa", dcb_isa());
+    jb_str(&b, "isa_available", dcb_isa_available());
+    jb_str(&b, "isa_forced", getenv("DCB_ISA") ? getenv("DCB_ISA") : "");
 
     jb_str(&b, "blas", dcb_blas_info());
     jb_str(&b, "blas_name", dcb_blas_name());

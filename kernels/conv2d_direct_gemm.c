@@ -3,12 +3,13 @@
  * groups < cin), per image and group,
  *   y_g (cout_g x Ho*Wo) = W_g (cout_g x K) * B_g (K x Ho*Wo),
  *   K = cin_g*kh*kw, row (c, u, v) of B = input channel c shifted by (u, v),
- *   where B is never formed: blocks of NB*16 columns and KC rows are packed
- *   straight from x into [NB][KC][16] panels (a plain copy for 1x1 stride 1),
- *   and the 6x16 micro-kernel (ukernels/ukernels.h) multiplies them by W_g,
- *   packed [K][6] per panel of 6 rows (in prepare for static weights; into
- *   the workspace for dynamic ones). Block sizes: a 16-column panel of KC
- *   rows (<= 20 KiB) stays in L1 while the 6-row weight panels stream from
+ *   where B is never formed: blocks of NB*nr columns and KC rows are packed
+ *   straight from x into [NB][KC][nr] panels (a plain copy for 1x1 stride 1),
+ *   nr the micro-kernel's panel width (16; 32 for avx512: ukernels.h), and
+ *   the micro-kernel multiplies them by W_g, packed [K][6] per panel of 6
+ *   rows (in prepare for static weights; into the workspace for dynamic
+ *   ones). Block sizes: an nr-column panel of KC rows (<= 20 KiB at nr = 16,
+ *   <= 32 KiB at 32) stays in L1 while the 6-row weight panels stream from
  *   L2; the B block (<= 160 KiB) and the weights of an MC-row block share L2. */
 #include "dcb_internal.h"
 #include "ukernels/ukernels.h"
@@ -19,9 +20,8 @@
 #endif
 
 #define MR DCB_UK_MR
-#define NR DCB_UK_NR
-#define KC_MAX 320   /* rows of B per block */
-#define NB_MAX 8     /* 16-column panels per B block */
+#define KC_MAX 320   /* rows of B per block at nr = 16 (256 at 32) */
+#define NB_COLS 128  /* columns per B block: NB_COLS / nr panels */
 #define MC_PANELS 24 /* 6-row weight panels per L2 block (144 rows) */
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
@@ -36,6 +36,7 @@ static int thread_id(void) {
 
 /* ================================================================= GEMM path */
 typedef struct gplan {
+    int nr, nb_max;              /* panel width, panels per B block */
     int cig, cog, K, panels;     /* weight panels of 6 rows per group */
     int kc, nkb;                 /* K blocks */
     int Ho, Wo, P, mp;           /* output plane, its 16-column panels */
@@ -44,17 +45,20 @@ typedef struct gplan {
 
 static gplan make_gplan(const dcb_conv2d_p *p, int N, int H, int W, int threads) {
     gplan g;
+    g.nr = dcb_uk()->nr;
+    g.nb_max = NB_COLS / g.nr;
+    const int kc_max = g.nr > 16 ? 256 : KC_MAX;
     g.cig = p->cin / p->groups;
     g.cog = p->cout / p->groups;
     g.K = g.cig * p->kh * p->kw;
     g.panels = (g.cog + MR - 1) / MR;
-    g.nkb = (g.K + KC_MAX - 1) / KC_MAX;
+    g.nkb = (g.K + kc_max - 1) / kc_max;
     g.kc = (g.K + g.nkb - 1) / g.nkb;
     g.Ho = dcb_conv_out(H, p->kh, p->stride, p->pad, p->dil);
     g.Wo = dcb_conv_out(W, p->kw, p->stride, p->pad, p->dil);
     g.P = g.Ho * g.Wo;
-    g.mp = (g.P + NR - 1) / NR;
-    g.nblk = (g.mp + NB_MAX - 1) / NB_MAX;
+    g.mp = (g.P + g.nr - 1) / g.nr;
+    g.nblk = (g.mp + g.nb_max - 1) / g.nb_max;
     /* an equal share of blocks for every thread (blocks differ by at most one panel) */
     const long per_img = (long)N * p->groups;
     while (threads > 1 && (per_img * g.nblk) % threads && g.nblk < g.mp) g.nblk++;
@@ -83,8 +87,8 @@ void dcb_direct_gemm_pack_weights(const dcb_conv2d_p *p, const float *w, float *
 }
 
 static size_t gemm_thread_floats(const gplan *g) {
-    /* B block + one im2col line of the block (+ 16 for whole-panel copies) */
-    return round_up((size_t)NB_MAX * NR * g->kc + (size_t)NB_MAX * NR + NR, DCB_ALIGN / sizeof(float));
+    /* B block + one im2col line of the block (+ nr for whole-panel copies) */
+    return round_up((size_t)NB_COLS * g->kc + (size_t)NB_COLS + g->nr, DCB_ALIGN / sizeof(float));
 }
 
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -121,11 +125,11 @@ static void b_line(const dcb_conv2d_p *p, const gplan *g, int H, int W, const fl
     }
 }
 
-/* Rows k0 .. k0+kc-1, columns j0 .. j0+n-1 of B into bp [panel][kc][16],
+/* Rows k0 .. k0+kc-1, columns j0 .. j0+n-1 of B into bp [panel][kc][nr],
  * zero past column n. */
 static void pack_b(const dcb_conv2d_p *p, const gplan *g, int H, int W, const float *xg, int k0, int kc, int j0,
                    int n, float *bp, float *line) {
-    const int npan = (n + NR - 1) / NR;
+    const int NR = g->nr, npan = (n + NR - 1) / NR;
     const int plain = p->kh == 1 && p->kw == 1 && p->stride == 1 && p->pad == 0;
     const int kk = p->kh * p->kw;
     for (int k = 0; k < kc; k++) {
@@ -156,7 +160,7 @@ size_t dcb_direct_gemm_ws(const dcb_conv2d_p *p, int N, int H, int W, int thread
 }
 
 /* C (mr x nr) (+)= a weight panel [kc][6] * a B panel (+ bias per row, in the
- * last K block): the packed panel [kc][16], or, for 1x1 stride 1, rows of x
+ * last K block): the packed panel [kc][nr], or, for 1x1 stride 1, rows of x
  * itself, copied on the way into the packed panel for the panel's next row
  * blocks ("fused packing", gemm_pack: x is read once, and no separate
  * packing pass goes through L2). */
@@ -164,12 +168,13 @@ void dcb_direct_gemm_run(const dcb_conv2d_p *p, int N, int H, int W, const float
                          const float *b, float *y, void *ws, int threads) {
     const gplan g = make_gplan(p, N, H, W, threads);
     const dcb_ukernels *uk = dcb_uk();
+    const int NR = g.nr;
     const size_t tf = gemm_thread_floats(&g);
     const long items = (long)N * p->groups * g.nblk;
 #pragma omp parallel num_threads(threads) if (threads > 1 && items > 1)
     {
         float *bp = (float *)ws + (size_t)thread_id() * tf;
-        float *line = bp + (size_t)NB_MAX * NR * g.kc;
+        float *line = bp + (size_t)NB_COLS * g.kc;
 #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
             const int blk = (int)(it % g.nblk), gi = (int)(it / g.nblk % p->groups);

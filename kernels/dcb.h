@@ -542,6 +542,17 @@ const char *dcb_blas_name(void);        /* "openblas" | "blis" */
 const char *dcb_blas_core(void);        /* OpenBLAS core name, BLIS arch */
 void dcb_blas_set_threads(int n);
 const char *dcb_build_flags(void);      /* compiler and flags libdcb was built with */
+/* The instruction set libdcb's micro-kernels run in this process: "avx512"
+ * (AVX-512 F/BW/DQ/VL), "avx2" (AVX2 + FMA) or "scalar" (portable C). Every
+ * variant is compiled into every build, each with its own target flags; the
+ * widest the CPU and OS run is chosen once, or the narrower one that the
+ * environment variable DCB_ISA names (DCB_ISA=avx2, DCB_ISA=scalar). */
+const char *dcb_isa(void);
+const char *dcb_isa_available(void);    /* what this CPU runs, widest first: "avx512,avx2,scalar" */
+/* DCB_OK where DCB_ISA is unset or names a level this CPU runs; otherwise
+ * DCB_INVALID_PARAM with a message naming DCB_ISA's value and the valid
+ * ones in msg (cap bytes). An unobeyed DCB_ISA leaves dcb_isa() widest. */
+dcb_status dcb_isa_check(char *msg, size_t cap);
 const char *dcb_onednn_version(void);   /* "2.6.3", or "" when built without oneDNN */
 uint64_t dcb_rand_u64(uint64_t *state); /* splitmix64 step */
 

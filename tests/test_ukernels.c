@@ -32,7 +32,7 @@ typedef struct prob {
 static prob make_prob(uint64_t *s, int k, int mr, int n, int np, int accumulate, int with_bias) {
     prob p = {k, mr, n, np, accumulate, with_bias, (size_t)n + (size_t)tu_rand(s, 0, PAD), (size_t)n + PAD,
               NULL, NULL, NULL, NULL};
-    const size_t na = (size_t)np * DCB_UK_MR * k + DCB_OVERREAD_FLOATS;
+    const size_t na = (size_t)np * DCB_UK_MR * (unsigned)k + DCB_OVERREAD_FLOATS;
     p.a = malloc(sizeof(float) * na);
     for (size_t i = 0; i < na; i++) p.a[i] = NAN;
     for (int q = 0; q < np; q++)
@@ -133,14 +133,15 @@ static void check_gemm(const dcb_ukernels *u, const prob *p) {
 static void check_pack(const dcb_ukernels *u, const prob *p) {
     const float *bias = p->with_bias ? p->bias : NULL;
     float *c = copy_c(p), *cg = copy_c(p);
-    float *bp = malloc(sizeof(float) * ((size_t)p->k * DCB_UK_NR + 1));
+    const int nr = u->nr;
+    float *bp = malloc(sizeof(float) * ((size_t)p->k * nr + 1));
     u->gemm_pack(p->k, p->a, p->b, p->ldb, bp, c, p->ldc, p->mr, p->accumulate, bias);
     check(p, c, "gemm_pack", u->name);
     for (int i = 0; i < p->k; i++)
-        if (memcmp(bp + (size_t)i * DCB_UK_NR, p->b + (size_t)i * p->ldb, sizeof(float) * DCB_UK_NR))
+        if (memcmp(bp + (size_t)i * nr, p->b + (size_t)i * p->ldb, sizeof(float) * nr))
             fail_msg("%s gemm_pack k=%d: packed row %d is not B's", u->name, p->k, i);
     /* the packed panel through gemm: the same bits */
-    u->gemm(p->k, p->a, bp, DCB_UK_NR, cg, p->ldc, p->mr, DCB_UK_NR, p->accumulate, bias);
+    u->gemm(p->k, p->a, bp, nr, cg, p->ldc, p->mr, nr, p->accumulate, bias);
     assert_same_bits(c, cg, (size_t)(p->mr + PAD) * p->ldc, "gemm_pack against gemm", u->name);
     free(bp);
     free(c);
@@ -169,7 +170,7 @@ static void test_variants(void **state) {
     int tested = 0, scalar = 0;
     for (int vi = 0; vs[vi]; vi++) {
         const dcb_ukernels *u = vs[vi];
-        if (u->usable && !u->usable()) {
+        if (!dcb_isa_runs(u->isa)) {
             print_message("ukernel %s: compiled in, not run by this CPU: skipped\n", u->name);
             continue;
         }
@@ -185,7 +186,7 @@ static void test_variants(void **state) {
             prob p = make_prob(&s, k, mr, n, 1, acc, bias);
             check_gemm(u, &p);
             free_prob(&p);
-            p = make_prob(&s, k, mr, DCB_UK_NR, 1, acc, bias);
+            p = make_prob(&s, k, mr, u->nr, 1, acc, bias);
             check_pack(u, &p);
             free_prob(&p);
             const int mr4 = 1 + it % (2 * DCB_UK_MR), n4 = 1 + it / 3 % 4;
@@ -201,30 +202,85 @@ static void test_variants(void **state) {
     assert_true(tested >= 1);
 }
 
-/* dcb_uk() picks a usable variant, and the one DCB_ISA names when set. */
+/* dcb_uk() picks the variant of the process's level: the one DCB_ISA names
+ * when set (and run here), the widest this CPU runs otherwise; dcb_isa()
+ * names it, and dcb_isa_check() accepts exactly the DCB_ISA it obeyed. */
 static void test_selection(void **state) {
     (void)state;
     const dcb_ukernels *u = dcb_uk(), *const *vs = dcb_uk_variants();
     assert_non_null(u);
-    assert_true(!u->usable || u->usable());
+    assert_true(dcb_isa_runs(u->isa));
+    assert_string_equal(u->name, dcb_isa());
+    assert_int_equal(u->isa, dcb_isa_current());
     int listed = 0;
     for (int i = 0; vs[i]; i++) listed += vs[i] == u;
     assert_int_equal(listed, 1);
     const char *want = getenv("DCB_ISA");
-    if (want && strcmp(want, "scalar") == 0) assert_ptr_equal(u, &dcb_uk_scalar);
-    if (!want) { /* the first usable variant */
+    char msg[256];
+    const dcb_status st = dcb_isa_check(msg, sizeof msg);
+    if (want && *want && st == DCB_OK) {
+        assert_string_equal(u->name, want);
+    } else {
+        if (want && *want) { /* refused: named, and the widest runs */
+            assert_int_equal(st, DCB_INVALID_PARAM);
+            assert_non_null(strstr(msg, "DCB_ISA="));
+            assert_non_null(strstr(msg, want));
+        }
         for (int i = 0; vs[i]; i++)
-            if (!vs[i]->usable || vs[i]->usable()) {
+            if (dcb_isa_runs(vs[i]->isa)) {
                 assert_ptr_equal(u, vs[i]);
                 break;
             }
     }
-    print_message("dcb_uk(): %s%s%s\n", u->name, want ? ", DCB_ISA=" : "", want ? want : "");
+    /* the levels this CPU runs are what dcb_isa_available() lists */
+    for (int l = 0; l < DCB_ISA_LEVELS; l++)
+        assert_int_equal(dcb_isa_runs((dcb_isa_level)l), strstr(dcb_isa_available(), dcb_isa_level_name((dcb_isa_level)l)) != NULL);
+    print_message("dcb_uk(): %s (available %s)%s%s\n", u->name, dcb_isa_available(), want ? ", DCB_ISA=" : "",
+                  want ? want : "");
+}
+
+/* The SIMD variants compute each element by the same chain (fused
+ * multiply-adds from zero, + bias, + old C): avx512 and avx2 give the same
+ * bits, so that results do not depend on the machine a run lands on. */
+static void test_simd_variants_agree(void **state) {
+    (void)state;
+    const dcb_ukernels *const *vs = dcb_uk_variants(), *ref = NULL;
+    for (int i = 0; vs[i]; i++)
+        if (vs[i]->isa == DCB_ISA_AVX2) ref = vs[i];
+    if (!ref || !dcb_isa_runs(DCB_ISA_AVX2)) {
+        print_message("avx2 does not run here: nothing to compare\n");
+        return;
+    }
+    int compared = 0;
+    for (int vi = 0; vs[vi]; vi++) {
+        const dcb_ukernels *u = vs[vi];
+        if (u == ref || u->isa == DCB_ISA_SCALAR) continue;
+        if (!dcb_isa_runs(u->isa)) {
+            print_message("ukernel %s: not run by this CPU: not compared\n", u->name);
+            continue;
+        }
+        uint64_t s = 99;
+        for (int it = 0; it < (tu_quick() ? 40 : 200); it++) {
+            const int k = tu_rand(&s, 0, 80), mr = 1 + it % DCB_UK_MR, n = tu_rand(&s, 1, MAXN);
+            prob p = make_prob(&s, k, mr, n, 1, it % 2, it / 2 % 2);
+            const float *bias = p.with_bias ? p.bias : NULL;
+            float *c1 = copy_c(&p), *c2 = copy_c(&p);
+            u->gemm(p.k, p.a, p.b, p.ldb, c1, p.ldc, p.mr, p.n, p.accumulate, bias);
+            ref->gemm(p.k, p.a, p.b, p.ldb, c2, p.ldc, p.mr, p.n, p.accumulate, bias);
+            assert_same_bits(c1, c2, (size_t)(p.mr + PAD) * p.ldc, "gemm against avx2", u->name);
+            free(c1);
+            free(c2);
+            free_prob(&p);
+            compared++;
+        }
+    }
+    print_message("%d problems give the same bits in every SIMD variant run here\n", compared);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_simd_variants_agree),
         cmocka_unit_test(test_selection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,10 +1,14 @@
 /* gemm_f32_6x16_avx2.c — the AVX2 + FMA variant of the f32 GEMM
  * micro-kernel (ukernels.h): 6 x 16 accumulators in 12 ymm registers, B
- * loaded 16 floats a step, A broadcast a row at a time. Compiled where the
- * compiler targets AVX2 and FMA; chosen at run time where the CPU has both. */
+ * loaded 16 floats a step, A broadcast a row at a time. Compiled with
+ * ISA_FLAGS_avx2 (x86-64-v3); chosen at run time where the CPU has AVX2 and
+ * FMA. */
 #include "ukernels.h"
 
-#ifdef DCB_UK_HAVE_AVX2
+#if DCB_ISA_X86
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "gemm_f32_6x16_avx2.c needs AVX2 and FMA: build it with the Makefile's ISA_FLAGS_avx2"
+#endif
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -168,8 +172,10 @@ static void gemm_pack_avx2(int k, const float *a, const float *b, size_t ldb, fl
 }
 
 /* Up to 4 columns of one or two panels: 8-float loads at a + 6p (lanes 6, 7
- * are the next step's and are dropped), B broadcast a column at a time. */
-static void gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n) {
+ * are the next step's and are dropped), B broadcast a column at a time.
+ * Also the avx512 variant's gemm_n4 (ukernels.h): 4 columns give a zmm
+ * nothing more to do. */
+void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n) {
     const int np = mr > DCB_UK_MR ? 2 : 1;
     const float *a1 = a + (size_t)DCB_UK_MR * k;
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
@@ -211,12 +217,8 @@ static void gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, floa
     }
 }
 
-static int avx2_usable(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-DCB_UK_DEFINE(avx2, avx2_usable)
+#define gemm_n4_avx2 dcb_uk_gemm_n4_avx2
+DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, DCB_UK_NR)
 #else
 typedef int dcb_uk_no_avx2; /* not an empty translation unit */
 #endif

@@ -15,10 +15,12 @@
  *   gemm       C (mr x n) = A * B (+ bias) (+ C); 1 <= mr <= 6, any n >= 0.
  *              Columns go in 16-wide tiles, the last < 16 in one narrower
  *              tile; reads no element of B outside k x n.
- *   gemm_pack  the same for one 16-column tile (n = 16) while copying B into
- *              a packed panel bpack [k][16] (the direct engine's fused packing
+ *   gemm_pack  the same for one tile of nr columns (n = nr, the variant's
+ *              panel width: 16, or 32 for avx512) while copying B into a
+ *              packed panel bpack [k][nr] (the direct engine's fused packing
  *              of 1x1 convolutions: x is read once), prefetching each row's
- *              next 16 columns.
+ *              next nr columns. The direct engine packs its B panels nr wide,
+ *              so that a whole panel is one register tile.
  *   gemm_n4    n <= 4 columns for up to two panels (1 <= mr <= 12; the second
  *              panel, rows 6 .. 11, at a + 6k): vectorised over the rows, so
  *              that A, the big operand when the columns are few, is loaded
@@ -27,19 +29,24 @@
  *              of every B row (up to 3 past n).
  *   bias       NULL or mr floats, one per row.
  *
- * Variants: gemm_f32_6x16_<isa>.c each define one dcb_ukernels,
- * dcb_uk_<isa>, compiled to an empty file where the compiler does not target
- * that ISA; ukernels.c lists them (best first) and dcb_uk() picks the first
- * the CPU runs, or the one named by the environment variable DCB_ISA (e.g.
- * DCB_ISA=scalar). A new ISA is one file plus one line of that list. */
+ * Variants: gemm_f32_<tile>_<isa>.c each define one dcb_ukernels,
+ * dcb_uk_<isa>. Every variant file is compiled with its own target flags
+ * (the Makefile's ISA_FLAGS_<isa>), whatever the baseline -march, so one
+ * binary carries all of them; ukernels.c lists them (best first) and dcb_uk()
+ * picks the first whose ISA is at most dcb_isa_current(): the widest the CPU
+ * runs, or the narrower one the environment variable DCB_ISA names
+ * (DCB_ISA=avx2, DCB_ISA=scalar). Other kernel families (isa.h) pick their
+ * variants by the same level, so one process runs one ISA throughout. */
 #ifndef DCB_UKERNELS_H
 #define DCB_UKERNELS_H
 
 #include "dcb_internal.h" /* DCB_OVERREAD_FLOATS */
+#include "isa.h"
 #include <stddef.h>
 
 #define DCB_UK_MR 6
-#define DCB_UK_NR 16
+#define DCB_UK_NR 16     /* the narrowest panel: avx2 and scalar */
+#define DCB_UK_NR_MAX 32 /* the widest: avx512 */
 
 typedef void (*dcb_uk_gemm_fn)(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr,
                                int n, int accumulate, const float *bias);
@@ -49,32 +56,35 @@ typedef void (*dcb_uk_gemm_n4_fn)(int k, const float *a, const float *b, size_t 
                                   int n);
 
 typedef struct dcb_ukernels {
-    const char *name;       /* what DCB_ISA names it by: "avx2", "scalar" */
-    int (*usable)(void);    /* the CPU runs it; NULL: always */
+    const char *name;       /* its ISA's name: "avx512", "avx2", "scalar" */
+    dcb_isa_level isa;      /* the instructions it needs */
+    int nr;                 /* gemm_pack's (and the direct engine's) panel width */
     dcb_uk_gemm_fn gemm;
     dcb_uk_gemm_pack_fn gemm_pack;
     dcb_uk_gemm_n4_fn gemm_n4;
 } dcb_ukernels;
 
 /* A variant's descriptor, from its file's gemm_<isa>, gemm_pack_<isa> and
- * gemm_n4_<isa>: DCB_UK_DEFINE(avx2, avx2_usable). */
-#define DCB_UK_DEFINE(isa, usable_fn)                                                                     \
-    const dcb_ukernels dcb_uk_##isa = {                                                                   \
-        .name = #isa, .usable = usable_fn, .gemm = gemm_##isa, .gemm_pack = gemm_pack_##isa,              \
-        .gemm_n4 = gemm_n4_##isa,                                                                         \
+ * gemm_n4_<isa>: DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, 16). */
+#define DCB_UK_DEFINE(isa_, level, nr_)                                                                   \
+    const dcb_ukernels dcb_uk_##isa_ = {                                                                  \
+        .name = #isa_, .isa = level, .nr = nr_, .gemm = gemm_##isa_, .gemm_pack = gemm_pack_##isa_,       \
+        .gemm_n4 = gemm_n4_##isa_,                                                                        \
     };
 
 /* The variants compiled in. */
 extern const dcb_ukernels dcb_uk_scalar;
-#if defined(__AVX2__) && defined(__FMA__)
-#define DCB_UK_HAVE_AVX2 1
+#if DCB_ISA_X86
 extern const dcb_ukernels dcb_uk_avx2;
+extern const dcb_ukernels dcb_uk_avx512;
+/* gemm_n4 of the avx2 file, which the avx512 variant shares */
+void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n);
 #endif
 
 /* The variant the engines call: chosen once per process. */
 const dcb_ukernels *dcb_uk(void);
-/* Every variant compiled in, best first, NULL-terminated (tests); a
- * variant's usable() says whether this CPU runs it. */
+/* Every variant compiled in, best first, NULL-terminated (tests); the CPU
+ * runs a variant where dcb_isa_runs(v->isa). */
 const dcb_ukernels *const *dcb_uk_variants(void);
 
 #endif

@@ -83,7 +83,15 @@ for l in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 \
 done
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-BASE="-g -O1 -std=c11 -march=native $SAN"
+BASE="-g -O1 -std=c11 -march=x86-64-v3 $SAN"
+# A micro-kernel variant's own target flags, as the Makefile's ISA_FLAGS_*.
+isa_flags_of() {
+    case $1 in
+    kernels/ukernels/*_avx512.c) echo "-march=x86-64-v4 -mprefer-vector-width=512" ;;
+    kernels/ukernels/*_avx2.c) echo "-march=x86-64-v3" ;;
+    kernels/ukernels/*_scalar.c) echo "-march=x86-64" ;;
+    esac
+}
 # Library sources: instrumented for coverage (fuzzer-no-link), built as the
 # Makefile builds them (OpenMP, no oneDNN), without its warnings.
 LIBFLAGS="$BASE -fsanitize=fuzzer-no-link -fopenmp -fPIC -w -Ikernels -Iharness -isystem $OB_INC"
@@ -118,7 +126,7 @@ compile() {
         stale "$s" "$o" || continue
         echo "  cc $s"
         # shellcheck disable=SC2086
-        ( $CLANG $LIBFLAGS -c "$s" -o "$o.tmp" && mv "$o.tmp" "$o" ) &
+        ( $CLANG $LIBFLAGS $(isa_flags_of "$s") -c "$s" -o "$o.tmp" && mv "$o.tmp" "$o" ) &
         pids+=($!)
         n=$((n + 1))
         if [ "$n" -ge "$JOBS" ]; then
