@@ -72,7 +72,7 @@ SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 $(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test test-unit test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean \
+.PHONY: all deps test test-unit test-isa test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean \
         ablations test-cluster valgrind-check fuzz fuzz-quick
 all: deps $(BUILD)/libdcb.a $(BUILD)/libdcb.so $(BUILD)/dcbench
 
@@ -179,7 +179,7 @@ $(HARNESS_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/%.c tests/*
 # OpenBLAS threads are capped so that the sanitizer run stays within budget.
 # test_harness_e2e runs the program named by DCBENCH: build/dcbench, and
 # build/dcbench-san in the sanitizer run.
-test: test-unit test-san
+test: test-unit test-isa test-san
 	@$(MAKE) --no-print-directory fuzz-quick
 	@echo "dcbench: all test suites passed"
 
@@ -190,6 +190,20 @@ test-unit: all $(TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(TESTS); do echo "== $$t"; DCBENCH=$(BUILD)/dcbench $(BUILD)/tests/$$t; done
 	@set -e; for t in $(LUA_TESTS); do echo "== $$t"; $(BUILD)/dcbench $$t; done
 	@echo "== test_parallel_study"; DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
+
+# The engine and conformance tests once more under every narrower ISA level
+# this CPU runs (test-unit ran the widest): DCB_ISA=avx2 and DCB_ISA=scalar on
+# an AVX-512 machine, DCB_ISA=scalar on an AVX2 one. Says which levels this
+# machine cannot run, so that a reader knows what was not tested here.
+ISA_TESTS := test_ukernels test_conformance test_conv2d test_expert_conv test_weightnet test_drconv test_lightconv \
+             test_mhattention test_skconv test_splat test_localconv test_layers test_backward
+test-isa: all $(ISA_TESTS:%=$(BUILD)/tests/%)
+	@set -e; out=$$(env -u DCB_ISA $(BUILD)/dcbench isa); widest=$${out%% *}; avail=$${out#* }; \
+	for l in avx512 avx2 scalar; do case ",$$avail," in *,$$l,*) ;; \
+	  *) echo "== ISA $$l: this CPU does not run it: its variants are not tested here";; esac; done; \
+	for l in $$(echo $$avail | tr , ' '); do [ $$l = $$widest ] && continue; \
+	  for t in $(ISA_TESTS); do echo "== $$t (DCB_ISA=$$l)"; \
+	    DCB_ISA=$$l DCB_TEST_QUICK=1 $(BUILD)/tests/$$t; done; done
 
 test-san: deps $(TESTS:%=$(BUILD)/tests-san/%) $(BUILD)/dcbench-san
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \

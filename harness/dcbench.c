@@ -135,8 +135,22 @@ static int run_shipped(const dcbh_options *o, const char *script, int argc, char
     return dcbh_run_script(o, path, argc, argv);
 }
 
+/* dcbench isa: the micro-kernels' instruction set in this process, then
+ * every level this CPU runs, widest first ("avx512 avx512,avx2,scalar"). */
+static int cmd_isa(void) {
+    printf("%s %s\n", dcb_isa(), dcb_isa_available());
+    return 0;
+}
+
 int main(int argc, char **argv) {
     dcb_fix_coretype(argv);
+    {
+        char why[256];
+        if (dcb_isa_check(why, sizeof why) != DCB_OK) {
+            fprintf(stderr, "dcbench: %s\n", why);
+            return 2;
+        }
+    }
     dcbh_options opt = DCBH_OPTIONS_DEFAULT;
     opt.argc = argc;
     opt.argv = argv;
@@ -193,6 +207,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "engines")) return run_shipped(&opt, "engine_table.lua", rest, rv);
     if (!strcmp(cmd, "list")) return cmd_list();
+    if (!strcmp(cmd, "isa")) return cmd_isa();
     if (!strcmp(cmd, "merge")) return cmd_merge(rest, rv);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(rest, rv);
     if (!strcmp(cmd, "plot")) return cmd_plot(&opt, rest, rv);
