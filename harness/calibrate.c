@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -35,23 +35,22 @@ static int quick(void) {
  * m just below 1 converges instead of overflowing, so no denormals appear. */
 #define NACC 12
 
-#if defined(__AVX512F__)
-#define PEAK_ISA "avx512"
-#define FLOPS_PER_STEP (NACC * 16 * 2)
-static float fma_kernel(long steps, float seed) {
-    __m512 acc[NACC];
-    const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
-    for (int j = 0; j < NACC; j++) acc[j] = _mm512_set1_ps(seed + (float)j);
+/* One kernel per ISA level, each compiled for its own instructions
+ * (target attributes: the file's baseline is x86-64-v3), and the peak is the
+ * one of the level the process runs (dcb_isa(): DCB_ISA=avx2 calibrates the
+ * AVX2 peak), which is the peak its micro-kernels can reach. */
+static float fma_scalar(long steps, float seed) {
+    float acc[NACC];
+    for (int j = 0; j < NACC; j++) acc[j] = seed + (float)j;
     for (long i = 0; i < steps; i++)
-        for (int j = 0; j < NACC; j++) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
-    __m512 s = acc[0];
-    for (int j = 1; j < NACC; j++) s = _mm512_add_ps(s, acc[j]);
-    return _mm512_reduce_add_ps(s);
+        for (int j = 0; j < NACC; j++) acc[j] = acc[j] * 0.999999f + 1e-6f;
+    float s = 0;
+    for (int j = 0; j < NACC; j++) s += acc[j];
+    return s;
 }
-#elif defined(__AVX2__) && defined(__FMA__)
-#define PEAK_ISA "avx2+fma"
-#define FLOPS_PER_STEP (NACC * 8 * 2)
-static float fma_kernel(long steps, float seed) {
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static float fma_avx2(long steps, float seed) {
     __m256 acc[NACC];
     const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-6f);
     for (int j = 0; j < NACC; j++) acc[j] = _mm256_set1_ps(seed + (float)j);
@@ -63,19 +62,45 @@ static float fma_kernel(long steps, float seed) {
     _mm256_storeu_ps(t, s);
     return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
 }
-#else
-#define PEAK_ISA "scalar"
-#define FLOPS_PER_STEP (NACC * 2)
-static float fma_kernel(long steps, float seed) {
-    float acc[NACC];
-    for (int j = 0; j < NACC; j++) acc[j] = seed + (float)j;
+
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) static float fma_avx512(long steps, float seed) {
+    __m512 acc[NACC];
+    const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
+    for (int j = 0; j < NACC; j++) acc[j] = _mm512_set1_ps(seed + (float)j);
     for (long i = 0; i < steps; i++)
-        for (int j = 0; j < NACC; j++) acc[j] = acc[j] * 0.999999f + 1e-6f;
-    float s = 0;
-    for (int j = 0; j < NACC; j++) s += acc[j];
-    return s;
+        for (int j = 0; j < NACC; j++) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
+    __m512 s = acc[0];
+    for (int j = 1; j < NACC; j++) s = _mm512_add_ps(s, acc[j]);
+    return _mm512_reduce_add_ps(s);
 }
 #endif
+
+/* the level's kernel and its FLOPs per step */
+static float (*fma_kernel_of(int *flops_per_step))(long, float) {
+#if defined(__x86_64__)
+    if (!strcmp(dcb_isa(), "avx512")) {
+        *flops_per_step = NACC * 16 * 2;
+        return fma_avx512;
+    }
+    if (!strcmp(dcb_isa(), "avx2")) {
+        *flops_per_step = NACC * 8 * 2;
+        return fma_avx2;
+    }
+#endif
+    *flops_per_step = NACC * 2;
+    return fma_scalar;
+}
+
+static float fma_kernel(long steps, float seed) {
+    int f;
+    return fma_kernel_of(&f)(steps, seed);
+}
+
+static int flops_per_step(void) {
+    int f;
+    fma_kernel_of(&f);
+    return f;
+}
 
 static volatile float g_sink;
 
@@ -97,7 +122,7 @@ static double peak_once(int threads, long steps) {
         t1 = dcbh_now();
     }
     g_sink = s;
-    return (double)threads * (double)steps * FLOPS_PER_STEP / (t1 - t0) * 1e-9;
+    return (double)threads * (double)steps * flops_per_step() / (t1 - t0) * 1e-9;
 }
 
 /* Steps for one run of about target_s on one thread (the work per thread
@@ -196,7 +221,7 @@ int dcbh_calibrate(dcbh_calib *c, int threads_all) {
     c->peak_gflops_all = threads_all == 1 ? c->peak_gflops_1t : peak(threads_all, steps, runs);
     if (bandwidth(threads_all, n, q ? 5 : 10, &c->bw_gbs_1t, &c->bw_gbs_all) != 0) return -1;
     iso_now(c->when, sizeof c->when);
-    snprintf(c->isa, sizeof c->isa, "%s", PEAK_ISA);
+    snprintf(c->isa, sizeof c->isa, "%s", dcb_isa());
     return 0;
 }
 

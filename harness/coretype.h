@@ -64,6 +64,35 @@ static inline const char *dcb_fallback_core_fix(void) {
     return NULL;
 }
 
+/* OpenMP's wait policy. libgomp's threads spin up to 300000 times at a
+ * barrier before they sleep (its default where threads <= cores). On a
+ * machine where another process holds a core, a thread that spins out its
+ * time slice while its partner waits to be scheduled turns every barrier
+ * into a scheduler quantum: two such dcbench runs at once took a 2-thread
+ * depthwise conv from 0.12 to 10 ms and a Winograd one from 2.9 to 48 ms
+ * (docs/PERFORMANCE.md, "Under load"). A spin of 3000 (a few tens of
+ * microseconds) kept the quiet times and cut those to 0.38 and 6.3 ms;
+ * OMP_WAIT_POLICY=passive doubled the quiet depthwise time. libgomp reads
+ * the setting once, at load, so dcbench sets GOMP_SPINCOUNT=3000 where
+ * neither GOMP_SPINCOUNT nor OMP_WAIT_POLICY is set, and re-executes;
+ * DCB_AUTO_SPINCOUNT records that it did. Returns 1 where it changed the
+ * environment (the caller re-executes). */
+#define DCB_SPINCOUNT "3000"
+static inline int dcb_set_wait_policy(void) {
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return 0;
+    setenv("GOMP_SPINCOUNT", DCB_SPINCOUNT, 1);
+    setenv("DCB_AUTO_SPINCOUNT", DCB_SPINCOUNT, 1);
+    return 1;
+}
+
+/* The re-execution dcb_set_wait_policy() asked for, unless
+ * dcb_fix_coretype() made one already (then it never returns). */
+static inline void dcb_apply_wait_policy(char **argv) {
+    execv("/proc/self/exe", argv);
+    unsetenv("GOMP_SPINCOUNT"); /* could not: run on as the environment said */
+    unsetenv("DCB_AUTO_SPINCOUNT");
+}
+
 static inline void dcb_fix_coretype(char **argv) {
     const char *ct = getenv("OPENBLAS_CORETYPE");
     const char *keep = getenv("DCB_KEEP_CORETYPE");

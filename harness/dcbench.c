@@ -143,7 +143,9 @@ static int cmd_isa(void) {
 }
 
 int main(int argc, char **argv) {
+    const int wait_changed = dcb_set_wait_policy();
     dcb_fix_coretype(argv);
+    if (wait_changed) dcb_apply_wait_policy(argv);
     {
         char why[256];
         if (dcb_isa_check(why, sizeof why) != DCB_OK) {

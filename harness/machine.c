@@ -237,6 +237,16 @@ char *dcbh_machine_json(int argc, char **argv) {
     jb_str(&b, "isa", dcb_isa());
     jb_str(&b, "isa_available", dcb_isa_available());
     jb_str(&b, "isa_forced", getenv("DCB_ISA") ? getenv("DCB_ISA") : "");
+    /* OpenMP's wait at barriers (coretype.h): dcbench's GOMP_SPINCOUNT, or
+     * what the environment set */
+    {
+        char w[160];
+        const char *sc = getenv("GOMP_SPINCOUNT"), *wp = getenv("OMP_WAIT_POLICY");
+        snprintf(w, sizeof w, "%s%s%s%s%s", sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "", sc && wp ? " " : "",
+                 wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "");
+        jb_str(&b, "omp_wait", w);
+        jb_str(&b, "omp_wait_set_by", getenv("DCB_AUTO_SPINCOUNT") ? "dcbench" : sc || wp ? "environment" : "");
+    }
 
     jb_str(&b, "blas", dcb_blas_info());
     jb_str(&b, "blas_name", dcb_blas_name());

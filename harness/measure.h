@@ -118,7 +118,7 @@ typedef struct dcbh_calib {
     double bw_gbs_1t, bw_gbs_all;             /* memory bandwidth (triad-like) */
     int threads_all;
     char when[32];                            /* ISO date of the measurement */
-    char isa[32];                             /* "avx512" | "avx2+fma" | "scalar" */
+    char isa[32];                             /* "avx512" | "avx2" | "scalar": dcb_isa() when measured */
 } dcbh_calib;
 
 /* Takes a few seconds (arrays of 3 x 128 MiB); threads_all < 1 means all
