@@ -78,8 +78,15 @@ static inline const char *dcb_fallback_core_fix(void) {
  * DCB_AUTO_SPINCOUNT records that it did. Returns 1 where it changed the
  * environment (the caller re-executes). */
 #define DCB_SPINCOUNT "3000"
+/* Under valgrind /proc/self/exe is valgrind's tool, which refuses to be run
+ * directly: no re-execution there (its preload library is in LD_PRELOAD). */
+static inline int dcb_under_valgrind(void) {
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "vgpreload") != NULL;
+}
+
 static inline int dcb_set_wait_policy(void) {
-    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return 0;
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY") || dcb_under_valgrind()) return 0;
     setenv("GOMP_SPINCOUNT", DCB_SPINCOUNT, 1);
     setenv("DCB_AUTO_SPINCOUNT", DCB_SPINCOUNT, 1);
     return 1;
@@ -98,6 +105,7 @@ static inline void dcb_fix_coretype(char **argv) {
     const char *keep = getenv("DCB_KEEP_CORETYPE");
     const char *autoc = getenv("DCB_AUTO_CORETYPE");
     if (ct && autoc && strcmp(ct, autoc) == 0) return;   /* our own choice, below, in the re-executed run */
+    if (dcb_under_valgrind()) return;
     if (!ct && !(keep && strcmp(keep, "0") != 0)) {
         /* OpenBLAS 0.3.21 picks Prescott (SSE3) on CPUs it does not know (Emerald
          * Rapids; the generic "Intel Xeon Processor" some VMs show): run it on
