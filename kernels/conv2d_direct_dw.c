@@ -4,16 +4,15 @@
  * split into `stride` phases (phase q holds padded columns q, q+s, q+2s,
  * ...), so that for any stride the outputs j..j+7 of one tap read 8
  * consecutive floats; the taps then run as broadcast-FMAs along the output
- * row with no bounds checks. */
+ * row with no bounds checks. The stride-2 split and the rows are the
+ * depthwise kernel family's (ukernels/dwconv.h), its variant picked at run
+ * time for the CPU (DCB_ISA). */
 #include "dcb_internal.h"
+#include "ukernels/dwconv.h"
 
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define DIRECT_AVX2 1
 #endif
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
@@ -53,28 +52,14 @@ static void dw_fill(const dcb_conv2d_p *p, const dplan *d, int H, int W, const f
             memcpy(row + pad, xr, sizeof(float) * W);
             continue;
         }
-        int j = 0;
-#ifdef DIRECT_AVX2
         if (s == 2) {
-            /* even and odd columns of 16 at a time: x[j + 2t] lands in phase
-             * (pad & 1) at j/2 + pad/2 + t, x[j + 1 + 2t] in the other phase
-             * at j/2 + (pad + 1)/2 + t */
-            float *pe = row + (size_t)(pad & 1) * d->Wq + (pad >> 1);
-            float *po = row + (size_t)((pad + 1) & 1) * d->Wq + ((pad + 1) >> 1);
-            for (; j + 16 <= W; j += 16) {
-                const __m256 lo = _mm256_loadu_ps(xr + j), hi = _mm256_loadu_ps(xr + j + 8);
-                const __m256 ev = _mm256_shuffle_ps(lo, hi, 0x88), od = _mm256_shuffle_ps(lo, hi, 0xDD);
-                _mm256_storeu_ps(pe + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8)));
-                _mm256_storeu_ps(po + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xD8)));
-            }
-            const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-            for (; j + 8 <= W; j += 8) {
-                const __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xr + j), split);
-                _mm_storeu_ps(pe + j / 2, _mm256_castps256_ps128(v));
-                _mm_storeu_ps(po + j / 2, _mm256_extractf128_ps(v, 1));
-            }
+            /* x[2t] lands in phase (pad & 1) at pad/2 + t, x[1 + 2t] in the
+             * other phase at (pad + 1)/2 + t */
+            dcb_dwk()->split2(xr, W, row + (size_t)(pad & 1) * d->Wq + (pad >> 1),
+                             row + (size_t)((pad + 1) & 1) * d->Wq + ((pad + 1) >> 1));
+            continue;
         }
-#endif
+        int j = 0;
         /* the rest one by one, the phase and position counted (no division) */
         int q = (j + pad) % s, t = (j + pad) / s;
         for (; j < W; j++) {
@@ -84,62 +69,15 @@ static void dw_fill(const dcb_conv2d_p *p, const dplan *d, int H, int W, const f
     }
 }
 
-#ifdef DIRECT_AVX2
-/* nv (1..4) vectors of 8 outputs from src (tap offsets off[]); constant nv
- * after inlining keeps the accumulators in registers. */
-static inline void dw_vecs(int nv, int kk, const float *wt, const int *off, const float *src, float bias,
-                           float *dst, int nvalid) {
-    __m256 acc[4];
-    for (int v = 0; v < 4; v++)
-        if (v < nv) acc[v] = _mm256_set1_ps(bias);
-    for (int t = 0; t < kk; t++) {
-        const __m256 w = _mm256_broadcast_ss(wt + t);
-        const float *q = src + off[t];
-        for (int v = 0; v < 4; v++)
-            if (v < nv) acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(q + 8 * v), acc[v]);
-    }
-    if (nvalid == 8 * nv) {
-        for (int v = 0; v < 4; v++)
-            if (v < nv) _mm256_storeu_ps(dst + 8 * v, acc[v]);
-    } else {
-        float tmp[32];
-        for (int v = 0; v < 4; v++)
-            if (v < nv) _mm256_storeu_ps(tmp + 8 * v, acc[v]);
-        for (int j = 0; j < nvalid; j++) dst[j] = tmp[j]; /* once per plane */
-    }
-}
-#endif
-
 static void dw_channel(const dcb_conv2d_p *p, const dplan *d, const float *buf, const float *wt, const int *off,
                        float bias, float *yc) {
     const int kk = p->kh * p->kw;
     const size_t rs = (size_t)d->s * d->s * d->Wq; /* buffer step per output row */
+    const dcb_dwk_row_fn row = dcb_dwk()->row;
     for (int i = 0; i < d->Ho; i++) {
         const float *src = buf + (size_t)i * rs;
         float *yr = yc + (size_t)i * d->Wo;
-#ifdef DIRECT_AVX2
-        int j = 0;
-        for (; j + 32 <= d->Wo; j += 32) dw_vecs(4, kk, wt, off, src + j, bias, yr + j, 32);
-        int rest = d->Wo - j;
-        const int nv = (rest + 7) / 8;
-        /* whole vectors may spill into the rows below, which are written
-         * after this one: only the plane's end needs the careful store */
-        if ((size_t)i * d->Wo + j + 8 * nv <= (size_t)d->Ho * d->Wo) rest = 8 * nv;
-        switch (nv) {
-        case 1: dw_vecs(1, kk, wt, off, src + j, bias, yr + j, rest); break;
-        case 2: dw_vecs(2, kk, wt, off, src + j, bias, yr + j, rest); break;
-        case 3: dw_vecs(3, kk, wt, off, src + j, bias, yr + j, rest); break;
-        case 4: dw_vecs(4, kk, wt, off, src + j, bias, yr + j, rest); break;
-        default: break;
-        }
-#else
-        for (int j = 0; j < d->Wo; j++) yr[j] = bias;
-        for (int t = 0; t < kk; t++) {
-            const float w = wt[t];
-            const float *q = src + off[t];
-            for (int j = 0; j < d->Wo; j++) yr[j] += w * q[j];
-        }
-#endif
+        row(kk, wt, off, src, bias, yr, d->Wo);
     }
 }
 

@@ -2,6 +2,7 @@
  * shares with the static one in conv2d_winograd.c): kernels known only
  * inside run, transformed in float and fused with the GEMM. */
 #include "conv2d_winograd.h"
+#include "ukernels/dynmix.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -26,7 +27,11 @@
  * sample, the kernel rows are mixed (or copied), then for each row i of the
  * a x a transform the a positions xi = i*a + j are transformed and multiplied
  * at once, so that the mixed rows, one row of U and the sample's V stay in L2.
- * The input transform is shared by the batch as in the static engine. */
+ * The input transform is shared by the batch as in the static engine.
+ * The mixing and the kernel transform are the dynmix family's
+ * (ukernels/dynmix.h), its variant picked at run time for the CPU. */
+
+_Static_assert(DCB_DYNMIX_PANEL == MR, "dynmix's panel layout is the micro-kernel's");
 
 #define DYN_OB_MAX 48 /* output channels per block, a multiple of MR */
 
@@ -49,106 +54,9 @@ void dcb_winograd_bank_pack(const dcb_conv2d_p *p, const float *w, float *out) {
 }
 
 int dcb_winograd_dyn_supported(const dcb_conv2d_p *p, int m) {
-#ifdef WINO_AVX2
     dcb_winograd_plan pl;
     return dcb_wino_plan_setup(&pl, p, m) == 0 && pl.packed;
-#else
-    (void)p, (void)m;
-    return 0;
-#endif
 }
-
-#ifdef WINO_AVX2
-/* Rows of the kernel transform, G (a x 3) applied to (g0, g1, g2). */
-static inline void g_rows(int m, __m256 g0, __m256 g1, __m256 g2, __m256 *t) {
-    if (m == 4) {
-        const __m256 s = _mm256_add_ps(g0, g2);
-        const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), g0, _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), g2));
-        const __m256 h = _mm256_mul_ps(_mm256_set1_ps(1.0f / 12), g1);
-        t[0] = _mm256_mul_ps(_mm256_set1_ps(0.25f), g0);
-        t[1] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), _mm256_sub_ps(g1, s));
-        t[3] = _mm256_add_ps(q, h);
-        t[4] = _mm256_sub_ps(q, h);
-        t[5] = g2;
-    } else {
-        const __m256 s = _mm256_add_ps(g0, g2), half = _mm256_set1_ps(0.5f);
-        t[0] = g0;
-        t[1] = _mm256_mul_ps(half, _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(half, _mm256_sub_ps(s, g1));
-        t[3] = g2;
-    }
-}
-
-/* Row i of G applied to (g0, g1, g2): one of the values g_rows gives. */
-static inline __attribute__((always_inline)) __m256 g_row(int m, int i, __m256 g0, __m256 g1, __m256 g2) {
-    if (m == 4) {
-        switch (i) {
-        case 0: return _mm256_mul_ps(_mm256_set1_ps(0.25f), g0);
-        case 1: return _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(_mm256_add_ps(g0, g2), g1));
-        case 2: return _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), _mm256_sub_ps(g1, _mm256_add_ps(g0, g2)));
-        case 3:
-        case 4: {
-            const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), g0, _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), g2));
-            const __m256 h = _mm256_mul_ps(_mm256_set1_ps(1.0f / 12), g1);
-            return i == 3 ? _mm256_add_ps(q, h) : _mm256_sub_ps(q, h);
-        }
-        default: return g2;
-        }
-    }
-    switch (i) {
-    case 0: return g0;
-    case 1: return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_add_ps(g0, g2), g1));
-    case 2: return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_sub_ps(_mm256_add_ps(g0, g2), g1));
-    default: return g2;
-    }
-}
-
-/* Row i of U = G g G^T for the panels np of wt (panel layout, cig channels):
- * U position xi = i*a + j goes to ur + j*us + (panel*cig + c)*6. m and i
- * are constants in every inlined copy, so only row i of G g is computed. */
-static inline __attribute__((always_inline)) void transform_row_c(int m, int i, const float *wt, int np, int cig,
-                                                                  float *ur, size_t us) {
-    const int a = m + 2;
-    const size_t n = (size_t)np * cig;
-    for (size_t pc = 0; pc < n; pc++) {
-        const float *s = wt + pc * 9 * MR;
-        const __m256 t0 = g_row(m, i, _mm256_loadu_ps(s), _mm256_loadu_ps(s + 3 * MR), _mm256_loadu_ps(s + 6 * MR));
-        const __m256 t1 = g_row(m, i, _mm256_loadu_ps(s + MR), _mm256_loadu_ps(s + 4 * MR), _mm256_loadu_ps(s + 7 * MR));
-        const __m256 t2 = g_row(m, i, _mm256_loadu_ps(s + 2 * MR), _mm256_loadu_ps(s + 5 * MR), _mm256_loadu_ps(s + 8 * MR));
-        __m256 u[6];
-        g_rows(m, t0, t1, t2, u);
-        float *d = ur + pc * MR;
-        for (int j = 0; j < a; j++) _mm256_storeu_ps(d + j * us, u[j]);
-    }
-}
-
-static void transform_row(int m, int i, const float *wt, int np, int cig, float *ur, size_t us) {
-#define TR(mm, ii) \
-    case ii: transform_row_c(mm, ii, wt, np, cig, ur, us); break;
-    if (m == 4) {
-        switch (i) { TR(4, 0) TR(4, 1) TR(4, 2) TR(4, 3) TR(4, 4) TR(4, 5) }
-    } else {
-        switch (i) { TR(2, 0) TR(2, 1) TR(2, 2) TR(2, 3) }
-    }
-#undef TR
-}
-
-/* dst (n floats) = sum_e r[e] * src[e * es + i]. */
-static void mix_rows(const float *src, size_t es, const float *r, int E, float *dst, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 acc = _mm256_mul_ps(_mm256_set1_ps(r[0]), _mm256_loadu_ps(src + i));
-        for (int e = 1; e < E; e++) acc = _mm256_fmadd_ps(_mm256_set1_ps(r[e]), _mm256_loadu_ps(src + e * es + i), acc);
-        _mm256_storeu_ps(dst + i, acc);
-    }
-    for (; i < n; i++) {
-        float acc = 0;
-        for (int e = 0; e < E; e++) acc += r[e] * src[e * es + i];
-        dst[i] = acc;
-    }
-}
-#endif
 
 typedef struct dyn_geom {
     dcb_winograd_plan pl;  /* shape only */
@@ -233,7 +141,6 @@ size_t dcb_winograd_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, in
     return dyn_fixed_bytes(&d) + (size_t)threads * dyn_thread_bytes(&d);
 }
 
-#ifdef WINO_AVX2
 /* Samples n0 .. n0+S-1 through the three phases, over `threads`; fixed: V,
  * M and the spans of S samples; tbuf: `threads` pairs of mixed-kernel and
  * U-row buffers. */
@@ -250,6 +157,7 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
     wino_span *sp = (wino_span *)(fixed + round_up(sizeof(float) * (size_t)S * (d.vns + d.mns), DCB_ALIGN));
     const int ns = dcb_wino_make_spans(g, 0, S * tps, sp); /* q->n is the sample within the chunk */
     const float *xb = x + (size_t)n0 * cin * H * W;
+    const dcb_dynmix_kernels *dk = dcb_dynmix();
 
     double ts = dcb_now();
     dcb_wino_transform_in(pl, xb, H, W, sp, ns, V, ld, d.vxs, d.vns, tps, threads);
@@ -279,7 +187,7 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
             double t0 = dcb_now();
             const float *src;
             if (k->E > 0) {
-                mix_rows(k->bank + off, Pp, k->r + (size_t)n * k->E, k->E, wt, len);
+                dk->mix(k->bank + off, Pp, k->r + (size_t)n * k->E, k->E, wt, len);
                 src = wt;
             } else {
                 src = k->w + (k->shared ? 0 : (size_t)n * Pp) + off;
@@ -290,7 +198,7 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
             float *Mn = M + sl * d.mns + (size_t)(gi * cog + o0) * ld;
             for (int i = 0; i < a; i++) {
                 t0 = dcb_now();
-                transform_row(m, i, src, npb, cig, ur, d.us);
+                dk->wino_row(m, i, src, npb, cig, ur, d.us);
                 t1 = dcb_now();
                 l_tr += t1 - t0;
                 for (int j = 0; j < a; j++) {
@@ -319,11 +227,9 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
     dcb_wino_transform_out(pl, g, sp, ns, M, ld, d.mxs, d.mns, tps, bb, k->shared ? 0 : (size_t)cout, yb, threads);
     DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
 }
-#endif
 
 void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x,
                           const dcb_wino_dyn *k, float *y, void *ws, int threads, dcb_profile *prof) {
-#ifdef WINO_AVX2
     if (threads < 1) threads = 1;
     dyn_geom d;
     if (dyn_make_geom(&d, p, m, N, H, W, threads)) return;
@@ -353,7 +259,4 @@ void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, con
         dcb_profile_max(&most, &own);
     }
     dcb_profile_add(prof, &most);
-#else
-    (void)p, (void)m, (void)N, (void)H, (void)W, (void)x, (void)k, (void)y, (void)ws, (void)threads, (void)prof;
-#endif
 }

@@ -10,15 +10,13 @@
  * All three share the routing: a pixel-major im2col ("rows", (H'W', cin*kh*kw))
  * built once per sample feeds the guide conv and the main conv. */
 #include "dcb_internal.h"
+#include "ukernels/dynmix.h"
 
 #include <cblas.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX__
-#include <immintrin.h>
-#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -437,87 +435,16 @@ static dcb_status drc_routing(dcb_op *op, const dcb_tensor *x, dcb_tensor **out)
  * mask is the one the forward used; the fast one has its own training forward
  * (the same rows and guide sgemm) and keeps them. */
 
-/* 8x8 blocks transposed in registers: out[i][0..8) = column i of in[0..8)[0..8). */
-#ifdef __AVX__
-static inline void tr8(const float *const in[8], float *const out[8]) {
-    __m256 r0 = _mm256_loadu_ps(in[0]), r1 = _mm256_loadu_ps(in[1]), r2 = _mm256_loadu_ps(in[2]);
-    __m256 r3 = _mm256_loadu_ps(in[3]), r4 = _mm256_loadu_ps(in[4]), r5 = _mm256_loadu_ps(in[5]);
-    __m256 r6 = _mm256_loadu_ps(in[6]), r7 = _mm256_loadu_ps(in[7]);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    r0 = _mm256_shuffle_ps(t0, t2, 0x44);
-    r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    r2 = _mm256_shuffle_ps(t1, t3, 0x44);
-    r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    r4 = _mm256_shuffle_ps(t4, t6, 0x44);
-    r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    r6 = _mm256_shuffle_ps(t5, t7, 0x44);
-    r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(out[0], _mm256_permute2f128_ps(r0, r4, 0x20));
-    _mm256_storeu_ps(out[1], _mm256_permute2f128_ps(r1, r5, 0x20));
-    _mm256_storeu_ps(out[2], _mm256_permute2f128_ps(r2, r6, 0x20));
-    _mm256_storeu_ps(out[3], _mm256_permute2f128_ps(r3, r7, 0x20));
-    _mm256_storeu_ps(out[4], _mm256_permute2f128_ps(r0, r4, 0x31));
-    _mm256_storeu_ps(out[5], _mm256_permute2f128_ps(r1, r5, 0x31));
-    _mm256_storeu_ps(out[6], _mm256_permute2f128_ps(r2, r6, 0x31));
-    _mm256_storeu_ps(out[7], _mm256_permute2f128_ps(r3, r7, 0x31));
-}
-#endif
-
-/* rows[at[p]][k] = cols[k][p] (at NULL: p), cols (Kd, P), rows (P, Kd). */
+/* rows[at[p]][k] = cols[k][p] (at NULL: p), cols (Kd, P), rows (P, Kd), and
+ * the inverse: blocked register transposes, the dynmix family's
+ * (ukernels/dynmix.h), its variant picked at run time for the CPU. */
 static void tr_c2r(const float *cols, size_t P, size_t Kd, float *rows, const int *at) {
-    size_t p0 = 0;
-#ifdef __AVX__
-    const size_t k8 = Kd / 8 * 8;
-    for (; p0 + 8 <= P; p0 += 8) {
-        float *r[8];
-        for (int i = 0; i < 8; i++) r[i] = rows + (at ? (size_t)at[p0 + i] : p0 + i) * Kd;
-        for (size_t k0 = 0; k0 < k8; k0 += 8) {
-            const float *in[8];
-            float *out[8];
-            for (int i = 0; i < 8; i++) {
-                in[i] = cols + (k0 + i) * P + p0;
-                out[i] = r[i] + k0;
-            }
-            tr8(in, out);
-        }
-        for (int i = 0; i < 8; i++)
-            for (size_t k = k8; k < Kd; k++) r[i][k] = cols[k * P + p0 + i];
-    }
-#endif
-    for (; p0 < P; p0++) {
-        float *r = rows + (at ? (size_t)at[p0] : p0) * Kd;
-        for (size_t k = 0; k < Kd; k++) r[k] = cols[k * P + p0];
-    }
+    dcb_dynmix()->c2r(cols, P, Kd, rows, at);
 }
 
 /* cols[k][p] = rows[at[p]][k]: tr_c2r's inverse. */
 static void tr_r2c(const float *rows, size_t P, size_t Kd, float *cols, const int *at) {
-    size_t p0 = 0;
-#ifdef __AVX__
-    const size_t k8 = Kd / 8 * 8;
-    for (; p0 + 8 <= P; p0 += 8) {
-        const float *r[8];
-        for (int i = 0; i < 8; i++) r[i] = rows + (size_t)at[p0 + i] * Kd;
-        for (size_t k0 = 0; k0 < k8; k0 += 8) {
-            const float *in[8];
-            float *out[8];
-            for (int i = 0; i < 8; i++) {
-                in[i] = r[i] + k0;
-                out[i] = cols + (k0 + i) * P + p0;
-            }
-            tr8(in, out);
-        }
-        for (int i = 0; i < 8; i++)
-            for (size_t k = k8; k < Kd; k++) cols[k * P + p0 + i] = r[i][k];
-    }
-#endif
-    for (; p0 < P; p0++) {
-        const float *r = rows + (size_t)at[p0] * Kd;
-        for (size_t k = 0; k < Kd; k++) cols[k * P + p0] = r[k];
-    }
+    dcb_dynmix()->r2c(rows, P, Kd, cols, at);
 }
 
 /* im2row's rows through the column layout: cols (Kd, P') = im2col, each tap

@@ -5,7 +5,7 @@
  *   sigmoid(x) = 1 / (1 + e^-x)    silu(x) = x * sigmoid(x)
  * Costs (netcost.lua): one flop per element, nothing else. */
 #include "dcb_internal.h"
-#include "vexp.h"
+#include "ukernels/vmath.h"
 
 #include <string.h>
 
@@ -36,24 +36,9 @@ static void relu6_bwd(const float *x, const float *y, const float *dy, float *dx
 }
 
 /* s = sigmoid(x) as 1 / (1 + e^-x), e^-x clamped to e^[-87, 88] so that
- * neither overflows: the vector path (vexp.h) and the scalar tail agree on it. */
-static inline float sigmoid1(float v) {
-    float t = -v;
-    t = t < -87.0f ? -87.0f : t > 88.0f ? 88.0f : t;
-    return 1.0f / (1.0f + expf(t));
-}
-
-static void sigmoid_fwd(const float *x, float *y, size_t n) {
-    size_t i = 0;
-#ifdef DCB_HAVE_EXP256
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        const __m256 e = dcb_exp256(_mm256_sub_ps(zero, _mm256_loadu_ps(x + i)));
-        _mm256_storeu_ps(y + i, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-    }
-#endif
-    for (; i < n; i++) y[i] = sigmoid1(x[i]);
-}
+ * neither overflows: the exp family's sigmoid (ukernels/vmath.h), its
+ * variant picked at run time for the CPU. */
+static void sigmoid_fwd(const float *x, float *y, size_t n) { dcb_vmath()->sigmoid(x, y, n); }
 static void sigmoid_bwd(const float *x, const float *y, const float *dy, float *dx, size_t n) {
     (void)x;
     for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);

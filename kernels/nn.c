@@ -1,33 +1,13 @@
 /* Small dense building blocks shared by the dynamic operators. */
 #include "dcb_internal.h"
-
-#ifdef __AVX__
-#include <immintrin.h>
-#endif
+#include "ukernels/dynmix.h"
 
 #include <cblas.h>
 
-/* Sum of n floats in double. Four vector accumulators: one scalar chain of
- * dependent double adds ran at ~4 cycles a float (0.7 ms of condconv's
- * routing at 128@28 N=8). */
-double dcb_sum_f64(const float *p, size_t n) {
-    double s = 0;
-    size_t i = 0;
-#ifdef __AVX__
-    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(p + i)));
-        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(p + i + 4)));
-        a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(p + i + 8)));
-        a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm_loadu_ps(p + i + 12)));
-    }
-    double t[4];
-    _mm256_storeu_pd(t, _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
-    s = (t[0] + t[1]) + (t[2] + t[3]);
-#endif
-    for (; i < n; i++) s += p[i];
-    return s;
-}
+/* Sum of n floats in double: the dynmix family's (ukernels/dynmix.h), in
+ * vector accumulators (one scalar chain of dependent double adds ran at ~4
+ * cycles a float: 0.7 ms of condconv's routing at 128@28 N=8). */
+double dcb_sum_f64(const float *p, size_t n) { return dcb_dynmix()->sum_f64(p, n); }
 
 void dcb_gap(const float *x, int N, int C, size_t HW, float *out, int threads) {
     const double inv = 1.0 / (double)HW;

@@ -6,12 +6,15 @@
  *   band    per (n, head) the T x T band matrix whose row t holds the K taps
  *           on columns t-left_pad .. t-left_pad+K-1, then one sgemm
  *           (T x T) x (T x C/H) (fairseq's short-sequence path; O(T^2) work);
- *   direct  no materialisation: for each (n, t) and head, blocks of 32 (then
- *           8) output channels held in AVX2 registers while the valid taps j
- *           stream w * x[n, t+j-pad, block] through FMAs; plain loops when
- *           there is no AVX2/FMA or C/H is not a multiple of 8. With
- *           dcb_seqconv_run_logits the softmax over K is fused in. */
+ *   direct  no materialisation: for each (n, t) and head, blocks of output
+ *           channels held in registers while the valid taps j stream
+ *           w * x[n, t+j-pad, block] through FMAs (the row kernel of
+ *           ukernels/seq1d.h, its variant picked at run time for the CPU).
+ *           With dcb_seqconv_run_logits the softmax over K is fused in
+ *           (ukernels/vmath.h). */
 #include "seqconv.h"
+#include "ukernels/seq1d.h"
+#include "ukernels/vmath.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -106,122 +109,9 @@ static void seq_naive(const dcb_seqconv_p *p, int N, int T, const float *x, cons
     }
 }
 
-/* ------------------------------------------------ the direct strategy's parts */
-#include "vexp.h"
-#ifdef DCB_HAVE_EXP256
-#define DCB_SEQ_AVX2 1
-#endif
-
-/* Softmax over K of each of the H rows of v (H*K floats), in place, in float.
- * The exponentials of all H*K shifted logits are taken in one contiguous pass. */
-static void softmax_heads(float *restrict v, int H, int K) {
-    for (int h = 0; h < H; h++) {
-        float mx = v[h * K];
-        for (int j = 1; j < K; j++) mx = v[h * K + j] > mx ? v[h * K + j] : mx;
-        for (int j = 0; j < K; j++) v[h * K + j] -= mx;
-    }
-    const int HK = H * K;
-    int i = 0;
-#ifdef DCB_SEQ_AVX2
-    for (; i + 8 <= HK; i += 8) _mm256_storeu_ps(v + i, dcb_exp256(_mm256_loadu_ps(v + i)));
-#endif
-    for (; i < HK; i++) v[i] = expf(v[i] < -87.0f ? -87.0f : v[i]);
-    for (int h = 0; h < H; h++) {
-        float s = 0;
-        for (int j = 0; j < K; j++) s += v[h * K + j];
-        const float inv = 1.0f / s;
-        for (int j = 0; j < K; j++) v[h * K + j] *= inv;
-    }
-}
-
-/* The same for a (K, H) block (tap-major, as dynconv1d/direct predicts it):
- * softmax over j of v[j*H + h] for every h, vectorised across heads. */
-static void softmax_taps(float *restrict v, int H, int K) {
-    int h = 0;
-#ifdef DCB_SEQ_AVX2
-    for (; h + 8 <= H; h += 8) {
-        __m256 m = _mm256_loadu_ps(v + h);
-        for (int j = 1; j < K; j++) m = _mm256_max_ps(m, _mm256_loadu_ps(v + (size_t)j * H + h));
-        __m256 s = _mm256_setzero_ps();
-        for (int j = 0; j < K; j++) {
-            const __m256 e = dcb_exp256(_mm256_sub_ps(_mm256_loadu_ps(v + (size_t)j * H + h), m));
-            _mm256_storeu_ps(v + (size_t)j * H + h, e);
-            s = _mm256_add_ps(s, e);
-        }
-        const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
-        for (int j = 0; j < K; j++)
-            _mm256_storeu_ps(v + (size_t)j * H + h, _mm256_mul_ps(_mm256_loadu_ps(v + (size_t)j * H + h), inv));
-    }
-#endif
-    for (; h < H; h++) {
-        float m = v[h], s = 0;
-        for (int j = 1; j < K; j++) m = v[(size_t)j * H + h] > m ? v[(size_t)j * H + h] : m;
-        for (int j = 0; j < K; j++) {
-            float d = v[(size_t)j * H + h] - m;
-            s += (v[(size_t)j * H + h] = expf(d < -87.0f ? -87.0f : d));
-        }
-        const float inv = 1.0f / s;
-        for (int j = 0; j < K; j++) v[(size_t)j * H + h] *= inv;
-    }
-}
-
-/* One output row: y[c] = b[c] + sum_{j in [j0, j1)} k[h(c)*hs + j*js] * xs[(j - j0) * C + c],
- * xs = the input row of tap j0; (hs, js) = (K, 1) for an (H, K) kernel block,
- * (1, H) for a (K, H) one. Each block of the output stays in registers
- * while the taps stream by: 32 channels (4 AVX2 vectors), then 8, when every
- * head's run R is a multiple of 8; plain loops otherwise. */
-static void direct_row(int C, int H, int hs, int js, const float *restrict k, int j0, int j1,
-                       const float *restrict xs, const float *restrict b, float *restrict yr) {
-    const int R = C / H;
-#ifdef DCB_SEQ_AVX2
-    if (R % 8 == 0) {
-        for (int h = 0; h < H; h++) {
-            const float *kh = k + (size_t)h * hs;
-            int c = h * R;
-            const int ce = c + R;
-            for (; c + 32 <= ce; c += 32) {
-                __m256 a0 = b ? _mm256_loadu_ps(b + c) : _mm256_setzero_ps();
-                __m256 a1 = b ? _mm256_loadu_ps(b + c + 8) : _mm256_setzero_ps();
-                __m256 a2 = b ? _mm256_loadu_ps(b + c + 16) : _mm256_setzero_ps();
-                __m256 a3 = b ? _mm256_loadu_ps(b + c + 24) : _mm256_setzero_ps();
-                const float *xp = xs + c;
-                for (int j = j0; j < j1; j++, xp += C) {
-                    const __m256 w = _mm256_broadcast_ss(kh + (size_t)j * js);
-                    a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(xp), a0);
-                    a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(xp + 8), a1);
-                    a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(xp + 16), a2);
-                    a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(xp + 24), a3);
-                }
-                _mm256_storeu_ps(yr + c, a0);
-                _mm256_storeu_ps(yr + c + 8, a1);
-                _mm256_storeu_ps(yr + c + 16, a2);
-                _mm256_storeu_ps(yr + c + 24, a3);
-            }
-            for (; c < ce; c += 8) {
-                __m256 a0 = b ? _mm256_loadu_ps(b + c) : _mm256_setzero_ps();
-                const float *xp = xs + c;
-                for (int j = j0; j < j1; j++, xp += C)
-                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(kh + (size_t)j * js), _mm256_loadu_ps(xp), a0);
-                _mm256_storeu_ps(yr + c, a0);
-            }
-        }
-        return;
-    }
-#endif
-    if (b)
-        memcpy(yr, b, sizeof(float) * (size_t)C);
-    else
-        memset(yr, 0, sizeof(float) * (size_t)C);
-    for (int j = j0; j < j1; j++) {
-        const float *restrict xr = xs + (size_t)(j - j0) * C;
-        for (int h = 0; h < H; h++) {
-            const float w = k[(size_t)h * hs + (size_t)j * js];
-            float *restrict yh = yr + (size_t)h * R;
-            const float *restrict xh = xr + (size_t)h * R;
-            for (int r = 0; r < R; r++) yh[r] += w * xh[r];
-        }
-    }
-}
+/* ------------------------------------------------ the direct strategy's parts
+ * The softmaxes over K (in float, a vectorised exp) and the output rows are
+ * the kernel families' (ukernels/vmath.h, ukernels/seq1d.h). */
 
 /* direct: no materialisation. For each (n, t) the valid taps j0..j1 (those that
  * read inside [0, T)), then direct_row. With logits, each step's (H, K) block
@@ -230,14 +120,16 @@ void dcb_seqconv_direct_rows(const dcb_seqconv_p *p, int T, const float *restric
                              float *kern, size_t kstride, int tap_major, int logits, const float *restrict bias,
                              float *restrict y) {
     const int C = p->C, K = p->K, H = p->H, lp = dcb_seqconv_left_pad(p);
+    const dcb_seq1d_row_fn direct_row = dcb_seq1d()->row;
+    const dcb_vmath_kernels *vm = dcb_vmath();
     for (long nt = nt0; nt < nt1; nt++) {
         const long n = nt / T, t = nt % T;
         float *k = kern + (size_t)(nt - nt0) * kstride;
         if (logits) {
             if (tap_major)
-                softmax_taps(k, H, K);
+                vm->softmax_taps(k, H, K);
             else
-                softmax_heads(k, H, K);
+                vm->softmax_heads(k, H, K);
         }
         const int j0 = t - lp < 0 ? (int)(lp - t) : 0;
         const int j1 = t - lp + K > T ? (int)(T + lp - t) : K;
@@ -388,8 +280,9 @@ void dcb_seqconv_run_logits(dcb_seq_strategy s, const dcb_seqconv_p *p, int N, i
         DCB_PHASE_ADD(prof, DCB_PHASE_GEMM, t0);
         return;
     }
+    const dcb_vmath_kernels *vm = dcb_vmath();
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (long nt = 0; nt < (long)N * T; nt++) softmax_heads(logits + (size_t)nt * kstride, p->H, p->K);
+    for (long nt = 0; nt < (long)N * T; nt++) vm->softmax_heads(logits + (size_t)nt * kstride, p->H, p->K);
     DCB_PHASE_ADD(prof, DCB_PHASE_KERNEL_GEN, t0);
     dcb_seqconv_run(s, p, N, T, x, logits, kstride, bias, y, ws, threads, prof);
 }

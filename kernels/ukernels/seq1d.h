@@ -1,0 +1,46 @@
+/* seq1d.h — the direct strategy's output row of the 1-D sequence
+ * convolutions (kernels/seqconv.c: lightconv, dynconv1d), one file per ISA
+ * variant (seq1d_<isa>.c), chosen at run time like the GEMM micro-kernel's
+ * (isa.h, ukernels.h). (The softmaxes over K are vmath.h's.)
+ *
+ *   row   y[c] = b[c] + sum_{j0 <= j < j1} k[h(c)*hs + j*js] * xs[(j - j0)*C + c]
+ *         for c < C, h(c) = c / (C/H): xs is the input row of tap j0 (rows
+ *         C apart), (hs, js) = (K, 1) for an (H, K) kernel block, (1, H) for
+ *         a (K, H) one; b may be NULL (0). Each y[c] is one chain over the
+ *         taps j in order from b[c] (fused multiply-adds in the SIMD
+ *         variants where they vectorise). Writes y[0, C) only; reads only
+ *         the C floats of each input row and of b. j0 < j1.
+ *
+ * The SIMD variants hold a block of channels of one head in registers while
+ * the taps stream by: avx2 32 then 8 channels where C/H is a multiple of 8
+ * (plain loops otherwise), avx512 64 then 16 channels and a masked tail
+ * for any C/H >= 8. */
+#ifndef DCB_UK_SEQ1D_H
+#define DCB_UK_SEQ1D_H
+
+#include "isa.h"
+
+typedef void (*dcb_seq1d_row_fn)(int C, int H, int hs, int js, const float *k, int j0, int j1, const float *xs,
+                                 const float *b, float *y);
+
+typedef struct dcb_seq1d_kernels {
+    const char *name;   /* "avx512", "avx2", "scalar" */
+    dcb_isa_level isa;  /* the instructions it needs */
+    dcb_seq1d_row_fn row;
+} dcb_seq1d_kernels;
+
+#define DCB_SEQ1D_DEFINE(isa_, level) \
+    const dcb_seq1d_kernels dcb_seq1d_##isa_ = {.name = #isa_, .isa = level, .row = row_##isa_};
+
+extern const dcb_seq1d_kernels dcb_seq1d_scalar;
+#if DCB_ISA_X86
+extern const dcb_seq1d_kernels dcb_seq1d_avx2;
+extern const dcb_seq1d_kernels dcb_seq1d_avx512;
+#endif
+
+/* The variant the engine calls: chosen once per process (dcb_isa_current()). */
+const dcb_seq1d_kernels *dcb_seq1d(void);
+/* Every variant compiled in, best first, NULL-terminated (tests). */
+const dcb_seq1d_kernels *const *dcb_seq1d_variants(void);
+
+#endif
