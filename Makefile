@@ -69,7 +69,7 @@ LIB_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ := $(LIB_SRC:kernels/%.c=$(BUILD)/san/%.o)
 # kernels/ukernels/*.c build by the object rules below (into obj/ukernels/,
 # san/ukernels/); every library object also depends on their header.
-$(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h
+$(LIB_OBJ) $(SAN_OBJ): kernels/ukernels/*.h kernels/ukernels/*.inc
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test test-unit test-isa test-san demo bench bench-direct bench-dynamic bench-seq bench-threads bench-train tables install clean \
@@ -195,7 +195,7 @@ test-unit: all $(TESTS:%=$(BUILD)/tests/%)
 # this CPU runs (test-unit ran the widest): DCB_ISA=avx2 and DCB_ISA=scalar on
 # an AVX-512 machine, DCB_ISA=scalar on an AVX2 one. Says which levels this
 # machine cannot run, so that a reader knows what was not tested here.
-ISA_TESTS := test_ukernels test_ukernels_families test_conformance test_conv2d test_expert_conv test_weightnet test_drconv test_lightconv \
+ISA_TESTS := test_ukernels test_ukernels_families test_ukernels_winograd test_conformance test_conv2d test_expert_conv test_weightnet test_drconv test_lightconv \
              test_mhattention test_skconv test_splat test_localconv test_layers test_backward
 test-isa: all $(ISA_TESTS:%=$(BUILD)/tests/%)
 	@set -e; out=$$(env -u DCB_ISA $(BUILD)/dcbench isa); widest=$${out%% *}; avail=$${out#* }; \

@@ -8,11 +8,9 @@
 #include "dcb_internal.h"
 #include "ukernels/ukernels.h"
 
+#include "ukernels/winograd_f32.h"
+
 #include <stddef.h>
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define WINO_AVX2 1 /* the AVX2 transforms (the GEMMs go through dcb_uk()) */
-#endif
 
 #define MR DCB_UK_MR /* rows of a packed U panel: the micro-kernel's */
 

@@ -96,7 +96,7 @@ isa_flags_of() {
 # Makefile builds them (OpenMP, no oneDNN), without its warnings.
 LIBFLAGS="$BASE -fsanitize=fuzzer-no-link -fopenmp -fPIC -w -Ikernels -Iharness -isystem $OB_INC"
 TGTFLAGS="$BASE -fsanitize=fuzzer -Wall -Wextra -Wno-unused-parameter -Ikernels -Iharness"
-HEADERS=$(ls kernels/*.h kernels/ukernels/*.h harness/*.h tests/fuzz/*.h)
+HEADERS=$(ls kernels/*.h kernels/ukernels/*.h kernels/ukernels/*.inc harness/*.h tests/fuzz/*.h)
 
 mkdir -p "$BF/obj" || exit 2
 # Objects built with other flags are rebuilt.
