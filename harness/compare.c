@@ -287,23 +287,6 @@ static void prepare_variants(compare *c) {
     }
 }
 
-/* The "cpu" line of /proc/stat: the ticks the hypervisor ran something else
- * while this VM's vCPUs wanted to run (steal), and all ticks; 0 where it
- * cannot be read. A multi-threaded region waits for its slowest thread, so
- * steal shows in many-thread timings far more than in 1-thread ones. */
-static void cpu_ticks(unsigned long long *steal, unsigned long long *total) {
-    unsigned long long t[8] = {0};
-    *steal = *total = 0;
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f) return;
-    const int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &t[0], &t[1], &t[2], &t[3], &t[4], &t[5],
-                         &t[6], &t[7]);
-    fclose(f);
-    if (n < 8) return;
-    for (int i = 0; i < 8; i++) *total += t[i];
-    *steal = t[7];
-}
-
 /* Step 3: the repetitions, variants alternating within each; then one
  * profiled run of every operator. */
 static void run_interleaved(compare *c) {
@@ -311,8 +294,11 @@ static void run_interleaved(compare *c) {
     uint64_t *plans = calloc((size_t)c->nv, sizeof *plans);
     for (int i = 0; i < c->nv; i++)
         if (c->v[i].op) plans[i] = dcb_op_plan_count(c->v[i].op);
-    unsigned long long s0, t0, s1, t1;
-    cpu_ticks(&s0, &t0);
+    /* steal: the ticks the hypervisor ran something else while this VM's
+     * vCPUs wanted to run. A multi-threaded region waits for its slowest
+     * thread, so steal shows in many-thread timings far more. */
+    unsigned long long b0, s0, t0, b1, s1, t1;
+    dcbh_cpu_ticks(&b0, &s0, &t0);
     for (int r = 0; r < c->reps; r++)
         for (int i = 0; i < c->nv; i++) {
             cvar *v = &c->v[i];
@@ -320,7 +306,7 @@ static void run_interleaved(compare *c) {
             v->t[r] = sample(v, v->inner);
             if (c->order) c->order[c->norder++] = i;
         }
-    cpu_ticks(&s1, &t1);
+    dcbh_cpu_ticks(&b1, &s1, &t1);
     if (c->steal && t1 > t0) c->steal_pct = 100.0 * (double)(s1 - s0) / (double)(t1 - t0);
     for (int i = 0; i < c->nv; i++) {
         cvar *v = &c->v[i];

@@ -27,6 +27,30 @@ int csv_append_line(int fd, const char *line, size_t len);
 /* The harness's one clock: monotonic seconds. */
 double dcbh_now(void);
 
+/* What else ran on the machine while a point was measured (/proc/stat,
+ * /proc/loadavg, getrusage): begin before the point, end after it.
+ *   loadavg      the 1-minute load average at the end
+ *   steal_pct    % of all CPU time the hypervisor gave to other guests
+ *   others_cpus  cores' worth of CPU time other processes used (all busy
+ *                time minus this process's own), on average over the point
+ *   contended    others_cpus left fewer than `threads` cores free (0.25
+ *                of slack), or steal above 10%: the times are distorted
+ * NAN (and contended 0) where /proc cannot be read or the point was too
+ * short for the 10 ms ticks to say (under 50 ms). */
+typedef struct dcbh_load_mark {
+    unsigned long long busy, steal, total;
+    double self_s, wall;
+} dcbh_load_mark;
+typedef struct dcbh_load {
+    double loadavg, steal_pct, others_cpus;
+    int contended;
+} dcbh_load;
+void dcbh_load_begin(dcbh_load_mark *m);
+void dcbh_load_end(const dcbh_load_mark *m, int threads, dcbh_load *out);
+/* The cpu line of /proc/stat: busy ticks (user, nice, system, irq, softirq),
+ * steal ticks and all ticks; 0 where unreadable. */
+void dcbh_cpu_ticks(unsigned long long *busy, unsigned long long *steal, unsigned long long *total);
+
 /* The one definition of quick mode (--quick) for timing: repetitions and the
  * minimum time of one repetition, quick (3, 5 ms) or normal (9, 50 ms). */
 typedef struct dcbh_timing {

@@ -85,6 +85,7 @@ typedef struct done_pt {
 typedef struct tally {
     int total, written, skipped, failed, unsupported;
     int failed_earlier, unsupported_earlier;
+    int contended; /* rows measured while other processes held cores */
 } tally;
 
 typedef struct sweep {
@@ -489,6 +490,9 @@ static const char *const time_cols[] = {
     "phase_transform_s", "phase_gemm_s", "phase_combine_s", "counter_source", NULL};
 static const char *const sim_cols[] = {"sim_mean", "sim_std", "sim_min", "sim_max", "sim_pc_mean",
                                        "sim_pc_std", "sim_hist", NULL};
+/* the micro-kernels' ISA level, and what else ran during the point
+ * (measure.h, dcbh_load) */
+static const char *const load_cols[] = {"isa", "loadavg", "steal_pct", "others_cpus", "contended", NULL};
 
 /* threads and the input shape have columns of their own */
 static int is_param_col(const sweep *s, const char *n) {
@@ -504,6 +508,7 @@ static void header(const sweep *s, dcbh_sb *b) {
     for (int i = 0; time_cols[i]; i++) sb_printf(b, ",%s", time_cols[i]);
     for (int i = 0; i < DCBH_NCOUNTERS; i++) sb_printf(b, ",%s", dcbh_counter_names[i]);
     for (int i = 0; sim_cols[i]; i++) sb_printf(b, ",%s", sim_cols[i]);
+    for (int i = 0; load_cols[i]; i++) sb_printf(b, ",%s", load_cols[i]);
     sb_add(b, "\n");
 }
 
@@ -521,6 +526,7 @@ typedef struct row {
     dcb_cost c;
     int have_sim;
     dcb_similarity_stats sim;
+    dcbh_load load;
 } row;
 
 static void set_fail(row *w, dcb_status st, const char *msg) {
@@ -653,6 +659,11 @@ static void format_row(const sweep *s, const point *p, const row *w, dcbh_sb *b)
     cell(b, m ? m->per_channel.std : NAN);
     sb_add(b, ",");
     for (int i = 0; m && i < DCB_SIM_BINS; i++) sb_printf(b, "%s%lld", i ? ";" : "", (long long)m->whole.hist[i]);
+    sb_printf(b, ",%s", dcb_isa());
+    cell(b, w->load.loadavg);
+    cell(b, w->load.steal_pct);
+    cell(b, w->load.others_cpus);
+    cell(b, w->load.contended);
     sb_add(b, "\n");
 }
 
@@ -913,7 +924,15 @@ static void run_points(lua_State *L, sweep *s, tally *n) {
             continue;
         }
         row w;
+        dcbh_load_mark lm;
+        dcbh_load_begin(&lm);
         measure_point(s, p, s->gjson, &w);
+        dcbh_load_end(&lm, p->threads, &w.load);
+        if (w.load.contended && !n->contended++)
+            fprintf(stderr,
+                    "dcbench: warning: %s: other processes held %.1f core(s) (steal %.0f%%) while a %d-thread "
+                    "point was measured; such rows have contended=1 and their times are distorted\n",
+                    s->name, w.load.others_cpus, w.load.steal_pct, p->threads);
         ran++;
         /* A result file that cannot be written (a full disk) is the harness's
          * failure: no row, so that the point is measured again on resume. */
@@ -1037,6 +1056,8 @@ static void push_result(lua_State *L, const sweep *s, const tally *n) {
     lua_setfield(L, -2, "errors_earlier");
     lua_pushinteger(L, n->unsupported_earlier);
     lua_setfield(L, -2, "unsupported_earlier");
+    lua_pushinteger(L, n->contended);
+    lua_setfield(L, -2, "contended");
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1089,6 +1110,7 @@ int dcbh_lua_sweep(lua_State *L) {
                 n->failed + n->failed_earlier);
         if (n->failed_earlier)
             fprintf(stderr, ", %d of them done earlier; --retry-errors measures them again", n->failed_earlier);
+        if (n->contended) fprintf(stderr, ", %d measured while other processes held cores", n->contended);
         fprintf(stderr, ") -> %s\n", s->csv);
     }
     return 1;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,4 +58,53 @@ const char *dcbh_home(void) {
     }
     snprintf(home, sizeof home, ".");
     return home;
+}
+
+/* ------------------------------------------------------------ machine load */
+void dcbh_cpu_ticks(unsigned long long *busy, unsigned long long *steal, unsigned long long *total) {
+    unsigned long long t[8] = {0};
+    *busy = *steal = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    const int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &t[0], &t[1], &t[2], &t[3], &t[4], &t[5],
+                         &t[6], &t[7]);
+    fclose(f);
+    if (n < 8) return;
+    for (int i = 0; i < 8; i++) *total += t[i];
+    *busy = t[0] + t[1] + t[2] + t[5] + t[6]; /* user nice system irq softirq (guest is within user) */
+    *steal = t[7];
+}
+
+static double self_cpu_s(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return NAN;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
+void dcbh_load_begin(dcbh_load_mark *m) {
+    dcbh_cpu_ticks(&m->busy, &m->steal, &m->total);
+    m->self_s = self_cpu_s();
+    m->wall = dcbh_now();
+}
+
+void dcbh_load_end(const dcbh_load_mark *m, int threads, dcbh_load *out) {
+    dcbh_load_mark e;
+    dcbh_load_begin(&e);
+    out->loadavg = out->steal_pct = out->others_cpus = NAN;
+    out->contended = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &out->loadavg) != 1) out->loadavg = NAN;
+        fclose(f);
+    }
+    const double wall = e.wall - m->wall;
+    const long hz = sysconf(_SC_CLK_TCK), ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!m->total || e.total <= m->total || wall < 0.05 || hz <= 0 || ncpu <= 0) return;
+    out->steal_pct = 100.0 * (double)(e.steal - m->steal) / (double)(e.total - m->total);
+    const double busy_s = (double)(e.busy - m->busy) / (double)hz;
+    double others = (busy_s - (e.self_s - m->self_s)) / wall;
+    if (!(others >= 0)) others = 0; /* tick rounding */
+    out->others_cpus = others;
+    out->contended = others > (double)ncpu - threads + 0.25 || out->steal_pct > 10.0;
 }

@@ -100,6 +100,39 @@ static char *run_ok(const char *name, const char *script, const char *args) {
     return slurp("out.txt");
 }
 
+/* Every row records the ISA level and what else ran: a 1-thread point
+ * measured while ncpu + 1 busy loops run is contended (other processes held
+ * every core), says so once on stderr and in r.contended. */
+static const char *loaded =
+    "local dcb = require 'dcb'\n"
+    "local n = tonumber(io.popen('nproc'):read('l')) + 1\n"
+    "os.execute(('for i in $(seq %d); do timeout 30 sh -c \"while :; do :; done\" & echo $! >> busy.pids; done'):format(n))\n"
+    "os.execute('sleep 0.3')\n"
+    "local ok, r = pcall(dcb.sweep, {name='loaded', op='conv2d', base={cin=8, cout=8, k=3, pad=1}, grid={H={16}},\n"
+    "  impls={'naive'}, repetitions=3, min_time=0.05, measure={'time'}})\n"
+    "os.execute('kill $(cat busy.pids) 2>/dev/null')\n"
+    "assert(ok, r)\n"
+    "assert(r.contended == 1, 'contended ' .. tostring(r.contended))\n";
+
+static void test_load_columns(void **state) {
+    (void)state;
+    write_text("loaded.lua", loaded);
+    remove("busy.pids");
+    assert_int_equal(run("--results res loaded.lua"), 0);
+    char *err = slurp("err.txt");
+    assert_contains(err, "contended=1");
+    free(err);
+    char *csv = slurp("res/loaded/loaded.csv");
+    assert_contains(csv, ",isa,loadavg,steal_pct,others_cpus,contended\n");
+    char want[64];
+    snprintf(want, sizeof want, ",%s,", dcb_isa());
+    assert_contains(csv, want);
+    const char *last = strrchr(csv, ',');
+    assert_non_null(last);
+    assert_true(!strncmp(last, ",1\n", 3)); /* contended */
+    free(csv);
+}
+
 /* A sweep of 2 x 2 points and 2 impls; winograd answers unsupported at stride 2. */
 static const char *tiny =
     "local dcb = require 'dcb'\n"
@@ -597,7 +630,8 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_tiny_sweep),
+        cmocka_unit_test(test_load_columns),     cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_script_errors),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),

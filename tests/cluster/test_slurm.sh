@@ -17,7 +17,8 @@
 #   DCBENCH        the program (default build/dcbench; a relative path is taken from
 #                  the current directory if it is there, else from the repo root)
 #   IGNORE_COLS    comma-separated column names or shell globs not compared
-#                  (default time_*,phase_*,gflops,gmacs,prepare_s,iterations,repetitions);
+#                  (default time_*,phase_*,gflops,gmacs,prepare_s,iterations,repetitions,
+#                  loadavg,steal_pct,others_cpus,contended: what else ran);
 #                  e.g. for training studies add train_s,infer_*; IGNORE_COLS=none
 #                  compares every column
 #   CPUS_PER_TASK  sbatch --cpus-per-task (default 1 on a node with < 4 CPUs, else 4)
@@ -32,7 +33,7 @@
 # /etc/slurm or a system munged/slurm.
 set -euo pipefail
 
-DEFAULT_IGNORE='time_*,phase_*,gflops,gmacs,prepare_s,iterations,repetitions'
+DEFAULT_IGNORE='time_*,phase_*,gflops,gmacs,prepare_s,iterations,repetitions,loadavg,steal_pct,others_cpus,contended'
 
 die() { echo "test_slurm: FAIL: $*" >&2; exit 1; }
 log() { echo "test_slurm: $*"; }
