@@ -20,23 +20,7 @@
 /* The first n (0..16) lanes. */
 INLINE __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1); }
 
-static void row_loops(int C, int H, int hs, int js, const float *restrict k, int j0, int j1,
-                      const float *restrict xs, const float *restrict b, float *restrict y) {
-    const int R = C / H;
-    if (b)
-        memcpy(y, b, sizeof(float) * (size_t)C);
-    else
-        memset(y, 0, sizeof(float) * (size_t)C);
-    for (int j = j0; j < j1; j++) {
-        const float *restrict xr = xs + (size_t)(j - j0) * C;
-        for (int h = 0; h < H; h++) {
-            const float w = k[(size_t)h * hs + (size_t)j * js];
-            float *restrict yh = y + (size_t)h * R;
-            const float *restrict xh = xr + (size_t)h * R;
-            for (int r = 0; r < R; r++) yh[r] += w * xh[r];
-        }
-    }
-}
+#include "seq1d_loops.inc"
 
 static void row_avx512(int C, int H, int hs, int js, const float *restrict k, int j0, int j1,
                        const float *restrict xs, const float *restrict b, float *restrict y) {
