@@ -95,8 +95,13 @@ $(BUILD)/obj/ukernels/%_avx512.o $(BUILD)/san/ukernels/%_avx512.o: ISA_FLAGS = $
 $(BUILD)/libdcb.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
+# The shared library's version is DCB_VERSION (kernels/dcb.h); its SONAME
+# carries the major number, so that programs linked now keep loading
+# libdcb.so.0 after a compatible update.
+DCB_VER   := $(shell sed -n 's/^\#define DCB_VERSION "\(.*\)"/\1/p' kernels/dcb.h)
+DCB_MAJOR := $(firstword $(subst ., ,$(DCB_VER)))
 $(BUILD)/libdcb.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libdcb.so.$(DCB_MAJOR) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libdcb-san.a: $(SAN_OBJ)
 	ar rcs $@ $^
@@ -190,6 +195,7 @@ test-unit: all $(TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(TESTS); do echo "== $$t"; DCBENCH=$(BUILD)/dcbench $(BUILD)/tests/$$t; done
 	@set -e; for t in $(LUA_TESTS); do echo "== $$t"; $(BUILD)/dcbench $$t; done
 	@echo "== test_parallel_study"; DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
+	@echo "== test_readme_c"; tests/test_readme_c.sh $(BUILD)
 
 # The engine and conformance tests once more under every narrower ISA level
 # this CPU runs (test-unit ran the widest): DCB_ISA=avx2 and DCB_ISA=scalar on
@@ -219,8 +225,11 @@ tables: all
 # Small versions of the seven sweeps (sweeps/demo.lua skips operators that
 # are not registered): CSV, JSON and PNG figures in results/demo/.
 # The roofline figures need this machine's peak and bandwidth: measured once.
+# The demo starts afresh: results/demo holds only what this build measured
+# (a results file of an older build, with other columns, would be refused).
 demo: all
 	@test -f results/calibration.json || $(BUILD)/dcbench calibrate
+	rm -rf results/demo
 	$(BUILD)/dcbench --quick --results results/demo sweeps/demo.lua
 
 bench: all
@@ -290,7 +299,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	           $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(BUILD)/libdcb.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libdcb.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libdcb.so $(DESTDIR)$(PREFIX)/lib/libdcb.so.$(DCB_VER)
+	ln -sf libdcb.so.$(DCB_VER) $(DESTDIR)$(PREFIX)/lib/libdcb.so.$(DCB_MAJOR)
+	ln -sf libdcb.so.$(DCB_MAJOR) $(DESTDIR)$(PREFIX)/lib/libdcb.so
 	install -m 644 kernels/dcb.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/dcbench $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/dcbench/scripts $(DESTDIR)$(PREFIX)/share/dcbench/sweeps \
@@ -298,8 +309,10 @@ install: all
 	install -m 644 scripts/*.gp $(DESTDIR)$(PREFIX)/share/dcbench/scripts/
 	install -m 644 sweeps/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/sweeps/
 	install -m 644 harness/lua/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/#define DCB_VERSION "\(.*\)"/\1/p' kernels/dcb.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(DCB_VER)|' \
 	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS) $(ONEDNN_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
+	@# a system prefix: refresh the loader's cache (programs built with dcb.pc's rpath need not)
+	@case "$(PREFIX)" in /usr|/usr/local) if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi;; esac
 
 clean:
 	rm -rf $(BUILD)

@@ -43,9 +43,13 @@ static void usage(FILE *f) {
             "  --retry-errors          a resumed sweep measures again the points whose last row says\n"
             "                          error (the new row, appended after it, is their result); without\n"
             "                          it they stay done and the summary counts them\n"
+            "  --keep-going            exit 0 although sweep points errored (otherwise: exit 3; each\n"
+            "                          error's reason is printed, and every sweep ends with a table of\n"
+            "                          ok / unsupported / error points and the fastest, per impl)\n"
             "  --help                  this text\n"
             "Sweeps: dcb.sweep{name=, op=, base={...}, grid={key={values}}, impls={...}, filter=function(p),\n"
-            "  measure={\"time\",\"counters\",\"similarity\"}, plot={x=, y=, by=}, repetitions=, min_time=,\n"
+            "  measure={\"time\",\"counters\",\"similarity\"}, plot={x=, y=, by=, title=, name=} (or a list),\n"
+            "  repetitions=, min_time=,\n"
             "  rotate=true (cold cache), seed=, dir=}. Grid keys N, H, W (image ops) and T (sequence ops)\n"
             "  give the input shape (defaults N=1, H=W=28, T=128); every other key is a hyperparameter.\n"
             "  A killed sweep resumes where it stopped when run again. One run of a sweep at a time\n"
@@ -128,11 +132,22 @@ static int is_script(const char *a) {
     return n > 4 && !strcmp(a + n - 4, ".lua");
 }
 
+/* A script's exit status: 3 where it ran but sweep points errored (their
+ * reasons and the per-implementation summary are above), unless
+ * --keep-going; unsupported points are not errors. */
+static int finish(const dcbh_options *o, int rc) {
+    const int n = dcbh_sweep_errors();
+    if (rc || !n) return rc;
+    fprintf(stderr, "dcbench: %d sweep point(s) failed with an error (reasons above)%s\n", n,
+            o->keep_going ? "; --keep-going: exit status 0" : "; exit status 3 (--keep-going: 0)");
+    return o->keep_going ? 0 : 3;
+}
+
 /* A script shipped in sweeps/ (the built-in commands). */
 static int run_shipped(const dcbh_options *o, const char *script, int argc, char **argv) {
     static char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/sweeps/%s", dcbh_home(), script);
-    return dcbh_run_script(o, path, argc, argv);
+    return finish(o, dcbh_run_script(o, path, argc, argv));
 }
 
 /* dcbench isa: the micro-kernels' instruction set in this process, then
@@ -166,6 +181,8 @@ int main(int argc, char **argv) {
             opt.quick = 1;
         } else if (!strcmp(a, "--retry-errors")) {
             opt.retry_errors = 1;
+        } else if (!strcmp(a, "--keep-going")) {
+            opt.keep_going = 1;
         } else if (!strcmp(a, "--results") || !strcmp(a, "--shard") || !strcmp(a, "--format")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "dcbench: %s needs a value\n", a);
@@ -224,9 +241,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "usage: dcbench run SCRIPT.lua [args...]\n");
             return 2;
         }
-        return dcbh_run_script(&opt, rv[0], rest - 1, rv + 1);
+        return finish(&opt, dcbh_run_script(&opt, rv[0], rest - 1, rv + 1));
     }
-    if (is_script(cmd)) return dcbh_run_script(&opt, cmd, rest, rv);
+    if (is_script(cmd)) return finish(&opt, dcbh_run_script(&opt, cmd, rest, rv));
     fprintf(stderr, "dcbench: unknown command '%s' (commands: run, demo, tables, calibrate, merge, plot, list, engines; "
                     "or a script ending in .lua)\n", cmd);
     return 2;

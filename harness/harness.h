@@ -28,8 +28,9 @@ typedef struct dcbh_options {
     int argc;                  /* the program's own command line, for the machine JSON */
     char **argv;
     int retry_errors;          /* --retry-errors: resume measures points whose last row says error */
+    int keep_going;            /* --keep-going: exit 0 although points errored */
 } dcbh_options;
-#define DCBH_OPTIONS_DEFAULT {"results", 1, 1, 0, "png", 0, NULL, 0}
+#define DCBH_OPTIONS_DEFAULT {"results", 1, 1, 0, "png", 0, NULL, 0, 0}
 
 /* Directory of a data file shipped with dcbench (scripts/, sweeps/): the
  * DCB_HOME environment variable, else the executable's ../, else ".". */
@@ -132,6 +133,9 @@ int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **ar
 void dcbh_lua_set_options(lua_State *L, const dcbh_options *o);
 const dcbh_options *dcbh_lua_options(lua_State *L);
 int dcbh_lua_sweep(lua_State *L);     /* dcb.sweep (sweep.c) */
+/* Points that errored (status "error", not "unsupported") in the sweeps this
+ * process measured: dcbench exits 3 when there were any, unless --keep-going. */
+int dcbh_sweep_errors(void);
 int dcbh_lua_compare(lua_State *L);   /* dcb.compare (compare.c) */
 /* Training (lua_net.c): adds dcb.cnet, dcb.dataset, dcb.train_raw,
  * dcb.softmax_ce, dcb.backward_impls to the module table at the top, and

@@ -263,6 +263,35 @@ static void check_fields(lua_State *L) {
             luaL_error(L, "dcb.sweep: unknown field '%s' (valid: name, op, base, grid, impls, filter, measure, "
                           "plot, repetitions, min_time, rotate, seed, dir, roofline)", k);
     }
+    /* plot = {x=, ...} or a list of such tables: each checked the same way,
+     * before anything is measured */
+    if (lua_getfield(L, 1, "plot") == LUA_TTABLE) {
+        const int pl = lua_gettop(L);
+        lua_getfield(L, pl, "x");
+        const int single = !lua_isnil(L, -1) || luaL_len(L, pl) == 0;
+        lua_pop(L, 1);
+        const int n = single ? 1 : (int)luaL_len(L, pl);
+        for (int i = 0; i < n; i++) {
+            if (single)
+                lua_pushvalue(L, pl);
+            else
+                lua_geti(L, pl, i + 1);
+            if (!lua_istable(L, -1)) luaL_error(L, "dcb.sweep: plot[%d] must be a table {x=, y=, by=}", i + 1);
+            static const char *const pvalid[] = {"x", "y", "by", "title", "name", NULL};
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                lua_pop(L, 1);
+                const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+                int ok = 0;
+                for (int j = 0; pvalid[j]; j++) ok |= !strcmp(k, pvalid[j]);
+                if (!ok)
+                    luaL_error(L, "dcb.sweep: unknown key '%s' in plot%s (valid: x, y, by, title, name)", k,
+                               single ? "" : lua_pushfstring(L, "[%d]", i + 1));
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
 }
 
 /* name, op and the results directory */
@@ -483,6 +512,10 @@ static void expand(lua_State *L, sweep *s) {
 }
 
 /* ------------------------------------------------------------ columns */
+/* Points that errored in this process's sweeps (dcbh_sweep_errors). */
+static int g_error_points;
+int dcbh_sweep_errors(void) { return g_error_points; }
+
 static const char *const time_cols[] = {
     "status", "reason", "time_median_s", "time_mean_s", "time_min_s", "time_max_s", "time_stddev_s",
     "time_cv", "repetitions", "iterations", "gflops", "gmacs", "macs", "flops", "params", "acts", "bytes",
@@ -953,7 +986,19 @@ static void run_points(lua_State *L, sweep *s, tally *n) {
                           "(make room and run it again: it resumes there)", s->name, s->csv, strerror(e), id);
         mark_done(s, p->id, status_code(w.status));
         n->written++;
-        if (!strcmp(w.status, "error")) n->failed++;
+        if (!strcmp(w.status, "error")) {
+            n->failed++;
+            dcbh_sb pd = {0};
+            sb_add(&pd, "");
+            for (int kk = 0; kk < s->nkeys; kk++) {
+                sb_printf(&pd, " %s=", s->keys[kk].name);
+                pval_fmt(&pd, &s->keys[kk].vals[p->vi[kk]]);
+            }
+            if (tty) fprintf(stderr, "\n");
+            fprintf(stderr, "dcbench: %s: point %s (%s/%s%s, %d thread(s)) failed: %s\n", s->name, id, s->op,
+                    s->impls[p->impl], pd.s, p->threads, w.reason);
+            sb_free(&pd);
+        }
         if (!strcmp(w.status, "unsupported")) n->unsupported++;
         progress(s, p, &w, 0, k, n->total, ran, t0, tty);
     }
@@ -1060,6 +1105,72 @@ static void push_result(lua_State *L, const sweep *s, const tally *n) {
     lua_setfield(L, -2, "contended");
 }
 
+/* rows in point-id order, then file order (print_summary; qsort has no context) */
+static char ***g_sum_rows;
+static int g_sum_idc;
+static int cmp_row_by_id(const void *a, const void *b) {
+    const int x = *(const int *)a, y = *(const int *)b;
+    const int c = strcmp(g_sum_rows[x][g_sum_idc], g_sum_rows[y][g_sum_idc]);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Step 5b: the summary of the results file (this shard's, with what earlier
+ * runs measured; a point's last row counts): per implementation the ok,
+ * unsupported and error points and the fastest point, on stdout. */
+static void print_summary(const sweep *s) {
+    csv_table t;
+    char err[1024];
+    if (csv_read(s->csv, &t, CSV_TOLERANT, err, sizeof err)) return;
+    const int ic = csv_col(&t, "impl"), sc = csv_col(&t, "status"), tc = csv_col(&t, "time_median_s");
+    const int idc = csv_col(&t, "point_id");
+    if (ic < 0 || sc < 0 || tc < 0 || idc < 0) {
+        csv_free(&t);
+        return;
+    }
+    /* a retried point has several rows: only its last counts */
+    char *last = calloc((size_t)t.nrows + 1, 1);
+    int *ord = malloc(sizeof *ord * ((size_t)t.nrows + 1));
+    for (int r = 0; r < t.nrows; r++) ord[r] = r;
+    g_sum_rows = t.rows;
+    g_sum_idc = idc;
+    qsort(ord, (size_t)t.nrows, sizeof *ord, cmp_row_by_id);
+    for (int k = 0; k < t.nrows; k++)
+        last[ord[k]] = k + 1 == t.nrows || strcmp(t.rows[ord[k]][idc], t.rows[ord[k + 1]][idc]) != 0;
+    free(ord);
+    int npoints = 0;
+    for (int r = 0; r < t.nrows; r++) npoints += last[r];
+    printf("%s: %d point(s) in %s\n  %-28s %5s %11s %5s  %s\n", s->name, npoints, s->csv, "impl", "ok",
+           "unsupported", "error", "fastest (median)");
+    for (int i = 0; i < s->nimpls; i++) {
+        int ok = 0, un = 0, er = 0, best = -1;
+        double bt = INFINITY;
+        for (int r = 0; r < t.nrows; r++) {
+            if (!last[r] || strcmp(t.rows[r][ic], s->impls[i])) continue;
+            const char *st = t.rows[r][sc];
+            if (!strcmp(st, "ok")) {
+                ok++;
+                const double v = strtod(t.rows[r][tc], NULL);
+                if (v > 0 && v < bt) bt = v, best = r;
+            } else if (!strcmp(st, "unsupported")) {
+                un++;
+            } else {
+                er++;
+            }
+        }
+        printf("  %-28s %5d %11d %5d  ", s->impls[i], ok, un, er);
+        if (best < 0) {
+            printf("-\n");
+            continue;
+        }
+        printf("%.4g ms at", bt * 1e3);
+        for (int c = ic + 1; c < sc; c++)
+            if (t.rows[best][c][0] && strcmp(t.rows[best][c], "nan")) printf(" %s=%s", t.cols[c], t.rows[best][c]);
+        printf("\n");
+    }
+    free(last);
+    csv_free(&t);
+}
+
 /* ---------------------------------------------------------------- main */
 /* Steps 3b-7, with the CSV locked: 1 = the definition, 2 = the sweep. Run
  * protected, so that a Lua error in them releases the lock before it
@@ -1069,6 +1180,8 @@ static int sweep_locked(lua_State *L) {
     load_results(L, s);
     write_def_json(L, s);
     run_points(L, s, &s->n);
+    print_summary(s);
+    g_error_points += s->n.failed;
     draw_figures(L, s);
     push_result(L, s, &s->n);
     return 1;

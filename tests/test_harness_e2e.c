@@ -100,6 +100,48 @@ static char *run_ok(const char *name, const char *script, const char *args) {
     return slurp("out.txt");
 }
 
+/* A point that errors (groups=3 does not divide cin=4: invalid_param, an
+ * error and not "unsupported") prints its reason, the sweep ends with the
+ * per-impl summary, and dcbench exits 3, or 0 with --keep-going; an unknown
+ * key in plot={...} is refused before anything is measured. */
+static const char *failing =
+    "local dcb = require 'dcb'\n"
+    "dcb.sweep{name='failing', op='conv2d', base={cin=4, cout=6, k=3, pad=1}, grid={groups={1,3}, H={8}},\n"
+    "  impls={'naive'}, repetitions=2, min_time=0.001, roofline=false}\n";
+static const char *badplot =
+    "local dcb = require 'dcb'\n"
+    "dcb.sweep{name='badplot', op='conv2d', base={cin=4, cout=4, k=3, pad=1}, grid={H={8}},\n"
+    "  impls={'naive'}, plot={x='H', Y='time'}}\n";
+
+static void test_failed_points(void **state) {
+    (void)state;
+    write_text("failing.lua", failing);
+    assert_int_equal(run("--results res failing.lua"), 3);
+    char *err = slurp("err.txt"), *out = slurp("out.txt");
+    assert_contains(err, "failed: invalid_param");
+    assert_contains(err, "groups=3");
+    assert_contains(err, "1 sweep point(s) failed");
+    assert_contains(out, "failing: 2 point(s)");
+    assert_contains(out, "fastest (median)");
+    assert_contains(out, " groups=1");  /* the fastest point's hyperparameters */
+    free(err);
+    free(out);
+    /* resumed: nothing measured, nothing failed in this run */
+    assert_int_equal(run("--results res failing.lua"), 0);
+    assert_int_equal(run("--results res2 --keep-going failing.lua"), 0);
+    err = slurp("err.txt");
+    assert_contains(err, "--keep-going: exit status 0");
+    free(err);
+    write_text("badplot.lua", badplot);
+    assert_int_not_equal(run("--results res badplot.lua"), 0);
+    err = slurp("err.txt");
+    assert_contains(err, "unknown key 'Y' in plot");
+    free(err);
+    char *csv = slurp("res/badplot/badplot.csv");
+    assert_string_equal(csv, ""); /* refused before measuring: no results file */
+    free(csv);
+}
+
 /* Every row records the ISA level and what else ran: a 1-thread point
  * measured while ncpu + 1 busy loops run is contended (other processes held
  * every core), says so once on stderr and in r.contended. */
@@ -631,7 +673,8 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_sweep),
-        cmocka_unit_test(test_load_columns),     cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_load_columns),
+        cmocka_unit_test(test_failed_points),     cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_script_errors),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),
