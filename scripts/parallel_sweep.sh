@@ -35,8 +35,13 @@ script=$1; shift
 command -v parallel >/dev/null || { echo "parallel_sweep.sh: GNU parallel is not installed" >&2; exit 1; }
 [ -n "$jobs" ] && popts="$popts -j $jobs"
 # shellcheck disable=SC2086
+# A shard that exits non-zero (3: some of its points errored; their reasons
+# are in its output) does not stop the merge of what the shards wrote; this
+# script then exits non-zero after the merge and the figures.
+rc=0
 seq 1 "$shards" | parallel $popts --line-buffer \
-    "cd $(pwd) && $dcbench --results $results --shard {}/$shards $* $script"
+    "cd $(pwd) && $dcbench --results $results --shard {}/$shards $* $script" || rc=$?
+[ "$rc" = 0 ] || echo "parallel_sweep.sh: $rc shard job(s) failed or had errored points (see above); merging what they wrote" >&2
 # merge every sweep that has shard files of this run
 for first in $(find "$results" -name "*.shard1of$shards.csv"); do
     out=${first%.shard1of$shards.csv}.csv
@@ -47,5 +52,6 @@ done
 # the figures and tables of the merged results
 if [ "$finish" = 1 ]; then
     # shellcheck disable=SC2086
-    "$dcbench" --results "$results" $* "$script"
+    "$dcbench" --results "$results" $* "$script" || rc=$?
 fi
+exit "$rc"
