@@ -129,7 +129,7 @@ static void read_variant(lua_State *L, compare *c, int i) {
             luaL_error(L, "dcb.compare: variant %s: give op or gemm, not both", v->name);
         lua_pop(L, 1);
         read_gemm(L, vt, v);   /* the gemm table is at the top */
-        v->threads = int_field(L, vt, "threads", 0, 1);
+        v->threads = int_field(L, vt, "threads", 0, dcb_default_threads());
         v->flops = 2.0 * v->M * v->N * (double)v->K * v->batch;
     } else {
         if (lua_getfield(L, vt, "x") == LUA_TNIL)

@@ -43,6 +43,8 @@ static void usage(FILE *f) {
             "  --retry-errors          a resumed sweep measures again the points whose last row says\n"
             "                          error (the new row, appended after it, is their result); without\n"
             "                          it they stay done and the summary counts them\n"
+            "  --threads N             the thread count of every op, net, study and sweep point whose\n"
+            "                          script names none (default 1); results record it\n"
             "  --keep-going            exit 0 although sweep points errored (otherwise: exit 3; each\n"
             "                          error's reason is printed, and every sweep ends with a table of\n"
             "                          ok / unsupported / error points and the fastest, per impl)\n"
@@ -183,6 +185,15 @@ int main(int argc, char **argv) {
             opt.retry_errors = 1;
         } else if (!strcmp(a, "--keep-going")) {
             opt.keep_going = 1;
+        } else if (!strcmp(a, "--threads")) {
+            char *end = NULL;
+            const long n = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || !end || *end || end == argv[i + 1] || dcb_set_default_threads((int)(n > 1024 ? 0 : n)) != DCB_OK) {
+                fprintf(stderr, "dcbench: --threads needs an integer from 1 to 1024, got '%s'\n",
+                        i + 1 < argc ? argv[i + 1] : "");
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--results") || !strcmp(a, "--shard") || !strcmp(a, "--format")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "dcbench: %s needs a value\n", a);

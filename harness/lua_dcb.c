@@ -923,6 +923,7 @@ static void set_run_fields(lua_State *L, const dcbh_options *opt) {
     set_str(L, "results", opt->results_dir);
     set_str(L, "format", opt->format);
     set_str(L, "home", dcbh_home());
+    dcbh_set_num(L, "default_threads", dcb_default_threads()); /* --threads */
     lua_newtable(L);
     dcbh_set_num(L, "i", opt->shard_i);
     dcbh_set_num(L, "n", opt->shard_n);

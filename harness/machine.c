@@ -237,6 +237,8 @@ char *dcbh_machine_json(int argc, char **argv) {
     jb_str(&b, "isa", dcb_isa());
     jb_str(&b, "isa_available", dcb_isa_available());
     jb_str(&b, "isa_forced", getenv("DCB_ISA") ? getenv("DCB_ISA") : "");
+    jb_key(&b, "default_threads"); /* --threads */
+    jb_fmt(&b, "%d", dcb_default_threads());
     /* OpenMP's wait at barriers (coretype.h): dcbench's GOMP_SPINCOUNT, or
      * what the environment set */
     {

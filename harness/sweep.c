@@ -488,7 +488,7 @@ static void expand(lua_State *L, sweep *s) {
                 p.H = int_of(s, &p, "H", DEF_HW);
                 p.W = int_of(s, &p, "W", p.H);
             }
-            p.threads = (int)int_of(s, &p, "threads", 1);
+            p.threads = (int)int_of(s, &p, "threads", dcb_default_threads());
             if (s->has_filter) {
                 lua_getfield(L, 1, "filter");
                 push_point(L, s, &p);

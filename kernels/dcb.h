@@ -225,6 +225,10 @@ const char *dcb_op_get_impl(const dcb_op *op);
 /* Value of a hyperparameter after defaults and derivation; NAN if unknown. */
 double dcb_op_get_param(const dcb_op *op, const char *name);
 int dcb_op_threads(const dcb_op *op);
+/* The thread count of ops whose hyperparameters name none (1 unless set;
+ * dcbench --threads N sets it): DCB_INVALID_PARAM outside 1..1024. */
+dcb_status dcb_set_default_threads(int n);
+int dcb_default_threads(void);
 /* The implementation's identity as data: its conv2d engine ("winograd") and
  * its strategy ("combine_then_conv"), NULL where it has none; its doc line;
  * and the largest relative error against the operator's naive

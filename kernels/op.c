@@ -320,7 +320,7 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
     if (!op) return dcb_fail(DCB_OUT_OF_MEMORY, "%s: out of memory", info->name);
     op->info = info;
     op->impl = vt;
-    op->threads = 1;
+    op->threads = dcb_default_threads();
     for (int i = 0; i < info->nparams; i++) {
         op->pv[i] = info->params[i].derived ? NAN : info->params[i].def;
         if (info->params[i].type == DCB_PT_STRING && info->params[i].def_str)
@@ -415,6 +415,16 @@ const char *dcb_op_who(const dcb_op *op, char *buf, size_t len) {
     return buf;
 }
 int dcb_op_threads(const dcb_op *op) { return op->threads; }
+
+/* What an op runs on when its hyperparameters name no threads. */
+static int g_default_threads = 1;
+dcb_status dcb_set_default_threads(int n) {
+    if (n < 1 || n > 1024)
+        return dcb_fail(DCB_INVALID_PARAM, "default threads=%d is invalid (need an integer from 1 to 1024)", n);
+    __atomic_store_n(&g_default_threads, n, __ATOMIC_RELAXED);
+    return DCB_OK;
+}
+int dcb_default_threads(void) { return __atomic_load_n(&g_default_threads, __ATOMIC_RELAXED); }
 
 void *dcb_new_hp(dcb_op *op, size_t bytes) {
     op->hp = calloc(1, bytes);

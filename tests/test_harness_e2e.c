@@ -113,6 +113,34 @@ static const char *badplot =
     "dcb.sweep{name='badplot', op='conv2d', base={cin=4, cout=4, k=3, pad=1}, grid={H={8}},\n"
     "  impls={'naive'}, plot={x='H', Y='time'}}\n";
 
+/* --threads N: the threads of every op, sweep point and net whose script
+ * names none, recorded in the machine JSON; refused when not 1..1024. */
+static const char *threads_script =
+    "local dcb = require 'dcb'\n"
+    "assert(dcb.default_threads == 2, 'default_threads ' .. tostring(dcb.default_threads))\n"
+    "local o = dcb.op('conv2d', {cin=4, cout=4, k=3})\n"
+    "assert(o:params().threads == 2, 'op threads ' .. tostring(o:params().threads))\n"
+    "local o1 = dcb.op('conv2d', {cin=4, cout=4, k=3, threads=1})\n"
+    "assert(o1:params().threads == 1, 'a script that names threads keeps them')\n"
+    "assert(dcb.machine():find('\"default_threads\": 2', 1, true), 'machine JSON')\n"
+    "local r = dcb.sweep{name='thr', op='conv2d', base={cin=4, cout=4, k=3, pad=1}, grid={H={8}},\n"
+    "  impls={'naive'}, repetitions=2, min_time=0.001, roofline=false}\n"
+    "assert(r.written == 1)\n";
+
+static void test_threads_option(void **state) {
+    (void)state;
+    char *out = run_ok("thr.lua", threads_script, "--results res --threads 2 thr.lua");
+    free(out);
+    char *csv = slurp("res/thr/thr.csv");
+    assert_contains(csv, ",1,8,8,,2,ok,"); /* N=1 H=8 W=8 T= threads=2 */
+    free(csv);
+    assert_int_equal(run("--threads 0 thr.lua"), 2);
+    char *err = slurp("err.txt");
+    assert_contains(err, "--threads needs an integer from 1 to 1024, got '0'");
+    free(err);
+    assert_int_equal(run("--threads two thr.lua"), 2);
+}
+
 static void test_failed_points(void **state) {
     (void)state;
     write_text("failing.lua", failing);
@@ -674,7 +702,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_sweep),
         cmocka_unit_test(test_load_columns),
-        cmocka_unit_test(test_failed_points),     cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_failed_points),
+        cmocka_unit_test(test_threads_option),     cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_script_errors),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),

@@ -230,7 +230,7 @@ local function instantiate(desc, o)
     fail("dcb.net: %s has %s: it is a cost-only description", desc.name, desc.untrainable)
   end
   local d = dcb()
-  local threads = o.threads or 1
+  local threads = o.threads or dcb().default_threads or 1
   local c = d.cnet(threads)
   local impls = o.impls or {}
   local bwds = o.backward or {}

@@ -306,7 +306,7 @@ local function normalise(def)
   s.family = s.family or "resnet_fmnist"
   s.seeds = s.seeds or {1, 2, 3}
   s.train = s.train or {}
-  s.threads = s.threads or tonumber(os.getenv("DCB_STUDY_THREADS") or "") or 1
+  s.threads = s.threads or tonumber(os.getenv("DCB_STUDY_THREADS") or "") or dcb().default_threads or 1
   s.data = s.data or "fashion-mnist"
   s.probe_images = s.probe_images or 64
   s.time_repetitions = s.time_repetitions or (d.quick and 3 or 5)
