@@ -250,6 +250,19 @@ int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, 
         size_t n = strlen(base);
         if (n > 4 && !strcmp(base + n - 4, ".csv")) base[n - 4] = 0;
     }
+    /* out = "x.svg" (or .png, .pdf): that file, in that format, whatever
+     * --format says; otherwise out is a base name and --format adds the
+     * extension */
+    dcbh_options oc = o ? *o : (dcbh_options)DCBH_OPTIONS_DEFAULT;
+    {
+        static const char *const exts[] = {"png", "pdf", "svg"};
+        const size_t n = strlen(base);
+        for (int e = 0; e < 3; e++)
+            if (sp->out && n > 4 && base[n - 4] == '.' && !strcmp(base + n - 3, exts[e])) {
+                base[n - 4] = 0;
+                oc.format = exts[e];
+            }
+    }
     dcbh_sb v = {0};
     sb_add(&v, "xlabel = ");
     gp_str(&v, sp->x);
@@ -260,7 +273,7 @@ int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, 
     snprintf(tt, sizeof tt, "%s: %s", t.rows[0][csv_col(&t, "op")], sp->title ? sp->title : t.rows[0][1]);
     gp_str(&v, tt);
     sb_printf(&v, "\nlogx = %d\nlogy = %d\nbars = %d\n", allpow2, ymin > 0 && ymax / ymin > 20, bars);
-    int rc = render(o, base, ss, ns, bars, v.s, "lines.gp", out_path, outlen, err, errlen);
+    int rc = render(&oc, base, ss, ns, bars, v.s, "lines.gp", out_path, outlen, err, errlen);
     sb_free(&v);
     free_series(ss, ns);
     csv_free(&t);

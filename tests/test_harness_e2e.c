@@ -139,6 +139,19 @@ static void test_threads_option(void **state) {
     assert_contains(err, "--threads needs an integer from 1 to 1024, got '0'");
     free(err);
     assert_int_equal(run("--threads two thr.lua"), 2);
+    /* dcb.plot{out="x.svg"} writes x.svg (an SVG), not x.svg.png */
+    out = run_ok("svg.lua",
+                 "local dcb = require 'dcb'\n"
+                 "print(dcb.plot('res/thr/thr.csv', {x='H', y='time', by='impl', out='res/fig.svg'}))\n",
+                 "svg.lua");
+    assert_contains(out, "res/fig.svg\n");
+    free(out);
+    char *svg = slurp("res/fig.svg");
+    assert_contains(svg, "<svg");
+    free(svg);
+    char *png = slurp("res/fig.svg.png");
+    assert_string_equal(png, "");
+    free(png);
 }
 
 static void test_failed_points(void **state) {
