@@ -11,10 +11,11 @@
  *         variants where they vectorise). Writes y[0, C) only; reads only
  *         the C floats of each input row and of b. j0 < j1.
  *
- * The SIMD variants hold a block of channels of one head in registers while
+ * The SIMD variants hold a block of channels in registers while
  * the taps stream by: avx2 32 then 8 channels where C/H is a multiple of 8
- * (plain loops otherwise), avx512 64 then 16 channels and a masked tail
- * for any C/H >= 8. */
+ * (plain loops otherwise), avx512 blocks of 4 vectors of 16, the last
+ * masked, across heads where C/H is a multiple of 16 and per head for any
+ * other C/H >= 8. */
 #ifndef DCB_UK_SEQ1D_H
 #define DCB_UK_SEQ1D_H
 

@@ -1,7 +1,9 @@
-/* seq1d_avx512.c — the AVX-512 variant of the sequence row (seq1d.h): per
- * head, blocks of 64 channels (4 zmm accumulators), then 16, then the last
- * (< 16) in one masked vector, in registers while the taps stream by, for
- * any head run R = C/H >= 8; plain loops for narrower heads. The chain per
+/* seq1d_avx512.c — the AVX-512 variant of the sequence row (seq1d.h):
+ * blocks of 64 channels (4 zmm accumulators, each vector with its own
+ * head's weight), the last block of 1..4 vectors with its partial vector
+ * masked, in registers while the taps stream by. Where R = C/H is a multiple
+ * of 16 the blocks run across heads (R = 32: 4 independent chains, not 2);
+ * otherwise per head for any R >= 8; plain loops for narrower heads. The chain per
  * channel is the avx2 variant's, so both give the same bits where R % 8 ==
  * 0. Compiled with ISA_FLAGS_avx512 (x86-64-v4); chosen at run time where
  * the CPU and OS run AVX-512 F/BW/DQ/VL. */
@@ -22,43 +24,56 @@ INLINE __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)
 
 #include "seq1d_loops.inc"
 
+/* nv (1..4) vectors of 16 channels from c (the last with mask m), each
+ * vector's weights those of its own head hv[v]; nv is a constant in every
+ * inlined copy, so the accumulators stay in registers. */
+INLINE void block(const int nv, int C, int R, int hs, int js, const float *restrict k, int j0, int j1,
+                  const float *restrict xs, const float *restrict b, float *restrict y, int c, __mmask16 m) {
+    __m512 acc[4];
+    const float *kv[4];
+    for (int v = 0; v < 4; v++)
+        if (v < nv) {
+            const __mmask16 mv = v + 1 < nv ? (__mmask16)0xFFFF : m;
+            acc[v] = b ? _mm512_maskz_loadu_ps(mv, b + c + 16 * v) : _mm512_setzero_ps();
+            kv[v] = k + (size_t)((c + 16 * v) / R) * hs;
+        }
+    const float *xp = xs + c;
+    for (int j = j0; j < j1; j++, xp += C)
+        for (int v = 0; v < 4; v++)
+            if (v < nv) {
+                const __m512 xv = v + 1 < nv ? _mm512_loadu_ps(xp + 16 * v) : _mm512_maskz_loadu_ps(m, xp + 16 * v);
+                acc[v] = _mm512_fmadd_ps(_mm512_set1_ps(kv[v][(size_t)j * js]), xv, acc[v]);
+            }
+    for (int v = 0; v + 1 < nv; v++) _mm512_storeu_ps(y + c + 16 * v, acc[v]);
+    _mm512_mask_storeu_ps(y + c + 16 * (nv - 1), m, acc[nv - 1]);
+}
+
+/* Channels [c, c + n) (n >= 1) in blocks of 4 vectors, the last block of
+ * 1..4 with its partial vector masked. */
+INLINE void span(int C, int R, int hs, int js, const float *restrict k, int j0, int j1, const float *restrict xs,
+                 const float *restrict b, float *restrict y, int c, int n) {
+    const int ce = c + n;
+    for (; c + 64 <= ce; c += 64) block(4, C, R, hs, js, k, j0, j1, xs, b, y, c, 0xFFFF);
+    const int rest = ce - c;
+    const __mmask16 m = lanes(rest - (rest - 1) / 16 * 16);
+    switch ((rest + 15) / 16) {
+    case 1: block(1, C, R, hs, js, k, j0, j1, xs, b, y, c, m); break;
+    case 2: block(2, C, R, hs, js, k, j0, j1, xs, b, y, c, m); break;
+    case 3: block(3, C, R, hs, js, k, j0, j1, xs, b, y, c, m); break;
+    case 4: block(4, C, R, hs, js, k, j0, j1, xs, b, y, c, m); break;
+    default: break;
+    }
+}
+
 static void row_avx512(int C, int H, int hs, int js, const float *restrict k, int j0, int j1,
                        const float *restrict xs, const float *restrict b, float *restrict y) {
     const int R = C / H;
-    if (R < 8) {
+    if (R % 16 == 0) { /* every vector lies in one head: the blocks run across heads */
+        span(C, R, hs, js, k, j0, j1, xs, b, y, 0, C);
+    } else if (R >= 8) {
+        for (int h = 0; h < H; h++) span(C, R, hs, js, k, j0, j1, xs, b, y, h * R, R);
+    } else {
         row_loops(C, H, hs, js, k, j0, j1, xs, b, y);
-        return;
-    }
-    for (int h = 0; h < H; h++) {
-        const float *kh = k + (size_t)h * hs;
-        int c = h * R;
-        const int ce = c + R;
-        for (; c + 64 <= ce; c += 64) {
-            __m512 a0 = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
-            __m512 a1 = b ? _mm512_loadu_ps(b + c + 16) : _mm512_setzero_ps();
-            __m512 a2 = b ? _mm512_loadu_ps(b + c + 32) : _mm512_setzero_ps();
-            __m512 a3 = b ? _mm512_loadu_ps(b + c + 48) : _mm512_setzero_ps();
-            const float *xp = xs + c;
-            for (int j = j0; j < j1; j++, xp += C) {
-                const __m512 w = _mm512_set1_ps(kh[(size_t)j * js]);
-                a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xp), a0);
-                a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xp + 16), a1);
-                a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xp + 32), a2);
-                a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(xp + 48), a3);
-            }
-            _mm512_storeu_ps(y + c, a0);
-            _mm512_storeu_ps(y + c + 16, a1);
-            _mm512_storeu_ps(y + c + 32, a2);
-            _mm512_storeu_ps(y + c + 48, a3);
-        }
-        for (; c < ce; c += 16) {
-            const __mmask16 m = lanes(ce - c);
-            __m512 a0 = b ? _mm512_maskz_loadu_ps(m, b + c) : _mm512_setzero_ps();
-            const float *xp = xs + c;
-            for (int j = j0; j < j1; j++, xp += C)
-                a0 = _mm512_fmadd_ps(_mm512_set1_ps(kh[(size_t)j * js]), _mm512_maskz_loadu_ps(m, xp), a0);
-            _mm512_mask_storeu_ps(y + c, m, a0);
-        }
     }
 }
 
