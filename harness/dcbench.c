@@ -43,6 +43,11 @@ static void usage(FILE *f) {
             "  --retry-errors          a resumed sweep measures again the points whose last row says\n"
             "                          error (the new row, appended after it, is their result); without\n"
             "                          it they stay done and the summary counts them\n"
+            "  --fresh                 a sweep whose results were written by another definition (grid,\n"
+            "                          base, impls, filter, measure, repetitions, min_time, rotate, seed,\n"
+            "                          build) or another script of the same basename moves them to\n"
+            "                          <dir>/replaced-<time>/ and starts again; without it such a run is\n"
+            "                          refused, with what changed (a resume never mixes two experiments)\n"
             "  --threads N             the thread count of every op, net, study and sweep point whose\n"
             "                          script names none (default 1); results record it\n"
             "  --keep-going            exit 0 although sweep points errored (otherwise: exit 3; each\n"
@@ -185,6 +190,8 @@ int main(int argc, char **argv) {
             opt.retry_errors = 1;
         } else if (!strcmp(a, "--keep-going")) {
             opt.keep_going = 1;
+        } else if (!strcmp(a, "--fresh")) {
+            opt.fresh = 1;
         } else if (!strcmp(a, "--threads")) {
             char *end = NULL;
             const long n = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;

@@ -29,8 +29,9 @@ typedef struct dcbh_options {
     char **argv;
     int retry_errors;          /* --retry-errors: resume measures points whose last row says error */
     int keep_going;            /* --keep-going: exit 0 although points errored */
+    int fresh;                 /* --fresh: a sweep whose results hold another definition moves them aside */
 } dcbh_options;
-#define DCBH_OPTIONS_DEFAULT {"results", 1, 1, 0, "png", 0, NULL, 0, 0}
+#define DCBH_OPTIONS_DEFAULT {"results", 1, 1, 0, "png", 0, NULL, 0, 0, 0}
 
 /* Directory of a data file shipped with dcbench (scripts/, sweeps/): the
  * DCB_HOME environment variable, else the executable's ../, else ".". */
@@ -74,6 +75,11 @@ int csv_parse_line(const char *line, size_t len, char ***fields);   /* count; ca
 /* Writes a whole file through a temporary file and rename. */
 int write_file_atomic(const char *path, const char *data, size_t len);
 int mkdir_p(const char *dir);
+/* A sweep's recorded definition (<base>.definition: "key: value" lines,
+ * sweep.c): the value of one key into val (NULL where absent), and
+ * "key: old -> new; ..." for the lines that differ between two of them. */
+const char *dcbh_def_line(const char *text, const char *key, char *val, size_t len);
+void dcbh_def_diff(const char *old, const char *cur, dcbh_sb *b);
 uint64_t dcbh_fnv1a(const char *s);   /* FNV-1a 64: point ids */
 int cmd_merge(int argc, char **argv);
 

@@ -378,12 +378,64 @@ static int drop_superseded(csv_table *t, int idcol) {
     return gone;
 }
 
+/* A whole file into b; 0, or -1 where it cannot be opened. */
+static int read_whole(const char *path, dcbh_sb *b) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char buf[8192];
+    size_t got;
+    sb_add(b, "");
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(b, buf, got);
+    fclose(f);
+    return 0;
+}
+
+/* The shards' recorded definitions (<in>.definition, sweep.c) must agree:
+ * shards of two experiments are never merged. The first one found goes
+ * into def (empty where no input has one). 0, or -1 after the message. */
+static int merge_definitions(int argc, char **argv, dcbh_sb *def) {
+    char *first = NULL;
+    char h0[64] = "", h[64];
+    for (int i = 1; i < argc; i++) {
+        char *p = sibling(argv[i], ".definition");
+        dcbh_sb d = {0};
+        if (read_whole(p, &d)) {
+            free(p);
+            continue;
+        }
+        if (!first) {
+            first = p;
+            *def = d;
+            if (!dcbh_def_line(d.s, "hash", h0, sizeof h0)) h0[0] = 0;
+            continue;
+        }
+        if (!dcbh_def_line(d.s, "hash", h, sizeof h) || strcmp(h, h0)) {
+            dcbh_sb why = {0};
+            sb_add(&why, "");
+            dcbh_def_diff(def->s, d.s, &why);
+            fprintf(stderr, "dcbench merge: %s and %s record different definitions (%s); these are shards of "
+                            "two experiments: nothing merged\n", first, p, why.n ? why.s : "their hashes differ");
+            sb_free(&why);
+            sb_free(&d);
+            free(p);
+            free(first);
+            return -1;
+        }
+        sb_free(&d);
+        free(p);
+    }
+    free(first);
+    return 0;
+}
+
 int cmd_merge(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: dcbench merge OUT.csv IN1.csv [IN2.csv ...]\n");
         return 2;
     }
     const char *out = argv[0];
+    dcbh_sb def = {0};
+    if (merge_definitions(argc, argv, &def)) return 1;
     csv_table m = {0};
     char err[1024];
     int idcol = -1, stcol = -1, dups = 0, superseded = 0;
@@ -393,6 +445,7 @@ int cmd_merge(int argc, char **argv) {
         if (csv_read(argv[i], &t, CSV_STRICT, err, sizeof err)) {
             fprintf(stderr, "dcbench merge: %s; nothing merged\n", err);
             csv_free(&m);
+            sb_free(&def);
             return 1;
         }
         if (!t.cols) {   /* an empty shard (nothing selected) */
@@ -405,6 +458,7 @@ int cmd_merge(int argc, char **argv) {
             if (idcol < 0) {
                 fprintf(stderr, "dcbench merge: %s has no point_id column; not a dcbench result\n", argv[i]);
                 csv_free(&t);
+                sb_free(&def);
                 return 1;
             }
             m.ncols = t.ncols;
@@ -419,6 +473,7 @@ int cmd_merge(int argc, char **argv) {
                         " refusing to merge\n", argv[i], argv[1]);
                 csv_free(&t);
                 csv_free(&m);
+                sb_free(&def);
                 return 1;
             }
             for (int c = 0; c < t.ncols; c++) free(t.cols[c]);
@@ -453,6 +508,7 @@ int cmd_merge(int argc, char **argv) {
     }
     if (!m.cols) {
         fprintf(stderr, "dcbench merge: every input is empty\n");
+        sb_free(&def);
         return 1;
     }
     dcbh_sb b = {0};
@@ -473,25 +529,27 @@ int cmd_merge(int argc, char **argv) {
     if (rc) {
         fprintf(stderr, "dcbench merge: cannot write %s: %s\n", out, strerror(errno));
         csv_free(&m);
+        sb_free(&def);
         return 1;
     }
-    /* The first input's machine/definition JSON describes the merged file too. */
-    char *jin = sibling(argv[1], ".json"), *jout = sibling(out, ".json");
-    FILE *f = fopen(jin, "rb");
-    if (f) {
-        dcbh_sb j = {0};
-        char buf[8192];
-        size_t got;
-        while ((got = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&j, buf, got);
-        fclose(f);
-        if (strcmp(jin, jout) && j.n && write_file_atomic(jout, j.s, j.n)) {
-            fprintf(stderr, "dcbench merge: cannot write %s: %s\n", jout, strerror(errno));
-            rc = 1;
-        }
-        sb_free(&j);
+    /* The first input's machine/definition JSON describes the merged file
+     * too, and the shards' common definition keys it (a rerun of the whole
+     * sweep on it resumes). */
+    char *jin = sibling(argv[1], ".json"), *jout = sibling(out, ".json"), *dout = sibling(out, ".definition");
+    dcbh_sb j = {0};
+    if (!read_whole(jin, &j) && strcmp(jin, jout) && j.n && write_file_atomic(jout, j.s, j.n)) {
+        fprintf(stderr, "dcbench merge: cannot write %s: %s\n", jout, strerror(errno));
+        rc = 1;
     }
+    if (def.n && write_file_atomic(dout, def.s, def.n)) {
+        fprintf(stderr, "dcbench merge: cannot write %s: %s\n", dout, strerror(errno));
+        rc = 1;
+    }
+    sb_free(&j);
+    sb_free(&def);
     free(jin);
     free(jout);
+    free(dout);
     printf("dcbench merge: %d rows from %d files into %s (%d duplicates dropped", m.nrows, argc - 1, out, dups);
     if (superseded) printf(", %d earlier attempts superseded by a later row of their point", superseded);
     printf(")\n");

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Defaults of the input shape when a sweep does not give them. */
@@ -104,7 +106,10 @@ typedef struct sweep {
     const dcbh_options *opt;
     /* the results: paths, the CSV open for appending and locked, the ids
      * done (sorted by id) */
-    char dir[2048], base[2300], csv[2400], json[2400], gjson[2400];
+    char dir[2048], base[2300], csv[2400], json[2400], gjson[2400], defpath[2400];
+    char script[4096];  /* the calling script's real path ("" when none) */
+    dcbh_sb def;     /* the definition's canonical text (sweep_definition) */
+    uint64_t defhash;
     dcbh_sb hdr;     /* the CSV's header line */
     int fd;
     int ndone;
@@ -128,6 +133,7 @@ static void sweep_free(sweep *s) {
     free(s->pts);
     free(s->done);
     sb_free(&s->hdr);
+    sb_free(&s->def);
     if (s->fd >= 0) close(s->fd);
 }
 
@@ -249,6 +255,20 @@ static const char *script_basename(lua_State *L, char *buf, size_t len) {
     return NULL;
 }
 
+/* The calling chunk's file, as a real path (the definition records it: two
+ * scripts of one basename share a results directory). */
+static void script_path(lua_State *L, char *buf, size_t len) {
+    lua_Debug ar;
+    buf[0] = 0;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "S", &ar);
+        if (ar.source[0] != '@') continue;
+        char rp[PATH_MAX];
+        snprintf(buf, len, "%s", realpath(ar.source + 1, rp) ? rp : ar.source + 1);
+        return;
+    }
+}
+
 static void check_fields(lua_State *L) {
     static const char *const valid[] = {"name", "op", "base", "grid", "impls", "filter", "measure",
                                         "plot", "repetitions", "min_time", "rotate", "seed", "dir",
@@ -319,6 +339,7 @@ static void read_names(lua_State *L, sweep *s) {
     else
         s->dir_name = strdup(script_basename(L, buf, sizeof buf) ? buf : s->name);
     lua_pop(L, 1);
+    script_path(L, s->script, sizeof s->script);
 }
 
 /* impls: every registered one by default; one name or a list of them */
@@ -823,6 +844,176 @@ static void set_paths(lua_State *L, sweep *s) {
     if (mkdir_p(s->dir)) luaL_error(L, "dcb.sweep: cannot create %s: %s", s->dir, strerror(errno));
 }
 
+/* ------------------------------------------------------- definition */
+/* What a results file is keyed by: every setting that changes what its rows
+ * mean, one "key: value" line each (sorted keys, canonical numbers), and the
+ * FNV-1a hash of those lines. The point ids' hash stands for the grid, base,
+ * filter, impls and threads together (a filter is a function: only its
+ * choice can be compared). The script's path is a line of its own, outside
+ * the hash: it is checked on its own (two scripts of one basename). */
+static void sweep_definition(sweep *s) {
+    dcbh_sb *b = &s->def;
+    sb_free(b);
+    sb_printf(b, "sweep: %s\nop: %s\nimpls:", s->name, s->op);
+    for (int i = 0; i < s->nimpls; i++) sb_printf(b, "%s%s", i ? "," : " ", s->impls[i]);
+    sb_add(b, "\n");
+    for (int k = 0; k < s->nkeys; k++) {
+        sb_printf(b, "%s.%s:", s->keys[k].in_grid ? "grid" : "base", s->keys[k].name);
+        for (int v = 0; v < s->keys[k].nvals; v++) {
+            sb_add(b, v ? "," : " ");
+            pval_fmt(b, &s->keys[k].vals[v]);
+        }
+        sb_add(b, "\n");
+    }
+    dcbh_sb ids = {0};
+    sb_add(&ids, "");
+    for (int i = 0; i < s->npoints; i++) sb_printf(&ids, "%016llx;", (unsigned long long)s->pts[i].id);
+    sb_printf(b, "filter: %s\npoints: %d (ids %016llx)\n", s->has_filter ? "yes" : "no", s->npoints,
+              (unsigned long long)dcbh_fnv1a(ids.s));
+    if (key_index(s, "threads") < 0) sb_printf(b, "default_threads: %d\n", dcb_default_threads());
+    sb_free(&ids);
+    sb_printf(b, "measure:%s%s%s\nrepetitions: %d\nmin_time: ", s->m_time ? " time" : "",
+              s->m_counters ? " counters" : "", s->m_similarity ? " similarity" : "", s->repetitions);
+    sb_num(b, s->min_time);
+    sb_printf(b, "\nrotate: %s\nseed: %llu\nbuild: dcbench %s, %s\n", s->rotate ? "true" : "false",
+              (unsigned long long)s->seed, DCB_VERSION, dcb_build_flags());
+    s->defhash = dcbh_fnv1a(b->s);
+}
+
+/* Line `key: value` of a definition text into val (without the newline);
+ * NULL where absent. */
+const char *dcbh_def_line(const char *text, const char *name, char *val, size_t len) {
+    const size_t kl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, kl) || p[kl] != ':') continue;
+        const char *v = p + kl + 1 + (p[kl + 1] == ' ');
+        const char *e = strchr(v, '\n');
+        const size_t n = e ? (size_t)(e - v) : strlen(v);
+        snprintf(val, len, "%.*s", (int)n, v);
+        return val;
+    }
+    return NULL;
+}
+
+/* "key: old -> new" for every line that differs between two definition
+ * texts (keys of either), into b; the points line only where no line of
+ * the grid, base or impls explains it (a filter or the default threads). */
+void dcbh_def_diff(const char *old, const char *cur, dcbh_sb *b) {
+    int explained = 0;
+    const char *texts[2] = {cur, old};
+    for (int t = 0; t < 2; t++)
+        for (const char *p = texts[t]; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+            const char *c = strchr(p, ':'), *nl = strchr(p, '\n');
+            if (!c || (nl && c > nl) || *p == '#') continue;
+            char k[256], a[1024], v[1024];
+            snprintf(k, sizeof k, "%.*s", (int)(c - p), p);
+            if (!strcmp(k, "script") || !strcmp(k, "hash")) continue;
+            const char *x = dcbh_def_line(old, k, a, sizeof a), *y = dcbh_def_line(cur, k, v, sizeof v);
+            if (t == 1 && y) continue;   /* both: listed in the first pass */
+            if (x && y && !strcmp(x, y)) continue;
+            if (!strcmp(k, "points") && explained) continue;
+            explained |= !strncmp(k, "grid.", 5) || !strncmp(k, "base.", 5) || !strcmp(k, "impls");
+            sb_printf(b, "%s%s: %s -> %s", b->n ? "; " : "", k, x ? x : "(none)", y ? y : "(none)");
+        }
+}
+
+/* --fresh: the earlier results of this sweep (CSV, JSON, Google Benchmark's
+ * JSON, definition) move to <dir>/replaced-<time>/, never deleted. */
+static void move_aside(lua_State *L, const sweep *s) {
+    char stamp[32], to[2400];
+    const time_t now = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+    snprintf(to, sizeof to, "%s/replaced-%s", s->dir, stamp);
+    if (mkdir_p(to)) luaL_error(L, "dcb.sweep: --fresh: cannot create %s: %s", to, strerror(errno));
+    const char *const files[] = {s->csv, s->json, s->gjson, s->defpath};
+    for (int i = 0; i < 4; i++) {
+        char dst[4800];
+        const char *bn = strrchr(files[i], '/');
+        snprintf(dst, sizeof dst, "%s/%s", to, bn ? bn + 1 : files[i]);
+        if (rename(files[i], dst) && errno != ENOENT)
+            luaL_error(L, "dcb.sweep: --fresh: cannot move %s to %s: %s", files[i], dst, strerror(errno));
+    }
+    fprintf(stderr, "dcbench: --fresh: the earlier results of sweep '%s' are in %s\n", s->name, to);
+}
+
+/* Whether the CSV holds at least one row below its header. */
+static int has_rows(const char *csv) {
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    int c, lines = 0;
+    while ((c = fgetc(f)) != EOF && lines < 2) lines += c == '\n';
+    fclose(f);
+    return lines >= 2;
+}
+
+/* Step 2b: a results file holds one definition. A CSV with rows whose
+ * recorded definition differs from this one is refused with what changed
+ * (--fresh moves it aside); so is one written by another script of the same
+ * basename. A CSV with rows and no recorded definition (an older dcbench) is
+ * adopted with a warning. */
+static void check_definition(lua_State *L, sweep *s) {
+    set_paths(L, s);
+    snprintf(s->defpath, sizeof s->defpath, "%s.definition", s->base);
+    sweep_definition(s);
+    if (!has_rows(s->csv)) return;
+    char *old = NULL;
+    size_t n = 0;
+    FILE *f = fopen(s->defpath, "r");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        n = (size_t)ftell(f);
+        rewind(f);
+        old = calloc(n + 1, 1);
+        n = fread(old, 1, n, f);
+        fclose(f);
+    }
+    if (!old) {
+        if (s->opt->fresh) {
+            move_aside(L, s);
+            return;
+        }
+        fprintf(stderr, "dcbench: warning: %s has no recorded definition (%s; an older dcbench?): "
+                        "its rows are taken as this definition's\n", s->csv, s->defpath);
+        return;
+    }
+    char a[4096], h[64];
+    const char *oscript = dcbh_def_line(old, "script", a, sizeof a);
+    const int same_script = !oscript || !s->script[0] || !strcmp(oscript, s->script);
+    dcbh_sb why = {0};
+    sb_add(&why, "");
+    if (!dcbh_def_line(old, "hash", h, sizeof h) || strtoull(h, NULL, 16) != s->defhash) dcbh_def_diff(old, s->def.s, &why);
+    if (!why.n && same_script) {   /* the same definition: resume */
+        free(old);
+        sb_free(&why);
+        return;
+    }
+    if (s->opt->fresh) {
+        free(old);
+        sb_free(&why);
+        move_aside(L, s);
+        return;
+    }
+    if (!why.n) sb_add(&why, "the definition is the same, the script is not");
+    lua_pushfstring(L, "dcb.sweep: %s holds results of another definition of sweep '%s'%s%s%s (%s): %s. "
+                       "Nothing was measured. Run with --fresh to move those results aside and start again, "
+                       "or give this sweep another name (or dir=, or --results DIR)",
+                    s->csv, s->name, same_script ? "" : ", written by ", same_script ? "" : oscript,
+                    same_script ? "" : lua_pushfstring(L, ", not %s", s->script), s->defpath, why.s);
+    free(old);
+    sb_free(&why);
+    lua_error(L);
+}
+
+/* Under the lock: the definition beside the CSV, that a rerun is checked against. */
+static void write_definition(lua_State *L, const sweep *s) {
+    dcbh_sb b = {0};
+    sb_printf(&b, "# dcbench sweep definition: a rerun must match it (--fresh moves these results aside)\n"
+                  "hash: %016llx\nscript: %s\n%s", (unsigned long long)s->defhash, s->script, s->def.s);
+    const int rc = write_file_atomic(s->defpath, b.s, b.n), e = errno;
+    sb_free(&b);
+    if (rc) luaL_error(L, "dcb.sweep: cannot write %s: %s", s->defpath, strerror(e));
+}
+
 /* The ids already in the CSV are done (resume), each with the status of its
  * LAST row: a retried point's new row follows its error row. Error rows are
  * not done under --retry-errors. 1 if the CSV has a header, which must be
@@ -909,6 +1100,7 @@ static void write_def_json(lua_State *L, const sweep *s) {
     json_value(L, 1, &j, 0);
     sb_printf(&j, ",\n  \"results_dir\": ");
     sb_json_str(&j, s->dir_name);
+    sb_printf(&j, ",\n  \"definition_hash\": \"%016llx\"", (unsigned long long)s->defhash);
     sb_printf(&j, ",\n  \"shard\": \"%d/%d\",\n  \"quick\": %s,\n  \"repetitions\": %d,\n  \"min_time\": ",
               o->shard_i, o->shard_n, o->quick ? "true" : "false", s->repetitions);
     sb_num(&j, s->min_time);
@@ -1178,6 +1370,7 @@ static void print_summary(const sweep *s) {
 static int sweep_locked(lua_State *L) {
     sweep *s = lua_touserdata(L, 2);
     load_results(L, s);
+    write_definition(L, s);
     write_def_json(L, s);
     run_points(L, s, &s->n);
     print_summary(s);
@@ -1200,6 +1393,7 @@ int dcbh_lua_sweep(lua_State *L) {
     lua_setmetatable(L, -2);
     read_def(L, s);
     expand(L, s);
+    check_definition(L, s);
     open_results(L, s);
     lua_pushcfunction(L, sweep_locked);
     lua_pushvalue(L, 1);

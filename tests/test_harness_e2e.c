@@ -343,6 +343,81 @@ static void test_shards_merge(void **state) {
     free(err);
 }
 
+/* A results file is keyed by its definition: an edited copy of a script
+ * under the same name is refused with what changed (nothing appended),
+ * --fresh moves the earlier results aside, another script of the same
+ * basename is refused, and merged shards resume as the whole sweep. */
+static void test_definition_change(void **state) {
+    (void)state;
+    static const char *const def = "local dcb = require 'dcb'\n"
+                                   "dcb.sweep{name='d', op='conv2d', base={k=3, pad=1, cout=8}, grid={cin={%d}, H={6}},\n"
+                                   "  impls={'naive'}, repetitions=%d, min_time=0.001}\n";
+    char text[512];
+    snprintf(text, sizeof text, def, 32, 5);
+    write_text("exp.lua", text);
+    assert_int_equal(run("--results dr exp.lua"), 0);
+    int n, d;
+    free(ids_of("dr/exp/d.csv", &n, &d));
+    assert_int_equal(n, 1);
+    char *rec = slurp("dr/exp/d.definition");
+    assert_contains(rec, "grid.cin: 32");
+    assert_contains(rec, "repetitions: 5");
+    free(rec);
+    assert_int_equal(run("--results dr exp.lua"), 0);   /* the same definition resumes */
+    free(ids_of("dr/exp/d.csv", &n, &d));
+    assert_int_equal(n, 1);
+    snprintf(text, sizeof text, def, 48, 7);
+    write_text("exp.lua", text);
+    assert_int_equal(run("--results dr exp.lua"), 1);
+    char *err = slurp("err.txt");
+    assert_contains(err, "another definition of sweep 'd'");
+    assert_contains(err, "grid.cin: 32 -> 48");
+    assert_contains(err, "repetitions: 5 -> 7");
+    assert_contains(err, "--fresh");
+    free(err);
+    free(ids_of("dr/exp/d.csv", &n, &d));
+    assert_int_equal(n, 1);   /* nothing appended */
+    assert_int_equal(run("--fresh --results dr exp.lua"), 0);
+    err = slurp("err.txt");
+    assert_contains(err, "--fresh: the earlier results of sweep 'd' are in dr/exp/replaced-");
+    free(err);
+    char *csv = slurp("dr/exp/d.csv");
+    assert_contains(csv, "naive,48,");
+    assert_null(strstr(csv, "naive,32,"));
+    free(csv);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "grep -q 'naive,32,' '%s'/dr/exp/replaced-*/d.csv && test -f '%s'/dr/exp/replaced-*/d.definition",
+             tmpdir, tmpdir);
+    assert_int_equal(system(cmd), 0);   /* moved aside, not lost */
+    /* another script of the same basename */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/other' && cp '%s/exp.lua' '%s/other/exp.lua'", tmpdir, tmpdir, tmpdir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run("--results dr other/exp.lua"), 1);
+    err = slurp("err.txt");
+    assert_contains(err, "/other/exp.lua");
+    assert_contains(err, "the definition is the same, the script is not");
+    free(err);
+    /* shards of one definition merge into a file the whole sweep resumes;
+     * shards of two are refused */
+    snprintf(text, sizeof text, def, 16, 3);
+    write_text("sh.lua", text);
+    assert_int_equal(run("--results ds --shard 1/2 sh.lua"), 0);
+    assert_int_equal(run("--results ds --shard 2/2 sh.lua"), 0);
+    assert_int_equal(run("merge ds/sh/d.csv ds/sh/d.shard1of2.csv ds/sh/d.shard2of2.csv"), 0);
+    assert_int_equal(run("--results ds sh.lua"), 0);
+    err = slurp("err.txt");
+    assert_contains(err, "1 done earlier");
+    free(err);
+    snprintf(text, sizeof text, def, 16, 4);
+    write_text("sh.lua", text);
+    assert_int_equal(run("--results ds --fresh --shard 2/2 sh.lua"), 0);
+    assert_int_equal(run("merge ds/sh/m.csv ds/sh/d.shard1of2.csv ds/sh/d.shard2of2.csv"), 1);
+    err = slurp("err.txt");
+    assert_contains(err, "repetitions: 3 -> 4");
+    assert_contains(err, "nothing merged");
+    free(err);
+}
+
 static void test_script_errors(void **state) {
     (void)state;
     write_text("boom.lua", "local function f() error('boom here') end\nf()\n");
@@ -717,7 +792,8 @@ int main(void) {
         cmocka_unit_test(test_load_columns),
         cmocka_unit_test(test_failed_points),
         cmocka_unit_test(test_threads_option),     cmocka_unit_test(test_kill_and_resume),
-        cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_script_errors),
+        cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_definition_change),
+        cmocka_unit_test(test_script_errors),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),
     };
