@@ -1,5 +1,5 @@
 /* bench.c — timing one operator on one input: prepare timed on its own,
- * then Google Benchmark repetitions (measure.h), one profiled run for the
+ * then Google Benchmark repetitions (measure.h), profiled runs for the
  * per-phase split, and counters around a fixed number of iterations. */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -112,16 +112,35 @@ dcb_status dcbh_bench(dcb_op *op, const dcb_tensor *x, const dcbh_bench_opts *o,
         r->timed = 1;
     }
     if (o->profile) {
-        /* Phases are a few runs' average: one run's timers are too coarse for small ops. */
-        int runs = r->timed && r->t.median > 0.02 ? 1 : 3;
-        dcb_profile sum = {{0}};
-        for (int k = 0; k < runs; k++) {
-            dcb_profile p = {{0}};
-            if (dcb_op_run(op, x, c.y, c.ws, &p) != DCB_OK) break;
-            for (int i = 0; i < DCB_PHASE_COUNT; i++) sum.seconds[i] += p.seconds[i];
+        /* Phases on the total's statistic: of a few profiled runs, the one
+         * whose wall time is their median gives the split, and the split
+         * is of the median total (time_median_s) where the op was timed, so
+         * that the phases never add up to more than the total. */
+        enum { MAXRUNS = 5 };
+        const int runs = !r->timed ? 3 : r->t.median > 0.1 ? 1 : r->t.median > 0.02 ? 3 : MAXRUNS;
+        dcb_profile p[MAXRUNS];
+        double wall[MAXRUNS];
+        int done = 0;
+        for (; done < runs; done++) {
+            memset(&p[done], 0, sizeof p[done]);
+            const double s0 = dcbh_now();
+            if (dcb_op_run(op, x, c.y, c.ws, &p[done]) != DCB_OK) break;
+            wall[done] = dcbh_now() - s0;
         }
-        for (int i = 0; i < DCB_PHASE_COUNT; i++) r->phase[i] = sum.seconds[i] / runs;
-        r->profiled = 1;
+        if (done > 0) {
+            int ord[MAXRUNS];
+            for (int k = 0; k < done; k++) ord[k] = k;
+            for (int a = 1; a < done; a++)
+                for (int b = a; b > 0 && wall[ord[b - 1]] > wall[ord[b]]; b--) {
+                    const int t = ord[b];
+                    ord[b] = ord[b - 1];
+                    ord[b - 1] = t;
+                }
+            const int m = ord[(done - 1) / 2];
+            const double scale = r->timed && wall[m] > 0 ? r->t.median / wall[m] : 1.0;
+            for (int i = 0; i < DCB_PHASE_COUNT; i++) r->phase[i] = p[m].seconds[i] * scale;
+            r->profiled = 1;
+        }
     }
     if (o->counters) {
         /* About 0.1 s of work, at least one iteration, reported per iteration. */

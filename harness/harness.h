@@ -104,7 +104,7 @@ typedef struct dcbh_bench_result {
     int profiled;
     int io_failed;        /* a result file (json_path) could not be written: the harness's
                              failure, not the operator's; status DCB_IO_ERROR, msg names it */
-    double phase[DCB_PHASE_COUNT];   /* seconds per run */
+    double phase[DCB_PHASE_COUNT];   /* seconds per run: the median-wall profiled run's split of t.median */
     int counted;
     dcbh_counters c;                 /* per iteration */
     int rotate_copies;

@@ -259,6 +259,34 @@ static void test_tiny_sweep(void **state) {
     free(ids);
 }
 
+/* Phases are a split of the median total: on every row they add up to no
+ * more than time_median_s (they were a separate average, which could). */
+static void test_phases_within_total(void **state) {
+    (void)state;
+    write_text("ph.lua",
+               "local dcb = require 'dcb'\n"
+               "local r = dcb.sweep{name='ph', op='condconv', base={cin=16, cout=16, k=3, pad=1, experts=4},\n"
+               "  grid={N={1, 4}, H={6, 10}}, impls={'combine_then_conv/im2col', 'conv_then_combine/winograd'},\n"
+               "  repetitions=3, min_time=0.002, roofline=false}\n"
+               "local rows = dcb.read_csv(r.csv)\n"
+               "local n = 0\n"
+               "for _, w in ipairs(rows) do\n"
+               "  local sum, any = 0, false\n"
+               "  for k, v in pairs(w) do if k:match('^phase_') then sum = sum + tonumber(v); any = true end end\n"
+               "  assert(any, 'no phase columns filled')\n"
+               "  local t = tonumber(w.time_median_s)\n"
+               "  assert(sum <= t * (1 + 1e-9), ('phases %g > total %g'):format(sum, t))\n"
+               "  assert(sum > 0.2 * t, ('phases %g cover little of the total %g'):format(sum, t))\n"
+               "  n = n + 1\n"
+               "end\n"
+               "assert(n == 8, n)\n"
+               "print('phases ok', n)\n");
+    assert_int_equal(run("--results ph ph.lua"), 0);
+    char *out = slurp("out.txt");
+    assert_contains(out, "phases ok\t8");
+    free(out);
+}
+
 /* A slower sweep (naive conv, 12 points) for kill/resume and shards. */
 static const char *slow =
     "local dcb = require 'dcb'\n"
@@ -788,7 +816,7 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tiny_sweep),
+        cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_phases_within_total),
         cmocka_unit_test(test_load_columns),
         cmocka_unit_test(test_failed_points),
         cmocka_unit_test(test_threads_option),     cmocka_unit_test(test_kill_and_resume),
