@@ -27,7 +27,10 @@ static void usage(FILE *f) {
             "                          (DCB_CALIBRATION, default results/calibration.json); rooflines use it\n"
             "  merge OUT.csv IN.csv... join the CSVs of a sharded sweep by point id (no duplicates; a\n"
             "                          point's last row in a file is its result; a torn row is refused)\n"
-            "  plot CSV X [Y [BY]]     draw Y (default time) against X, one line per BY (default impl)\n"
+            "  plot CSV X [Y [BY]] [-o OUT] [--title T]\n"
+            "                          draw Y (default time) against X, one line per BY (default impl),\n"
+            "                          panels per other varying hyperparameter, into OUT (.png/.pdf/.svg;\n"
+            "                          default <csv>_<Y>_vs_<X>[_by_<BY>]; never the sweep's own figure)\n"
             "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
             "                          MACs/params against ours, from the network descriptions)\n"
             "  list                    every registered operator, its implementations and its backward ones\n"
@@ -119,18 +122,56 @@ static int cmd_calibrate(int argc, char **argv) {
     return 0;
 }
 
+/* dcbench plot CSV X [Y [BY]] [-o OUT]: a figure of a results CSV, by
+ * default <csv>_<y>_vs_<x>[_by_<by>].<format>; never the sweep's own figure. */
 static int cmd_plot(const dcbh_options *o, int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: dcbench plot CSV X [Y [BY]]\n");
+    const char *pos[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *title = NULL;
+    int np = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--title")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "dcbench plot: %s needs a value\n", argv[i]);
+                return 2;
+            }
+            if (argv[i][1] == 'o')
+                out = argv[++i];
+            else
+                title = argv[++i];
+        } else if (np < 4) {
+            pos[np++] = argv[i];
+        } else {
+            fprintf(stderr, "dcbench plot: too many arguments ('%s')\n", argv[i]);
+            return 2;
+        }
+    }
+    if (np < 2) {
+        fprintf(stderr, "usage: dcbench plot CSV X [Y [BY]] [-o OUT[.png|.pdf|.svg]] [--title TEXT]\n");
         return 2;
     }
-    dcbh_plot_spec sp = {argv[1], argc > 2 ? argv[2] : "time", argc > 3 ? argv[3] : "impl", NULL, NULL};
-    char out[PATH_MAX + 64], err[1024];
-    if (dcbh_plot(o, argv[0], &sp, out, sizeof out, err, sizeof err)) {
+    if (out) {
+        /* the sweep's own figures (<csv>.<ext>, <csv>_roofline.<ext>) are not overwritten */
+        char stem[PATH_MAX], ostem[PATH_MAX];
+        snprintf(stem, sizeof stem, "%s", pos[0]);
+        size_t n = strlen(stem);
+        if (n > 4 && !strcmp(stem + n - 4, ".csv")) stem[n - 4] = 0;
+        snprintf(ostem, sizeof ostem, "%s", out);
+        n = strlen(ostem);
+        if (n > 4 && (!strcmp(ostem + n - 4, ".png") || !strcmp(ostem + n - 4, ".pdf") || !strcmp(ostem + n - 4, ".svg")))
+            ostem[n - 4] = 0;
+        char roof[PATH_MAX + 16];
+        snprintf(roof, sizeof roof, "%s_roofline", stem);
+        if (!strcmp(ostem, stem) || !strcmp(ostem, roof)) {
+            fprintf(stderr, "dcbench plot: -o %s would overwrite the sweep's own figure; give another name\n", out);
+            return 2;
+        }
+    }
+    dcbh_plot_spec sp = {pos[1], np > 2 ? pos[2] : "time", np > 3 ? pos[3] : "impl", title, out};
+    char path[PATH_MAX + 64], err[1024];
+    if (dcbh_plot(o, pos[0], &sp, path, sizeof path, err, sizeof err)) {
         fprintf(stderr, "dcbench plot: %s\n", err);
         return 1;
     }
-    printf("%s\n", out);
+    printf("%s\n", path);
     return 0;
 }
 

@@ -13,6 +13,10 @@
 static void gp_str(dcbh_sb *b, const char *s) {
     sb_add(b, "\"");
     for (; *s; s++) {
+        if (*s == '\n') {
+            sb_add(b, "\\n");
+            continue;
+        }
         if (*s == '"' || *s == '\\') sb_add(b, "\\");
         sb_addn(b, s, 1);
     }
@@ -37,12 +41,17 @@ static int is_pow2(double v) {
     return l == floor(l);
 }
 
+/* One line of a figure: its legend title, the panel it is drawn in (small
+ * multiples), its style (linetype of scripts/style.gp: colour, marker and
+ * dash; one per legend entry, the same in every panel) and its points. */
 typedef struct series {
     char *title;
+    int panel, style;
     int n;
     double *x, *y, *lo, *hi;
 } series;
 
+/* The series of that title (new where none: panel 0). */
 static int find_series(series **ss, int *ns, const char *title) {
     for (int i = 0; i < *ns; i++)
         if (!strcmp((*ss)[i].title, title)) return i;
@@ -73,9 +82,12 @@ static void free_series(series *ss, int ns) {
     free(ss);
 }
 
-/* Writes blocks (sorted by x) and the script, runs gnuplot. */
+/* Writes blocks (sorted by x) and the script, runs gnuplot. The series are
+ * in panel order (panel 0 first); ptitles names the npanels panels (NULL:
+ * one panel). */
 static int render(const dcbh_options *o, const char *out_base, series *ss, int ns, int bars, const char *vars,
-                  const char *tmpl, char *out_path, size_t outlen, char *err, size_t errlen) {
+                  char *const *ptitles, int npanels, const char *tmpl, char *out_path, size_t outlen, char *err,
+                  size_t errlen) {
     char dat[4400], gp[4400];
     snprintf(dat, sizeof dat, "%s.dat", out_base);
     snprintf(gp, sizeof gp, "%s.gp", out_base);
@@ -120,12 +132,49 @@ static int render(const dcbh_options *o, const char *out_base, series *ss, int n
     char sd[4200];
     snprintf(sd, sizeof sd, "%s/scripts", dcbh_home());
     gp_str(&g, sd);
-    sb_printf(&g, "\nnseries = %d\narray titles[%d]\n", ns, ns > 0 ? ns : 1);
+    sb_printf(&g, "\nnseries = %d\narray titles[%d]\narray styles[%d]\n", ns, ns > 0 ? ns : 1, ns > 0 ? ns : 1);
     for (int i = 0; i < ns; i++) {
         sb_printf(&g, "titles[%d] = ", i + 1);
         gp_str(&g, ss[i].title);
+        sb_printf(&g, "\nstyles[%d] = %d\n", i + 1, ss[i].style > 0 ? ss[i].style : i + 1);
+    }
+    /* small multiples: panel p draws series pfirst[p]..plast[p]; one more
+     * cell of the grid holds the legend, each style once */
+    if (npanels < 1) npanels = 1;
+    const int cells = npanels > 1 ? npanels + 1 : 1;
+    const int pcols = cells <= 3 ? cells : (int)ceil(sqrt((double)cells));
+    const int prows = (cells + pcols - 1) / pcols;
+    int nleg = 0;
+    for (int i = 0; i < ns; i++) {
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++) seen = ss[k].style == ss[i].style;
+        nleg += !seen;
+    }
+    sb_printf(&g, "nlegend = %d\narray ltitles[%d]\narray lstyles[%d]\n", nleg, nleg ? nleg : 1, nleg ? nleg : 1);
+    for (int i = 0, l = 0; i < ns; i++) {
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++) seen = ss[k].style == ss[i].style;
+        if (seen) continue;
+        l++;
+        sb_printf(&g, "lstyles[%d] = %d\nltitles[%d] = ", l, ss[i].style > 0 ? ss[i].style : i + 1, l);
+        gp_str(&g, ss[i].title);
         sb_add(&g, "\n");
     }
+    sb_printf(&g, "npanels = %d\nprows = %d\npcols = %d\narray pfirst[%d]\narray plast[%d]\narray ptitles[%d]\n",
+              npanels, prows, pcols, npanels, npanels, npanels);
+    for (int p = 0; p < npanels; p++) {
+        int f = 0, l = -1;
+        for (int i = 0; i < ns; i++)
+            if (ss[i].panel == p) {
+                if (l < 0) f = i;
+                l = i;
+            }
+        sb_printf(&g, "pfirst[%d] = %d\nplast[%d] = %d\nptitles[%d] = ", p + 1, f + 1, p + 1, l + 1, p + 1);
+        gp_str(&g, ptitles && ptitles[p] ? ptitles[p] : "");
+        sb_add(&g, "\n");
+    }
+    if (npanels > 1)
+        sb_printf(&g, "figw = %d\nfigh = %d\n", pcols * 560 > 2200 ? 2200 : pcols * 560, prows * 440 + 90);
     sb_add(&g, vars);
     sb_add(&g, "load ");
     char tp[4300];
@@ -180,12 +229,85 @@ static void cols_list(const csv_table *t, char *buf, size_t len) {
     for (int c = 0; c < t->ncols && o < len; c++) o += (size_t)snprintf(buf + o, len - o, "%s%s", c ? ", " : "", t->cols[c]);
 }
 
+/* An axis label for a column: its meaning and unit. */
+static const char *col_label(const char *c) {
+    static const char *const names[][2] = {
+        {"gflops", "GFLOP/s (from the median time)"}, {"gmacs", "GMAC/s (from the median time)"},
+        {"macs", "MACs per call"}, {"flops", "FLOPs per call"}, {"params", "parameters"},
+        {"acts", "activations (elements)"}, {"bytes", "bytes moved (analytic)"},
+        {"dynamic_macs", "kernel-generation MACs"}, {"executed_macs", "executed MACs"},
+        {"phase_routing_s", "routing time per call (the median's split)"},
+        {"phase_kernel_gen_s", "kernel-generation time per call (the median's split)"},
+        {"phase_transform_s", "transform time per call (the median's split)"},
+        {"phase_gemm_s", "GEMM time per call (the median's split)"},
+        {"phase_combine_s", "combine time per call (the median's split)"}, {"prepare_s", "prepare time (once)"},
+        {"sim_mean", "mean pairwise cosine of per-sample kernels"}, {"sim_pc_mean", "mean per-channel cosine"},
+        {"cin", "input channels (cin)"}, {"cout", "output channels (cout)"}, {"N", "batch (N)"},
+        {"H", "resolution (H = W)"}, {"T", "sequence length (T)"}, {"threads", "threads"},
+        {"experts", "experts (E)"}, {"K", "kernels (K)"}, {"regions", "regions (m)"},
+        {"kernel_size", "kernel width (kernel_size)"}, {"radix", "radix"}, {"branches", "branches"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(c, names[i][0])) return names[i][1];
+    return c;
+}
+
+static int is_count_col(const char *c) {
+    static const char *const counts[] = {"macs", "flops", "params", "acts", "bytes", "dynamic_macs", "executed_macs"};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (!strcmp(c, counts[i])) return 1;
+    return 0;
+}
+
+static int cell_empty(const char *v) { return !v || !*v || !strcmp(v, "nan"); }
+
+/* "CPU model, isa" of the machine the CSV was measured on: the sweep's JSON
+ * beside it (its "cpu_model"), the CSV's isa column; "" when neither. */
+static void machine_line(const char *csv, const csv_table *t, const int *rows, int nrows, char *buf, size_t len) {
+    buf[0] = 0;
+    char jp[4300];
+    snprintf(jp, sizeof jp, "%s", csv);
+    size_t n = strlen(jp);
+    if (n > 4 && !strcmp(jp + n - 4, ".csv")) jp[n - 4] = 0;
+    strncat(jp, ".json", sizeof jp - strlen(jp) - 1);
+    FILE *f = fopen(jp, "rb");
+    if (f) {
+        char js[16384];
+        const size_t got = fread(js, 1, sizeof js - 1, f);
+        js[got] = 0;
+        fclose(f);
+        const char *k = strstr(js, "\"cpu_model\": \"");
+        if (k) {
+            k += 14;
+            const char *e = strchr(k, '"');
+            if (e) snprintf(buf, len, "%.*s", (int)(e - k) > 120 ? 120 : (int)(e - k), k);
+        }
+    }
+    const int ic = csv_col(t, "isa");
+    if (ic < 0 || !nrows) return;
+    const char *isa = t->rows[rows[0]][ic];
+    for (int r = 1; r < nrows; r++)
+        if (strcmp(t->rows[rows[r]][ic], isa)) isa = "mixed ISAs";
+    if (cell_empty(isa)) return;
+    n = strlen(buf);
+    snprintf(buf + n, len - n, "%s%s", n ? ", " : "", isa);
+}
+
+static int cmp_series(const void *a, const void *b) {
+    const series *x = a, *y = b;
+    if (x->panel != y->panel) return (x->panel > y->panel) - (x->panel < y->panel);
+    return (x->style > y->style) - (x->style < y->style);
+}
+
+/* Legend entries per panel before the series split into small multiples. */
+enum { PANEL_MAX_SERIES = 6 };
+
 int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, char *out_path, size_t outlen,
               char *err, size_t errlen) {
     csv_table t;
     int stc;
     if (read_ok(csv, &t, &stc, err, errlen)) return -1;
     const char *yname = sp->y ? sp->y : "time";
+    const char *byname = sp->by ? sp->by : "impl";
     int bars = 0, yc, loc = -1, hic = -1;
     if (!strcmp(yname, "time") || !strcmp(yname, "time_median_s")) {
         yc = csv_col(&t, "time_median_s");
@@ -196,59 +318,181 @@ int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, 
         yc = csv_col(&t, yname);
     }
     int xc = csv_col(&t, sp->x);
-    int bc = csv_col(&t, sp->by ? sp->by : "impl");
+    int bc = csv_col(&t, byname);
     char cl[4096];
     cols_list(&t, cl, sizeof cl);
     if (xc < 0 || yc < 0 || bc < 0) {
         snprintf(err, errlen, "%s: no column '%s' (columns: %s)", csv,
-                 xc < 0 ? sp->x : yc < 0 ? yname : sp->by, cl);
+                 xc < 0 ? sp->x : yc < 0 ? yname : byname, cl);
         csv_free(&t);
         return -1;
     }
-    /* Other hyperparameters that vary split the series: a line never mixes them. */
-    int first = 4, last = csv_col(&t, "status");
-    int *vary = calloc((size_t)t.ncols, sizeof *vary);
-    /* (a column that follows x, such as W = H, does not) */
-    for (int c = first; c < last; c++) {
-        if (c == xc || c == bc) continue;
-        for (int r = 0; r < t.nrows && !vary[c]; r++)
-            for (int q = r + 1; q < t.nrows && !vary[c]; q++)
-                vary[c] = !strcmp(t.rows[r][xc], t.rows[q][xc]) && strcmp(t.rows[r][c], t.rows[q][c]);
-    }
-    series *ss = NULL;
-    int ns = 0, allpow2 = 1, npts = 0;
-    double ymin = INFINITY, ymax = -INFINITY;
+    /* the rows drawn: status ok, numbers in x and y */
+    int *rows = malloc(sizeof *rows * ((size_t)t.nrows + 1)), nr = 0;
     for (int r = 0; r < t.nrows; r++) {
-        char **row = t.rows[r];
-        double x, y, lo = NAN, hi = NAN;
-        if (stc >= 0 && strcmp(row[stc], "ok")) continue;
-        if (!num_cell(row[xc], &x) || !num_cell(row[yc], &y)) continue;
-        if (bars && (!num_cell(row[loc], &lo) || !num_cell(row[hic], &hi))) lo = hi = y;
-        dcbh_sb title = {0};
-        sb_add(&title, row[bc]);
-        for (int c = first; c < last; c++)
-            if (vary[c]) sb_printf(&title, " %s=%s", t.cols[c], row[c]);
-        int si = find_series(&ss, &ns, title.s);   /* may move ss */
-        add_pt(&ss[si], x, y, lo, hi);
-        sb_free(&title);
-        allpow2 &= is_pow2(x);
-        if (y > 0) ymin = fmin(ymin, y), ymax = fmax(ymax, y);
-        npts++;
+        double x, y;
+        if (stc >= 0 && strcmp(t.rows[r][stc], "ok")) continue;
+        if (num_cell(t.rows[r][xc], &x) && num_cell(t.rows[r][yc], &y)) rows[nr++] = r;
     }
-    free(vary);
-    if (!npts) {
+    if (!nr) {
         snprintf(err, errlen, "%s: no rows with status ok and numbers in %s and %s", csv, sp->x, yname);
         csv_free(&t);
-        free_series(ss, ns);
+        free(rows);
         return -1;
     }
+    /* Other hyperparameters that vary at one x split the lines into panels
+     * (a column that follows x, such as W = H, does not); those that do not
+     * vary at all go into the title. */
+    /* from impl (column 3) on: by another column, implementations split panels too */
+    int first = 3, last = stc >= 0 ? stc : t.ncols;
+    int *vary = calloc((size_t)t.ncols, sizeof *vary);
+    /* square inputs: W is H's, and the title says H=W */
+    const int hc = csv_col(&t, "H"), wc = csv_col(&t, "W");
+    int square = hc >= 0 && wc >= 0;
+    for (int a = 0; a < nr && square; a++) square = !strcmp(t.rows[rows[a]][hc], t.rows[rows[a]][wc]);
+    dcbh_sb fixed = {0};
+    sb_add(&fixed, "");
+    for (int c = first; c < last; c++) {
+        if (c == xc || c == bc || (square && c == wc)) continue;
+        for (int a = 0; a < nr && !vary[c]; a++)
+            for (int q = a + 1; q < nr && !vary[c]; q++)
+                vary[c] = !strcmp(t.rows[rows[a]][xc], t.rows[rows[q]][xc]) &&
+                          strcmp(t.rows[rows[a]][c], t.rows[rows[q]][c]);
+        if (vary[c]) continue;
+        const char *v = t.rows[rows[0]][c];
+        int same = 1;
+        for (int a = 1; a < nr && same; a++) same = !strcmp(t.rows[rows[a]][c], v);
+        if (!same) {   /* it changes with x only: its values, in the title */
+            sb_printf(&fixed, "%s%s=", fixed.n ? " " : "", square && c == hc ? "H=W" : t.cols[c]);
+            int shown = 0;
+            for (int a = 0; a < nr && shown < 5; a++) {
+                int dup = 0;
+                for (int q = 0; q < a && !dup; q++) dup = !strcmp(t.rows[rows[q]][c], t.rows[rows[a]][c]);
+                if (dup) continue;
+                sb_printf(&fixed, "%s%s", shown ? "," : "", shown == 4 ? "..." : t.rows[rows[a]][c]);
+                shown++;
+            }
+            sb_printf(&fixed, " (with %s)", t.cols[xc]);
+            continue;
+        }
+        if (cell_empty(v)) continue;
+        if (!strcmp(t.cols[c], "threads"))
+            sb_printf(&fixed, "%s%s thread%s", fixed.n ? ", " : "", v, strcmp(v, "1") ? "s" : "");
+        else
+            sb_printf(&fixed, "%s%s=%s", fixed.n ? " " : "", square && c == hc ? "H=W" : t.cols[c], v);
+    }
+    /* legend entries (by values, first-seen order: one style each) and panels */
+    char **byv = NULL, **pk = NULL;
+    int nby = 0, npk = 0;
+    int *rb = malloc(sizeof *rb * (size_t)nr), *rp = malloc(sizeof *rp * (size_t)nr);
+    for (int a = 0; a < nr; a++) {
+        char **row = t.rows[rows[a]];
+        int bi = 0;
+        while (bi < nby && strcmp(byv[bi], row[bc])) bi++;
+        if (bi == nby) {
+            byv = realloc(byv, sizeof *byv * (size_t)(nby + 1));
+            byv[nby++] = strdup(row[bc]);
+        }
+        dcbh_sb key = {0};
+        sb_add(&key, "");
+        for (int c = first; c < last; c++)
+            if (vary[c]) sb_printf(&key, "%s%s=%s", key.n ? " " : "", t.cols[c], row[c]);
+        int pi = 0;
+        while (pi < npk && strcmp(pk[pi], key.s)) pi++;
+        if (pi == npk) {
+            pk = realloc(pk, sizeof *pk * (size_t)(npk + 1));
+            pk[npk++] = strdup(key.s);
+        }
+        sb_free(&key);
+        rb[a] = bi;
+        rp[a] = pi;
+    }
+    const int nchunks = (nby + PANEL_MAX_SERIES - 1) / PANEL_MAX_SERIES;
+    const int npanels = npk * nchunks;
+    char **ptitles = calloc((size_t)npanels, sizeof *ptitles);
+    for (int p = 0; p < npanels; p++) {
+        dcbh_sb pt = {0};
+        sb_add(&pt, pk[p / nchunks]);
+        if (nchunks > 1)
+            sb_printf(&pt, "%s%s %d-%d of %d", pt.n ? ", " : "", byname, (p % nchunks) * PANEL_MAX_SERIES + 1,
+                      (p % nchunks + 1) * PANEL_MAX_SERIES < nby ? (p % nchunks + 1) * PANEL_MAX_SERIES : nby, nby);
+        ptitles[p] = pt.s ? pt.s : strdup("");
+    }
+    /* the y unit by magnitude: s, ms or us for times */
+    double ymax = 0;
+    for (int a = 0; a < nr; a++) {
+        double y;
+        if (num_cell(t.rows[rows[a]][yc], &y)) ymax = fmax(ymax, fabs(y));
+    }
+    double yscale = 1;
+    const char *unit = "s";
+    const size_t yl_n = strlen(yname);
+    const int timey = bars || (yl_n > 2 && !strcmp(yname + yl_n - 2, "_s"));   /* seconds: phases, prepare */
+    if (timey) {
+        if (ymax < 1e-3) yscale = 1e6, unit = "\xc2\xb5s";
+        else if (ymax < 1) yscale = 1e3, unit = "ms";
+    }
+    series *ss = NULL;
+    int ns = 0, allpow2 = 1;
+    for (int a = 0; a < nr; a++) {
+        char **row = t.rows[rows[a]];
+        double x = NAN, y = NAN, lo = NAN, hi = NAN;
+        num_cell(row[xc], &x);
+        num_cell(row[yc], &y);
+        if (bars && (!num_cell(row[loc], &lo) || !num_cell(row[hic], &hi))) lo = hi = y;
+        const int panel = rp[a] * nchunks + rb[a] / PANEL_MAX_SERIES, style = rb[a] + 1;
+        int si = 0;
+        while (si < ns && !(ss[si].panel == panel && ss[si].style == style)) si++;
+        if (si == ns) {
+            ss = realloc(ss, sizeof *ss * (size_t)(ns + 1));
+            memset(&ss[ns], 0, sizeof *ss);
+            dcbh_sb tl = {0};
+            if (!strcmp(byname, "impl"))
+                sb_add(&tl, row[bc]);
+            else
+                sb_printf(&tl, "%s=%s", byname, row[bc]);
+            ss[ns].title = tl.s;
+            ss[ns].panel = panel;
+            ss[ns].style = style;
+            ns++;
+        }
+        add_pt(&ss[si], x, y * yscale, lo * yscale, hi * yscale);
+        allpow2 &= is_pow2(x);
+    }
+    qsort(ss, (size_t)ns, sizeof *ss, cmp_series);
+    /* a log y axis once the values (of one line, or of the lines side by
+     * side) span more than 10x */
+    double ylo = INFINITY, yhi = 0;
+    for (int i = 0; i < ns; i++)
+        for (int k = 0; k < ss[i].n; k++)
+            if (ss[i].y[k] > 0) ylo = fmin(ylo, ss[i].y[k]), yhi = fmax(yhi, ss[i].y[k]);
+    const int logy = yhi > 0 && yhi / ylo > 10;
+    /* tics at the x values where they are few */
+    double xs[13];
+    int nx = 0;
+    for (int i = 0; i < ns && nx <= 12; i++)
+        for (int k = 0; k < ss[i].n && nx <= 12; k++) {
+            int seen = 0;
+            for (int q = 0; q < nx && !seen; q++) seen = xs[q] == ss[i].x[k];
+            if (!seen) xs[nx++] = ss[i].x[k];
+        }
+    dcbh_sb xt = {0};
+    sb_add(&xt, "");
+    if (nx <= 12)
+        for (int q = 0; q < nx; q++) {
+            if (q) sb_add(&xt, ",");
+            sb_num(&xt, xs[q]);
+        }
     char base[4300];
     if (sp->out)
         snprintf(base, sizeof base, "%s", sp->out);
-    else {
+    else {   /* <csv>_<y>_vs_<x>[_by_<by>]: never a sweep's own <csv>.png or <csv>_roofline.png */
         snprintf(base, sizeof base, "%s", csv);
         size_t n = strlen(base);
         if (n > 4 && !strcmp(base + n - 4, ".csv")) base[n - 4] = 0;
+        n = strlen(base);
+        snprintf(base + n, sizeof base - n, "_%s_vs_%s%s%s", bars ? "time" : yname, sp->x,
+                 strcmp(byname, "impl") ? "_by_" : "", strcmp(byname, "impl") ? byname : "");
     }
     /* out = "x.svg" (or .png, .pdf): that file, in that format, whatever
      * --format says; otherwise out is a base name and --format adds the
@@ -263,18 +507,68 @@ int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, 
                 oc.format = exts[e];
             }
     }
+    /* title: what is compared; what is fixed; where and how it ran */
+    char mach[300];
+    machine_line(csv, &t, rows, nr, mach, sizeof mach);
+    dcbh_sb tt = {0};
+    const int opc = csv_col(&t, "op");
+    const char *opn = opc >= 0 ? t.rows[rows[0]][opc] : "", *swn = t.rows[rows[0]][1];
+    if (sp->title)
+        sb_printf(&tt, "%s: %s", opn, sp->title);
+    else
+        sb_printf(&tt, "%s%s%s: %s against %s, by %s", opn, strcmp(opn, swn) ? " " : "", strcmp(opn, swn) ? swn : "",
+                  bars ? "time" : yname, sp->x, byname);
+    if (fixed.n) sb_printf(&tt, "\n%s", fixed.s);
+    if (mach[0]) sb_printf(&tt, "\n%s", mach);
     dcbh_sb v = {0};
     sb_add(&v, "xlabel = ");
-    gp_str(&v, sp->x);
+    gp_str(&v, col_label(sp->x));
     sb_add(&v, "\nylabel = ");
-    gp_str(&v, bars ? "time per call (s), median with min-max" : yname);
+    char yl[200];
+    if (bars)
+        snprintf(yl, sizeof yl, "time per call (%s): median, bars min to max", unit);
+    else if (timey)
+        snprintf(yl, sizeof yl, "%s (%s)", col_label(yname), unit);
+    else
+        snprintf(yl, sizeof yl, "%s", col_label(yname));
+    gp_str(&v, yl);
+    sb_add(&v, "\nkeytitle = ");
+    gp_str(&v, byname);
     sb_add(&v, "\nplottitle = ");
-    char tt[512];
-    snprintf(tt, sizeof tt, "%s: %s", t.rows[0][csv_col(&t, "op")], sp->title ? sp->title : t.rows[0][1]);
-    gp_str(&v, tt);
-    sb_printf(&v, "\nlogx = %d\nlogy = %d\nbars = %d\n", allpow2, ymin > 0 && ymax / ymin > 20, bars);
-    int rc = render(&oc, base, ss, ns, bars, v.s, "lines.gp", out_path, outlen, err, errlen);
+    gp_str(&v, tt.s);
+    sb_printf(&v, "\nlogx = %d\nlogy = %d\nbars = %d\nyfmt = \"%s\"\nxtics_list = \"%s\"\n", allpow2, logy, bars,
+              is_count_col(yname) ? "%.3s%c" : "%g", xt.s);
+    /* small multiples share the y range, so that panels compare */
+    if (npanels > 1 && yhi > 0) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < ns; i++)
+            for (int k = 0; k < ss[i].n; k++) {
+                lo = fmin(lo, fmin(ss[i].y[k], bars ? ss[i].lo[k] : ss[i].y[k]));
+                hi = fmax(hi, fmax(ss[i].y[k], bars ? ss[i].hi[k] : ss[i].y[k]));
+            }
+        if (logy)
+            lo = lo > 0 ? lo / 1.3 : ylo / 1.3, hi *= 1.3;
+        else {
+            const double pad = (hi - lo) * 0.05 + (hi == lo ? fabs(hi) * 0.05 + 1e-12 : 0);
+            lo -= pad, hi += pad;
+        }
+        sb_printf(&v, "ylo = %.6g\nyhi = %.6g\n", lo, hi);
+    }
+    int rc = render(&oc, base, ss, ns, bars, v.s, ptitles, npanels, "lines.gp", out_path, outlen, err, errlen);
     sb_free(&v);
+    sb_free(&tt);
+    sb_free(&xt);
+    sb_free(&fixed);
+    for (int i = 0; i < nby; i++) free(byv[i]);
+    for (int i = 0; i < npk; i++) free(pk[i]);
+    for (int p = 0; p < npanels; p++) free(ptitles[p]);
+    free(byv);
+    free(pk);
+    free(ptitles);
+    free(rb);
+    free(rp);
+    free(rows);
+    free(vary);
     free_series(ss, ns);
     csv_free(&t);
     return rc;
@@ -307,6 +601,11 @@ int dcbh_plot_roofline(const dcbh_options *o, const char *csv, const char *out_b
         xmax = fmax(xmax, f / b);
         npts++;
     }
+    char mach[300] = "";
+    if (t.nrows) {
+        int all[1] = {0};
+        machine_line(csv, &t, all, 1, mach, sizeof mach);
+    }
     csv_free(&t);
     if (!npts) {
         snprintf(err, errlen, "%s: no timed rows", csv);
@@ -322,13 +621,15 @@ int dcbh_plot_roofline(const dcbh_options *o, const char *csv, const char *out_b
     xmax = fmax(xmax, have ? peak / bw : xmax) * 2;
     dcbh_sb v = {0};
     sb_add(&v, "plottitle = ");
-    char tt[600];
+    char tt[900];
     const char *slash = strrchr(csv, '/');
-    snprintf(tt, sizeof tt, "roofline: %s%s", slash ? slash + 1 : csv,
-             have ? (multi ? " (all threads)" : " (1 thread)") : " (no calibration: run dcbench calibrate)");
+    snprintf(tt, sizeof tt, "roofline: %s%s%s%s", slash ? slash + 1 : csv,
+             have ? (multi ? " (roofs of all threads)" : " (roofs of 1 thread)") : " (no calibration: run dcbench calibrate)",
+             mach[0] ? "\n" : "", mach);
     gp_str(&v, tt);
     sb_printf(&v, "\nhave_roof = %d\npeak = %.6g\nbw = %.6g\nxmin = %.6g\nxmax = %.6g\n", have, peak, bw, xmin, xmax);
-    int rc = render(o, out_base, ss, ns, 0, v.s, "roofline.gp", out_path, outlen, err, errlen);
+    for (int i = 0; i < ns; i++) ss[i].style = i + 1;
+    int rc = render(o, out_base, ss, ns, 0, v.s, NULL, 1, "roofline.gp", out_path, outlen, err, errlen);
     sb_free(&v);
     free_series(ss, ns);
     return rc;

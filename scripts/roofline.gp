@@ -10,7 +10,7 @@ set logscale xy 2
 set format x "%g"
 set format y "%g"
 set xrange [xmin:xmax]
-set key bottom right
+set key outside right top Left reverse title "impl"
 roof(x) = (x * bw < peak) ? x * bw : peak
 if (have_roof) {
     set label 1 sprintf("peak %.1f GFLOP/s", peak) at graph 0.02, first peak * 1.15 textcolor rgb "#555555"

@@ -215,9 +215,9 @@ for li, layer in ipairs(L) do g:write(('%s"%s" %d'):format(li > 1 and ", " or ""
 g:write(")\nset xrange [0.5:" .. (#L + 0.5) .. "]\nset arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#555555'\n")
 g:write("plot ")
 for i, key in ipairs(order) do
-  -- 8 colours (style.gp), then the next marker shape
-  g:write(('%s"%s" index %d using 1:2 with points lt %d pt %d ps 1.3 title "%s"'):format(i > 1 and ", " or "", dat,
-    i - 1, (i - 1) % 8 + 1, ({7, 5, 9, 13})[(i - 1) // 8 % 4 + 1], key))
+  -- 12 styles (style.gp: colour and marker), then the colours again with open markers
+  g:write(('%s"%s" index %d using 1:2 with points lt %d%s ps 1.3 title "%s"'):format(i > 1 and ", " or "", dat,
+    i - 1, (i - 1) % 12 + 1, i > 12 and (" pt %d"):format(({4, 6, 8, 10, 12, 14})[(i - 13) % 6 + 1]) or "", key))
 end
 g:write("\n")
 g:close()

@@ -287,6 +287,77 @@ static void test_phases_within_total(void **state) {
     free(out);
 }
 
+/* Report-ready figures: the y unit by magnitude, a title with what is
+ * fixed and where it ran, legends that name the variable, small multiples
+ * with one legend cell, a log axis beyond 10x, 12 styles without reuse,
+ * and `dcbench plot` never writing over the sweep's own figure. The
+ * checks read the gnuplot script written beside each figure. */
+static void test_figures(void **state) {
+    (void)state;
+    write_text("fig.lua",
+               "local dcb = require 'dcb'\n"
+               "dcb.sweep{name='f', op='conv2d', base={k=3, pad=1, cout=8, cin=8}, grid={H={4, 16}, N={1, 2}},\n"
+               "  impls={'naive', 'im2col'}, repetitions=3, min_time=0.001, roofline=false,\n"
+               "  plot={{x='H', y='time', by='impl'}, {x='H', y='macs', by='N', name='f_macs'},\n"
+               "        {x='H', y='params', name='f_params'}}}\n"
+               "dcb.sweep{name='g', op='condconv', base={k=3, pad=1, cout=4, cin=4, experts=2}, grid={H={4, 6}},\n"
+               "  repetitions=3, min_time=0.001, roofline=false, plot={x='H', y='time', by='impl'}}\n");
+    assert_int_equal(run("--results fr fig.lua"), 0);
+    char *gp = slurp("fr/fig/f.gp");
+    /* microsecond-scale times on a microsecond axis; N varies at one H: panels */
+    assert_contains(gp, "ylabel = \"time per call (\xc2\xb5s): median, bars min to max\"");
+    assert_contains(gp, "plottitle = \"conv2d f: time against H, by impl\\ncin=8 cout=8 k=3 pad=1, 1 thread\\n");
+    assert_contains(gp, "npanels = 2\n");
+    assert_contains(gp, "ptitles[1] = \"N=1\"");
+    assert_contains(gp, "ptitles[2] = \"N=2\"");
+    assert_contains(gp, "nlegend = 2\n");
+    assert_contains(gp, "keytitle = \"impl\"");
+    assert_contains(gp, "xlabel = \"resolution (H = W)\"");
+    free(gp);
+    gp = slurp("fr/fig/f_macs.gp");
+    assert_contains(gp, "titles[1] = \"N=1\"");   /* by= names its variable */
+    assert_contains(gp, "titles[2] = \"N=2\"");
+    assert_contains(gp, "npanels = 2\n");            /* impl varies at one (H, N): a panel each */
+    assert_contains(gp, "logy = 1\n");               /* MACs span 32x */
+    assert_contains(gp, "yfmt = \"%.3s%c\"");        /* counts with SI prefixes */
+    free(gp);
+    gp = slurp("fr/fig/f_params.gp");
+    assert_contains(gp, "logy = 0\n");               /* the same params everywhere */
+    free(gp);
+    /* condconv's 10 implementations: panels of at most 6 lines, each
+     * implementation its own style, all 10 in the legend cell */
+    gp = slurp("fr/fig/g.gp");
+    assert_contains(gp, "npanels = 2\n");
+    assert_contains(gp, "ptitles[1] = \"impl 1-6 of 10\"");
+    assert_contains(gp, "ptitles[2] = \"impl 7-10 of 10\"");
+    assert_contains(gp, "pfirst[2] = 7\nplast[2] = 10\n");
+    assert_contains(gp, "nlegend = 10\n");
+    for (int i = 1; i <= 10; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "styles[%d] = %d\n", i, i);
+        assert_contains(gp, want);
+    }
+    free(gp);
+    /* dcbench plot: its own name by default, and never the sweep's figure */
+    assert_int_equal(run("plot fr/fig/f.csv H time impl"), 0);
+    char *out = slurp("out.txt");
+    assert_contains(out, "fr/fig/f_time_vs_H.png");
+    free(out);
+    assert_int_equal(run("plot fr/fig/f.csv N gflops H -o fr/fig/mine.svg"), 0);
+    char *svg = slurp("fr/fig/mine.svg");
+    assert_contains(svg, "<svg");
+    free(svg);
+    gp = slurp("fr/fig/mine.gp");
+    assert_contains(gp, "titles[1] = \"H=4\"");
+    assert_contains(gp, "titles[2] = \"H=16\"");
+    assert_contains(gp, "ylabel = \"GFLOP/s (from the median time)\"");
+    free(gp);
+    assert_int_equal(run("plot fr/fig/f.csv H -o fr/fig/f.png"), 2);
+    char *err = slurp("err.txt");
+    assert_contains(err, "would overwrite the sweep's own figure");
+    free(err);
+}
+
 /* A slower sweep (naive conv, 12 points) for kill/resume and shards. */
 static const char *slow =
     "local dcb = require 'dcb'\n"
@@ -817,6 +888,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_phases_within_total),
+        cmocka_unit_test(test_figures),
         cmocka_unit_test(test_load_columns),
         cmocka_unit_test(test_failed_points),
         cmocka_unit_test(test_threads_option),     cmocka_unit_test(test_kill_and_resume),

@@ -538,7 +538,7 @@ local function machine_tag(def)
   local j = dcb().machine()
   local cpu = j:match('"cpu_model"%s*:%s*"([^"]*)"') or "CPU"
   local isa = j:match('"avx512f"') and "AVX-512" or j:match('"avx2"') and "AVX2" or "no AVX2"
-  return cpu .. ", " .. isa .. (def and string.format(", %d thread(s)", def.threads) or "")
+  return cpu .. ", " .. isa .. (def and string.format(", %d thread%s", def.threads, def.threads == 1 and "" or "s") or "")
 end
 
 local function all_pow2(xs)
