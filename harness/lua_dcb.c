@@ -959,7 +959,8 @@ int luaopen_dcb(lua_State *L) {
     dcbh_lua_net_register(L);
     set_run_fields(L, opt);
     /* The network descriptions (harness/lua/models.lua) are Lua composed from
-     * the operators' costs; they load on first use. */
+     * the operators' costs; they load on first use, as do the networks, the
+     * studies and the comparison of two sweeps' results (compare_results.lua). */
     static const char models_glue[] =
         "local dcb = ...\n"
         "function dcb.models() return require('models').names() end\n"
@@ -969,7 +970,8 @@ int luaopen_dcb(lua_State *L) {
         "function dcb.nets() return require('nets').names() end\n"
         "function dcb.train(t) return require('nets').train(t) end\n"
         "function dcb.study(t) return require('study').study(t) end\n"
-        "function dcb.sample_space(t) return require('study').sample_space(t) end\n";
+        "function dcb.sample_space(t) return require('study').sample_space(t) end\n"
+        "function dcb.compare_results(a, b, o) return require('compare_results').compare(a, b, o) end\n";
     if (luaL_loadbuffer(L, models_glue, sizeof models_glue - 1, "=dcb.models") == LUA_OK) {
         lua_pushvalue(L, -2);
         lua_call(L, 1, 0);
