@@ -77,6 +77,7 @@ end
 local function fmt_ratio(r)
   if r == nil then return "-" end
   if r < 10 then return string.format("%.3f", r) end
+  if r < 1000 then return string.format("%.1f", r) end
   return string.format("%.4g", r)
 end
 
@@ -499,7 +500,7 @@ local function draw(base, fmt, res, title)
              "fmt = " .. gp_str(fmt), "outfile = " .. gp_str(out), "datafile = " .. gp_str(dat),
              "styledir = " .. gp_str(home .. "/scripts"),
              "plottitle = " .. gp_str(title),
-             "ylabel = " .. gp_str("time ratio B/A of the medians (bars: min_B/max_A to max_B/min_A)"),
+             "ylabel = " .. gp_str("time B / time A (median; bars from min and max)"),
              string.format("logy = %d", logy and 1 or 0),
              string.format("ymin = %.9g", ymin), string.format("ymax = %.9g", ymax),
              string.format("npoints = %d", n),
