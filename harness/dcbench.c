@@ -27,6 +27,16 @@ static void usage(FILE *f) {
             "                          (DCB_CALIBRATION, default results/calibration.json); rooflines use it\n"
             "  merge OUT.csv IN.csv... join the CSVs of a sharded sweep by point id (no duplicates; a\n"
             "                          point's last row in a file is its result; a torn row is refused)\n"
+            "  compare A.csv B.csv     two runs of one sweep (two commits, two machines), row by row (point\n"
+            "                          id and impl; ok on both sides): the ratio B/A of the median times,\n"
+            "                          its interval [min_B/max_A, max_B/min_A], slower/faster where that\n"
+            "                          excludes 1 and |ratio-1| > the threshold; a table, the geometric\n"
+            "                          mean, the rows not compared, machine/ISA/contention notes, a CSV\n"
+            "                          and a figure. --threshold T (default 0.05), --out CMP.csv (default\n"
+            "                          beside B: <B>_vs_<A>.csv; the figure beside it in --format),\n"
+            "                          --no-plot, --fail-on-slower (exit 4 when a row is slower beyond the\n"
+            "                          noise). Exit 0 compared (with or without differences), 1 no row ok\n"
+            "                          on both sides, 2 a missing file, not a sweep CSV or a bad option\n"
             "  plot CSV X [Y [BY]] [-o OUT] [--title T]\n"
             "                          draw Y (default time) against X, one line per BY (default impl),\n"
             "                          panels per other varying hyperparameter, into OUT (.png/.pdf/.svg;\n"
@@ -34,6 +44,8 @@ static void usage(FILE *f) {
             "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
             "                          MACs/params against ours, from the network descriptions)\n"
             "  list                    every registered operator, its implementations and its backward ones\n"
+            "  isa                     the micro-kernels' instruction set in use, then every level this CPU\n"
+            "                          runs (DCB_ISA=avx2|scalar forces a narrower one)\n"
             "  engines                 built-in table: conv2d engines on a few layers (time, GFLOP/s, error)\n"
             "Options:\n"
             "  --results DIR           where sweeps write (default results/): DIR/<script>/<name>.csv,\n"
@@ -68,6 +80,8 @@ static void usage(FILE *f) {
             "  baseline=, repetitions=, min_time=, steal=true, profile=true, csv=, print=false}: the variants\n"
             "  alternate within every repetition; median, quartiles, min, max, GFLOP/s and the ratio to the\n"
             "  baseline, printed and returned. The focused benchmarks: sweeps/bench/*.lua (make bench-*).\n"
+            "  dcb.compare_results(a, b, {threshold=, out=, plot=, print=}): dcbench compare from Lua; returns\n"
+            "  .rows, .geomean, .faster, .slower, .same, .only_a, .only_b, .csv, .figure.\n"
             "Training: dcb.net(family, {...}), dcb.train{net=, epochs=, ...} (docs/TRAINING.md).\n"
             "Studies: dcb.study{name=, base={...}, variants={{label=, ...}}, seeds={1,2,3}, train={...}}:\n"
             "  every (variant, seed) trained once, a row each in <results>/ablations/<name>.csv (sharded,\n"
@@ -289,6 +303,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "merge")) return cmd_merge(rest, rv);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(rest, rv);
     if (!strcmp(cmd, "plot")) return cmd_plot(&opt, rest, rv);
+    if (!strcmp(cmd, "compare")) return dcbh_run_lua_main(&opt, "compare_results", rest, rv);
     if (!strcmp(cmd, "demo")) {
         opt.quick = 1;
         if (!strcmp(opt.results_dir, "results")) opt.results_dir = "results/demo";
@@ -303,7 +318,7 @@ int main(int argc, char **argv) {
         return finish(&opt, dcbh_run_script(&opt, rv[0], rest - 1, rv + 1));
     }
     if (is_script(cmd)) return finish(&opt, dcbh_run_script(&opt, cmd, rest, rv));
-    fprintf(stderr, "dcbench: unknown command '%s' (commands: run, demo, tables, calibrate, merge, plot, list, engines; "
-                    "or a script ending in .lua)\n", cmd);
+    fprintf(stderr, "dcbench: unknown command '%s' (commands: run, demo, tables, calibrate, merge, compare, plot, list, isa, "
+                    "engines; or a script ending in .lua)\n", cmd);
     return 2;
 }

@@ -135,6 +135,10 @@ typedef struct lua_State lua_State;
 int luaopen_dcb(lua_State *L);
 /* Runs a script with the module preloaded for the options o; exit code. */
 int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **argv);
+/* A command written in Lua: require(module).main({argv...}) in a state made
+ * as for a script; the integer it returns is the exit code (1 where it raises
+ * an error, which is printed). */
+int dcbh_run_lua_main(const dcbh_options *o, const char *module, int argc, char **argv);
 /* A copy of o kept in L's registry; what dcbh_lua_options returns after. */
 void dcbh_lua_set_options(lua_State *L, const dcbh_options *o);
 const dcbh_options *dcbh_lua_options(lua_State *L);

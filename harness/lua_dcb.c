@@ -959,7 +959,8 @@ int luaopen_dcb(lua_State *L) {
     dcbh_lua_net_register(L);
     set_run_fields(L, opt);
     /* The network descriptions (harness/lua/models.lua) are Lua composed from
-     * the operators' costs; they load on first use. */
+     * the operators' costs; they load on first use, as do the networks, the
+     * studies and the comparison of two sweeps' results (compare_results.lua). */
     static const char models_glue[] =
         "local dcb = ...\n"
         "function dcb.models() return require('models').names() end\n"
@@ -969,7 +970,8 @@ int luaopen_dcb(lua_State *L) {
         "function dcb.nets() return require('nets').names() end\n"
         "function dcb.train(t) return require('nets').train(t) end\n"
         "function dcb.study(t) return require('study').study(t) end\n"
-        "function dcb.sample_space(t) return require('study').sample_space(t) end\n";
+        "function dcb.sample_space(t) return require('study').sample_space(t) end\n"
+        "function dcb.compare_results(a, b, o) return require('compare_results').compare(a, b, o) end\n";
     if (luaL_loadbuffer(L, models_glue, sizeof models_glue - 1, "=dcb.models") == LUA_OK) {
         lua_pushvalue(L, -2);
         lua_call(L, 1, 0);
@@ -987,11 +989,14 @@ static int traceback(lua_State *L) {
     return 1;
 }
 
-int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **argv) {
+/* A fresh Lua state with the standard libraries, the options o and the
+ * module dcb preloaded; package.path reaches the shipped sweeps/ and
+ * harness/lua/. NULL (reported) when none can be made. */
+static lua_State *new_state(const dcbh_options *o) {
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "dcbench: cannot create a Lua state\n");
-        return 1;
+        return NULL;
     }
     luaL_openlibs(L);
     dcbh_lua_set_options(L, o);
@@ -1007,6 +1012,12 @@ int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **ar
     lua_concat(L, 2);
     lua_setfield(L, -2, "path");
     lua_pop(L, 1);
+    return L;
+}
+
+int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **argv) {
+    lua_State *L = new_state(o);
+    if (!L) return 1;
     /* arg, as the standalone lua sets it: arg[0] the script, arg[1..] its arguments. */
     lua_createtable(L, argc, 1);
     lua_pushstring(L, path);
@@ -1029,6 +1040,34 @@ int dcbh_run_script(const dcbh_options *o, const char *path, int argc, char **ar
         fprintf(stderr, "dcbench: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
         code = 1;
     }
+    lua_close(L);
+    return code;
+}
+
+int dcbh_run_lua_main(const dcbh_options *o, const char *module, int argc, char **argv) {
+    lua_State *L = new_state(o);
+    if (!L) return 1;
+    lua_pushcfunction(L, traceback);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, module);
+    int rc = lua_pcall(L, 1, 1, 1);
+    int code = 1;
+    if (rc == LUA_OK) {
+        if (lua_getfield(L, -1, "main") != LUA_TFUNCTION) {
+            fprintf(stderr, "dcbench: the Lua module %s has no function main\n", module);
+            lua_close(L);
+            return 1;
+        }
+        lua_createtable(L, argc, 0);
+        for (int i = 0; i < argc; i++) {
+            lua_pushstring(L, argv[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        rc = lua_pcall(L, 1, 1, 1);
+        if (rc == LUA_OK) code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    }
+    fflush(stdout);
+    if (rc != LUA_OK) fprintf(stderr, "dcbench: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
     lua_close(L);
     return code;
 }
