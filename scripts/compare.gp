@@ -17,5 +17,8 @@ set xtics rotate by 45 right noenhanced font ",8" scale 0
 set grid noxtics ytics
 set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead lc rgb "#555555" lw 1.2 dt 2 back
 set key outside top center horizontal
+# room for the rotated labels of the first rows
+set lmargin 16
+set bmargin 12
 plot for [i=1:nseries] datafile index (i-1) using 1:2:3:4:xtic(5) with yerrorbars lt lts[i] \
      title titles[i] noenhanced
