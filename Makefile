@@ -311,6 +311,9 @@ install: all
 	install -m 644 harness/lua/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(DCB_VER)|' \
 	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS) $(ONEDNN_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
+	@# one .pc cannot make -ldcb pick libdcb.a over libdcb.so: the static link has a module of its own
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(DCB_VER)|' \
+	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS) $(ONEDNN_LIBS)|' scripts/dcb-static.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb-static.pc
 	@# a system prefix: refresh the loader's cache (programs built with dcb.pc's rpath need not)
 	@case "$(PREFIX)" in /usr|/usr/local) if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi;; esac
 
