@@ -14,8 +14,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* The first n (0..16) lanes. */
-INLINE __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1); }
+#include "avx512_lanes.h"
 
 static void split2_avx512(const float *x, int w, float *even, float *odd) {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);

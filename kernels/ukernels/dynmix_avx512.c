@@ -17,8 +17,7 @@
 #define INLINE static inline __attribute__((always_inline))
 #define PNL DCB_DYNMIX_PANEL
 
-/* The first n (0..16) lanes. */
-INLINE __mmask16 lanes(size_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+#include "avx512_lanes.h"
 
 static void mix_avx512(const float *src, size_t es, const float *r, int E, float *dst, size_t n) {
     size_t i = 0;

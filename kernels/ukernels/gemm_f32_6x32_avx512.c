@@ -22,8 +22,7 @@
 #define PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
 #define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-/* The first n (0..16) lanes. */
-INLINE __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1); }
+#include "avx512_lanes.h"
 
 /* One row of a W-column tile (v1: columns 16..31 when W == 32), n <= W of
  * them stored: = or += (the old value plus the new). Masked lanes are

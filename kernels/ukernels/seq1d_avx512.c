@@ -19,8 +19,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* The first n (0..16) lanes. */
-INLINE __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1); }
+#include "avx512_lanes.h"
 
 #include "seq1d_loops.inc"
 

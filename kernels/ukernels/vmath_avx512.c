@@ -13,8 +13,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* The first n (0..16) lanes. */
-INLINE __mmask16 lanes(long n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1); }
+#include "avx512_lanes.h"
 
 /* e^x, x clamped to [-87, 88] (vmath.h). */
 INLINE __m512 exp16(__m512 x) {
