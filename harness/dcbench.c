@@ -37,10 +37,11 @@ static void usage(FILE *f) {
             "                          --no-plot, --fail-on-slower (exit 4 when a row is slower beyond the\n"
             "                          noise). Exit 0 compared (with or without differences), 1 no row ok\n"
             "                          on both sides, 2 a missing file, not a sweep CSV or a bad option\n"
-            "  plot CSV X [Y [BY]] [-o OUT] [--title T]\n"
+            "  plot CSV X [Y [BY]] [-o OUT] [--title T] [--crossover]\n"
             "                          draw Y (default time) against X, one line per BY (default impl),\n"
             "                          panels per other varying hyperparameter, into OUT (.png/.pdf/.svg;\n"
-            "                          default <csv>_<Y>_vs_<X>[_by_<BY>]; never the sweep's own figure)\n"
+            "                          default <csv>_<Y>_vs_<X>[_by_<BY>]; never the sweep's own figure);\n"
+            "                          --crossover: which BY is fastest over the grid of X and Y\n"
             "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
             "                          MACs/params against ours, from the network descriptions)\n"
             "  list                    every registered operator, its implementations and its backward ones\n"
@@ -139,10 +140,12 @@ static int cmd_calibrate(int argc, char **argv) {
 /* dcbench plot CSV X [Y [BY]] [-o OUT]: a figure of a results CSV, by
  * default <csv>_<y>_vs_<x>[_by_<by>].<format>; never the sweep's own figure. */
 static int cmd_plot(const dcbh_options *o, int argc, char **argv) {
-    const char *pos[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *title = NULL;
+    const char *pos[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *title = NULL, *kind = NULL;
     int np = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--title")) {
+        if (!strcmp(argv[i], "--crossover")) {
+            kind = "crossover";
+        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--title")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "dcbench plot: %s needs a value\n", argv[i]);
                 return 2;
@@ -159,7 +162,7 @@ static int cmd_plot(const dcbh_options *o, int argc, char **argv) {
         }
     }
     if (np < 2) {
-        fprintf(stderr, "usage: dcbench plot CSV X [Y [BY]] [-o OUT[.png|.pdf|.svg]] [--title TEXT]\n");
+        fprintf(stderr, "usage: dcbench plot CSV X [Y [BY]] [-o OUT[.png|.pdf|.svg]] [--title TEXT] [--crossover]\n");
         return 2;
     }
     if (out) {
@@ -179,7 +182,11 @@ static int cmd_plot(const dcbh_options *o, int argc, char **argv) {
             return 2;
         }
     }
-    dcbh_plot_spec sp = {pos[1], np > 2 ? pos[2] : "time", np > 3 ? pos[3] : "impl", title, out};
+    if (kind && np < 3) {
+        fprintf(stderr, "dcbench plot --crossover: needs CSV X Y (two hyperparameters of the grid)\n");
+        return 2;
+    }
+    dcbh_plot_spec sp = {pos[1], np > 2 ? pos[2] : "time", np > 3 ? pos[3] : "impl", title, out, kind};
     char path[PATH_MAX + 64], err[1024];
     if (dcbh_plot(o, pos[0], &sp, path, sizeof path, err, sizeof err)) {
         fprintf(stderr, "dcbench plot: %s\n", err);

@@ -121,6 +121,9 @@ typedef struct dcbh_plot_spec {
     const char *x, *y, *by;   /* column names; y "time" = time_median_s with min/max bars */
     const char *title;
     const char *out;          /* output path without extension; NULL: derived from the CSV */
+    const char *kind;         /* NULL or "lines": y against x; "crossover": over the grid of x and
+                                 y (two hyperparameters), which `by` (default impl) is fastest,
+                                 labelled with the runner-up's time over the winner's */
 } dcbh_plot_spec;
 /* Draws spec from the CSV in o's format; returns 0 and the figure's path in out_path. */
 int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *spec, char *out_path,

@@ -756,11 +756,12 @@ static int l_calibration(lua_State *L) {
     return 1;
 }
 
-/* dcb.plot(csv, {x=, y=, by=, title=, out=}) -> path of the figure */
+/* dcb.plot(csv, {x=, y=, by=, title=, out=, kind=}) -> path of the figure (kind "crossover":
+ * the fastest `by` over the grid of x and y) */
 static int l_plot(lua_State *L) {
     const char *csv = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    static const char *const valid[] = {"x", "y", "by", "title", "out", NULL};
+    static const char *const valid[] = {"x", "y", "by", "title", "out", "kind", NULL};
     dcbh_check_keys(L, 2, "dcb.plot", valid);
     dcbh_plot_spec s = {0};
     if (lua_getfield(L, 2, "x") != LUA_TNIL) s.x = luaL_checkstring(L, -1);
@@ -768,6 +769,7 @@ static int l_plot(lua_State *L) {
     if (lua_getfield(L, 2, "by") != LUA_TNIL) s.by = luaL_checkstring(L, -1);
     if (lua_getfield(L, 2, "title") != LUA_TNIL) s.title = luaL_checkstring(L, -1);
     if (lua_getfield(L, 2, "out") != LUA_TNIL) s.out = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 2, "kind") != LUA_TNIL) s.kind = luaL_checkstring(L, -1);
     if (!s.x) return luaL_error(L, "dcb.plot: the spec needs x (a column of %s)", csv);
     char out[4096], err[1024];
     if (dcbh_plot(dcbh_lua_options(L), csv, &s, out, sizeof out, err, sizeof err)) return luaL_error(L, "dcb.plot: %s", err);

@@ -301,11 +301,298 @@ static int cmp_series(const void *a, const void *b) {
 /* Legend entries per panel before the series split into small multiples. */
 enum { PANEL_MAX_SERIES = 6 };
 
+/* The output base of a figure: sp->out (an extension .png/.pdf/.svg there
+ * sets the format in *oc), else <csv>_<suffix>. */
+static void out_base(const dcbh_plot_spec *sp, const char *csv, const char *suffix, char *base, size_t len,
+                     dcbh_options *oc) {
+    if (sp->out)
+        snprintf(base, len, "%s", sp->out);
+    else {
+        snprintf(base, len, "%s", csv);
+        size_t n = strlen(base);
+        if (n > 4 && !strcmp(base + n - 4, ".csv")) base[n - 4] = 0;
+        n = strlen(base);
+        snprintf(base + n, len - n, "_%s", suffix);
+    }
+    static const char *const exts[] = {"png", "pdf", "svg"};
+    const size_t n = strlen(base);
+    for (int e = 0; e < 3; e++)
+        if (sp->out && n > 4 && base[n - 4] == '.' && !strcmp(base + n - 3, exts[e])) {
+            base[n - 4] = 0;
+            oc->format = exts[e];
+        }
+}
+
+/* kind = "crossover": for every cell of the (x, y) grid, the fastest value of
+ * `by` (median time), coloured by its style, labelled with how much slower
+ * the runner-up is; other hyperparameters that vary at one cell make panels. */
+static int plot_crossover(const dcbh_options *o, const char *csv, csv_table *t, int stc, const dcbh_plot_spec *sp,
+                          char *out_path, size_t outlen, char *err, size_t errlen) {
+    const char *byname = sp->by ? sp->by : "impl";
+    const int xc = sp->x ? csv_col(t, sp->x) : -1, yc = sp->y ? csv_col(t, sp->y) : -1, bc = csv_col(t, byname);
+    const int tc = csv_col(t, "time_median_s");
+    if (xc < 0 || yc < 0 || bc < 0 || tc < 0) {
+        snprintf(err, errlen, "%s: a crossover map needs the columns x, y (two hyperparameters), %s and "
+                 "time_median_s; no column '%s'", csv, byname,
+                 xc < 0 ? (sp->x ? sp->x : "(x not given)") : yc < 0 ? (sp->y ? sp->y : "(y not given)")
+                 : bc < 0 ? byname : "time_median_s");
+        return -1;
+    }
+    int *rows = malloc(sizeof *rows * ((size_t)t->nrows + 1)), nr = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        double v;
+        if (stc >= 0 && strcmp(t->rows[r][stc], "ok")) continue;
+        if (num_cell(t->rows[r][xc], &v) && num_cell(t->rows[r][yc], &v) && num_cell(t->rows[r][tc], &v) && v > 0)
+            rows[nr++] = r;
+    }
+    if (!nr) {
+        snprintf(err, errlen, "%s: no rows with status ok, numbers in %s and %s and a time", csv, sp->x, sp->y);
+        free(rows);
+        return -1;
+    }
+    const int first = 3, last = stc >= 0 ? stc : t->ncols;
+    int *vary = calloc((size_t)t->ncols, sizeof *vary);
+    for (int c = first; c < last; c++) {
+        if (c == xc || c == yc || c == bc) continue;
+        for (int a = 0; a < nr && !vary[c]; a++)
+            for (int q = a + 1; q < nr && !vary[c]; q++)
+                vary[c] = !strcmp(t->rows[rows[a]][xc], t->rows[rows[q]][xc]) &&
+                          !strcmp(t->rows[rows[a]][yc], t->rows[rows[q]][yc]) &&
+                          strcmp(t->rows[rows[a]][c], t->rows[rows[q]][c]);
+    }
+    /* the axes' values (sorted), the by values (first seen: their styles), the panels */
+    double xs[64], ys[64];
+    int nx = 0, ny = 0, nby = 0, npk = 0;
+    char *byv[64], *pk[16];
+    for (int a = 0; a < nr; a++) {
+        char **row = t->rows[rows[a]];
+        double x = 0, y = 0;
+        num_cell(row[xc], &x);
+        num_cell(row[yc], &y);
+        int i = 0;
+        while (i < nx && xs[i] != x) i++;
+        if (i == nx && nx < 64) xs[nx++] = x;
+        i = 0;
+        while (i < ny && ys[i] != y) i++;
+        if (i == ny && ny < 64) ys[ny++] = y;
+        i = 0;
+        while (i < nby && strcmp(byv[i], row[bc])) i++;
+        if (i == nby && nby < 64) byv[nby++] = strdup(row[bc]);
+        dcbh_sb key = {0};
+        sb_add(&key, "");
+        for (int c = first; c < last; c++)
+            if (vary[c]) sb_printf(&key, "%s%s=%s", key.n ? " " : "", t->cols[c], row[c]);
+        i = 0;
+        while (i < npk && strcmp(pk[i], key.s)) i++;
+        if (i == npk && npk < 16) pk[npk++] = strdup(key.s);
+        sb_free(&key);
+    }
+    for (int a = 1; a < nx; a++)
+        for (int b = a; b > 0 && xs[b - 1] > xs[b]; b--) { const double tmp = xs[b]; xs[b] = xs[b - 1]; xs[b - 1] = tmp; }
+    for (int a = 1; a < ny; a++)
+        for (int b = a; b > 0 && ys[b - 1] > ys[b]; b--) { const double tmp = ys[b]; ys[b] = ys[b - 1]; ys[b - 1] = tmp; }
+    /* per panel and cell: the winner and the runner-up's ratio */
+    char dat[4400], gp[4400], base[4300];
+    dcbh_options oc = o ? *o : (dcbh_options)DCBH_OPTIONS_DEFAULT;
+    char suffix[300];
+    snprintf(suffix, sizeof suffix, "crossover_%s_%s", sp->x, sp->y);
+    out_base(sp, csv, suffix, base, sizeof base, &oc);
+    snprintf(dat, sizeof dat, "%s.dat", base);
+    snprintf(gp, sizeof gp, "%s.gp", base);
+    dcbh_sb d = {0};
+    sb_add(&d, "");
+    int *wins = calloc((size_t)nby + 1, sizeof *wins);
+    for (int p = 0; p < npk; p++) {
+        sb_printf(&d, "# panel %s\n", pk[p]);
+        for (int xi = 0; xi < nx; xi++)
+            for (int yi = 0; yi < ny; yi++) {
+                double best = INFINITY, second = INFINITY;
+                int bi = -1;
+                for (int a = 0; a < nr; a++) {
+                    char **row = t->rows[rows[a]];
+                    double x = 0, y = 0, tm = INFINITY;
+                    num_cell(row[xc], &x);
+                    num_cell(row[yc], &y);
+                    num_cell(row[tc], &tm);
+                    if (x != xs[xi] || y != ys[yi]) continue;
+                    dcbh_sb key = {0};
+                    sb_add(&key, "");
+                    for (int c = first; c < last; c++)
+                        if (vary[c]) sb_printf(&key, "%s%s=%s", key.n ? " " : "", t->cols[c], row[c]);
+                    const int same = !strcmp(key.s, pk[p]);
+                    sb_free(&key);
+                    if (!same) continue;
+                    int k = 0;
+                    while (k < nby && strcmp(byv[k], row[bc])) k++;
+                    if (tm < best) {
+                        second = best;
+                        best = tm;
+                        bi = k;
+                    } else if (tm < second) {
+                        second = tm;
+                    }
+                }
+                if (bi < 0) continue;
+                wins[bi]++;
+                sb_printf(&d, "%d %d %d ", xi, yi, bi + 1);
+                if (isfinite(second))
+                    sb_printf(&d, "\"%.2fx\"\n", second / best);
+                else
+                    sb_add(&d, "\"alone\"\n");
+            }
+        sb_add(&d, "\n\n");
+    }
+    int rc = -1;
+    if (write_file_atomic(dat, d.s, d.n)) {
+        snprintf(err, errlen, "cannot write %s: %s", dat, strerror(errno));
+        goto out;
+    }
+    {
+        char mach[300];
+        machine_line(csv, t, rows, nr, mach, sizeof mach);
+        const int opc = csv_col(t, "op");
+        dcbh_sb g = {0};
+        sb_add(&g, "# generated by dcbench from the CSV; run: gnuplot this-file\n");
+        sb_printf(&g, "fmt = \"%s\"\noutfile = ", fmt_ext(&oc));
+        snprintf(out_path, outlen, "%s.%s", base, fmt_ext(&oc));
+        gp_str(&g, out_path);
+        sb_add(&g, "\ndatafile = ");
+        gp_str(&g, dat);
+        char sd[4200];
+        snprintf(sd, sizeof sd, "%s/scripts", dcbh_home());
+        sb_add(&g, "\nstyledir = ");
+        gp_str(&g, sd);
+        dcbh_sb tt = {0};
+        const char *opn = opc >= 0 ? t->rows[rows[0]][opc] : "", *swn = t->rows[rows[0]][1];
+        if (sp->title)
+            sb_printf(&tt, "%s: %s", opn, sp->title);
+        else
+            sb_printf(&tt, "%s%s%s: the fastest %s at each (%s, %s)", opn, strcmp(opn, swn) ? " " : "",
+                      strcmp(opn, swn) ? swn : "", byname, sp->x, sp->y);
+        sb_add(&tt, "\nin each cell: the runner-up's time over the winner's");
+        /* what every cell shares */
+        dcbh_sb fx = {0};
+        sb_add(&fx, "");
+        for (int c = first; c < last; c++) {
+            if (c == xc || c == yc || c == bc || vary[c]) continue;
+            const char *v = t->rows[rows[0]][c];
+            int same = !cell_empty(v);
+            for (int a = 1; a < nr && same; a++) same = !strcmp(t->rows[rows[a]][c], v);
+            if (!same) continue;
+            if (!strcmp(t->cols[c], "threads"))
+                sb_printf(&fx, "%s%s thread%s", fx.n ? ", " : "", v, strcmp(v, "1") ? "s" : "");
+            else
+                sb_printf(&fx, "%s%s=%s", fx.n ? " " : "", t->cols[c], v);
+        }
+        if (fx.n) sb_printf(&tt, "\n%s", fx.s);
+        sb_free(&fx);
+        if (mach[0]) sb_printf(&tt, "\n%s", mach);
+        sb_add(&g, "\nplottitle = ");
+        gp_str(&g, tt.s);
+        sb_free(&tt);
+        sb_add(&g, "\nxlabel = ");
+        gp_str(&g, col_label(sp->x));
+        sb_add(&g, "\nylabel = ");
+        gp_str(&g, col_label(sp->y));
+        sb_add(&g, "\nkeytitle = ");
+        gp_str(&g, byname);
+        dcbh_sb xt = {0}, yt = {0};
+        sb_add(&xt, "set xtics (");
+        for (int i = 0; i < nx; i++) {
+            sb_printf(&xt, "%s\"", i ? ", " : "");
+            sb_num(&xt, xs[i]);
+            sb_printf(&xt, "\" %d", i);
+        }
+        sb_add(&xt, ")");
+        sb_add(&yt, "set ytics (");
+        for (int i = 0; i < ny; i++) {
+            sb_printf(&yt, "%s\"", i ? ", " : "");
+            sb_num(&yt, ys[i]);
+            sb_printf(&yt, "\" %d", i);
+        }
+        sb_add(&yt, ")");
+        sb_add(&g, "\nxtics_cmd = ");
+        gp_str(&g, xt.s);
+        sb_add(&g, "\nytics_cmd = ");
+        gp_str(&g, yt.s);
+        sb_free(&xt);
+        sb_free(&yt);
+        sb_printf(&g, "\nnx = %d\nny = %d\nnpanels = %d\narray ptitles[%d]\n", nx, ny, npk, npk);
+        for (int p = 0; p < npk; p++) {
+            sb_printf(&g, "ptitles[%d] = ", p + 1);
+            gp_str(&g, pk[p]);
+            sb_add(&g, "\n");
+        }
+        sb_printf(&g, "nby = %d\narray bynames[%d]\narray bywins[%d]\n", nby, nby, nby);
+        for (int i = 0; i < nby; i++) {
+            sb_printf(&g, "bynames[%d] = ", i + 1);
+            gp_str(&g, byv[i]);
+            sb_printf(&g, "\nbywins[%d] = %d\n", i + 1, wins[i]);
+        }
+        const int cells = npk > 1 ? npk + 1 : 1;
+        const int pcols = cells <= 3 ? cells : (int)ceil(sqrt((double)cells));
+        const int prows = (cells + pcols - 1) / pcols;
+        sb_printf(&g, "prows = %d\npcols = %d\n", prows, pcols);
+        if (npk > 1) sb_printf(&g, "figw = %d\nfigh = %d\n", pcols * 560 > 2200 ? 2200 : pcols * 560, prows * 440 + 90);
+        sb_add(&g, "load ");
+        char tp[4300];
+        snprintf(tp, sizeof tp, "%s/scripts/crossover.gp", dcbh_home());
+        gp_str(&g, tp);
+        sb_add(&g, "\n");
+        const int wr = write_file_atomic(gp, g.s, g.n);
+        sb_free(&g);
+        if (wr) {
+            snprintf(err, errlen, "cannot write %s: %s", gp, strerror(errno));
+            goto out;
+        }
+        dcbh_sb cmd = {0};
+        sb_add(&cmd, "gnuplot '");
+        for (const char *q = gp; *q; q++) {
+            if (*q == '\'')
+                sb_add(&cmd, "'\\''");
+            else
+                sb_addn(&cmd, q, 1);
+        }
+        sb_add(&cmd, "' 2>&1");
+        FILE *f = popen(cmd.s, "r");
+        sb_free(&cmd);
+        if (!f) {
+            snprintf(err, errlen, "cannot run gnuplot: %s", strerror(errno));
+            goto out;
+        }
+        char buf[2048];
+        const size_t got = fread(buf, 1, sizeof buf - 1, f);
+        buf[got] = 0;
+        if (pclose(f) != 0) {
+            snprintf(err, errlen, "gnuplot failed on %s (is gnuplot installed?): %s", gp, buf);
+            goto out;
+        }
+        rc = 0;
+    }
+out:
+    sb_free(&d);
+    for (int i = 0; i < nby; i++) free(byv[i]);
+    for (int i = 0; i < npk; i++) free(pk[i]);
+    free(wins);
+    free(vary);
+    free(rows);
+    return rc;
+}
+
 int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, char *out_path, size_t outlen,
               char *err, size_t errlen) {
     csv_table t;
     int stc;
+    if (sp->kind && strcmp(sp->kind, "lines") && strcmp(sp->kind, "crossover")) {
+        snprintf(err, errlen, "unknown kind '%s' of figure (valid: lines, crossover)", sp->kind);
+        return -1;
+    }
     if (read_ok(csv, &t, &stc, err, errlen)) return -1;
+    if (sp->kind && !strcmp(sp->kind, "crossover")) {
+        const int rc = plot_crossover(o, csv, &t, stc, sp, out_path, outlen, err, errlen);
+        csv_free(&t);
+        return rc;
+    }
     const char *yname = sp->y ? sp->y : "time";
     const char *byname = sp->by ? sp->by : "impl";
     int bars = 0, yc, loc = -1, hic = -1;

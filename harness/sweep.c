@@ -297,7 +297,7 @@ static void check_fields(lua_State *L) {
             else
                 lua_geti(L, pl, i + 1);
             if (!lua_istable(L, -1)) luaL_error(L, "dcb.sweep: plot[%d] must be a table {x=, y=, by=}", i + 1);
-            static const char *const pvalid[] = {"x", "y", "by", "title", "name", NULL};
+            static const char *const pvalid[] = {"x", "y", "by", "title", "name", "kind", NULL};
             lua_pushnil(L);
             while (lua_next(L, -2)) {
                 lua_pop(L, 1);
@@ -305,7 +305,7 @@ static void check_fields(lua_State *L) {
                 int ok = 0;
                 for (int j = 0; pvalid[j]; j++) ok |= !strcmp(k, pvalid[j]);
                 if (!ok)
-                    luaL_error(L, "dcb.sweep: unknown key '%s' in plot%s (valid: x, y, by, title, name)", k,
+                    luaL_error(L, "dcb.sweep: unknown key '%s' in plot%s (valid: x, y, by, title, name, kind)", k,
                                single ? "" : lua_pushfstring(L, "[%d]", i + 1));
             }
             lua_pop(L, 1);
@@ -1210,6 +1210,8 @@ static void draw_one(lua_State *L, const sweep *s, int i, int figs_idx) {
     if (lua_getfield(L, -1, "by") == LUA_TSTRING) sp.by = lua_tostring(L, -1);
     lua_pop(L, 1);
     if (lua_getfield(L, -1, "title") == LUA_TSTRING) sp.title = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "kind") == LUA_TSTRING) sp.kind = lua_tostring(L, -1);
     lua_pop(L, 1);
     char ob[4300], out[4400], err[1024];
     if (lua_getfield(L, -1, "name") == LUA_TSTRING)

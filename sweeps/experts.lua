@@ -1,6 +1,7 @@
 -- experts.lua — CondConv and DyConv: the number of experts E (kernels K) and
 -- the batch N: mixing the kernels first (combine_then_conv) against
--- convolving with every expert and mixing the outputs (conv_then_combine).
+-- convolving with every expert and mixing the outputs (conv_then_combine);
+-- <op>_crossover.png maps which strategy wins over E x N.
 local dcb = require "dcb"
 local lib = require "sweeplib"
 local pick = lib.pick
@@ -19,7 +20,9 @@ for _, s in ipairs{{op = "condconv", key = "experts"}, {op = "dyconv", key = "ke
       grid = {[s.key] = E, N = N, H = H},
       impls = lib.impls(s.op, strategies),
       measure = {"time", "counters"},
-      plot = {x = s.key, y = "time", by = "impl"},
+      -- the crossover map tests the CondConv authors' advice: combine first above 4 experts
+      plot = {{x = s.key, y = "time", by = "impl"},
+              {x = s.key, y = "N", kind = "crossover", name = s.op .. "_crossover"}},
     }
   end
 end

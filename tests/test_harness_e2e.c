@@ -356,6 +356,26 @@ static void test_figures(void **state) {
     char *err = slurp("err.txt");
     assert_contains(err, "would overwrite the sweep's own figure");
     free(err);
+    /* a crossover map: the winner of each (H, N) cell, four cells */
+    assert_int_equal(run("plot fr/fig/f.csv H N --crossover"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "fr/fig/f_crossover_H_N.png");
+    free(out);
+    char *dat = slurp("fr/fig/f_crossover_H_N.dat");
+    int cells = 0;
+    for (char *p = dat; (p = strstr(p, "x\"\n")); p++) cells++;
+    assert_int_equal(cells, 4);
+    free(dat);
+    gp = slurp("fr/fig/f_crossover_H_N.gp");
+    assert_contains(gp, "nx = 2\nny = 2\nnpanels = 1\n");
+    assert_contains(gp, "bynames[1] = \"naive\"");
+    assert_contains(gp, "bynames[2] = \"im2col\"");
+    free(gp);
+    write_text("badkind.lua", "local dcb = require 'dcb'\nprint(dcb.plot('fr/fig/f.csv', {x='H', y='N', kind='heat'}))\n");
+    assert_int_equal(run("badkind.lua"), 1);
+    err = slurp("err.txt");
+    assert_contains(err, "unknown kind 'heat' of figure (valid: lines, crossover)");
+    free(err);
 }
 
 /* A slower sweep (naive conv, 12 points) for kill/resume and shards. */
