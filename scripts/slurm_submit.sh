@@ -3,7 +3,7 @@
 # (scripts/slurm_sweep.sbatch) and, after the array, a merge job that merges
 # every sweep's shard CSVs and draws the figures (scripts/merge_shards.sh).
 #
-#   scripts/slurm_submit.sh [-n SHARDS] [--threads T] [--partition P] [--time HH:MM:SS]
+#   scripts/slurm_submit.sh [-n SHARDS] [--threads T] [--cpus C] [--partition P] [--time HH:MM:SS]
 #                           [--merge-time HH:MM:SS] [--results DIR] [--only LIST] [--no-merge]
 #                           [--dry-run] [--parsable] SCRIPT.lua [dcbench options...]
 #
@@ -12,6 +12,8 @@
 #   --threads T    threads per shard: each task asks for T CPUs (--cpus-per-task=T) and
 #                  dcbench runs with --threads T (default 1; a --threads in the dcbench
 #                  options counts the same)
+#   --cpus C       CPUs per task instead of T, for scripts whose points name more threads
+#                  than the default (a grid over threads, DCB_STUDY_THREADS)
 #   --partition P, --time HH:MM:SS   per array task (default: the partition's default
 #                  and 02:00:00); --merge-time for the merge job (default 00:30:00)
 #   --results DIR  where the shards write (default results); the Slurm logs go to
@@ -33,11 +35,12 @@ set -euo pipefail
 me=slurm_submit.sh
 die() { echo "$me: $*" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-n="" threads="" partition="" time="" mtime=00:30:00 results=results only="" merge=1 dry=0 parsable=0
+n="" threads="" cpus="" partition="" time="" mtime=00:30:00 results=results only="" merge=1 dry=0 parsable=0
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) n=${2:-}; shift 2 ;;
         --threads) threads=${2:-}; shift 2 ;;
+        --cpus) cpus=${2:-}; shift 2 ;;
         --partition) partition=${2:-}; shift 2 ;;
         --time) time=${2:-}; shift 2 ;;
         --merge-time) mtime=${2:-}; shift 2 ;;
@@ -46,7 +49,7 @@ while [ $# -gt 0 ]; do
         --no-merge) merge=0; shift ;;
         --dry-run) dry=1; shift ;;
         --parsable) parsable=1; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         -*) die "unknown option '$1' (before SCRIPT.lua; --help lists them)" ;;
         *) break ;;
     esac
@@ -71,6 +74,8 @@ while [ $# -gt 0 ]; do
 done
 threads=${threads:-1}
 case "$threads" in ''|*[!0-9]*|0) die "--threads needs a positive integer, got '$threads'" ;; esac
+case "$cpus" in *[!0-9]*|0) die "--cpus needs a positive integer, got '$cpus'" ;; esac
+[ -z "$cpus" ] || [ "$cpus" -ge "$threads" ] || echo "$me: warning: --cpus $cpus < --threads $threads: each task's threads share its CPUs, which distorts the timings" >&2
 
 case "$results" in /*) ;; *) results=$PWD/$results ;; esac
 [ "$dry" = 1 ] || { mkdir -p "$results" && results=$(cd "$results" && pwd); }
@@ -109,9 +114,9 @@ logs=$results/slurm
 export RESULTS=$results DCBENCH=$dcbench
 common=(--chdir="$root")
 [ -z "$partition" ] || common+=(--partition="$partition")
-arr=(sbatch --parsable --job-name="dcb-$stem" --array="$array" --cpus-per-task="$threads" "${common[@]}")
+arr=(sbatch --parsable --job-name="dcb-$stem" --array="$array" --cpus-per-task="${cpus:-$threads}" "${common[@]}")
 [ -z "$time" ] || arr+=(--time="$time")
-arr+=(--output="$logs/%x-%A_%a.out" --export="ALL,DCB_SHARDS=$n"
+arr+=(--output="$logs/%x-%A_%a.out" --export="ALL,DCB_SHARDS=$n${cpus:+,DCB_CPUS=$cpus}"
       "$root/scripts/slurm_sweep.sbatch" "$script" --threads "$threads" "${opts[@]}")
 
 if [ "$dry" = 1 ]; then
@@ -120,7 +125,7 @@ if [ "$dry" = 1 ]; then
 else
     out=$("${arr[@]}") || die "sbatch of the array failed"
     aid=${out%%;*}
-    echo "$me: array job $aid: shards $array of $n of $(basename "$script"), $threads thread(s) and CPU(s) each; logs $logs/dcb-$stem-${aid}_<i>.out" >&2
+    echo "$me: array job $aid: shards $array of $n of $(basename "$script"), $threads thread(s) and ${cpus:-$threads} CPU(s) each; logs $logs/dcb-$stem-${aid}_<i>.out" >&2
 fi
 mid=""
 if [ "$merge" = 1 ]; then

@@ -341,6 +341,13 @@ refused "task 3 of --array=1,3, no DCB_SHARDS" "SLURM_ARRAY_TASK_COUNT=2" \
 refused "task 5 with DCB_SHARDS=4" "SLURM_ARRAY_TASK_ID=5 is outside 1..4" SLURM_ARRAY_TASK_ID=5 DCB_SHARDS=4
 refused "no array" "SLURM_ARRAY_TASK_ID is not set"
 log "slurm_sweep.sbatch refuses a partial array without DCB_SHARDS, a task id > N and a non-array job"
+dry=$("$REPO/scripts/slurm_submit.sh" --dry-run -n 3 --threads 2 --cpus 4 --results "$T/dry" "$script" 2>&1) ||
+    die "slurm_submit.sh --dry-run: $dry"
+for want in '--array=1-3 ' '--cpus-per-task=4 ' 'DCB_SHARDS=3' 'DCB_CPUS=4' 'slurm_sweep.sbatch' ' --threads 2' \
+            '--dependency=afterany:ARRAY_JOB_ID' 'merge_shards.sh'; do
+    grep -qF -- "$want" <<<"$dry" || die "slurm_submit.sh --dry-run does not say '$want': $dry"
+done
+[ ! -e "$T/dry" ] || die "slurm_submit.sh --dry-run created $T/dry"
 
 # --- jobs ------------------------------------------------------------------------
 threads=${THREADS:-1}
