@@ -5,7 +5,7 @@
 # the Slurm merge job).
 #
 #   scripts/parallel_sweep.sh [-n SHARDS] [-j JOBS] [--threads T] [--cpus C] [--no-pin]
-#                             [--sshloginfile FILE] [--joblog FILE] [--resume]
+#                             [--sshloginfile FILE] [--joblog FILE] [--resume|--resume-failed]
 #                             [--results DIR] [--no-finish] [--dry-run]
 #                             SCRIPT.lua [dcbench options...]
 #
@@ -28,8 +28,9 @@
 # records how it ended). A shard that fails or has errored points does not stop
 # the merge of what the shards wrote; the figures are drawn once every shard
 # completed, and this script exits non-zero when one did not (running it again
-# runs the shards again, each skipping the points it wrote; --resume with
-# --joblog re-runs only the failed jobs). Remote hosts need the same checkout
+# runs the shards again, each skipping the points it wrote; with --joblog,
+# parallel's --resume skips the jobs the log has, --resume-failed runs the
+# failed ones again). Remote hosts need the same checkout
 # path and a shared results directory (or copy the shard CSVs back before
 # merging). Paths must not contain spaces. Environment: DCBENCH (default
 # build/dcbench).
@@ -47,15 +48,15 @@ while [ $# -gt 0 ]; do
         --no-pin) pin=0; shift ;;
         --sshloginfile) popts="$popts $1 $2"; remote=1; shift 2 ;;
         --joblog) popts="$popts $1 $2"; shift 2 ;;
-        --resume) popts="$popts --resume"; shift ;;
+        --resume|--resume-failed) popts="$popts $1"; shift ;;
         --results) results=$2; shift 2 ;;
         --no-finish) mopts="--no-finish"; shift ;;
         --dry-run) dry=1; shift ;;
-        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
-[ $# -ge 1 ] || { echo "usage: $me [-n SHARDS] [-j JOBS] [--threads T] [--cpus C] [--no-pin] [--sshloginfile F] [--joblog F] [--resume] [--results DIR] [--no-finish] [--dry-run] SCRIPT.lua [dcbench options]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $me [-n SHARDS] [-j JOBS] [--threads T] [--cpus C] [--no-pin] [--sshloginfile F] [--joblog F] [--resume|--resume-failed] [--results DIR] [--no-finish] [--dry-run] SCRIPT.lua [dcbench options]" >&2; exit 2; }
 script=$1; shift
 # a --threads among the dcbench options counts as ours (one value for both);
 # topt: the --threads to add to the dcbench options, where they have none
