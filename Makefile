@@ -11,7 +11,7 @@
 #   make bench-threads 1 against 2 threads, interleaved, on the issue-6 layers
 #   make bench-train   training and inference images/s against PyTorch (docs/TRAINING.md)
 #   make ablations  every ablation study with accuracy (sweeps/ablations/, results/ablations/)
-#   make test-cluster  a study through GNU parallel and a real single-node Slurm
+#   make test-cluster  a sweep and a study through GNU parallel and a real single-node Slurm
 #   make valgrind-check  a small script under valgrind's memcheck (a portable build)
 #   make fuzz      the libFuzzer targets of tests/fuzz/, 10 minutes each (make test: 20 s each)
 #   make install PREFIX=/usr/local
@@ -254,22 +254,32 @@ ABL_JOBS ?= 2
 ablations: all
 	DCBENCH=$(BUILD)/dcbench scripts/parallel_sweep.sh -n $(ABL_JOBS) -j $(ABL_JOBS) --results results sweeps/ablations/all.lua
 
-# test-cluster: scripts/slurm_sweep.sbatch on a real single-node Slurm on this
+# test-cluster: scripts/slurm_submit.sh on a real single-node Slurm on this
 # machine (root; Debian's slurm-wlm + munge, installed when missing): a private
 # munged, slurmctld and slurmd in a temp dir run a timing sweep and a training
-# study as array jobs, and the merged shards must match a serial run; then the
-# study through scripts/parallel_sweep.sh (tests/cluster/).
+# study as array jobs with shard 2 made to fail, then --only 2; the dependent
+# merge job must merge, draw the figures and match a serial run. Then GNU
+# parallel with two local slots: a timing sweep (a failed shard, the rerun,
+# pinning) and the study (tests/cluster/). Shellcheck, where installed, checks
+# the cluster scripts first.
 #   make test-cluster [CLUSTER_SCRIPT=sweeps/attention.lua] [CLUSTER_TASKS=3]
 CLUSTER_SCRIPT ?=
 CLUSTER_TASKS  ?= 2
+CLUSTER_SH := scripts/run_shard.sh scripts/merge_shards.sh scripts/parallel_sweep.sh \
+              tests/cluster/test_parallel_study.sh tests/cluster/test_parallel_sweep.sh
+CLUSTER_BASH := scripts/slurm_sweep.sbatch scripts/slurm_submit.sh tests/cluster/test_slurm.sh
 test-cluster: all
 	@dpkg -s slurm-wlm munge parallel >/dev/null 2>&1 || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y slurm-wlm munge parallel || \
 	  { apt-get update && apt-get install -y slurm-wlm munge parallel; }; }
+	@if command -v shellcheck >/dev/null; then echo "shellcheck (cluster scripts)"; \
+	  shellcheck $(CLUSTER_SH) && shellcheck -s bash $(CLUSTER_BASH); \
+	else echo "shellcheck not installed: not checked"; fi
 	DCBENCH=$(BUILD)/dcbench tests/cluster/test_slurm.sh "$(CLUSTER_SCRIPT)" $(CLUSTER_TASKS)
 	DCBENCH=$(BUILD)/dcbench IGNORE_COLS='train_s,train_s_per_img_*,infer_*,curve_csv' \
 	  tests/cluster/test_slurm.sh tests/cluster/tiny_study.lua $(CLUSTER_TASKS)
+	DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_sweep.sh
 	DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
 
 # Fuzzing: the libFuzzer targets of tests/fuzz/ (clang, ASan + UBSan), built into

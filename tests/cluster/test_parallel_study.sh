@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_parallel_study.sh — a training study through scripts/parallel_sweep.sh (GNU
 # parallel, two local job slots) must merge to the same units and the same table
-# as the serial run: every column but the times and the paths.
+# as the serial run (every column but the times and the paths) and draw the
+# serial run's figures.
 #   tests/cluster/test_parallel_study.sh [STUDY.lua]   (default tests/cluster/tiny_study.lua)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,4 +39,13 @@ for ser in "$t"/ser/ablations/*.csv; do
 done
 [ "$n" -ge 2 ] || { echo "test_parallel_study: FAIL: expected a units CSV and a table, found $n files" >&2; exit 1; }
 ls "$t"/par/ablations/*.shard1of2.csv >/dev/null
-echo "test_parallel_study: OK ($n files equal between 2 shards + merge and the serial run)"
+# the merge step drew the study's figures: the serial run's, none empty
+nf=0
+for ser in "$t"/ser/ablations/*.png "$t"/ser/ablations/*.pdf "$t"/ser/ablations/*.svg; do
+    [ -e "$ser" ] || continue
+    [ -s "$t/par/ablations/$(basename "$ser")" ] ||
+        { echo "test_parallel_study: FAIL: the parallel run drew no $(basename "$ser") (or an empty one)" >&2; exit 1; }
+    nf=$((nf + 1))
+done
+ls "$t"/par/ablations/*.png >/dev/null 2>&1 || { echo "test_parallel_study: FAIL: the parallel run drew no PNG" >&2; exit 1; }
+echo "test_parallel_study: OK ($n files equal between 2 shards + merge and the serial run; $nf figures)"

@@ -1,14 +1,23 @@
 #!/bin/bash
-# test_slurm.sh — proves scripts/slurm_sweep.sbatch on a real single-node Slurm
-# on this machine: a private munged + slurmctld + slurmd, all in a temp dir.
+# test_slurm.sh — proves scripts/slurm_submit.sh, slurm_sweep.sbatch and
+# merge_shards.sh on a real single-node Slurm on this machine: a private munged
+# + slurmctld + slurmd, all in a temp dir.
 #
 #   tests/cluster/test_slurm.sh [SCRIPT.lua [NTASKS [dcbench options...]]]
 #   tests/cluster/test_slurm.sh --compare SERIAL.csv MERGED.csv
 #
-# It submits `sbatch --array=1-NTASKS scripts/slurm_sweep.sbatch SCRIPT.lua`,
-# merges each sweep's shard CSVs with `dcbench merge`, runs the same script
-# serially (no shards) and compares the two: the same point ids (column 1, no
-# duplicates) and, for every point, the same values in every column not ignored.
+# First slurm_sweep.sbatch must refuse, naming the variables, a task of a
+# partial array without DCB_SHARDS (also once through a real `sbatch --array=2`),
+# a task id > N and a job that is no array. Then `slurm_submit.sh -n NTASKS
+# SCRIPT.lua` submits the array and its merge job (afterany), with shard 2 made
+# to fail (NTASKS >= 2): the task and the merge job must end FAILED, the merge
+# job having merged the other shards and drawn no figures. `slurm_submit.sh
+# --only 2` then runs shard 2 alone (N from the status files) and the merge job
+# again, which must complete, merge every sweep's shards and draw the figures.
+# The Slurm logs must be in <results>/slurm/ (none in the checkout). Last it runs
+# the same script serially (no shards) and compares: the same point ids (column
+# 1, no duplicates) and, for every point, the same values in every column not
+# ignored; and the same figure files, none empty.
 #
 # SCRIPT.lua  default: a tiny conv2d timing sweep written into the temp dir.
 # NTASKS      default 2.
@@ -21,8 +30,8 @@
 #                  loadavg,steal_pct,others_cpus,contended: what else ran);
 #                  e.g. for training studies add train_s,infer_*; IGNORE_COLS=none
 #                  compares every column
-#   CPUS_PER_TASK  sbatch --cpus-per-task (default 1 on a node with < 4 CPUs, else 4)
-#   JOB_TIMEOUT    seconds to wait for the array job (default 180)
+#   THREADS        slurm_submit.sh --threads: CPUs per task and dcbench threads (default 1)
+#   JOB_TIMEOUT    seconds to wait for each round of jobs (default 180)
 #   KEEP_TMP=1     keep the temp dir (it is always kept on failure)
 #   DCB_SLURM_PORT first port tried for slurmctld (default 6817; slurmd gets the
 #                  next free one; a second run at the same time moves on)
@@ -133,7 +142,7 @@ if [ "${1:-}" = "--compare" ]; then
     compare_csv "$2" "$3" "${4:-}"
     exit
 fi
-case "${1:-}" in -h|--help) sed -n '2,32p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,42p' "$0"; exit 0 ;; esac
 
 # ---------------------------------------------------------------------------
 START=$(date +%s)
@@ -171,7 +180,7 @@ chmod 755 "$T"
 mkdir -p "$T/munge" "$T/state" "$T/spool/slurmd" "$T/log" "$T/out"
 chmod 755 "$T/munge"   # munged wants its socket dir searchable by all
 
-MUNGED_PID="" CTLD_PID="" SLURMD_PID="" JOBID=""
+MUNGED_PID="" CTLD_PID="" SLURMD_PID=""
 stop_pid() {  # stop_pid PID NAME: TERM, up to 10 s, then KILL
     local pid=$1 i
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
@@ -182,9 +191,9 @@ stop_pid() {  # stop_pid PID NAME: TERM, up to 10 s, then KILL
 }
 show_logs() {
     local f outs=()
-    for f in "$T"/out/*; do [ -e "$f" ] && outs+=("${f#"$T"/}"); done
+    for f in "$T"/out/* "$T"/sharded/slurm/*; do [ -e "$f" ] && outs+=("${f#"$T"/}"); done
     for f in munge/munged.log log/munged.out log/slurmctld.log log/slurmctld.out log/slurmd.log \
-             log/slurmd.out log/merge.out log/serial.out "${outs[@]}"; do
+             log/slurmd.out log/submit.err log/serial.out "${outs[@]}"; do
         case $f in  # a daemon's stdout repeats its log file
             log/slurm*.out) [ -s "$T/${f%.out}.log" ] && continue ;;
             log/munged.out) [ -s "$T/munge/munged.log" ] && continue ;;
@@ -199,9 +208,8 @@ cleanup() {
     set +e +E
     trap - EXIT INT TERM ERR
     if [ -n "$CTLD_PID" ] && kill -0 "$CTLD_PID" 2>/dev/null; then
-        if [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
-            scancel --quiet ${JOBID:+"$JOBID"} 2>/dev/null
-            [ -n "$JOBID" ] || scancel --quiet --user=root 2>/dev/null
+        if [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then   # every job of this private cluster is ours
+            scancel --quiet --user=root 2>/dev/null
             for i in $(seq 1 50); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.2; done
         fi
     fi
@@ -256,7 +264,7 @@ while ! port_free "$p"; do p=$((p + 1)); done; slurmd_port=$p
 
 nodeline=$(slurmd -C 2>/dev/null | grep '^NodeName=' | head -n 1) || true
 [ -n "$nodeline" ] || die "slurmd -C printed no NodeName line"
-node=$(sed 's/^NodeName=\([^ ]*\).*/\1/' <<<"$nodeline")
+node=${nodeline%% *}; node=${node#NodeName=}
 cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$nodeline")
 host=$(hostname -s)
 : >"$T/plugstack.conf"
@@ -318,55 +326,155 @@ done
 [ "$state" = idle ] || die "node $node not idle after 60 s (state '${state:-none}')"
 log "slurm $(sinfo -V | awk '{print $2}') up: node $node ($cpus CPUs), ports $ctld_port/$slurmd_port, in $T"
 
-# --- the array job --------------------------------------------------------------
-cpt=${CPUS_PER_TASK:-}
-if [ -z "$cpt" ]; then if [ "${cpus:-1}" -lt 4 ]; then cpt=1; else cpt=4; fi; fi
-export RESULTS=$T/sharded DCBENCH=$dcbench
-cd "$REPO"
-JOBID=$(sbatch --parsable --array=1-"$ntasks" --export=ALL --chdir="$REPO" \
-    --cpus-per-task="$cpt" --output="$T/out/slurm-%A_%a.out" \
-    scripts/slurm_sweep.sbatch "$script" "${opts[@]}") || die "sbatch failed"
-JOBID=${JOBID%%;*}
-log "submitted array job $JOBID (1-$ntasks, $cpt CPU(s) per task): $(basename "$script") ${opts[*]}"
-deadline=$(( $(date +%s) + ${JOB_TIMEOUT:-180} ))
-while [ -n "$(squeue -h -j "$JOBID" -o %i 2>/dev/null)" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || die "array job $JOBID still running after ${JOB_TIMEOUT:-180} s: $(squeue -h -j "$JOBID" -o '%i %T %R' | tr '\n' ' ')"
-    sleep 0.5
+# --- the sbatch script's refusals (its own checks, no Slurm needed) ----------------
+refused() {  # refused WHAT WANT VAR=VALUE...: slurm_sweep.sbatch must exit 2 naming WANT
+    local what=$1 want=$2 out rc=0
+    shift 2
+    out=$(env -u DCB_SHARDS "$@" bash "$REPO/scripts/slurm_sweep.sbatch" "$script" 2>&1) || rc=$?
+    [ "$rc" = 2 ] || die "slurm_sweep.sbatch with $what: status $rc, not 2 (refused): $out"
+    grep -qF -- "$want" <<<"$out" || die "slurm_sweep.sbatch with $what: the refusal does not name '$want': $out"
+}
+refused "task 2 of --array=2, no DCB_SHARDS" "SLURM_ARRAY_TASK_MIN=2" \
+    SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_MIN=2 SLURM_ARRAY_TASK_MAX=2 SLURM_ARRAY_TASK_COUNT=1
+refused "task 3 of --array=1,3, no DCB_SHARDS" "SLURM_ARRAY_TASK_COUNT=2" \
+    SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=3 SLURM_ARRAY_TASK_COUNT=2
+refused "task 5 with DCB_SHARDS=4" "SLURM_ARRAY_TASK_ID=5 is outside 1..4" SLURM_ARRAY_TASK_ID=5 DCB_SHARDS=4
+refused "no array" "SLURM_ARRAY_TASK_ID is not set"
+log "slurm_sweep.sbatch refuses a partial array without DCB_SHARDS, a task id > N and a non-array job"
+dry=$("$REPO/scripts/slurm_submit.sh" --dry-run -n 3 --threads 2 --cpus 4 --results "$T/dry" "$script" 2>&1) ||
+    die "slurm_submit.sh --dry-run: $dry"
+for want in '--array=1-3 ' '--cpus-per-task=4 ' 'DCB_SHARDS=3' 'DCB_CPUS=4' 'slurm_sweep.sbatch' ' --threads 2' \
+            '--dependency=afterany:ARRAY_JOB_ID' 'merge_shards.sh'; do
+    grep -qF -- "$want" <<<"$dry" || die "slurm_submit.sh --dry-run does not say '$want': $dry"
 done
-# every task must be COMPLETED with exit code 0 (MinJobAge keeps the records)
-tasks=$(scontrol -o show job "$JOBID" 2>/dev/null | awk '{
-    id = st = ec = "?"
-    for (i = 1; i <= NF; i++) {
-        if ($i ~ /^ArrayTaskId=/) id = substr($i, 13)
-        else if ($i ~ /^JobState=/) st = substr($i, 10)
-        else if ($i ~ /^ExitCode=/) ec = substr($i, 10)
-    }
-    print id, st, ec }' | sort -n) || true
-ok=$(grep -c '^[0-9]* COMPLETED 0:0$' <<<"$tasks" || true)
-[ "$ok" = "$ntasks" ] || die "array job $JOBID: $ok of $ntasks tasks COMPLETED with exit code 0 (task state exit: $(tr '\n' ' ' <<<"$tasks"))"
-nout=$(find "$T/out" -name "slurm-${JOBID}_*.out" | wc -l)
-[ "$nout" = "$ntasks" ] || die "expected $ntasks task outputs, found $nout"
+[ ! -e "$T/dry" ] || die "slurm_submit.sh --dry-run created $T/dry"
 
-# --- merge the shards -----------------------------------------------------------
-[ -d "$RESULTS" ] || die "the array job wrote nothing under $RESULTS"
+# --- jobs ------------------------------------------------------------------------
+threads=${THREADS:-1}
+case "$threads" in ''|*[!0-9]*|0) die "THREADS must be a positive integer, got '$threads'" ;; esac
+RESULTS=$T/sharded
+LOGS=$RESULTS/slurm
+stem=$(basename "$script" .lua)
+export DCBENCH=$dcbench
+cd "$REPO"
+# the jobs' results, logs and figures stay out of the checkout
+repo_outs() { find "$REPO" -maxdepth 1 -name 'slurm-*.out' | wc -l; }
+outs_before=$(repo_outs)
+wait_jobs() {  # wait_jobs ID...: until none is in the queue
+    local ids deadline
+    ids=$(IFS=,; echo "$*")
+    deadline=$(( $(date +%s) + ${JOB_TIMEOUT:-180} ))
+    while [ -n "$(squeue -h -j "$ids" -o %i 2>/dev/null)" ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || die "jobs $ids still queued after ${JOB_TIMEOUT:-180} s: $(squeue -h -j "$ids" -o '%i %T %R' | tr '\n' ' ')"
+        sleep 0.5
+    done
+}
+states() {  # states ID: "TASK STATE EXIT" per task (TASK - for a job that is no array), sorted
+    scontrol -o show job "$1" 2>/dev/null | awk '{
+        id = "-"; st = ec = "?"
+        for (i = 1; i <= NF; i++) {
+            if ($i ~ /^ArrayTaskId=/) id = substr($i, 13)
+            else if ($i ~ /^JobState=/) st = substr($i, 10)
+            else if ($i ~ /^ExitCode=/) ec = substr($i, 10)
+        }
+        print id, st, ec }' | sort -n || true
+}
+expect_state() {  # expect_state ID TASK STATE EXIT WHAT
+    local got
+    got=$(awk -v t="$2" '$1 == t { print $2, $3 }' <<<"$(states "$1")")
+    [ "$got" = "$3 $4" ] || die "$5: job $1 task $2 is '${got:-not found}', expected '$3 $4' (all: $(states "$1" | tr '\n' ' '))"
+}
+submit() {  # submit WHAT slurm_submit.sh-options...: sets AID and MID
+    local out
+    out=$("$REPO/scripts/slurm_submit.sh" --parsable --results "$RESULTS" --threads "$threads" "$@" \
+              "$script" "${opts[@]}" 2>"$T/log/submit.err") || { cat "$T/log/submit.err" >&2; die "slurm_submit.sh $* failed"; }
+    read -r AID MID <<<"$out"
+    { [ -n "$AID" ] && [ -n "$MID" ]; } || die "slurm_submit.sh --parsable printed '$out', not two job ids"
+}
+figures() {  # the figure files next to the sweep CSVs under $1 (not the study units' own), relative
+    find "$1" \( -name '*.png' -o -name '*.pdf' -o -name '*.svg' \) ! -path '*.units/*' ! -path "$1/slurm/*" | sed "s|^$1/||" | sort
+}
+# A task resubmitted on its own must be given N: without DCB_SHARDS a real
+# `sbatch --array=2` is refused with the array's variables in its log.
+RID=$(RESULTS=$RESULTS sbatch --parsable --array=2 --chdir="$REPO" --output="$T/out/refused-%A_%a.out" \
+          scripts/slurm_sweep.sbatch "$script" "${opts[@]}") || die "sbatch --array=2 failed"
+RID=${RID%%;*}
+
+# Round 1: all N shards through slurm_submit.sh, shard 2 (of N >= 2) made to
+# fail: the merge job (afterany) still runs, merges the others, draws no
+# figures and fails.
+fail=0
+[ "$ntasks" -lt 2 ] || fail=2
+if [ "$fail" != 0 ]; then
+    cat >"$T/dcbench-failing" <<EOF
+#!/bin/sh
+# tests/cluster/test_slurm.sh: shard $fail of $ntasks fails while $T/fail-shard exists
+case " \$* " in *" --shard $fail/$ntasks "*) if [ -e "$T/fail-shard" ]; then echo "test_slurm: shard $fail made to fail" >&2; exit 1; fi ;; esac
+exec "$dcbench" "\$@"
+EOF
+    chmod +x "$T/dcbench-failing"
+    : >"$T/fail-shard"
+    export DCBENCH=$T/dcbench-failing
+fi
+submit -n "$ntasks"
+note=""
+[ "$fail" = 0 ] || note=", shard $fail made to fail"
+log "submitted array job $AID (1-$ntasks, $threads CPU(s) and thread(s) per task$note) and merge job $MID (afterany): $(basename "$script") ${opts[*]}"
+wait_jobs "$RID" "$AID" "$MID"
+expect_state "$RID" 2 FAILED 2:0 "sbatch --array=2 without DCB_SHARDS"
+grep -q 'SLURM_ARRAY_TASK_MIN=2' "$T/out/refused-${RID}_2.out" || die "the refused task's log does not name SLURM_ARRAY_TASK_MIN=2: $(cat "$T/out/refused-${RID}_2.out")"
+for i in $(seq 1 "$ntasks"); do
+    if [ "$i" = "$fail" ]; then expect_state "$AID" "$i" FAILED 1:0 "round 1"; else expect_state "$AID" "$i" COMPLETED 0:0 "round 1"; fi
+    [ -s "$LOGS/dcb-$stem-${AID}_$i.out" ] || die "no log $LOGS/dcb-$stem-${AID}_$i.out"
+done
+cpt=$(scontrol -o show job "$AID" | sed -n 's|.* CPUs/Task=\([0-9]*\).*|\1|p' | sort -u)
+[ "$cpt" = "$threads" ] || die "the array's tasks asked for '$cpt' CPU(s) each, not $threads (--threads $threads)"
+! grep -l 'CPU(s) per task but the sweep runs' "$LOGS"/dcb-"$stem"-"$AID"_*.out >/dev/null || die "a task warns that its CPUs and threads differ"
+mlog=$LOGS/dcb-$stem-merge-$MID.out
+[ -s "$mlog" ] || die "no merge log $mlog"
+if [ "$fail" != 0 ]; then
+    expect_state "$MID" - FAILED 1:0 "the merge job after a failed shard"
+    grep -q "shard(s) $fail of $ntasks did not complete" "$mlog" || die "the merge log does not name shard $fail as incomplete: $(tail -n 5 "$mlog")"
+    grep -q 'dcbench merge: ' "$mlog" || die "the merge job merged nothing after shard $fail failed: $(tail -n 5 "$mlog")"
+    [ -z "$(figures "$RESULTS")" ] || die "figures drawn although shard $fail failed: $(figures "$RESULTS" | tr '\n' ' ')"
+    log "round 1: shard $fail failed, merge job $MID merged the other shards, drew no figures and FAILED"
+
+    # Round 2: shard 2 again (N from the status files), and the merge job again.
+    rm -f "$T/fail-shard"
+    submit --only "$fail"
+    log "resubmitted shard $fail: array job $AID (--array=$fail), merge job $MID"
+    wait_jobs "$AID" "$MID"
+    expect_state "$AID" "$fail" COMPLETED 0:0 "round 2 (--only $fail)"
+    [ -z "$(states "$AID" | awk -v f="$fail" '$1 != f')" ] || die "--only $fail ran other tasks: $(states "$AID" | tr '\n' ' ')"
+    [ -s "$LOGS/dcb-$stem-${AID}_$fail.out" ] || die "no log $LOGS/dcb-$stem-${AID}_$fail.out"
+    mlog=$LOGS/dcb-$stem-merge-$MID.out
+    [ -s "$mlog" ] || die "no merge log $mlog"
+fi
+expect_state "$MID" - COMPLETED 0:0 "the merge job"
+[ "$(repo_outs)" = "$outs_before" ] || die "Slurm logs were written into $REPO (slurm-*.out)"
+
+# --- what the merge job made ---------------------------------------------------------
 bases=$(find "$RESULTS" -name "*.shard*of$ntasks.csv" | sed "s/\.shard[0-9]*of$ntasks\.csv\$//" | sort -u)
 [ -n "$bases" ] || die "no shard CSVs (*.shardIof$ntasks.csv) under $RESULTS"
 while IFS= read -r b; do
-    parts=() shardrows=0
+    shardrows=0
     for i in $(seq 1 "$ntasks"); do
         f=$b.shard${i}of$ntasks.csv
         [ -f "$f" ] || die "missing shard $i of $ntasks: $f"
-        parts+=("$f")
         shardrows=$((shardrows + $(tail -n +2 "$f" | grep -c . || true)))
     done
-    "$dcbench" merge "$b.csv" "${parts[@]}" </dev/null >"$T/log/merge.out" 2>&1 || { cat "$T/log/merge.out" >&2; die "dcbench merge $b.csv failed"; }
+    [ -f "$b.csv" ] || die "the merge job wrote no ${b#"$RESULTS"/}.csv"
     merged=$(tail -n +2 "$b.csv" | grep -c . || true)
     [ "$merged" = "$shardrows" ] || die "${b#"$RESULTS"/}: shards hold $shardrows rows but the merge has $merged (a point in two shards?)"
 done <<<"$bases"
+m_figs=$(figures "$RESULTS")
+grep -q '\.png$' <<<"$m_figs" || die "the merge job drew no PNG under $RESULTS (log: $(tail -n 5 "$mlog"))"
+while IFS= read -r f; do [ -s "$RESULTS/$f" ] || die "empty figure $RESULTS/$f"; done <<<"$m_figs"
+log "merge job $MID: merged $(wc -l <<<"$bases") sweep(s), drew $(wc -l <<<"$m_figs") figure(s); logs in ${LOGS#"$T"/}: $(find "$LOGS" -type f -printf '%f\n' | sort | tr '\n' ' ')"
 
 # --- the same script, serially ------------------------------------------------
 SERIAL=$T/serial
-"$dcbench" --results "$SERIAL" "${opts[@]}" "$script" >"$T/log/serial.out" 2>&1 || { tail -n 40 "$T/log/serial.out" >&2; die "serial run failed"; }
+"$dcbench" --results "$SERIAL" --threads "$threads" "${opts[@]}" "$script" >"$T/log/serial.out" 2>&1 || { tail -n 40 "$T/log/serial.out" >&2; die "serial run failed"; }
 
 # --- compare ---------------------------------------------------------------------
 sweep_csvs() {  # relative paths of the sweep CSVs (first column point_id, not shards) under $1
@@ -384,5 +492,8 @@ while IFS= read -r f; do
     rows=$((rows + n))
 done <<<"$s_list"
 [ "$rows" -gt 0 ] || die "the sweeps have no rows"
+s_figs=$(figures "$SERIAL")
+[ "$s_figs" = "$m_figs" ] || die "different figures: serial [$(tr '\n' ' ' <<<"$s_figs")] vs merge job [$(tr '\n' ' ' <<<"$m_figs")]"
+log "the same $(wc -l <<<"$m_figs") figure file(s) as the serial run"
 log "took $(( $(date +%s) - START )) s"
 echo "test_slurm: OK ($ntasks tasks, $rows rows)"
