@@ -277,7 +277,7 @@ test-cluster: all
 	  shellcheck $(CLUSTER_SH) && shellcheck -s bash $(CLUSTER_BASH); \
 	else echo "shellcheck not installed: not checked"; fi
 	DCBENCH=$(BUILD)/dcbench tests/cluster/test_slurm.sh "$(CLUSTER_SCRIPT)" $(CLUSTER_TASKS)
-	DCBENCH=$(BUILD)/dcbench IGNORE_COLS='train_s,train_s_per_img_*,infer_*,curve_csv' \
+	DCBENCH=$(BUILD)/dcbench IGNORE_COLS='train_s,train_s_per_img_*,infer_*,curve_csv,loadavg,steal_pct,others_cpus,contended' \
 	  tests/cluster/test_slurm.sh tests/cluster/tiny_study.lua $(CLUSTER_TASKS)
 	DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_sweep.sh
 	DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh

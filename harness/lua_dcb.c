@@ -756,6 +756,47 @@ static int l_calibration(lua_State *L) {
     return 1;
 }
 
+/* dcb.load_begin() -> mark; dcb.load_end(mark [, threads]) -> {loadavg=,
+ * steal_pct=, others_cpus=, contended=}: what else ran on the machine
+ * between the two (measure.h, dcbh_load), for work timed in Lua (the
+ * study units). Numbers are NaN where /proc cannot say (under 50 ms). */
+static int l_load_begin(lua_State *L) {
+    dcbh_load_mark m;
+    dcbh_load_begin(&m);
+    lua_newtable(L);
+    dcbh_set_num(L, "busy", (double)m.busy);
+    dcbh_set_num(L, "steal", (double)m.steal);
+    dcbh_set_num(L, "total", (double)m.total);
+    dcbh_set_num(L, "self_s", m.self_s);
+    dcbh_set_num(L, "wall", m.wall);
+    return 1;
+}
+
+static double mark_field(lua_State *L, const char *k) {
+    lua_getfield(L, 1, k);
+    if (!lua_isnumber(L, -1)) luaL_error(L, "dcb.load_end: the mark has no number '%s' (pass what dcb.load_begin returned)", k);
+    const double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_load_end(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const lua_Integer threads = luaL_optinteger(L, 2, 1);
+    if (threads < 1 || threads > 1024) return luaL_error(L, "dcb.load_end: threads=%d must be in 1..1024", (int)threads);
+    dcbh_load_mark m = {(unsigned long long)mark_field(L, "busy"), (unsigned long long)mark_field(L, "steal"),
+                        (unsigned long long)mark_field(L, "total"), mark_field(L, "self_s"), mark_field(L, "wall")};
+    dcbh_load r;
+    dcbh_load_end(&m, (int)threads, &r);
+    lua_newtable(L);
+    dcbh_set_num(L, "loadavg", r.loadavg);
+    dcbh_set_num(L, "steal_pct", r.steal_pct);
+    dcbh_set_num(L, "others_cpus", r.others_cpus);
+    lua_pushinteger(L, r.contended);
+    lua_setfield(L, -2, "contended");
+    return 1;
+}
+
 /* dcb.plot(csv, {x=, y=, by=, title=, out=, kind=}) -> path of the figure (kind "crossover":
  * the fastest `by` over the grid of x and y) */
 static int l_plot(lua_State *L) {
@@ -954,12 +995,14 @@ int luaopen_dcb(lua_State *L) {
         {"plot", l_plot},       {"read_csv", l_read_csv}, {"compare", dcbh_lua_compare},
         {"rel_err", l_rel_err}, {"input_layout", l_input_layout}, {"append_line", l_append_line},
         {"write_file", l_write_file}, {"mkdir", l_mkdir}, {"point_id", l_point_id}, {"machine", l_machine},
-        {"max_bytes", l_max_bytes},
+        {"max_bytes", l_max_bytes}, {"load_begin", l_load_begin}, {"load_end", l_load_end},
         {NULL, NULL}};
     const dcbh_options *opt = dcbh_lua_options(L);
     luaL_newlib(L, fns);
     dcbh_lua_net_register(L);
     set_run_fields(L, opt);
+    lua_pushstring(L, dcb_isa());   /* the micro-kernels' level in this process */
+    lua_setfield(L, -2, "isa");
     /* The network descriptions (harness/lua/models.lua) are Lua composed from
      * the operators' costs; they load on first use, as do the networks, the
      * studies and the comparison of two sweeps' results (compare_results.lua). */

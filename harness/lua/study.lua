@@ -160,7 +160,9 @@ local COLUMNS = {"point_id", "study", "label", "family", "config", "seed", "thre
                  "train_s_per_img_median", "train_s_per_img_min", "train_s_per_img_max",
                  "infer_s_per_img_median", "infer_s_per_img_min", "infer_s_per_img_max", "infer_cv",
                  "macs", "flops", "params", "acts", "kernel_nodes", "sim_init_mean", "sim_init_std",
-                 "sim_mean", "sim_std", "sim_init_hist", "sim_hist", "curve_csv"}
+                 "sim_mean", "sim_std", "sim_init_hist", "sim_hist", "curve_csv",
+                 -- the micro-kernels' ISA and what else ran during the unit's training and timing
+                 "isa", "loadavg", "steal_pct", "others_cpus", "contended"}
 M.COLUMNS = COLUMNS
 
 -- The pairwise cosine similarity of the per-sample kernels of every dynamic node of net for the
@@ -234,6 +236,7 @@ local function run_unit(def, u, unitdir)
     last = now
     return false
   end
+  local load0 = d.load_begin()
   local t0 = d.now()
   local r = d.train(tr)
   row.train_s = d.now() - t0
@@ -249,6 +252,9 @@ local function run_unit(def, u, unitdir)
   row.infer_s_per_img_median, row.infer_s_per_img_min, row.infer_s_per_img_max = tm.median / nb, tm.min / nb,
                                                                                    tm.max / nb
   row.infer_cv = tm.cv
+  local ld = d.load_end(load0, def.threads)
+  row.isa, row.loadavg, row.steal_pct, row.others_cpus, row.contended = d.isa, ld.loadavg, ld.steal_pct,
+                                                                        ld.others_cpus, ld.contended
   local s1 = def.similarity and M.kernel_similarity(net, xs) or nil
   if s0 and s1 then
     -- every pair's similarity, for the figures (the CSV keeps the 20-bin histogram)
@@ -784,6 +790,7 @@ function M.study(raw)
   io.stderr:write(string.format("study %s: %d units (%d variants x %d seeds) in this shard, %d done earlier -> %s\n",
                                 def.name, #mine, #def.variants, #def.seeds, #mine - todo, csv))
   local t0, ran, errors = d.now(), 0, 0
+  local warned_contended = false
   for _, u in ipairs(mine) do
     if not done[u.id] then
       local unitdir = base_path .. ".units/" .. u.id
@@ -800,6 +807,13 @@ function M.study(raw)
       d.append_line(csv, table.concat(cells, ",") .. "\n")
       rows[#rows + 1] = row
       ran = ran + 1
+      if row.contended == 1 and not warned_contended then
+        warned_contended = true
+        io.stderr:write(string.format("study %s: warning: other processes held %.1f core(s) (steal %.0f%%) while %s "
+                                      .. "seed %d trained on %d thread(s); such rows have contended=1 and their "
+                                      .. "times are distorted\n", def.name, row.others_cpus, row.steal_pct, u.label,
+                                      u.seed, def.threads))
+      end
       local el = d.now() - t0
       if ok then
         io.stderr:write(string.format("study %s [%d/%d] %s seed %d: test acc %.2f%% (%.0f s, ETA %s)\n", def.name, ran,

@@ -17,7 +17,7 @@ DCBENCH=$dcbench scripts/parallel_sweep.sh -n 2 -j 2 --results "$t/par" "$script
     { cat "$t/par.log"; echo "test_parallel_study: FAIL: parallel_sweep.sh" >&2; exit 1; }
 "$dcbench" --results "$t/ser" "$script" > "$t/ser.log" 2>&1 ||
     { cat "$t/ser.log"; echo "test_parallel_study: FAIL: serial run" >&2; exit 1; }
-ign='train_s,train_s_per_img_*,infer_*,curve_csv'
+ign='train_s,train_s_per_img_*,infer_*,curve_csv,loadavg,steal_pct,others_cpus,contended'
 n=0
 for ser in "$t"/ser/ablations/*.csv; do
     b=$(basename "$ser")
