@@ -110,6 +110,8 @@ typedef struct sweep {
     char script[4096];  /* the calling script's real path ("" when none) */
     dcbh_sb def;     /* the definition's canonical text (sweep_definition) */
     uint64_t defhash;
+    dcbh_calib calib;   /* dcbench calibrate's figures, for the floor columns */
+    int have_calib;
     dcbh_sb hdr;     /* the CSV's header line */
     int fd;
     int ndone;
@@ -547,6 +549,11 @@ static const char *const sim_cols[] = {"sim_mean", "sim_std", "sim_min", "sim_ma
 /* the micro-kernels' ISA level, and what else ran during the point
  * (measure.h, dcbh_load) */
 static const char *const load_cols[] = {"isa", "loadavg", "steal_pct", "others_cpus", "contended", NULL};
+/* the physical floor of a point: its FLOPs at the calibrated peak plus its
+ * bytes at the calibrated bandwidth (dcbench calibrate, of this ISA level;
+ * t threads: min(t x the 1-thread figure, the all-thread one)), and the
+ * median time over it; empty without such a calibration */
+static const char *const floor_cols[] = {"floor_s", "time_over_floor", NULL};
 
 /* threads and the input shape have columns of their own */
 static int is_param_col(const sweep *s, const char *n) {
@@ -563,7 +570,18 @@ static void header(const sweep *s, dcbh_sb *b) {
     for (int i = 0; i < DCBH_NCOUNTERS; i++) sb_printf(b, ",%s", dcbh_counter_names[i]);
     for (int i = 0; sim_cols[i]; i++) sb_printf(b, ",%s", sim_cols[i]);
     for (int i = 0; load_cols[i]; i++) sb_printf(b, ",%s", load_cols[i]);
+    for (int i = 0; floor_cols[i]; i++) sb_printf(b, ",%s", floor_cols[i]);
     sb_add(b, "\n");
+}
+
+/* The floor in seconds of flops and bytes on t threads; NAN without a
+ * calibration of the ISA level in use. */
+static double floor_seconds(const dcbh_calib *c, int have, double flops, double bytes, int t) {
+    if (!have || strcmp(c->isa, dcb_isa()) || !(c->peak_gflops_1t > 0) || !(c->bw_gbs_1t > 0)) return NAN;
+    double peak = c->peak_gflops_1t * t, bw = c->bw_gbs_1t * t;
+    if (c->peak_gflops_all > 0 && peak > c->peak_gflops_all) peak = c->peak_gflops_all;
+    if (c->bw_gbs_all > 0 && bw > c->bw_gbs_all) bw = c->bw_gbs_all;
+    return flops / (peak * 1e9) + bytes / (bw * 1e9);
 }
 
 static void cell(dcbh_sb *b, double v) {
@@ -718,6 +736,9 @@ static void format_row(const sweep *s, const point *p, const row *w, dcbh_sb *b)
     cell(b, w->load.steal_pct);
     cell(b, w->load.others_cpus);
     cell(b, w->load.contended);
+    const double fl = c ? floor_seconds(&s->calib, s->have_calib, w->c.flops, w->c.bytes, p->threads) : NAN;
+    cell(b, fl);
+    cell(b, t && fl > 0 ? r->t.median / fl : NAN);
     sb_add(b, "\n");
 }
 
@@ -1038,8 +1059,9 @@ static int read_done(lua_State *L, sweep *s) {
     free(hf);
     if (!same) {
         csv_free(&t);
-        luaL_error(L, "dcb.sweep: %s exists with different columns (another definition of sweep '%s'); "
-                      "move it away or give the sweep another name", s->csv, s->name);
+        luaL_error(L, "dcb.sweep: %s exists with different columns (another definition of sweep '%s', or an "
+                      "older dcbench's columns); run with --fresh to move it aside, or give the sweep another name",
+                   s->csv, s->name);
     }
     const int stc = csv_col(&t, "status");
     s->done = malloc(sizeof *s->done * ((size_t)t.nrows + 1));
@@ -1395,6 +1417,7 @@ int dcbh_lua_sweep(lua_State *L) {
     lua_setmetatable(L, -2);
     read_def(L, s);
     expand(L, s);
+    s->have_calib = dcbh_calib_load(dcbh_calib_path(), &s->calib) == 0;
     check_definition(L, s);
     open_results(L, s);
     lua_pushcfunction(L, sweep_locked);

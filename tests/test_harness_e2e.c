@@ -206,13 +206,14 @@ static void test_load_columns(void **state) {
     assert_contains(err, "contended=1");
     free(err);
     char *csv = slurp("res/loaded/loaded.csv");
-    assert_contains(csv, ",isa,loadavg,steal_pct,others_cpus,contended\n");
+    assert_contains(csv, ",isa,loadavg,steal_pct,others_cpus,contended,floor_s,time_over_floor\n");
     char want[64];
     snprintf(want, sizeof want, ",%s,", dcb_isa());
     assert_contains(csv, want);
-    const char *last = strrchr(csv, ',');
-    assert_non_null(last);
-    assert_true(!strncmp(last, ",1\n", 3)); /* contended */
+    /* contended, then the two floor columns (empty: no calibration here) */
+    const char *nl = strrchr(csv, '\n');
+    assert_non_null(nl);
+    assert_true(nl - csv > 5 && !strncmp(nl - 4, ",1,,", 4));
     free(csv);
 }
 
@@ -376,6 +377,45 @@ static void test_figures(void **state) {
     err = slurp("err.txt");
     assert_contains(err, "unknown kind 'heat' of figure (valid: lines, crossover)");
     free(err);
+}
+
+/* The physical floor beside every row: FLOPs at the calibrated peak plus
+ * bytes at the calibrated bandwidth (t threads: min(t x 1-thread, all)),
+ * from the calibration of the ISA level in use; empty without one. */
+static void test_floor_columns(void **state) {
+    (void)state;
+    write_text("floor.lua",
+               "local dcb = require 'dcb'\n"
+               "local function run(name)\n"
+               "  local r = dcb.sweep{name=name, op='condconv', base={cin=8, cout=8, k=3, pad=1, experts=2, H=6},\n"
+               "    grid={threads={1, 2}}, impls={'combine_then_conv/im2col'}, repetitions=3, min_time=0.002,\n"
+               "    roofline=false}\n"
+               "  return dcb.read_csv(r.csv)\n"
+               "end\n"
+               "for _, w in ipairs(run('nocal')) do assert(w.floor_s == nil and w.time_over_floor == nil, 'no calibration: empty') end\n"
+               "local path = os.getenv('DCB_CALIBRATION')\n"
+               "local f = assert(io.open(path, 'w'))\n"
+               "f:write(('{\"peak_gflops_1t\": 100, \"peak_gflops_all\": 150, \"bw_gbs_1t\": 20, \"bw_gbs_all\": 30, '\n"
+               "  .. '\"threads_all\": 2, \"when\": \"2026-12-02\", \"isa\": \"%s\"}\\n'):format(dcb.isa))\n"
+               "f:close()\n"
+               "local n = 0\n"
+               "for _, w in ipairs(run('cal')) do\n"
+               "  local t = tonumber(w.threads)\n"
+               "  local peak, bw = math.min(100 * t, 150), math.min(20 * t, 30)\n"
+               "  local want = tonumber(w.flops) / (peak * 1e9) + tonumber(w.bytes) / (bw * 1e9)\n"
+               "  local got = tonumber(w.floor_s)\n"
+               "  assert(got and math.abs(got - want) <= 1e-12 + 1e-6 * want, ('floor %s, want %g'):format(w.floor_s, want))\n"
+               "  local over = tonumber(w.time_over_floor)\n"
+               "  assert(math.abs(over - tonumber(w.time_median_s) / got) <= 1e-6 * over, 'time over floor')\n"
+               "  n = n + 1\n"
+               "end\n"
+               "os.remove(path)\n"
+               "assert(n == 2, n)\n"
+               "print('floor ok', n)\n");
+    assert_int_equal(run("--results fl floor.lua"), 0);
+    char *out = slurp("out.txt");
+    assert_contains(out, "floor ok\t2");
+    free(out);
 }
 
 /* A slower sweep (naive conv, 12 points) for kill/resume and shards. */
@@ -908,7 +948,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_phases_within_total),
-        cmocka_unit_test(test_figures),
+        cmocka_unit_test(test_figures),        cmocka_unit_test(test_floor_columns),
         cmocka_unit_test(test_load_columns),
         cmocka_unit_test(test_failed_points),
         cmocka_unit_test(test_threads_option),     cmocka_unit_test(test_kill_and_resume),
