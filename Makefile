@@ -305,10 +305,12 @@ install: all
 	install -m 644 kernels/dcb.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/dcbench $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/dcbench/scripts $(DESTDIR)$(PREFIX)/share/dcbench/sweeps \
-	           $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua
+	           $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua $(DESTDIR)$(PREFIX)/share/dcbench/docs
 	install -m 644 scripts/*.gp $(DESTDIR)$(PREFIX)/share/dcbench/scripts/
 	install -m 644 sweeps/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/sweeps/
 	install -m 644 harness/lua/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua/
+	@# dcbench list OP reads the weight layouts from docs/OPERATORS.md
+	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/dcbench/docs/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(DCB_VER)|' \
 	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS) $(ONEDNN_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
 	@# a system prefix: refresh the loader's cache (programs built with dcb.pc's rpath need not)

@@ -31,6 +31,11 @@ static void usage(FILE *f) {
             "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
             "                          MACs/params against ours, from the network descriptions)\n"
             "  list                    every registered operator, its implementations and its backward ones\n"
+            "  list OP [key=value...]  one operator: its hyperparameters and defaults, its weights' shapes\n"
+            "                          for these hyperparameters (example values where one has no default)\n"
+            "                          and their layouts (docs/OPERATORS.md), the input and output shapes\n"
+            "                          (N=, H=, W=, T= set the sizes), its forward and backward\n"
+            "                          implementations; e.g. dcbench list condconv cin=64 cout=64 k=3 experts=8\n"
             "  engines                 built-in table: conv2d engines on a few layers (time, GFLOP/s, error)\n"
             "Options:\n"
             "  --results DIR           where sweeps write (default results/): DIR/<script>/<name>.csv,\n"
@@ -69,18 +74,6 @@ static void usage(FILE *f) {
             "Environment: OPENBLAS_CORETYPE is reported and dropped (DCB_KEEP_CORETYPE=1 keeps it);\n"
             "  DCB_COUNTERS=papi|perf_sw|rusage|none; DCB_HOME: where scripts/ and sweeps/ are;\n"
             "  DCB_STUDY_THREADS: threads per training unit of a study (default 1).\n");
-}
-
-static int cmd_list(void) {
-    for (int i = 0; i < dcb_op_count(); i++) {
-        const char *op = dcb_op_name(i);
-        printf("%s:", op);
-        for (int k = 0; k < dcb_impl_count(op); k++) printf(" %s", dcb_impl_name(op, k));
-        printf("  | backward:");
-        for (int k = 0; k < dcb_bwd_count(op); k++) printf(" %s", dcb_bwd_name(op, k));
-        printf("\n");
-    }
-    return 0;
 }
 
 static int cmd_calibrate(int argc, char **argv) {
@@ -236,7 +229,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "engines")) return run_shipped(&opt, "engine_table.lua", rest, rv);
-    if (!strcmp(cmd, "list")) return cmd_list();
+    if (!strcmp(cmd, "list")) return dcbh_cmd_list(rest, rv);
     if (!strcmp(cmd, "isa")) return cmd_isa();
     if (!strcmp(cmd, "merge")) return cmd_merge(rest, rv);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(rest, rv);

@@ -76,6 +76,10 @@ int write_file_atomic(const char *path, const char *data, size_t len);
 int mkdir_p(const char *dir);
 uint64_t dcbh_fnv1a(const char *s);   /* FNV-1a 64: point ids */
 int cmd_merge(int argc, char **argv);
+/* dcbench list [OP [key=value...]] (oplist.c): the registry, or one operator's
+ * hyperparameters, weights, layouts and implementations; exit status 2 for an
+ * unknown operator or key or a bad value. */
+int dcbh_cmd_list(int argc, char **argv);
 
 /* ---------------------------------------------------------------- bench */
 typedef struct dcbh_bench_opts {
