@@ -196,6 +196,7 @@ test-unit: all $(TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(LUA_TESTS); do echo "== $$t"; $(BUILD)/dcbench $$t; done
 	@echo "== test_parallel_study"; DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
 	@echo "== test_readme_c"; tests/test_readme_c.sh $(BUILD)
+	@echo "== test_lua_docs"; tests/test_lua_docs.sh $(BUILD)/dcbench
 
 # The engine and conformance tests once more under every narrower ISA level
 # this CPU runs (test-unit ran the widest): DCB_ISA=avx2 and DCB_ISA=scalar on

@@ -54,6 +54,8 @@ static void usage(FILE *f) {
             "                          error's reason is printed, and every sweep ends with a table of\n"
             "                          ok / unsupported / error points and the fastest, per impl)\n"
             "  --help                  this text\n"
+            "The Lua API: docs/LUA.md has every function and field of the module dcb, every option of\n"
+            "  dcb.sweep, dcb.compare, dcb.train, dcb.study and dcb.plot, and what each returns, with examples.\n"
             "Sweeps: dcb.sweep{name=, op=, base={...}, grid={key={values}}, impls={...}, filter=function(p),\n"
             "  measure={\"time\",\"counters\",\"similarity\"}, plot={x=, y=, by=, title=, name=} (or a list),\n"
             "  repetitions=, min_time=,\n"

@@ -499,6 +499,7 @@ static void test_list_op(void **state) {
     assert_int_equal(run("--help"), 0);
     out = slurp("out.txt");
     assert_contains(out, "list OP [key=value...]");
+    assert_contains(out, "docs/LUA.md");
     free(out);
     /* without an operator: the registry, as before */
     assert_int_equal(run("list"), 0);
