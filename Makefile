@@ -196,6 +196,7 @@ test-unit: all $(TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(LUA_TESTS); do echo "== $$t"; $(BUILD)/dcbench $$t; done
 	@echo "== test_parallel_study"; DCBENCH=$(BUILD)/dcbench tests/cluster/test_parallel_study.sh
 	@echo "== test_readme_c"; tests/test_readme_c.sh $(BUILD)
+	@echo "== test_lua_docs"; tests/test_lua_docs.sh $(BUILD)/dcbench
 
 # The engine and conformance tests once more under every narrower ISA level
 # this CPU runs (test-unit ran the widest): DCB_ISA=avx2 and DCB_ISA=scalar on
@@ -315,10 +316,12 @@ install: all
 	install -m 644 kernels/dcb.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/dcbench $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/dcbench/scripts $(DESTDIR)$(PREFIX)/share/dcbench/sweeps \
-	           $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua
+	           $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua $(DESTDIR)$(PREFIX)/share/dcbench/docs
 	install -m 644 scripts/*.gp $(DESTDIR)$(PREFIX)/share/dcbench/scripts/
 	install -m 644 sweeps/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/sweeps/
 	install -m 644 harness/lua/*.lua $(DESTDIR)$(PREFIX)/share/dcbench/harness/lua/
+	@# dcbench list OP reads the weight layouts from docs/OPERATORS.md
+	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/dcbench/docs/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(DCB_VER)|' \
 	    -e 's|@BLAS_LIBS@|$(BLAS_LIBS) $(ONEDNN_LIBS)|' scripts/dcb.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dcb.pc
 	@# one .pc cannot make -ldcb pick libdcb.a over libdcb.so: the static link has a module of its own

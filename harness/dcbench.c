@@ -45,6 +45,11 @@ static void usage(FILE *f) {
             "  tables                  the papers' cost tables: results/tables/*.csv and *.md (published\n"
             "                          MACs/params against ours, from the network descriptions)\n"
             "  list                    every registered operator, its implementations and its backward ones\n"
+            "  list OP [key=value...]  one operator: its hyperparameters and defaults, its weights' shapes\n"
+            "                          for these hyperparameters (example values where one has no default)\n"
+            "                          and their layouts (docs/OPERATORS.md), the input and output shapes\n"
+            "                          (N=, H=, W=, T= set the sizes), its forward and backward\n"
+            "                          implementations; e.g. dcbench list condconv cin=64 cout=64 k=3 experts=8\n"
             "  isa                     the micro-kernels' instruction set in use, then every level this CPU\n"
             "                          runs (DCB_ISA=avx2|scalar forces a narrower one)\n"
             "  engines                 built-in table: conv2d engines on a few layers (time, GFLOP/s, error)\n"
@@ -70,6 +75,8 @@ static void usage(FILE *f) {
             "                          error's reason is printed, and every sweep ends with a table of\n"
             "                          ok / unsupported / error points and the fastest, per impl)\n"
             "  --help                  this text\n"
+            "The Lua API: docs/LUA.md has every function and field of the module dcb, every option of\n"
+            "  dcb.sweep, dcb.compare, dcb.train, dcb.study and dcb.plot, and what each returns, with examples.\n"
             "Sweeps: dcb.sweep{name=, op=, base={...}, grid={key={values}}, impls={...}, filter=function(p),\n"
             "  measure={\"time\",\"counters\",\"similarity\"}, plot={x=, y=, by=, title=, name=} (or a list),\n"
             "  repetitions=, min_time=,\n"
@@ -92,18 +99,6 @@ static void usage(FILE *f) {
             "Environment: OPENBLAS_CORETYPE is reported and dropped (DCB_KEEP_CORETYPE=1 keeps it);\n"
             "  DCB_COUNTERS=papi|perf_sw|rusage|none; DCB_HOME: where scripts/ and sweeps/ are;\n"
             "  DCB_STUDY_THREADS: threads per training unit of a study (default 1).\n");
-}
-
-static int cmd_list(void) {
-    for (int i = 0; i < dcb_op_count(); i++) {
-        const char *op = dcb_op_name(i);
-        printf("%s:", op);
-        for (int k = 0; k < dcb_impl_count(op); k++) printf(" %s", dcb_impl_name(op, k));
-        printf("  | backward:");
-        for (int k = 0; k < dcb_bwd_count(op); k++) printf(" %s", dcb_bwd_name(op, k));
-        printf("\n");
-    }
-    return 0;
 }
 
 static int cmd_calibrate(int argc, char **argv) {
@@ -305,7 +300,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "engines")) return run_shipped(&opt, "engine_table.lua", rest, rv);
-    if (!strcmp(cmd, "list")) return cmd_list();
+    if (!strcmp(cmd, "list")) return dcbh_cmd_list(rest, rv);
     if (!strcmp(cmd, "isa")) return cmd_isa();
     if (!strcmp(cmd, "merge")) return cmd_merge(rest, rv);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(rest, rv);

@@ -82,6 +82,10 @@ const char *dcbh_def_line(const char *text, const char *key, char *val, size_t l
 void dcbh_def_diff(const char *old, const char *cur, dcbh_sb *b);
 uint64_t dcbh_fnv1a(const char *s);   /* FNV-1a 64: point ids */
 int cmd_merge(int argc, char **argv);
+/* dcbench list [OP [key=value...]] (oplist.c): the registry, or one operator's
+ * hyperparameters, weights, layouts and implementations; exit status 2 for an
+ * unknown operator or key or a bad value. */
+int dcbh_cmd_list(int argc, char **argv);
 
 /* ---------------------------------------------------------------- bench */
 typedef struct dcbh_bench_opts {

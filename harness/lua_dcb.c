@@ -314,6 +314,9 @@ static int l_impls(lua_State *L) {
     return 1;
 }
 
+/* dcb.params(op) -> {{name=, type="int"|"float"|"bool"|"string", default=, doc=}, ...}:
+ * an int's default an integer, a bool's a boolean, "derived" where there is
+ * none (required, or computed from others: the doc says which). */
 static int l_params(lua_State *L) {
     const char *op = check_opname(L, 1, "dcb.params");
     int n = 0;
@@ -330,6 +333,10 @@ static int l_params(lua_State *L) {
             lua_pushstring(L, ps[i].def_str ? ps[i].def_str : "");
         else if (ps[i].derived)
             lua_pushstring(L, "derived");
+        else if (ps[i].type == DCB_PT_BOOL)
+            lua_pushboolean(L, ps[i].def != 0);
+        else if (ps[i].type == DCB_PT_INT)
+            lua_pushinteger(L, (lua_Integer)ps[i].def);
         else
             lua_pushnumber(L, ps[i].def);
         lua_setfield(L, -2, "default");

@@ -633,6 +633,115 @@ static void test_script_errors(void **state) {
     free(err);
 }
 
+/* dcbench list OP [key=value...]: the hyperparameters with their defaults
+ * (integers as integers), the weights' shapes for the values given, their
+ * layouts as docs/OPERATORS.md names them, the implementations; an unknown
+ * operator or key, a bad value or an invalid combination exit 2 naming it. */
+static void test_list_op(void **state) {
+    (void)state;
+    assert_int_equal(run("list conv2d"), 0);
+    char *out = slurp("out.txt");
+    assert_contains(out, "stride = 1 ");
+    assert_contains(out, "pad = 0 ");
+    assert_contains(out, "groups = 1 ");
+    assert_contains(out, "bias = false ");
+    assert_null(strstr(out, "= 1.0"));
+    assert_null(strstr(out, "= 0.0"));
+    assert_contains(out, "cin = (required)");
+    assert_contains(out, "kh = (derived)");
+    /* no default for cin, cout, k: example values, said so, and the shape they give */
+    assert_contains(out, "cin=64, cout=64, k=3: example values");
+    assert_contains(out, "weight       (64, 64, 3, 3)");
+    assert_contains(out, "(cout, cin/groups, kh, kw)");
+    assert_contains(out, "not with these hyperparameters: bias (cout)");
+    assert_contains(out, "\n  naive ");
+    assert_contains(out, "\n  winograd ");
+    assert_contains(out, "backward implementations");
+    assert_contains(out, "\n  gemm ");
+    free(out);
+
+    assert_int_equal(run("list conv2d cin=8 cout=16 k=5 groups=2 bias=true N=2 H=10"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "weight       (16, 4, 5, 5)");
+    assert_contains(out, "bias         (16)");
+    assert_contains(out, "input x (2, 8, 10, 10) -> output y (2, 16, 6, 6)");
+    assert_contains(out, "cin=8 cout=16 k=5 kh=5 kw=5 stride=1 pad=0 dilation=1 groups=2 bias=true");
+    assert_null(strstr(out, "example values"));
+    /* Winograd cannot run a 5x5 kernel: said, not hidden */
+    assert_contains(out, "winograd      unsupported_param");
+    free(out);
+
+    assert_int_equal(run("list condconv cin=64 cout=64 k=3 experts=8"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "experts = 8 ");
+    assert_contains(out, "weight       (8, 64, 64, 3, 3) ");
+    assert_contains(out, " (E, cout, cin/groups, kh, kw)\n");
+    assert_contains(out, "route_w      (8, 64)");
+    assert_contains(out, "combine_then_conv/im2col");
+    free(out);
+
+    assert_int_equal(run("list lightconv channels=8 heads=2 kernel_size=5 padding=causal"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "padding = same ");
+    assert_contains(out, "padding=causal");
+    assert_contains(out, "weight       (2, 5)");
+    assert_contains(out, "input x (1, 128, 8) -> output y (1, 128, 8)");
+    free(out);
+
+    assert_int_equal(run("list batchnorm channels=16"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "eps = 1e-05 ");
+    assert_contains(out, "running_var  (16)");
+    assert_contains(out, "buffer, not trained");
+    free(out);
+
+    /* every registered operator lists, and docs/OPERATORS.md names every weight's layout */
+    for (int i = 0; i < dcb_op_count(); i++) {
+        char args[128];
+        snprintf(args, sizeof args, "list %s", dcb_op_name(i));
+        if (run(args)) {
+            char *err = slurp("err.txt");
+            fail_msg("dcbench %s failed:\n%s", args, err);
+        }
+        out = slurp("out.txt");
+        if (strstr(out, "(layout:")) fail_msg("dcbench %s: a weight without a layout:\n%s", args, out);
+        free(out);
+    }
+
+    struct {
+        const char *args, *needle1, *needle2;
+    } bad[] = {
+        {"list nope", "unknown operator 'nope'", "valid: conv2d, se"},
+        {"list conv2d colour=1", "unknown hyperparameter 'colour'", "cin, cout, k"},
+        {"list conv2d k=abc", "k=abc", "an integer"},
+        {"list conv2d k=2.5", "k=2.5", "an integer"},
+        {"list conv2d bias=maybe", "bias=maybe", "true or false"},
+        {"list conv2d cin", "'cin' is not key=value", "cin=64"},
+        {"list conv2d cin=64 cout=64 k=3 groups=3", "groups=3", "cin=64"},
+        {"list lightconv padding=left", "padding='left'", "same, causal"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(run(bad[i].args), 2);
+        char *err = slurp("err.txt");
+        assert_contains(err, bad[i].needle1);
+        assert_contains(err, bad[i].needle2);
+        free(err);
+        out = slurp("out.txt");
+        assert_string_equal(out, "");
+        free(out);
+    }
+    assert_int_equal(run("--help"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "list OP [key=value...]");
+    assert_contains(out, "docs/LUA.md");
+    free(out);
+    /* without an operator: the registry, as before */
+    assert_int_equal(run("list"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "conv2d: naive im2col");
+    free(out);
+}
+
 /* The start of the scripts that check errors: fails(pattern, f, ...) asserts
  * that f(...) raises an error containing pattern. */
 #define LUA_FAILS_PRELUDE \
@@ -662,6 +771,12 @@ static const char *api =
     "assert(names[1] == 'naive' and #names >= 3)\n"
     "assert(dcb.ops()[1] == 'conv2d')\n"
     "assert(#dcb.params('conv2d') > 3)\n"
+    "local pd = {}\n"
+    "for _, p in ipairs(dcb.params('conv2d')) do pd[p.name] = p end\n"
+    "assert(math.type(pd.stride.default) == 'integer' and pd.stride.default == 1 and pd.stride.type == 'int')\n"
+    "assert(pd.bias.default == false and pd.cin.default == 'derived' and pd.cin.doc:find('required'))\n"
+    "for _, p in ipairs(dcb.params('dyconv')) do pd[p.name] = p end\n"
+    "assert(pd.temperature.default == 1.0 and pd.temperature.type == 'float')\n"
     "local op = dcb.op('conv2d', {cin=4, cout=3, k=3, pad=1, impl='im2col', threads=1})\n"
     "assert(op:impl() == 'im2col' and op:name() == 'conv2d' and op:params().cout == 3)\n"
     "fails('dcb.op', dcb.op, 'conv2d', {cin=4, cout=3, k=3, groups=3})\n"
@@ -953,7 +1068,7 @@ int main(void) {
         cmocka_unit_test(test_failed_points),
         cmocka_unit_test(test_threads_option),     cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_definition_change),
-        cmocka_unit_test(test_script_errors),
+        cmocka_unit_test(test_script_errors),  cmocka_unit_test(test_list_op),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),
     };
