@@ -10,8 +10,7 @@
 #   2. every name of the module's table (`for k in pairs(require "dcb")`,
 #      enumerated at run time) is mentioned in docs/LUA.md as `dcb.<name>`, and
 #      every `dcb.<name>` that a heading of docs/LUA.md names exists in the
-#      module (dcb.compare_results may be absent: it is documented ahead of
-#      its arrival).
+#      module.
 #   tests/test_lua_docs.sh [DCBENCH]   (default $DCBENCH, else build/dcbench;
 #                                       make test runs it)
 set -u
@@ -83,7 +82,6 @@ if [ -n "$missing" ]; then
 fi
 extra=
 for n in $(grep -E '^#' docs/LUA.md | grep -oE 'dcb\.[A-Za-z_][A-Za-z0-9_]*' | sed 's/^dcb\.//' | sort -u); do
-    [ "$n" = compare_results ] && continue
     grep -qx "$n" "$T/names" || extra="$extra $n"
 done
 if [ -n "$extra" ]; then
