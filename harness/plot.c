@@ -82,6 +82,33 @@ static void free_series(series *ss, int ns) {
     free(ss);
 }
 
+/* gnuplot on the script gp; 0, or -1 with its output in err. */
+static int run_gnuplot(const char *gp, char *err, size_t errlen) {
+    dcbh_sb cmd = {0};
+    sb_add(&cmd, "gnuplot '");
+    for (const char *p = gp; *p; p++) {   /* single-quote for the shell */
+        if (*p == '\'')
+            sb_add(&cmd, "'\\''");
+        else
+            sb_addn(&cmd, p, 1);
+    }
+    sb_add(&cmd, "' 2>&1");
+    FILE *f = popen(cmd.s, "r");
+    sb_free(&cmd);
+    if (!f) {
+        snprintf(err, errlen, "cannot run gnuplot: %s", strerror(errno));
+        return -1;
+    }
+    char buf[2048];
+    const size_t got = fread(buf, 1, sizeof buf - 1, f);
+    buf[got] = 0;
+    if (pclose(f) != 0) {
+        snprintf(err, errlen, "gnuplot failed on %s (is gnuplot installed?): %s", gp, buf);
+        return -1;
+    }
+    return 0;
+}
+
 /* Writes blocks (sorted by x) and the script, runs gnuplot. The series are
  * in panel order (panel 0 first); ptitles names the npanels panels (NULL:
  * one panel). */
@@ -187,30 +214,7 @@ static int render(const dcbh_options *o, const char *out_base, series *ss, int n
         snprintf(err, errlen, "cannot write %s: %s", gp, strerror(errno));
         return -1;
     }
-    dcbh_sb cmd = {0};
-    sb_add(&cmd, "gnuplot '");
-    for (const char *p = gp; *p; p++) {   /* single-quote for the shell */
-        if (*p == '\'')
-            sb_add(&cmd, "'\\''");
-        else
-            sb_addn(&cmd, p, 1);
-    }
-    sb_add(&cmd, "' 2>&1");
-    FILE *f = popen(cmd.s, "r");
-    sb_free(&cmd);
-    if (!f) {
-        snprintf(err, errlen, "cannot run gnuplot: %s", strerror(errno));
-        return -1;
-    }
-    char buf[2048];
-    size_t got = fread(buf, 1, sizeof buf - 1, f);
-    buf[got] = 0;
-    int st = pclose(f);
-    if (st != 0) {
-        snprintf(err, errlen, "gnuplot failed on %s (is gnuplot installed?): %s", gp, buf);
-        return -1;
-    }
-    return 0;
+    return run_gnuplot(gp, err, errlen);
 }
 
 static int read_ok(const char *csv, csv_table *t, int *stc, char *err, size_t errlen) {
@@ -545,29 +549,7 @@ static int plot_crossover(const dcbh_options *o, const char *csv, csv_table *t, 
             snprintf(err, errlen, "cannot write %s: %s", gp, strerror(errno));
             goto out;
         }
-        dcbh_sb cmd = {0};
-        sb_add(&cmd, "gnuplot '");
-        for (const char *q = gp; *q; q++) {
-            if (*q == '\'')
-                sb_add(&cmd, "'\\''");
-            else
-                sb_addn(&cmd, q, 1);
-        }
-        sb_add(&cmd, "' 2>&1");
-        FILE *f = popen(cmd.s, "r");
-        sb_free(&cmd);
-        if (!f) {
-            snprintf(err, errlen, "cannot run gnuplot: %s", strerror(errno));
-            goto out;
-        }
-        char buf[2048];
-        const size_t got = fread(buf, 1, sizeof buf - 1, f);
-        buf[got] = 0;
-        if (pclose(f) != 0) {
-            snprintf(err, errlen, "gnuplot failed on %s (is gnuplot installed?): %s", gp, buf);
-            goto out;
-        }
-        rc = 0;
+        rc = run_gnuplot(gp, err, errlen);
     }
 out:
     sb_free(&d);
@@ -770,30 +752,12 @@ int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, 
             if (q) sb_add(&xt, ",");
             sb_num(&xt, xs[q]);
         }
-    char base[4300];
-    if (sp->out)
-        snprintf(base, sizeof base, "%s", sp->out);
-    else {   /* <csv>_<y>_vs_<x>[_by_<by>]: never a sweep's own <csv>.png or <csv>_roofline.png */
-        snprintf(base, sizeof base, "%s", csv);
-        size_t n = strlen(base);
-        if (n > 4 && !strcmp(base + n - 4, ".csv")) base[n - 4] = 0;
-        n = strlen(base);
-        snprintf(base + n, sizeof base - n, "_%s_vs_%s%s%s", bars ? "time" : yname, sp->x,
-                 strcmp(byname, "impl") ? "_by_" : "", strcmp(byname, "impl") ? byname : "");
-    }
-    /* out = "x.svg" (or .png, .pdf): that file, in that format, whatever
-     * --format says; otherwise out is a base name and --format adds the
-     * extension */
+    /* <csv>_<y>_vs_<x>[_by_<by>] unless out: never a sweep's own <csv>.png or <csv>_roofline.png */
+    char base[4300], suffix[600];
     dcbh_options oc = o ? *o : (dcbh_options)DCBH_OPTIONS_DEFAULT;
-    {
-        static const char *const exts[] = {"png", "pdf", "svg"};
-        const size_t n = strlen(base);
-        for (int e = 0; e < 3; e++)
-            if (sp->out && n > 4 && base[n - 4] == '.' && !strcmp(base + n - 3, exts[e])) {
-                base[n - 4] = 0;
-                oc.format = exts[e];
-            }
-    }
+    snprintf(suffix, sizeof suffix, "%s_vs_%s%s%s", bars ? "time" : yname, sp->x, strcmp(byname, "impl") ? "_by_" : "",
+             strcmp(byname, "impl") ? byname : "");
+    out_base(sp, csv, suffix, base, sizeof base, &oc);
     /* title: what is compared; what is fixed; where and how it ran */
     char mach[300];
     machine_line(csv, &t, rows, nr, mach, sizeof mach);

@@ -7,34 +7,10 @@
 -- Run: build/dcbench tests/lua/test_compare_results.lua
 local dcb = require("dcb")
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-  else
-    failed = failed + 1
-    io.stderr:write("FAIL ", name, ": ", tostring(err), "\n")
-  end
-end
-local function eq(got, want, what)
-  if got ~= want then error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2) end
-end
-local function near(got, want, tol, what)
-  if not (type(got) == "number" and math.abs(got - want) <= tol) then
-    error(string.format("%s: got %s, want %.6g (tol %g)", what, tostring(got), want, tol), 2)
-  end
-end
-local function contains(hay, needle, what)
-  if not tostring(hay):find(needle, 1, true) then
-    error(string.format("%s: '%s' not found in:\n%s", what, needle, tostring(hay)), 2)
-  end
-end
-local function raises(fn, needle, what)
-  local ok, err = pcall(fn)
-  if ok then error(what .. ": no error", 2) end
-  contains(err, needle, what)
-end
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local T = require "testlib"
+local test, eq, near, contains, raises = T.test, T.eq, T.near, T.contains, T.raises
+
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
@@ -377,5 +353,4 @@ test("notes: another machine, contended rows", function()
 end)
 
 os.execute("rm -rf " .. q(tmp))
-print(string.format("test_compare_results: %d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+T.finish("test_compare_results")

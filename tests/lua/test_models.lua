@@ -2,22 +2,9 @@
 -- Run: build/dcbench tests/lua/test_models.lua   (or lua5.4 with LUA_PATH set to harness/lua/?.lua)
 local models = require("models")
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-  else
-    failed = failed + 1
-    io.stderr:write("FAIL ", name, ": ", tostring(err), "\n")
-  end
-end
-
-local function eq(got, want, what)
-  if got ~= want then
-    error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2)
-  end
-end
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local T = require "testlib"
+local test, eq, near, contains, raises = T.test, T.eq, T.near, T.contains, T.raises
 
 -- The exact pycls complexity integers at 224x224 (macs, params, acts).
 local PYCLS = {
@@ -197,5 +184,4 @@ test("tables.write writes CSV and Markdown files", function()
   os.remove(dir)
 end)
 
-print(string.format("%d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+T.finish("test_models")

@@ -5,28 +5,9 @@
 local dcb = require("dcb")
 local quick = os.getenv("DCB_TEST_QUICK") and os.getenv("DCB_TEST_QUICK") ~= "0"
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-  else
-    failed = failed + 1
-    io.stderr:write("FAIL ", name, ": ", tostring(err), "\n")
-  end
-end
-
-local function eq(got, want, what)
-  if got ~= want then error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2) end
-end
-
-local function raises(fn, needle, what)
-  local ok, err = pcall(fn)
-  if ok then error(what .. ": no error", 2) end
-  if not tostring(err):find(needle, 1, true) then
-    error(string.format("%s: the error '%s' does not mention '%s'", what, tostring(err), needle), 2)
-  end
-end
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local T = require "testlib"
+local test, eq, near, contains, raises = T.test, T.eq, T.near, T.contains, T.raises
 
 local have_data = io.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "rb")
 if have_data then have_data:close() end
@@ -211,5 +192,4 @@ for _, conv in ipairs({"conv", "condconv"}) do
   end)
 end
 
-print(string.format("test_nets: %d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+T.finish("test_nets")

@@ -7,31 +7,10 @@ local dcb = require("dcb")
 local study = require("study")
 local quick = os.getenv("DCB_TEST_QUICK") and os.getenv("DCB_TEST_QUICK") ~= "0"
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-  else
-    failed = failed + 1
-    io.stderr:write("FAIL ", name, ": ", tostring(err), "\n")
-  end
-end
-local function eq(got, want, what)
-  if got ~= want then error(string.format("%s: got %s, want %s", what, tostring(got), tostring(want)), 2) end
-end
-local function near(got, want, tol, what)
-  if not (math.abs(got - want) <= tol) then
-    error(string.format("%s: got %.6g, want %.6g (tol %g)", what, got, want, tol), 2)
-  end
-end
-local function raises(fn, needle, what)
-  local ok, err = pcall(fn)
-  if ok then error(what .. ": no error", 2) end
-  if not tostring(err):find(needle, 1, true) then
-    error(string.format("%s: the error '%s' does not mention '%s'", what, tostring(err), needle), 2)
-  end
-end
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local T = require "testlib"
+local test, eq, near, contains, raises = T.test, T.eq, T.near, T.contains, T.raises
+
 local function exists(path)
   local f = io.open(path)
   if f then f:close() end
@@ -252,5 +231,4 @@ end)
 
 dcb.results, dcb.shard = saved_results, saved_shard
 os.execute("rm -rf '" .. tmp .. "'")
-print(string.format("test_study: %d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+T.finish("test_study")
