@@ -305,8 +305,24 @@ static void test_figures(void **state) {
                "  repetitions=3, min_time=0.001, roofline=false, plot={x='H', y='time', by='impl'}}\n");
     assert_int_equal(run("--results fr fig.lua"), 0);
     char *gp = slurp("fr/fig/f.gp");
-    /* microsecond-scale times on a microsecond axis; N varies at one H: panels */
-    assert_contains(gp, "ylabel = \"time per call (\xc2\xb5s): median, bars min to max\"");
+    /* the time unit follows the data: the largest value drawn, in that unit, lies in [1, 1000)
+     * (below 1 only in us); N varies at one H: panels */
+    {
+        const char *u = strstr(gp, "ylabel = \"time per call (");
+        assert_non_null(u);
+        u += strlen("ylabel = \"time per call (");
+        const double scale = !strncmp(u, "\xc2\xb5s)", 4) ? 1e6 : !strncmp(u, "ms)", 3) ? 1e3 : !strncmp(u, "s)", 2) ? 1 : 0;
+        assert_true(scale > 0);
+        char *dat = slurp("fr/fig/f.dat");
+        double ymax = 0;
+        for (char *line = strtok(dat, "\n"); line; line = strtok(NULL, "\n")) {
+            double x, y, lo, hi;
+            if (line[0] != '#' && sscanf(line, "%lf %lf %lf %lf", &x, &y, &lo, &hi) == 4) ymax = fmax(ymax, y);
+        }
+        free(dat);
+        assert_true(ymax < 1000);
+        assert_true(ymax >= 1 || scale == 1e6);
+    }
     assert_contains(gp, "plottitle = \"conv2d f: time against H, by impl\\ncin=8 cout=8 k=3 pad=1, 1 thread\\n");
     assert_contains(gp, "npanels = 2\n");
     assert_contains(gp, "ptitles[1] = \"N=1\"");
