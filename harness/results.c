@@ -378,6 +378,43 @@ static int drop_superseded(csv_table *t, int idcol) {
     return gone;
 }
 
+/* A sweep's recorded definition (<name>.definition, sweep.c): line `key: value` of it into val (without the newline);
+ * NULL where absent. */
+const char *dcbh_def_line(const char *text, const char *name, char *val, size_t len) {
+    const size_t kl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, kl) || p[kl] != ':') continue;
+        const char *v = p + kl + 1 + (p[kl + 1] == ' ');
+        const char *e = strchr(v, '\n');
+        const size_t n = e ? (size_t)(e - v) : strlen(v);
+        snprintf(val, len, "%.*s", (int)n, v);
+        return val;
+    }
+    return NULL;
+}
+
+/* "key: old -> new" for every line that differs between two definition
+ * texts (keys of either), into b; the points line only where no line of
+ * the grid, base or impls explains it (a filter or the default threads). */
+void dcbh_def_diff(const char *old, const char *cur, dcbh_sb *b) {
+    int explained = 0;
+    const char *texts[2] = {cur, old};
+    for (int t = 0; t < 2; t++)
+        for (const char *p = texts[t]; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+            const char *c = strchr(p, ':'), *nl = strchr(p, '\n');
+            if (!c || (nl && c > nl) || *p == '#') continue;
+            char k[256], a[1024], v[1024];
+            snprintf(k, sizeof k, "%.*s", (int)(c - p), p);
+            if (!strcmp(k, "script") || !strcmp(k, "hash")) continue;
+            const char *x = dcbh_def_line(old, k, a, sizeof a), *y = dcbh_def_line(cur, k, v, sizeof v);
+            if (t == 1 && y) continue;   /* both: listed in the first pass */
+            if (x && y && !strcmp(x, y)) continue;
+            if (!strcmp(k, "points") && explained) continue;
+            explained |= !strncmp(k, "grid.", 5) || !strncmp(k, "base.", 5) || !strcmp(k, "impls");
+            sb_printf(b, "%s%s: %s -> %s", b->n ? "; " : "", k, x ? x : "(none)", y ? y : "(none)");
+        }
+}
+
 /* A whole file into b; 0, or -1 where it cannot be opened. */
 static int read_whole(const char *path, dcbh_sb *b) {
     FILE *f = fopen(path, "rb");
