@@ -73,11 +73,18 @@ static void dw_channel(const dcb_conv2d_p *p, const dplan *d, const float *buf, 
                        float bias, float *yc) {
     const int kk = p->kh * p->kw;
     const size_t rs = (size_t)d->s * d->s * d->Wq; /* buffer step per output row */
-    const dcb_dwk_row_fn row = dcb_dwk()->row;
-    for (int i = 0; i < d->Ho; i++) {
+    const dcb_dwk_kernels *k = dcb_dwk();
+    int i = 0;
+    /* 3x3, stride 1, dilation 1: two rows at a time share their input rows
+     * (12 loads for 18 FMAs a vector instead of 18); the same bits as row */
+    if (p->kh == 3 && p->kw == 3 && d->s == 1 && p->dil == 1)
+        for (; i + 2 <= d->Ho; i += 2)
+            k->rows2_3x3(wt, buf + (size_t)i * rs, rs, bias, yc + (size_t)i * d->Wo, yc + (size_t)(i + 1) * d->Wo,
+                         d->Wo);
+    for (; i < d->Ho; i++) {
         const float *src = buf + (size_t)i * rs;
         float *yr = yc + (size_t)i * d->Wo;
-        row(kk, wt, off, src, bias, yr, d->Wo);
+        k->row(kk, wt, off, src, bias, yr, d->Wo);
     }
 }
 

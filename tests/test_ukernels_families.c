@@ -113,6 +113,36 @@ static void check_dw_row(const dcb_dwk_kernels *v, uint64_t *s, int kk, int n, f
     free(src);
 }
 
+/* rows2_3x3 gives the bits of row applied to rows i and i+1 (off = u * rs + v),
+ * and writes nothing outside its two rows. */
+static void check_dw_rows2(const dcb_dwk_kernels *v, uint64_t *s, int n) {
+    const size_t rs = (size_t)(n + 7) / 8 * 8 + 2 + (size_t)tu_rand(s, 0, 9);
+    float *src = malloc(sizeof(float) * (4 * rs + 16));
+    for (size_t i = 0; i < 4 * rs + 16; i++) src[i] = frand(s);
+    float wt[9];
+    for (int t = 0; t < 9; t++) wt[t] = frand(s);
+    const float bias = frand(s);
+    int off[9];
+    for (int u = 0; u < 3; u++)
+        for (int c = 0; c < 3; c++) off[3 * u + c] = u * (int)rs + c;
+    gbuf y0 = gb_new((size_t)n), y1 = gb_new((size_t)n);
+    v->rows2_3x3(wt, src, rs, bias, y0.p, y1.p, n);
+    char what[64];
+    snprintf(what, sizeof what, "dw rows2_3x3 n=%d", n);
+    gb_check(&y0, v->name, what);
+    gb_check(&y1, v->name, what);
+    float *r0 = malloc(sizeof(float) * (size_t)(n + 1)), *r1 = malloc(sizeof(float) * (size_t)(n + 1));
+    v->row(9, wt, off, src, bias, r0, n);
+    v->row(9, wt, off, src + rs, bias, r1, n);
+    if (memcmp(r0, y0.p, sizeof(float) * (size_t)n) || memcmp(r1, y1.p, sizeof(float) * (size_t)n))
+        fail_msg("%s %s: not the bits of row on rows i and i+1", v->name, what);
+    free(r0);
+    free(r1);
+    gb_free(&y0);
+    gb_free(&y1);
+    free(src);
+}
+
 static void test_dwconv(void **state) {
     (void)state;
     static const int kks[] = {1, 2, 3, 4, 9, 25};
@@ -121,6 +151,7 @@ static void test_dwconv(void **state) {
         int calls = 0;
         for (int ki = 0; ki < 6; ki++)
             for (int si = 0; si < NSIZES; si++, calls++) check_dw_row(v, &s, kks[ki], sizes[si], NULL);
+        for (int si = 0; si < NSIZES; si++, calls++) check_dw_rows2(v, &s, sizes[si]);
         /* split2: every width up to 100, then some long ones */
         for (int w = 0; w <= 300; w += w < 100 ? 1 : 37, calls++) {
             float *x = malloc(sizeof(float) * (size_t)(w + 1));

@@ -21,4 +21,11 @@ static void row_scalar(int kk, const float *wt, const int *off, const float *src
     }
 }
 
+static void rows2_3x3_scalar(const float *wt, const float *src, size_t rs, float bias, float *dst0, float *dst1,
+                             int n) {
+    const int off[9] = {0, 1, 2, (int)rs, (int)rs + 1, (int)rs + 2, 2 * (int)rs, 2 * (int)rs + 1, 2 * (int)rs + 2};
+    row_scalar(9, wt, off, src, bias, dst0, n);
+    row_scalar(9, wt, off, src + rs, bias, dst1, n);
+}
+
 DCB_DWK_DEFINE(scalar, DCB_ISA_SCALAR)
