@@ -391,6 +391,15 @@ static int plot_crossover(const dcbh_options *o, const char *csv, csv_table *t, 
         if (i == npk && npk < 16) pk[npk++] = strdup(key.s);
         sb_free(&key);
     }
+    if (nx == 64 || ny == 64 || nby == 64 || npk == 16) {
+        snprintf(err, errlen, "%s: a crossover map takes at most 63 values of %s and of %s, 63 of %s and 15 panels",
+                 csv, sp->x, sp->y, byname);
+        for (int i = 0; i < nby; i++) free(byv[i]);
+        for (int i = 0; i < npk; i++) free(pk[i]);
+        free(vary);
+        free(rows);
+        return -1;
+    }
     for (int a = 1; a < nx; a++)
         for (int b = a; b > 0 && xs[b - 1] > xs[b]; b--) { const double tmp = xs[b]; xs[b] = xs[b - 1]; xs[b - 1] = tmp; }
     for (int a = 1; a < ny; a++)
