@@ -324,7 +324,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* The p-quantile of sorted s[0..n-1], linear between order statistics. */
-static double quantile(const double *s, int n, double p) {
+double dcbh_quantile(const double *s, int n, double p) {
     const double h = p * (n - 1);
     const int lo = (int)floor(h), hi = lo + 1 < n ? lo + 1 : lo;
     return s[lo] + (h - lo) * (s[hi] - s[lo]);
@@ -340,9 +340,9 @@ static void summarise(compare *c) {
         memcpy(s, v->t, sizeof(double) * (size_t)c->reps);
         qsort(s, (size_t)c->reps, sizeof s[0], cmp_double);
         for (int r = 0; r < c->reps; r++) sum += s[r];
-        v->median = quantile(s, c->reps, 0.5);
-        v->q1 = quantile(s, c->reps, 0.25);
-        v->q3 = quantile(s, c->reps, 0.75);
+        v->median = dcbh_quantile(s, c->reps, 0.5);
+        v->q1 = dcbh_quantile(s, c->reps, 0.25);
+        v->q3 = dcbh_quantile(s, c->reps, 0.75);
         v->min = s[0];
         v->max = s[c->reps - 1];
         v->mean = sum / c->reps;

@@ -80,6 +80,9 @@ int mkdir_p(const char *dir);
  * "key: old -> new; ..." for the lines that differ between two of them. */
 const char *dcbh_def_line(const char *text, const char *key, char *val, size_t len);
 void dcbh_def_diff(const char *old, const char *cur, dcbh_sb *b);
+/* The p-quantile (0..1) of the n sorted values s, linear between order
+ * statistics (dcb.compare's quartiles, the sweep's time_q1_s/time_q3_s). */
+double dcbh_quantile(const double *s, int n, double p);
 uint64_t dcbh_fnv1a(const char *s);   /* FNV-1a 64: point ids */
 int cmd_merge(int argc, char **argv);
 /* dcbench list [OP [key=value...]] (oplist.c): the registry, or one operator's

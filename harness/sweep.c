@@ -540,7 +540,8 @@ static int g_error_points;
 int dcbh_sweep_errors(void) { return g_error_points; }
 
 static const char *const time_cols[] = {
-    "status", "reason", "time_median_s", "time_mean_s", "time_min_s", "time_max_s", "time_stddev_s",
+    "status", "reason", "time_median_s", "time_mean_s", "time_min_s", "time_max_s", "time_q1_s", "time_q3_s",
+    "time_stddev_s",
     "time_cv", "repetitions", "iterations", "gflops", "gmacs", "macs", "flops", "params", "acts", "bytes",
     "dynamic_macs", "executed_macs", "prepare_s", "phase_routing_s", "phase_kernel_gen_s",
     "phase_transform_s", "phase_gemm_s", "phase_combine_s", "counter_source", NULL};
@@ -703,6 +704,20 @@ static void format_row(const sweep *s, const point *p, const row *w, dcbh_sb *b)
     cell(b, t ? r->t.mean : NAN);
     cell(b, t ? r->t.min : NAN);
     cell(b, t ? r->t.max : NAN);
+    {   /* the quartiles of the per-repetition times (dcbench compare's interval) */
+        double q[DCBH_MAX_REPS];
+        const int nr = t ? r->t.repetitions : 0;
+        for (int i = 0; i < nr; i++) q[i] = r->t.rep[i];
+        for (int i = 1; i < nr; i++)
+            for (int k = i; k > 0 && q[k - 1] > q[k]; k--) {
+                const double tmp = q[k];
+                q[k] = q[k - 1];
+                q[k - 1] = tmp;
+            }
+        const int have = nr > 0 && isfinite(q[0]) && isfinite(q[nr - 1]);
+        cell(b, have ? dcbh_quantile(q, nr, 0.25) : NAN);
+        cell(b, have ? dcbh_quantile(q, nr, 0.75) : NAN);
+    }
     cell(b, t ? r->t.stddev : NAN);
     cell(b, t ? r->t.cv : NAN);
     cell(b, t ? r->t.repetitions : NAN);

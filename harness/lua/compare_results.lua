@@ -4,8 +4,9 @@
 -- A row is a sweep point and an implementation (the point_id column hashes the op, the impl and
 -- every hyperparameter, the input shape and the threads; impl is matched too); a point's last row
 -- in a file is its result, as in dcbench merge. Rows ok on both sides are compared: the ratio
--- B/A of the median times and its interval [min_B / max_A, max_B / min_A] (a sweep CSV keeps each
--- point's min and max, not its quartiles). A row is slower (faster) beyond the noise when the
+-- B/A of the median times and its interval [q1_B / q3_A, q3_B / q1_A] from the quartiles of the
+-- repetitions (time_q1_s, time_q3_s), or [min_B / max_A, max_B / min_A] where a CSV has no
+-- quartiles (an older dcbench). A row is slower (faster) beyond the noise when the
 -- whole interval lies above (below) 1 and |ratio - 1| exceeds the threshold (default 0.05);
 -- otherwise it is "=". The other rows are counted: only in A, only in B, not ok on a side, ok
 -- without a time.
@@ -266,7 +267,7 @@ end
 
 local function compare_sides(A, B, threshold)
   local impl_rank, nimpl = {}, 0
-  local res = {rows = {}, only_a = 0, only_b = 0, not_ok = 0, untimed = 0, no_spread = 0,
+  local res = {rows = {}, only_a = 0, only_b = 0, not_ok = 0, untimed = 0, no_spread = 0, min_max = 0,
                not_ok_a = {}, not_ok_b = {}, impl_rank = impl_rank}
   for _, key in ipairs(A.order) do
     local ra, rb = A.rows[key], B.rows[key]
@@ -291,8 +292,12 @@ local function compare_sides(A, B, threshold)
                    min_b = num(rb.time_min_s), max_b = num(rb.time_max_s),
                    isa_a = ra.isa, isa_b = rb.isa,
                    contended_a = ra.contended == "1", contended_b = rb.contended == "1"}
-        if r.min_a and r.max_a and r.min_b and r.max_b and r.min_a > 0 and r.max_a > 0 then
-          r.lo, r.hi = r.min_b / r.max_a, r.max_b / r.min_a
+        local q1a, q3a, q1b, q3b = num(ra.time_q1_s), num(ra.time_q3_s), num(rb.time_q1_s), num(rb.time_q3_s)
+        if q1a and q3a and q1b and q3b and q1a > 0 and q3a > 0 then
+          r.lo, r.hi, r.spread = q1b / q3a, q3b / q1a, "quartiles"
+        elseif r.min_a and r.max_a and r.min_b and r.max_b and r.min_a > 0 and r.max_a > 0 then
+          r.lo, r.hi, r.spread = r.min_b / r.max_a, r.max_b / r.min_a, "min-max"
+          res.min_max = res.min_max + 1
         else
           r.lo, r.hi = r.ratio, r.ratio   -- no spread recorded: the ratio alone
           res.no_spread = res.no_spread + 1
@@ -500,7 +505,8 @@ local function draw(base, fmt, res, title)
              "fmt = " .. gp_str(fmt), "outfile = " .. gp_str(out), "datafile = " .. gp_str(dat),
              "styledir = " .. gp_str(home .. "/scripts"),
              "plottitle = " .. gp_str(title),
-             "ylabel = " .. gp_str("time B / time A (median; bars from min and max)"),
+             "ylabel = " .. gp_str(res.min_max > 0 and "time B / time A (median; bars: quartiles, or min and max)"
+                                   or "time B / time A (median; bars from the quartiles)"),
              string.format("logy = %d", logy and 1 or 0),
              string.format("ymin = %.9g", ymin), string.format("ymax = %.9g", ymax),
              string.format("npoints = %d", n),
@@ -629,8 +635,9 @@ function M.run(a, b, opts)
 
   if opts.print ~= false then
     io.write(side_line(A), "\n", side_line(B), "\n")
-    io.write(string.format("ratio = median time B / A; interval = [min_B/max_A, max_B/min_A]; slower or faster "
-                           .. "beyond the noise when the interval excludes 1 and |ratio-1| > %g%%\n", threshold * 100))
+    io.write(string.format("ratio = median time B / A; interval = [q1_B/q3_A, q3_B/q1_A] of the repetitions' "
+                           .. "quartiles; slower or faster beyond the noise when the interval excludes 1 and "
+                           .. "|ratio-1| > %g%%\n", threshold * 100))
     if #fixed > 0 then
       local parts = {}
       for _, c in ipairs(fixed) do
@@ -663,8 +670,12 @@ function M.run(a, b, opts)
     end
     if res.untimed > 0 then nc[#nc + 1] = string.format("%d ok without a time", res.untimed) end
     io.write("not compared: ", table.concat(nc, ", "), "\n")
+    if res.min_max > 0 then
+      io.write(string.format("note: %d row(s) have no quartiles (an older dcbench's CSV): their interval is "
+                             .. "[min_B/max_A, max_B/min_A], wider\n", res.min_max))
+    end
     if res.no_spread > 0 then
-      io.write(string.format("note: %d row(s) have no min/max times: their interval is the ratio alone\n", res.no_spread))
+      io.write(string.format("note: %d row(s) have no spread at all: their interval is the ratio alone\n", res.no_spread))
     end
     for _, n in ipairs(res.notes) do io.write("note: ", n, "\n") end
     io.write("wrote ", out, res.figure and (" and " .. res.figure) or "", "\n")
@@ -697,7 +708,8 @@ local USAGE = [[
 usage: dcbench [--format png|pdf|svg] compare [--threshold T] [--out CMP.csv] [--no-plot]
                                               [--fail-on-slower] A.csv B.csv
   Compares two runs of one sweep row by row (point id and impl): the ratio B/A of the median
-  times, its interval [min_B/max_A, max_B/min_A], and a flag: slower or faster where the interval
+  times, its interval [q1_B/q3_A, q3_B/q1_A] from the repetitions' quartiles (min and max for
+  a CSV without them), and a flag: slower or faster where the interval
   excludes 1 and |ratio-1| > T (default 0.05), else =. Prints the table and a summary, writes
   CMP.csv (default beside B: <B>_vs_<A>.csv) and a figure beside it (CMP.png in --format).
   Exit status: 0 compared (differences or not), 1 no row ok and timed on both sides, 2 a missing

@@ -90,17 +90,21 @@ local function copy_row(r)
   for k, v in pairs(r) do u[k] = v end
   return u
 end
-local TIME_COLS = {"time_median_s", "time_mean_s", "time_min_s", "time_max_s", "time_stddev_s"}
+local TIME_COLS = {"time_median_s", "time_mean_s", "time_min_s", "time_max_s", "time_q1_s", "time_q3_s",
+                   "time_stddev_s"}
 local function scale(r, f)
   for _, c in ipairs(TIME_COLS) do
     if r[c] then r[c] = string.format("%.17g", tonumber(r[c]) * f) end
   end
 end
--- every row's spread made controlled: min = 0.9 median, max = 1.1 median (spread 0: min = max = median)
+-- every row's spread made controlled: q1 = 0.9 median, q3 = 1.1 median (spread 0: q1 = q3 = median),
+-- min and max twice as far
 local function controlled(r, spread)
-  local m = tonumber(r.time_median_s)
-  r.time_min_s = string.format("%.17g", m * (1 - (spread or 0.1)))
-  r.time_max_s = string.format("%.17g", m * (1 + (spread or 0.1)))
+  local m, sp = tonumber(r.time_median_s), spread or 0.1
+  r.time_q1_s = string.format("%.17g", m * (1 - sp))
+  r.time_q3_s = string.format("%.17g", m * (1 + sp))
+  r.time_min_s = string.format("%.17g", m * (1 - 2 * sp))
+  r.time_max_s = string.format("%.17g", m * (1 + 2 * sp))
 end
 local function write_csv(name, edit, extra_rows, spread)
   local rows = {}
@@ -159,6 +163,34 @@ test("two real runs of one sweep", function()
   assert(exists(tmp .. "/rb/cmp/cmp_vs_cmp.png"), "default figure beside B")
 end)
 
+-- the quartiles, or min and max where a CSV has none ---------------------------------------------
+test("the interval comes from the quartiles; a CSV without them falls back to min and max", function()
+  local a = write_csv("q_a.csv")
+  local b = write_csv("q_b.csv", function(r, i) if i == 1 then scale(r, 2) end end)
+  local res = dcb.compare_results(a, b, {print = false, plot = false})
+  local r = row_by(res, who(1))
+  eq(r.spread, "quartiles", "spread source")
+  near(r.lo, 2 * 0.9 / 1.1, 1e-9, "lo = q1_B / q3_A")
+  -- the same rows without the quartile columns, as an older dcbench wrote them
+  local cols = {}
+  for _, c in ipairs(COLS) do if c ~= "time_q1_s" and c ~= "time_q3_s" then cols[#cols + 1] = c end end
+  local function strip(path, name)
+    local rows = dcb.read_csv(path)
+    local out = tmp .. "/" .. name
+    dcb.write_file(out, csv_text(cols, rows))
+    return out
+  end
+  local oa, ob = strip(a, "old_a.csv"), strip(b, "old_b.csv")
+  local code, out = run("compare --no-plot " .. oa .. " " .. ob)
+  eq(code, 0, "exit status")
+  contains(out, "have no quartiles", "the fallback is said")
+  local res2 = dcb.compare_results(oa, ob, {print = false, plot = false})
+  local r2 = row_by(res2, who(1))
+  eq(r2.spread, "min-max", "spread source without quartiles")
+  near(r2.lo, 2 * 0.8 / 1.2, 1e-9, "lo = min_B / max_A")
+  near(r2.hi, 2 * 1.2 / 0.8, 1e-9, "hi = max_B / min_A")
+end)
+
 -- controlled times --------------------------------------------------------------------------------
 local CA = write_csv("ctl_a.csv")
 local slow_impl, slow_H = who(3)
@@ -173,8 +205,8 @@ test("one row's times doubled: exactly that row is slower, ratio 2", function()
   local r = row_by(res, slow_impl, slow_H)
   eq(r.flag, "slower", "the doubled row's flag")
   near(r.ratio, 2, 1e-9, "ratio")
-  near(r.lo, 1.8 / 1.1, 1e-9, "lo = min_B / max_A")
-  near(r.hi, 2.2 / 0.9, 1e-9, "hi = max_B / min_A")
+  near(r.lo, 1.8 / 1.1, 1e-9, "lo = q1_B / q3_A")
+  near(r.hi, 2.2 / 0.9, 1e-9, "hi = q3_B / q1_A")
   for _, o in ipairs(res.rows) do
     if o ~= r then
       eq(o.flag, "=", "an unchanged row")
