@@ -318,8 +318,8 @@ static void run_interleaved(compare *c) {
 }
 
 /* ---------------------------------------------------------- statistics */
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
+int dcbh_cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
@@ -338,7 +338,7 @@ static void summarise(compare *c) {
         if (strcmp(v->status, "ok")) continue;
         double s[DCBH_MAX_REPS], sum = 0;
         memcpy(s, v->t, sizeof(double) * (size_t)c->reps);
-        qsort(s, (size_t)c->reps, sizeof s[0], cmp_double);
+        qsort(s, (size_t)c->reps, sizeof s[0], dcbh_cmp_double);
         for (int r = 0; r < c->reps; r++) sum += s[r];
         v->median = dcbh_quantile(s, c->reps, 0.5);
         v->q1 = dcbh_quantile(s, c->reps, 0.25);

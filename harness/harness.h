@@ -79,10 +79,13 @@ int mkdir_p(const char *dir);
  * sweep.c): the value of one key into val (NULL where absent), and
  * "key: old -> new; ..." for the lines that differ between two of them. */
 const char *dcbh_def_line(const char *text, const char *key, char *val, size_t len);
+/* A whole file appended to b (b->s holds text even when empty); 0, or -1 where it cannot be opened. */
+int dcbh_read_whole(const char *path, dcbh_sb *b);
 void dcbh_def_diff(const char *old, const char *cur, dcbh_sb *b);
 /* The p-quantile (0..1) of the n sorted values s, linear between order
  * statistics (dcb.compare's quartiles, the sweep's time_q1_s/time_q3_s). */
 double dcbh_quantile(const double *s, int n, double p);
+int dcbh_cmp_double(const void *a, const void *b);   /* qsort's ascending order of doubles */
 uint64_t dcbh_fnv1a(const char *s);   /* FNV-1a 64: point ids */
 int cmd_merge(int argc, char **argv);
 /* dcbench list [OP [key=value...]] (oplist.c): the registry, or one operator's

@@ -327,6 +327,47 @@ static void out_base(const dcbh_plot_spec *sp, const char *csv, const char *suff
         }
 }
 
+/* A row's panel: the values of the columns that vary at one x (or cell),
+ * "c=v c=v", into key (reset first). */
+static void panel_key(const csv_table *t, char *const *row, const int *vary, int first, int last, dcbh_sb *key) {
+    sb_free(key);
+    sb_add(key, "");
+    for (int c = first; c < last; c++)
+        if (vary[c]) sb_printf(key, "%s%s=%s", key->n ? " " : "", t->cols[c], row[c]);
+}
+
+/* One column every drawn row shares, for the title: "1 thread", "k=3". */
+static void fixed_entry(dcbh_sb *b, const char *name, const char *v) {
+    if (!strcmp(name, "threads"))
+        sb_printf(b, "%s%s thread%s", b->n ? ", " : "", v, strcmp(v, "1") ? "s" : "");
+    else
+        sb_printf(b, "%s%s=%s", b->n ? " " : "", name, v);
+}
+
+/* `var = "set xtics ("v0" 0, "v1" 1, ...)"`: tics at the cell indices, labelled with the values. */
+static void tics_var(dcbh_sb *g, const char *var, const char *axis, const double *v, int n) {
+    dcbh_sb c = {0};
+    sb_printf(&c, "set %s (", axis);
+    for (int i = 0; i < n; i++) {
+        sb_printf(&c, "%s\"", i ? ", " : "");
+        sb_num(&c, v[i]);
+        sb_printf(&c, "\" %d", i);
+    }
+    sb_add(&c, ")");
+    sb_printf(g, "\n%s = ", var);
+    gp_str(g, c.s);
+    sb_free(&c);
+}
+
+/* The index of v in s[0, *n), appended where absent and *n < cap; -1 when full. */
+static int index_of(double *s, int *n, int cap, double v) {
+    for (int i = 0; i < *n; i++)
+        if (s[i] == v) return i;
+    if (*n == cap) return -1;
+    s[*n] = v;
+    return (*n)++;
+}
+
 /* kind = "crossover": for every cell of the (x, y) grid, the fastest value of
  * `by` (median time), coloured by its style, labelled with how much slower
  * the runner-up is; other hyperparameters that vary at one cell make panels. */
@@ -364,47 +405,65 @@ static int plot_crossover(const dcbh_options *o, const char *csv, csv_table *t, 
                           !strcmp(t->rows[rows[a]][yc], t->rows[rows[q]][yc]) &&
                           strcmp(t->rows[rows[a]][c], t->rows[rows[q]][c]);
     }
-    /* the axes' values (sorted), the by values (first seen: their styles), the panels */
+    /* per row its panel and by value (first seen: their styles), once; the
+     * axes' values, sorted */
     double xs[64], ys[64];
-    int nx = 0, ny = 0, nby = 0, npk = 0;
+    int nx = 0, ny = 0, nby = 0, npk = 0, full = 0;
     char *byv[64], *pk[16];
-    for (int a = 0; a < nr; a++) {
+    int *rb = malloc(sizeof *rb * (size_t)nr), *rp = malloc(sizeof *rp * (size_t)nr);
+    dcbh_sb key = {0};
+    for (int a = 0; a < nr && !full; a++) {
         char **row = t->rows[rows[a]];
         double x = 0, y = 0;
         num_cell(row[xc], &x);
         num_cell(row[yc], &y);
+        full |= index_of(xs, &nx, 64, x) < 0 || index_of(ys, &ny, 64, y) < 0;
         int i = 0;
-        while (i < nx && xs[i] != x) i++;
-        if (i == nx && nx < 64) xs[nx++] = x;
-        i = 0;
-        while (i < ny && ys[i] != y) i++;
-        if (i == ny && ny < 64) ys[ny++] = y;
-        i = 0;
         while (i < nby && strcmp(byv[i], row[bc])) i++;
         if (i == nby && nby < 64) byv[nby++] = strdup(row[bc]);
-        dcbh_sb key = {0};
-        sb_add(&key, "");
-        for (int c = first; c < last; c++)
-            if (vary[c]) sb_printf(&key, "%s%s=%s", key.n ? " " : "", t->cols[c], row[c]);
+        rb[a] = i;
+        panel_key(t, row, vary, first, last, &key);
         i = 0;
         while (i < npk && strcmp(pk[i], key.s)) i++;
         if (i == npk && npk < 16) pk[npk++] = strdup(key.s);
-        sb_free(&key);
+        rp[a] = i;
+        full |= rb[a] == 64 || rp[a] == 16;
     }
-    if (nx == 64 || ny == 64 || nby == 64 || npk == 16) {
-        snprintf(err, errlen, "%s: a crossover map takes at most 63 values of %s and of %s, 63 of %s and 15 panels",
+    sb_free(&key);
+    if (full) {
+        snprintf(err, errlen, "%s: a crossover map takes at most 64 values of %s and of %s, 64 of %s and 16 panels",
                  csv, sp->x, sp->y, byname);
         for (int i = 0; i < nby; i++) free(byv[i]);
         for (int i = 0; i < npk; i++) free(pk[i]);
+        free(rb);
+        free(rp);
         free(vary);
         free(rows);
         return -1;
     }
-    for (int a = 1; a < nx; a++)
-        for (int b = a; b > 0 && xs[b - 1] > xs[b]; b--) { const double tmp = xs[b]; xs[b] = xs[b - 1]; xs[b - 1] = tmp; }
-    for (int a = 1; a < ny; a++)
-        for (int b = a; b > 0 && ys[b - 1] > ys[b]; b--) { const double tmp = ys[b]; ys[b] = ys[b - 1]; ys[b - 1] = tmp; }
-    /* per panel and cell: the winner and the runner-up's ratio */
+    qsort(xs, (size_t)nx, sizeof *xs, dcbh_cmp_double);
+    qsort(ys, (size_t)ny, sizeof *ys, dcbh_cmp_double);
+    /* per panel and cell: the winner and the runner-up, in one pass over the rows */
+    const size_t ncell = (size_t)npk * nx * ny;
+    double *best = malloc(sizeof *best * ncell), *second = malloc(sizeof *second * ncell);
+    int *winner = malloc(sizeof *winner * ncell);
+    for (size_t q = 0; q < ncell; q++) best[q] = second[q] = INFINITY, winner[q] = -1;
+    for (int a = 0; a < nr; a++) {
+        char **row = t->rows[rows[a]];
+        double x = 0, y = 0, tm = INFINITY;
+        num_cell(row[xc], &x);
+        num_cell(row[yc], &y);
+        num_cell(row[tc], &tm);
+        const double *xp = bsearch(&x, xs, (size_t)nx, sizeof *xs, dcbh_cmp_double), *yp = bsearch(&y, ys, (size_t)ny, sizeof *ys, dcbh_cmp_double);
+        const size_t q = ((size_t)rp[a] * nx + (size_t)(xp - xs)) * ny + (size_t)(yp - ys);
+        if (tm < best[q]) {
+            second[q] = best[q];
+            best[q] = tm;
+            winner[q] = rb[a];
+        } else if (tm < second[q]) {
+            second[q] = tm;
+        }
+    }
     char dat[4400], gp[4400], base[4300];
     dcbh_options oc = o ? *o : (dcbh_options)DCBH_OPTIONS_DEFAULT;
     char suffix[300];
@@ -419,42 +478,22 @@ static int plot_crossover(const dcbh_options *o, const char *csv, csv_table *t, 
         sb_printf(&d, "# panel %s\n", pk[p]);
         for (int xi = 0; xi < nx; xi++)
             for (int yi = 0; yi < ny; yi++) {
-                double best = INFINITY, second = INFINITY;
-                int bi = -1;
-                for (int a = 0; a < nr; a++) {
-                    char **row = t->rows[rows[a]];
-                    double x = 0, y = 0, tm = INFINITY;
-                    num_cell(row[xc], &x);
-                    num_cell(row[yc], &y);
-                    num_cell(row[tc], &tm);
-                    if (x != xs[xi] || y != ys[yi]) continue;
-                    dcbh_sb key = {0};
-                    sb_add(&key, "");
-                    for (int c = first; c < last; c++)
-                        if (vary[c]) sb_printf(&key, "%s%s=%s", key.n ? " " : "", t->cols[c], row[c]);
-                    const int same = !strcmp(key.s, pk[p]);
-                    sb_free(&key);
-                    if (!same) continue;
-                    int k = 0;
-                    while (k < nby && strcmp(byv[k], row[bc])) k++;
-                    if (tm < best) {
-                        second = best;
-                        best = tm;
-                        bi = k;
-                    } else if (tm < second) {
-                        second = tm;
-                    }
-                }
-                if (bi < 0) continue;
-                wins[bi]++;
-                sb_printf(&d, "%d %d %d ", xi, yi, bi + 1);
-                if (isfinite(second))
-                    sb_printf(&d, "\"%.2fx\"\n", second / best);
+                const size_t q = ((size_t)p * nx + xi) * ny + yi;
+                if (winner[q] < 0) continue;
+                wins[winner[q]]++;
+                sb_printf(&d, "%d %d %d ", xi, yi, winner[q] + 1);
+                if (isfinite(second[q]))
+                    sb_printf(&d, "\"%.2fx\"\n", second[q] / best[q]);
                 else
                     sb_add(&d, "\"alone\"\n");
             }
         sb_add(&d, "\n\n");
     }
+    free(best);
+    free(second);
+    free(winner);
+    free(rb);
+    free(rp);
     int rc = -1;
     if (write_file_atomic(dat, d.s, d.n)) {
         snprintf(err, errlen, "cannot write %s: %s", dat, strerror(errno));
@@ -491,11 +530,7 @@ static int plot_crossover(const dcbh_options *o, const char *csv, csv_table *t, 
             const char *v = t->rows[rows[0]][c];
             int same = !cell_empty(v);
             for (int a = 1; a < nr && same; a++) same = !strcmp(t->rows[rows[a]][c], v);
-            if (!same) continue;
-            if (!strcmp(t->cols[c], "threads"))
-                sb_printf(&fx, "%s%s thread%s", fx.n ? ", " : "", v, strcmp(v, "1") ? "s" : "");
-            else
-                sb_printf(&fx, "%s%s=%s", fx.n ? " " : "", t->cols[c], v);
+            if (same) fixed_entry(&fx, t->cols[c], v);
         }
         if (fx.n) sb_printf(&tt, "\n%s", fx.s);
         sb_free(&fx);
@@ -509,27 +544,8 @@ static int plot_crossover(const dcbh_options *o, const char *csv, csv_table *t, 
         gp_str(&g, col_label(sp->y));
         sb_add(&g, "\nkeytitle = ");
         gp_str(&g, byname);
-        dcbh_sb xt = {0}, yt = {0};
-        sb_add(&xt, "set xtics (");
-        for (int i = 0; i < nx; i++) {
-            sb_printf(&xt, "%s\"", i ? ", " : "");
-            sb_num(&xt, xs[i]);
-            sb_printf(&xt, "\" %d", i);
-        }
-        sb_add(&xt, ")");
-        sb_add(&yt, "set ytics (");
-        for (int i = 0; i < ny; i++) {
-            sb_printf(&yt, "%s\"", i ? ", " : "");
-            sb_num(&yt, ys[i]);
-            sb_printf(&yt, "\" %d", i);
-        }
-        sb_add(&yt, ")");
-        sb_add(&g, "\nxtics_cmd = ");
-        gp_str(&g, xt.s);
-        sb_add(&g, "\nytics_cmd = ");
-        gp_str(&g, yt.s);
-        sb_free(&xt);
-        sb_free(&yt);
+        tics_var(&g, "xtics_cmd", "xtics", xs, nx);
+        tics_var(&g, "ytics_cmd", "ytics", ys, ny);
         sb_printf(&g, "\nnx = %d\nny = %d\nnpanels = %d\narray ptitles[%d]\n", nx, ny, npk, npk);
         for (int p = 0; p < npk; p++) {
             sb_printf(&g, "ptitles[%d] = ", p + 1);
@@ -654,10 +670,7 @@ int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, 
             continue;
         }
         if (cell_empty(v)) continue;
-        if (!strcmp(t.cols[c], "threads"))
-            sb_printf(&fixed, "%s%s thread%s", fixed.n ? ", " : "", v, strcmp(v, "1") ? "s" : "");
-        else
-            sb_printf(&fixed, "%s%s=%s", fixed.n ? " " : "", square && c == hc ? "H=W" : t.cols[c], v);
+        fixed_entry(&fixed, square && c == hc ? "H=W" : t.cols[c], v);
     }
     /* legend entries (by values, first-seen order: one style each) and panels */
     char **byv = NULL, **pk = NULL;
@@ -672,9 +685,7 @@ int dcbh_plot(const dcbh_options *o, const char *csv, const dcbh_plot_spec *sp, 
             byv[nby++] = strdup(row[bc]);
         }
         dcbh_sb key = {0};
-        sb_add(&key, "");
-        for (int c = first; c < last; c++)
-            if (vary[c]) sb_printf(&key, "%s%s=%s", key.n ? " " : "", t.cols[c], row[c]);
+        panel_key(&t, row, vary, first, last, &key);
         int pi = 0;
         while (pi < npk && strcmp(pk[pi], key.s)) pi++;
         if (pi == npk) {

@@ -415,8 +415,7 @@ void dcbh_def_diff(const char *old, const char *cur, dcbh_sb *b) {
         }
 }
 
-/* A whole file into b; 0, or -1 where it cannot be opened. */
-static int read_whole(const char *path, dcbh_sb *b) {
+int dcbh_read_whole(const char *path, dcbh_sb *b) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     char buf[8192];
@@ -436,7 +435,7 @@ static int merge_definitions(int argc, char **argv, dcbh_sb *def) {
     for (int i = 1; i < argc; i++) {
         char *p = sibling(argv[i], ".definition");
         dcbh_sb d = {0};
-        if (read_whole(p, &d)) {
+        if (dcbh_read_whole(p, &d)) {
             free(p);
             continue;
         }
@@ -574,7 +573,7 @@ int cmd_merge(int argc, char **argv) {
      * sweep on it resumes). */
     char *jin = sibling(argv[1], ".json"), *jout = sibling(out, ".json"), *dout = sibling(out, ".definition");
     dcbh_sb j = {0};
-    if (!read_whole(jin, &j) && strcmp(jin, jout) && j.n && write_file_atomic(jout, j.s, j.n)) {
+    if (!dcbh_read_whole(jin, &j) && strcmp(jin, jout) && j.n && write_file_atomic(jout, j.s, j.n)) {
         fprintf(stderr, "dcbench merge: cannot write %s: %s\n", jout, strerror(errno));
         rc = 1;
     }

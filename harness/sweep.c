@@ -708,12 +708,7 @@ static void format_row(const sweep *s, const point *p, const row *w, dcbh_sb *b)
         double q[DCBH_MAX_REPS];
         const int nr = t ? r->t.repetitions : 0;
         for (int i = 0; i < nr; i++) q[i] = r->t.rep[i];
-        for (int i = 1; i < nr; i++)
-            for (int k = i; k > 0 && q[k - 1] > q[k]; k--) {
-                const double tmp = q[k];
-                q[k] = q[k - 1];
-                q[k - 1] = tmp;
-            }
+        qsort(q, (size_t)nr, sizeof *q, dcbh_cmp_double);
         const int have = nr > 0 && isfinite(q[0]) && isfinite(q[nr - 1]);
         cell(b, have ? dcbh_quantile(q, nr, 0.25) : NAN);
         cell(b, have ? dcbh_quantile(q, nr, 0.75) : NAN);
@@ -955,17 +950,8 @@ static void check_definition(lua_State *L, sweep *s) {
     snprintf(s->defpath, sizeof s->defpath, "%s.definition", s->base);
     sweep_definition(s);
     if (!has_rows(s->csv)) return;
-    char *old = NULL;
-    size_t n = 0;
-    FILE *f = fopen(s->defpath, "r");
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        n = (size_t)ftell(f);
-        rewind(f);
-        old = calloc(n + 1, 1);
-        n = fread(old, 1, n, f);
-        fclose(f);
-    }
+    dcbh_sb rec = {0};
+    char *old = dcbh_read_whole(s->defpath, &rec) ? NULL : rec.s;
     if (!old) {
         if (s->opt->fresh) {
             move_aside(L, s);
