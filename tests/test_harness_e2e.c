@@ -388,6 +388,23 @@ static void test_figures(void **state) {
     assert_contains(gp, "bynames[1] = \"naive\"");
     assert_contains(gp, "bynames[2] = \"im2col\"");
     free(gp);
+    assert_int_equal(run("plot fr/fig/f.csv H --crossover"), 2);
+    err = slurp("err.txt");
+    assert_contains(err, "--crossover: needs CSV X Y");
+    free(err);
+    {   /* a grid wider than a crossover map holds: refused, naming the limit */
+        char big[8192] = "point_id,sweep,op,impl,cin,N,status,time_median_s\n";
+        for (int i = 1; i <= 65; i++) {
+            char line[96];
+            snprintf(line, sizeof line, "%04x,b,conv2d,naive,%d,1,ok,0.001\n", i, i);
+            strcat(big, line);
+        }
+        write_text("big.csv", big);
+        assert_int_equal(run("plot big.csv cin N --crossover"), 1);
+        err = slurp("err.txt");
+        assert_contains(err, "a crossover map takes at most 64 values of cin");
+        free(err);
+    }
     write_text("badkind.lua", "local dcb = require 'dcb'\nprint(dcb.plot('fr/fig/f.csv', {x='H', y='N', kind='heat'}))\n");
     assert_int_equal(run("badkind.lua"), 1);
     err = slurp("err.txt");

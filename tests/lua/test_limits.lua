@@ -23,6 +23,8 @@ raises("conv2d pad=1e9 cost", function()
   dcb.op("conv2d", {cin = 1, cout = 1, k = 1, pad = 1e9}):cost({1, 1, 2147483647, 1})
 end, "pad=1000000000")
 raises("NaN printed as nan", function() dcb.op("conv2d", {cin = 0 / 0, cout = 1, k = 1}) end, "nan")
+raises("load_end without a mark", function() dcb.load_end({}) end, "dcb.load_end", "the mark has no number 'busy'")
+raises("load_end threads=0", function() dcb.load_end(dcb.load_begin(), 0) end, "threads=0 must be in 1..1024")
 local default = dcb.max_bytes()
 if default > 0 then passed = passed + 1 else failed = failed + 1; io.stderr:write("FAIL default limit\n") end
 dcb.max_bytes(1 << 20)
