@@ -475,7 +475,7 @@ static void wino_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, cons
 static void wino_bank_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x, const dcb_dyn_bank *k,
                           float *y, void *ws, int threads, dcb_profile *prof) {
     const dcb_wino_dyn d = {NULL, k->bank, k->r, k->b, k->E, 0};
-    dcb_winograd_dyn_run(p, m, N, H, W, x, &d, y, ws, threads, prof);
+    dcb_winograd_bank_run(p, m, N, H, W, x, &d, y, ws, threads, prof);
 }
 
 /* Multiplications in the transformed domain: (m+2)^2 per m x m tile. */
@@ -505,8 +505,8 @@ static double wino_executed(const dcb_conv2d_p *p, int m, int N, int H, int W) {
         wino_dyn_run(p, M, N, H, W, x, w, b, y, ws, threads, prof);                                                  \
     }                                                                                                                \
     static int NAME##_bank_ok(const dcb_conv2d_p *p) { return dcb_winograd_dyn_supported(p, M); }                    \
-    static size_t NAME##_bank_ws(const dcb_conv2d_p *p, int N, int H, int W, int threads) {                          \
-        return dcb_winograd_dyn_ws(p, M, N, H, W, threads);                                                          \
+    static size_t NAME##_bank_ws(const dcb_conv2d_p *p, int N, int H, int W, int E, int threads) {                   \
+        return dcb_winograd_bank_ws(p, M, N, H, W, E, threads);                                                      \
     }                                                                                                                \
     static void NAME##_bank_run(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const dcb_dyn_bank *k,   \
                                 float *y, void *ws, int threads, dcb_profile *prof) {                                \

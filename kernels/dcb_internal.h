@@ -370,6 +370,12 @@ size_t dcb_winograd_bank_floats(const dcb_conv2d_p *p);
 void dcb_winograd_bank_pack(const dcb_conv2d_p *p, const float *w, float *out);
 int dcb_winograd_dyn_supported(const dcb_conv2d_p *p, int m);
 size_t dcb_winograd_dyn_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, int threads);
+/* The bank path (E > 0): where it moves less (E + 2N < N*E), every sample's
+ * kernel is mixed first, the bank read once, then run as E == 0; otherwise
+ * dcb_winograd_dyn_run. Its workspace depends on E. */
+size_t dcb_winograd_bank_ws(const dcb_conv2d_p *p, int m, int N, int H, int W, int E, int threads);
+void dcb_winograd_bank_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x,
+                           const dcb_wino_dyn *k, float *y, void *ws, int threads, dcb_profile *prof);
 void dcb_winograd_dyn_run(const dcb_conv2d_p *p, int m, int N, int H, int W, const float *x,
                           const dcb_wino_dyn *k, float *y, void *ws, int threads, dcb_profile *prof);
 
@@ -420,7 +426,7 @@ struct dcb_engine_desc {
     int (*bank_supported)(const dcb_conv2d_p *p);
     size_t (*bank_floats)(const dcb_conv2d_p *p);
     void (*bank_pack)(const dcb_conv2d_p *p, const float *w, float *out);
-    size_t (*bank_workspace)(const dcb_conv2d_p *p, int N, int H, int W, int threads);
+    size_t (*bank_workspace)(const dcb_conv2d_p *p, int N, int H, int W, int E, int threads);
     void (*bank_run)(const dcb_conv2d_p *p, int N, int H, int W, const float *x, const dcb_dyn_bank *k,
                      float *y, void *ws, int threads, dcb_profile *prof);
     /* Multiplications it performs for N images; NULL: the direct count

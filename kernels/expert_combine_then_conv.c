@@ -52,7 +52,7 @@ size_t dcb_xc_combine_then_conv_workspace(const dcb_op *op, const int64_t *x) {
     const int N = (int)x[0], H = (int)x[2], W = (int)x[3];
     size_t n = dcb_xc_route_scratch(h, N) + dcb_xc_rnd((size_t)N * h->E) +
                (h->c.bias ? dcb_xc_rnd((size_t)N * h->c.cout) : 0);
-    if (fused(op)) return n + DCB_ENGINE(op)->bank_workspace(&h->c, N, H, W, op->threads);
+    if (fused(op)) return n + DCB_ENGINE(op)->bank_workspace(&h->c, N, H, W, h->E, op->threads);
     return n + dcb_xc_rnd((size_t)N * dcb_xc_kernel_floats(&h->c)) +
            dcb_engine_dyn_workspace(DCB_ENGINE(op), &h->c, 1, H, W, op->threads);
 }

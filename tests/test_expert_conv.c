@@ -650,6 +650,50 @@ static void test_winograd_dynamic_blocks(void **state) {
     }
 }
 
+/* The bank path mixes every sample's kernel first when that moves less
+ * (dcb_winograd_bank_run: E + 2N < N*E). It must give the bits of the fused
+ * path, which mixes block by block inside the GEMM loop (dcb_winograd_dyn_run
+ * with E > 0): same routing weights, F(4x4) and F(2x2), 1 and 2 threads,
+ * groups and a partial panel, E = 3 (premixed from N = 4) and E = 8. */
+static void test_winograd_premix_bits(void **state) {
+    (void)state;
+    static const struct { int N, cin, cout, H, W, groups, E, m; } cs[] = {
+        {4, 12, 20, 9, 11, 1, 3, 4}, {3, 16, 52, 8, 8, 2, 8, 2}, {5, 8, 8, 13, 6, 1, 8, 4},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        dcb_conv2d_p p = {0};
+        p.cin = cs[i].cin, p.cout = cs[i].cout, p.kh = p.kw = 3, p.stride = 1, p.pad = 1, p.dil = 1;
+        p.groups = cs[i].groups;
+        const int N = cs[i].N, E = cs[i].E, m = cs[i].m, H = cs[i].H, W = cs[i].W;
+        assert_true(E + 2 * N < N * E);
+        const size_t Pp = dcb_winograd_bank_floats(&p), K = (size_t)p.cout * (p.cin / p.groups) * 9;
+        float *w = malloc(sizeof(float) * K), *bank = calloc((size_t)E * Pp + DCB_OVERREAD_FLOATS, sizeof(float));
+        float *r = malloc(sizeof(float) * (size_t)N * E);
+        uint64_t rs = 91 + i;
+        for (int e = 0; e < E; e++) {
+            for (size_t k = 0; k < K; k++) w[k] = (float)tu_rand(&rs, -1000, 1000) / 1000.0f;
+            dcb_winograd_bank_pack(&p, w, bank + (size_t)e * Pp);
+        }
+        for (int k = 0; k < N * E; k++) r[k] = (float)tu_rand(&rs, 1, 1000) / 1000.0f;
+        dcb_tensor *x = tu_randn4(N, p.cin, H, W, 50 + i);
+        const size_t ys = (size_t)N * p.cout * H * W;
+        float *y1 = malloc(sizeof(float) * ys), *y2 = malloc(sizeof(float) * ys);
+        const dcb_wino_dyn k = {NULL, bank, r, NULL, E, 0};
+        for (int threads = 1; threads <= 2; threads++) {
+            void *ws1 = malloc(dcb_winograd_bank_ws(&p, m, N, H, W, E, threads));
+            void *ws2 = malloc(dcb_winograd_dyn_ws(&p, m, N, H, W, threads));
+            dcb_winograd_bank_run(&p, m, N, H, W, x->data, &k, y1, ws1, threads, NULL);
+            dcb_winograd_dyn_run(&p, m, N, H, W, x->data, &k, y2, ws2, threads, NULL);
+            if (memcmp(y1, y2, sizeof(float) * ys))
+                fail_msg("case %zu threads %d: the premixed bank path differs from the fused one", i, threads);
+            free(ws1);
+            free(ws2);
+        }
+        free(y1), free(y2), free(w), free(bank), free(r);
+        dcb_tensor_free(x);
+    }
+}
+
 /* --------------------------------------------------- lifecycle, phases */
 static void test_lifecycle_and_phases(void **state) {
     (void)state;
@@ -868,6 +912,7 @@ int main(void) {
         cmocka_unit_test(test_lifecycle_and_phases),
         cmocka_unit_test(test_larger_layer),
         cmocka_unit_test(test_winograd_dynamic_blocks),
+        cmocka_unit_test(test_winograd_premix_bits),
         cmocka_unit_test(test_condconv_sweep),
         cmocka_unit_test(test_dyconv_sweep),
     };
