@@ -215,6 +215,7 @@ static dcb_status onednn_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, voi
 const dcb_impl_vt dcb_conv2d_onednn_impl = {
     .name = "onednn", .doc = "oneDNN convolution (algorithm auto, preferred layouts; reorders in the transform phase)",
     .tol = 5e-6, .prepare = onednn_prepare, .plan = onednn_plan, .run = onednn_run, .release = onednn_release,
+    .peer = 1,
 };
 
 const char *dcb_onednn_version(void) {

@@ -235,6 +235,37 @@ int dcb_default_threads(void);
  * implementation (dcb_max_rel_err) that it promises. */
 const char *dcb_op_get_engine(const dcb_op *op);
 const char *dcb_op_get_strategy(const dcb_op *op);
+/* AUTO: impl "auto", for every operator with two or more implementations
+ * beside its oracle (dcb_impl_has_auto; it is not in dcb_impl_name's list).
+ * Its candidates are every implementation but the oracle, those on the
+ * naive engine and the peers (onednn); those that refuse the
+ * hyperparameters drop out at create, those that refuse an input shape at
+ * plan. On every new input shape it picks one: the least predicted time,
+ * where a candidate's prediction is its measured time at its nearest
+ * reference layer (log2 distance over the operator's macs, bytes, params,
+ * acts) times executed_macs here / executed_macs there, of the references
+ * for this operator, ISA level (dcb_isa) and the nearest thread count.
+ * Without references for the operator at this ISA level it follows a fixed
+ * rule: combine_then_conv first, then Winograd F(4x4) where the output is
+ * at least 14x14 and F(2x2) below, direct, im2col; otherwise direct,
+ * region_sorted, band, gather, unfold. Its run, workspace, tolerance and
+ * executed_macs are the pick's. dcb_op_get_picked gives the pick's name
+ * (NULL before the first plan, and for other impls); dcb_op_get_pick_reason
+ * the predictions or the rule, e.g. "calibrated (avx512, 1 thread) for
+ * (8, 256, 14, 14): winograd 4.2 ms (reference at distance 0.00); ... ->
+ * winograd". */
+int dcb_impl_has_auto(const char *op);
+int dcb_impl_is_auto_candidate(const char *op, int i); /* implementation i is one of auto's */
+const char *dcb_op_get_picked(const dcb_op *op);
+const char *dcb_op_get_pick_reason(const dcb_op *op);
+/* The references (dcbench calibrate writes them; the harness adds them from
+ * its calibration file at start): seconds measured for op/impl at ISA level
+ * isa on `threads` threads, with the operator's dcb_cost there. Call before
+ * creating auto ops; DCB_INVALID_ARGUMENT names a bad value. */
+dcb_status dcb_auto_add_reference(const char *op, const char *impl, const char *isa, int threads, double macs,
+                                  double bytes, double params, double acts, double executed_macs, double seconds);
+void dcb_auto_clear_references(void);
+int dcb_auto_reference_count(const char *op); /* NULL: all operators */
 const char *dcb_op_get_impl_doc(const dcb_op *op);
 double dcb_op_tolerance(const dcb_op *op);
 /* How many plans the op has made (dcb_op_plan on a new shape or after new

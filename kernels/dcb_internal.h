@@ -68,6 +68,8 @@ typedef struct dcb_impl_vt {
      * for this input shape), so that run only executes. dcb_op_plan calls it
      * when the input shape or the prepared state changed, never run. */
     dcb_status (*plan)(dcb_op *op, const int64_t *x_shape);
+    /* 1: a peer library's (oneDNN), measured against, never picked by auto */
+    int peer;
 } dcb_impl_vt;
 
 /* One backward implementation (docs/TRAINING.md), registered per operator
@@ -173,7 +175,23 @@ struct dcb_op {
      * (grown as op.c does: free, allocate, set train_ws_bytes). */
     void *train_ws;
     size_t train_ws_bytes;
+    /* impl "auto" (op_auto.c): the candidates and the pick; NULL otherwise */
+    struct dcb_auto *autos;
 };
+
+/* impl "auto" (op_auto.c): not in an operator's impls table; dcb_op_create
+ * takes it for operators with two or more candidates (dcb_impl_has_auto). */
+typedef struct dcb_auto dcb_auto;
+extern const dcb_impl_vt dcb_auto_impl;
+dcb_status dcb_auto_init(dcb_op *op, const dcb_hparam *hp, int nhp); /* before the impl check */
+void dcb_auto_free(dcb_auto *a);
+/* Picks for a new input shape (make_plan); DCB_UNSUPPORTED_SHAPE when no
+ * candidate plans it. */
+dcb_status dcb_auto_pick(dcb_op *op, int ndim, const int64_t *x);
+/* The picked inner op, with the outer op's weights and prepared; NULL before a pick. */
+dcb_op *dcb_auto_inner(dcb_op *op);
+double dcb_auto_tolerance(const dcb_op *op);
+const dcb_op_info *dcb_find_op_info(const char *name);
 
 /* The two fields of a table and its length in a dcb_op_info:
  * `DCB_PARAMS(x_params), DCB_IMPLS(x_impls),`. */

@@ -19,12 +19,14 @@ static const dcb_op_info *const registry[] = {DCB_OPERATORS(DCB_ENTRY)};
 #undef DCB_ENTRY
 #define NOPS ((int)(sizeof registry / sizeof registry[0]))
 
+const dcb_op_info *dcb_find_op_info(const char *name);
 static const dcb_op_info *find_op(const char *name) {
     if (!name) return NULL;
     for (int i = 0; i < NOPS; i++)
         if (strcmp(registry[i]->name, name) == 0) return registry[i];
     return NULL;
 }
+const dcb_op_info *dcb_find_op_info(const char *name) { return find_op(name); }
 
 int dcb_op_count(void) { return NOPS; }
 const char *dcb_op_name(int i) { return i >= 0 && i < NOPS ? registry[i]->name : NULL; }
@@ -170,6 +172,7 @@ void dcb_op_destroy(dcb_op *op) {
     release_state(op);
     for (int i = 0; i < DCB_MAX_PARAMS; i++) free(op->ps[i]);
     for (int i = 0; i < op->nweights; i++) dcb_tensor_free(op->w[i]);
+    dcb_auto_free(op->autos);
     free(op->hp);
     free(op);
 }
@@ -305,6 +308,7 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
     if (!impl) impl = info->impls[0]->name;
     for (int i = 0; i < info->nimpls; i++)
         if (strcmp(info->impls[i]->name, impl) == 0) vt = info->impls[i];
+    if (!vt && !strcmp(impl, "auto") && dcb_impl_has_auto(info->name)) vt = &dcb_auto_impl;
     if (!vt) {
         list_names(names, sizeof names, info);
         return dcb_fail(DCB_UNKNOWN_IMPL, "%s: unknown implementation '%s' (valid: %s)",
@@ -383,6 +387,7 @@ dcb_status dcb_op_create(const char *opname, const char *impl, const dcb_hparam 
         }
     }
     if (st == DCB_OK) st = info->validate(op);
+    if (st == DCB_OK && vt == &dcb_auto_impl) st = dcb_auto_init(op, hp, nhp);
     if (st == DCB_OK) {
         op->nweights = info->weights(op, op->wspec);
         st = check_weight_sizes(op);
@@ -405,6 +410,7 @@ const char *dcb_op_get_impl_doc(const dcb_op *op) {
     return op->impl->doc ? op->impl->doc : op->impl->engine ? op->impl->engine->doc : "";
 }
 double dcb_op_tolerance(const dcb_op *op) {
+    if (op->autos) return dcb_auto_tolerance(op);
     const double e = op->impl->engine ? op->impl->engine->tol : 0;
     return op->impl->tol > e ? op->impl->tol : e;
 }
@@ -571,6 +577,7 @@ static dcb_status make_plan(dcb_op *op, int ndim, const int64_t *x_shape) {
     int64_t ys[DCB_MAX_DIMS] = {0};
     dcb_status st = checked_out_shape(op, ndim, x_shape, &yn, ys);
     if (st != DCB_OK) return st;
+    if (op->autos && (st = dcb_auto_pick(op, ndim, x_shape)) != DCB_OK) return st;
     const double out_bytes = 4.0 * (double)elems_or_neg(yn, ys);
     if (out_bytes + weight_bytes(op) > (double)dcb_max_bytes()) {
         char s[160], who[512], b1[32], b2[32];
@@ -723,6 +730,11 @@ static dcb_status dynamic_hook(dcb_op *op, const dcb_tensor *x, dcb_tensor **out
     if (!hook) return dcb_fail(DCB_UNSUPPORTED_PARAM, "%s: a static operator %s", op->info->name, none);
     dcb_status st = check_weights(op);
     if (st == DCB_OK) st = dcb_op_plan(op, x->ndim, x->shape, NULL, NULL, NULL);
+    if (st == DCB_OK && op->autos) { /* the picked implementation's workspace layout */
+        dcb_op *in = dcb_auto_inner(op);
+        if (!in) return dcb_fail(DCB_INVALID_ARGUMENT, "%s: %s", fn, dcb_last_error());
+        return dynamic_hook(in, x, out, fn, routing, none);
+    }
     return st == DCB_OK ? hook(op, x, out) : st;
 }
 

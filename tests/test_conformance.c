@@ -42,11 +42,17 @@ enum { ORACLE = 0 };
 /* The engines with a support check: Winograd runs 3x3, stride 1, dilation 1. */
 static int checked_engine(const char *engine) { return engine && !strncmp(engine, "winograd", 8); }
 
+/* Implementation k of the operator: the registered ones, then "auto" where
+ * the operator has it (dcb_impl_has_auto): it is checked like the others. */
+static const char *impl_of(const char *name, int k) {
+    return k < dcb_impl_count(name) ? dcb_impl_name(name, k) : "auto";
+}
+
 static dcb_status make(const tc_op *o, int k, const tc_case *c, int threads, dcb_op **op) {
     dcb_hparam hp[MAX_HP + 1];
     memcpy(hp, c->hp, sizeof(dcb_hparam) * (size_t)c->nhp);
     hp[c->nhp] = TU_HP("threads", threads);
-    return dcb_op_create(o->name, dcb_impl_name(o->name, k), hp, c->nhp + 1, op);
+    return dcb_op_create(o->name, impl_of(o->name, k), hp, c->nhp + 1, op);
 }
 
 static dcb_op *make_ok(const tc_op *o, int k, const tc_case *c, int threads, uint64_t wseed) {
@@ -94,7 +100,7 @@ static double expect_close(const dcb_op *op, const dcb_tensor *y, const dcb_tens
  * refuse (never a silent fallback). Returns 1 when st is unsupported. */
 static int unsupported_ok(const tc_op *o, int k, dcb_status st, const tc_case *c) {
     char who[128], desc[512];
-    snprintf(who, sizeof who, "%s/%s", o->name, dcb_impl_name(o->name, k));
+    snprintf(who, sizeof who, "%s/%s", o->name, impl_of(o->name, k));
     case_str(c, desc, sizeof desc);
     const int wino_engine = checked_engine(o->engine[k]);
     if (!dcb_status_is_unsupported(st)) {
@@ -130,7 +136,7 @@ static double now_s(void) {
 /* The small-case checks of implementation k; 0 when it does not run case c
  * (the caller tries another). */
 static int lifecycle(tc_op *o, int k, const tc_case *c, int threads) {
-    const char *impl = dcb_impl_name(o->name, k);
+    const char *impl = impl_of(o->name, k);
     char who[128];
     snprintf(who, sizeof who, "%s/%s", o->name, impl);
     dcb_op *op = NULL;
@@ -262,7 +268,7 @@ static void conform(const char *name, tc_gen gen, int ncases) {
     tc_op o;
     memset(&o, 0, sizeof o);
     o.name = name;
-    o.nimpl = dcb_impl_count(name);
+    o.nimpl = dcb_impl_count(name) + dcb_impl_has_auto(name);
     o.oracle = ORACLE;
     assert_true(o.nimpl >= 1 && o.nimpl <= MAX_IMPLS);
     uint64_t r = 0x5eed;
@@ -275,7 +281,7 @@ static void conform(const char *name, tc_gen gen, int ncases) {
         for (;;) {
             const tc_case small = new_case(gen, &rs, 1, 1 + k % 2);
             if (lifecycle(&o, k, &small, 1 + k % 2)) break;
-            if (++tries == 20) fail_msg("%s/%s runs none of 20 small cases", name, dcb_impl_name(name, k));
+            if (++tries == 20) fail_msg("%s/%s runs none of 20 small cases", name, impl_of(name, k));
         }
     }
 
@@ -302,7 +308,7 @@ static void conform(const char *name, tc_gen gen, int ncases) {
             if (unsupported_ok(&o, k, st, &c)) {
                 unsupported[k]++;
             } else {
-                if (st != DCB_OK) fail_msg("%s/%s: %s", name, dcb_impl_name(name, k), dcb_last_error());
+                if (st != DCB_OK) fail_msg("%s/%s: %s", name, impl_of(name, k), dcb_last_error());
                 const double err = expect_close(op, y, ref, "sweep", &c);
                 worst[k] = err > worst[k] ? err : worst[k];
                 checked[k]++;
@@ -314,7 +320,7 @@ static void conform(const char *name, tc_gen gen, int ncases) {
         dcb_tensor_free(x);
     }
     for (int k = 0; k < o.nimpl; k++) {
-        const char *impl = dcb_impl_name(name, k);
+        const char *impl = impl_of(name, k);
         if (k == o.oracle) {
             print_message("%-11s %-28s the oracle\n", name, impl);
             continue;
@@ -339,7 +345,7 @@ static void test_conformance(void **state) {
         const double t0 = now_s();
         conform(name, gen, ncases);
         print_message("%s: %.2f s\n", name, now_s() - t0);
-        nimpls += dcb_impl_count(name);
+        nimpls += dcb_impl_count(name) + dcb_impl_has_auto(name);
     }
     print_message("%d operators, %d implementations, %d cases each\n", dcb_op_count(), nimpls, ncases);
 }
