@@ -24,7 +24,9 @@ static void usage(FILE *f) {
             "                          dcbench --quick --results results/demo sweeps/demo.lua\n"
             "  calibrate [THREADS]     measure peak fp32 GFLOP/s and memory bandwidth (1 and THREADS\n"
             "                          threads, default all cores) into the calibration file\n"
-            "                          (DCB_CALIBRATION, default results/calibration.json); rooflines use it\n"
+            "                          (DCB_CALIBRATION, default results/calibration.json); rooflines use it;\n"
+            "                          then times impl auto's candidates on reference layers into\n"
+            "                          auto_calibration.csv beside it (DCB_AUTO_CALIBRATION), auto's model\n"
             "  merge OUT.csv IN.csv... join the CSVs of a sharded sweep by point id (no duplicates; a\n"
             "                          point's last row in a file is its result; a torn row is refused)\n"
             "  compare A.csv B.csv     two runs of one sweep (two commits, two machines), row by row (point\n"
@@ -130,7 +132,11 @@ static int cmd_calibrate(int argc, char **argv) {
     printf("memory bandwidth: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n", c.bw_gbs_1t, c.bw_gbs_all,
            c.threads_all);
     printf("saved to %s\n", path);
-    return 0;
+    /* impl "auto"'s references: every candidate on the reference grid */
+    const char *q = getenv("DCB_CALIB_QUICK");
+    printf("timing auto's candidates on the reference layers (%s, 1 and %d threads)...\n", dcb_isa(), threads);
+    fflush(stdout);
+    return dcbh_auto_calibrate(threads, q && *q && strcmp(q, "0"), stdout) ? 1 : 0;
 }
 
 /* dcbench plot CSV X [Y [BY]] [-o OUT]: a figure of a results CSV, by
@@ -232,6 +238,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "dcbench: %s\n", why);
             return 2;
         }
+    }
+    {   /* impl "auto"'s references, where dcbench calibrate wrote them */
+        char err[600];
+        if (dcbh_auto_load(dcbh_auto_path(), err, sizeof err) < 0)
+            fprintf(stderr, "dcbench: warning: impl auto runs by its fixed rule: %s\n", err);
     }
     dcbh_options opt = DCBH_OPTIONS_DEFAULT;
     opt.argc = argc;

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dcb.h"
 #include "measure.h"
@@ -92,6 +93,17 @@ int cmd_merge(int argc, char **argv);
  * hyperparameters, weights, layouts and implementations; exit status 2 for an
  * unknown operator or key or a bad value. */
 int dcbh_cmd_list(int argc, char **argv);
+
+/* impl "auto"'s references (calibrate_auto.c): every candidate timed on the
+ * reference grid on 1 and threads_all threads (quick: one point in six, one
+ * short repetition), written to dcbh_auto_path(), given to the library, and
+ * checked leave-one-out (printed to log). 0, or -1 (message on stderr). */
+int dcbh_auto_calibrate(int threads_all, int quick, FILE *log);
+/* DCB_AUTO_CALIBRATION, else auto_calibration.csv beside dcbh_calib_path(). */
+const char *dcbh_auto_path(void);
+/* Gives the library the references of a file: 0; 1 when it does not exist;
+ * -1 with err naming the file and row. */
+int dcbh_auto_load(const char *path, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- bench */
 typedef struct dcbh_bench_opts {

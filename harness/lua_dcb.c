@@ -314,6 +314,12 @@ static int l_impls(lua_State *L) {
     return 1;
 }
 
+/* dcb.has_auto(op): true where impl "auto" is available (dcb_impl_has_auto) */
+static int l_has_auto(lua_State *L) {
+    lua_pushboolean(L, dcb_impl_has_auto(check_opname(L, 1, "dcb.has_auto")));
+    return 1;
+}
+
 /* dcb.params(op) -> {{name=, type="int"|"float"|"bool"|"string", default=, doc=}, ...}:
  * an int's default an integer, a bool's a boolean, "derived" where there is
  * none (required, or computed from others: the doc says which). */
@@ -547,6 +553,20 @@ static int op_impl(lua_State *L) {
 
 static int op_name(lua_State *L) {
     lua_pushstring(L, dcb_op_get_name(check_op(L, 1, "op:name")->op));
+    return 1;
+}
+
+/* impl "auto": op:picked() (the implementation it picked for the last
+ * planned shape, nil before one and for other impls), op:pick_reason(). */
+static int op_picked(lua_State *L) {
+    const char *e = dcb_op_get_picked(check_op(L, 1, "op:picked")->op);
+    if (e) lua_pushstring(L, e); else lua_pushnil(L);
+    return 1;
+}
+
+static int op_pick_reason(lua_State *L) {
+    const char *e = dcb_op_get_pick_reason(check_op(L, 1, "op:pick_reason")->op);
+    if (e) lua_pushstring(L, e); else lua_pushnil(L);
     return 1;
 }
 
@@ -944,6 +964,7 @@ static void register_metatables(lua_State *L) {
         {"params", op_params},           {"impl", op_impl},
         {"name", op_name},               {"engine", op_engine},
         {"strategy", op_strategy},       {"doc", op_doc},
+        {"picked", op_picked},           {"pick_reason", op_pick_reason},
         {"tolerance", op_tolerance},     {"plan_count", op_plan_count},
         {"input_shape", op_input_shape}, {"backward", dcbh_op_backward},
         {"set_backward", dcbh_op_set_backward}, {"backward_impl", dcbh_op_backward_impl}, {NULL, NULL}};
@@ -996,7 +1017,7 @@ int luaopen_dcb(lua_State *L) {
     register_metatables(L);
     static const luaL_Reg fns[] = {
         {"load", l_load},       {"save", l_save},     {"randn", l_randn},
-        {"zeros", l_zeros},     {"ops", l_ops},       {"impls", l_impls},
+        {"zeros", l_zeros},     {"ops", l_ops},       {"impls", l_impls},  {"has_auto", l_has_auto},
         {"params", l_params},   {"op", l_op},         {"similarity", l_similarity}, {"cosines", l_cosines},
         {"bench", l_bench},     {"sweep", dcbh_lua_sweep}, {"calibration", l_calibration},
         {"plot", l_plot},       {"read_csv", l_read_csv}, {"compare", dcbh_lua_compare},

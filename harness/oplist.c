@@ -395,6 +395,15 @@ static void print_impls(const char *op, const dcb_hparam *hp, int nhp, dcb_op *o
             printf("  %-*s  %s: %s\n", w, name, dcb_status_name(st), dcb_last_error());
         dcb_op_destroy(x);
     }
+    if (dcb_impl_has_auto(op)) {
+        dcb_op *x = NULL;
+        const dcb_status st = dcb_op_create(op, "auto", hp, nhp, &x);
+        if (st == DCB_OK)
+            printf("  %-*s  %s\n", w, "auto", dcb_op_get_impl_doc(x));
+        else
+            printf("  %-*s  %s: %s\n", w, "auto", dcb_status_name(st), dcb_last_error());
+        dcb_op_destroy(x);
+    }
     const char *def = dcb_op_get_backward(o);
     printf("\nbackward implementations (op:set_backward; the first is the oracle):\n");
     if (dcb_bwd_count(op) <= 0) printf("  none\n");

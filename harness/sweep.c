@@ -366,10 +366,12 @@ static void read_impls(lua_State *L, sweep *s) {
         const char *im = lua_tostring(L, -1);
         int ok = 0;
         for (int j = 0; im && j < dcb_impl_count(s->op); j++) ok |= !strcmp(im, dcb_impl_name(s->op, j));
+        ok |= im && !strcmp(im, "auto") && dcb_impl_has_auto(s->op);
         if (!ok) {
             dcbh_sb b = {0};
             for (int j = 0; j < dcb_impl_count(s->op); j++)
                 sb_printf(&b, "%s%s", j ? ", " : "", dcb_impl_name(s->op, j));
+            if (dcb_impl_has_auto(s->op)) sb_add(&b, ", auto");
             lua_pushstring(L, b.s);
             sb_free(&b);
             luaL_error(L, "dcb.sweep: %s: unknown implementation '%s' (valid: %s)", s->op,
@@ -555,6 +557,8 @@ static const char *const load_cols[] = {"isa", "loadavg", "steal_pct", "others_c
  * t threads: min(t x the 1-thread figure, the all-thread one)), and the
  * median time over it; empty without such a calibration */
 static const char *const floor_cols[] = {"floor_s", "time_over_floor", NULL};
+/* impl "auto": the implementation it picked for the point (empty for the others) */
+static const char *const auto_cols[] = {"picked", NULL};
 
 /* threads and the input shape have columns of their own */
 static int is_param_col(const sweep *s, const char *n) {
@@ -572,6 +576,7 @@ static void header(const sweep *s, dcbh_sb *b) {
     for (int i = 0; sim_cols[i]; i++) sb_printf(b, ",%s", sim_cols[i]);
     for (int i = 0; load_cols[i]; i++) sb_printf(b, ",%s", load_cols[i]);
     for (int i = 0; floor_cols[i]; i++) sb_printf(b, ",%s", floor_cols[i]);
+    for (int i = 0; auto_cols[i]; i++) sb_printf(b, ",%s", auto_cols[i]);
     sb_add(b, "\n");
 }
 
@@ -600,6 +605,7 @@ typedef struct row {
     int have_sim;
     dcb_similarity_stats sim;
     dcbh_load load;
+    char picked[64];
 } row;
 
 static void set_fail(row *w, dcb_status st, const char *msg) {
@@ -650,6 +656,7 @@ static void measure_point(const sweep *s, const point *p, const char *json_path,
     snprintf(bname, sizeof bname, "%s/%s/%016llx", s->name, s->impls[p->impl], (unsigned long long)p->id);
     o.name = bname;
     st = dcbh_bench(op, x, &o, &w->r);
+    if (dcb_op_get_picked(op)) snprintf(w->picked, sizeof w->picked, "%s", dcb_op_get_picked(op));
     if (st != DCB_OK) {
         set_fail(w, st, w->r.msg);
         goto out;
@@ -749,6 +756,8 @@ static void format_row(const sweep *s, const point *p, const row *w, dcbh_sb *b)
     const double fl = c ? floor_seconds(&s->calib, s->have_calib, w->c.flops, w->c.bytes, p->threads) : NAN;
     cell(b, fl);
     cell(b, t && fl > 0 ? r->t.median / fl : NAN);
+    sb_add(b, ",");
+    sb_csv_field(b, w->picked);
     sb_add(b, "\n");
 }
 

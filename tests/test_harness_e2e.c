@@ -206,14 +206,14 @@ static void test_load_columns(void **state) {
     assert_contains(err, "contended=1");
     free(err);
     char *csv = slurp("res/loaded/loaded.csv");
-    assert_contains(csv, ",isa,loadavg,steal_pct,others_cpus,contended,floor_s,time_over_floor\n");
+    assert_contains(csv, ",isa,loadavg,steal_pct,others_cpus,contended,floor_s,time_over_floor,picked\n");
     char want[64];
     snprintf(want, sizeof want, ",%s,", dcb_isa());
     assert_contains(csv, want);
-    /* contended, then the two floor columns (empty: no calibration here) */
+    /* contended, then the two floor columns (empty: no calibration here) and picked (empty: not auto) */
     const char *nl = strrchr(csv, '\n');
     assert_non_null(nl);
-    assert_true(nl - csv > 5 && !strncmp(nl - 4, ",1,,", 4));
+    assert_true(nl - csv > 6 && !strncmp(nl - 5, ",1,,,", 5));
     free(csv);
 }
 
@@ -449,6 +449,78 @@ static void test_floor_columns(void **state) {
     char *out = slurp("out.txt");
     assert_contains(out, "floor ok\t2");
     free(out);
+}
+
+/* impl "auto" in a sweep: the picked column names what it ran (empty for
+ * the other impls); `dcbench calibrate` (quick) writes auto's references
+ * beside the calibration, a later run picks by them ("calibrated" in the
+ * reason), and a malformed reference file is a warning naming it, with the
+ * fixed rule. */
+static void test_auto_impl(void **state) {
+    (void)state;
+    write_text("auto.lua",
+               "local dcb = require 'dcb'\n"
+               "local r = dcb.sweep{name='auto', op='conv2d', base={cin=8, cout=8, k=3, pad=1, N=1},\n"
+               "  grid={H={6, 20}}, impls={'auto', 'direct'}, repetitions=2, min_time=0.001, roofline=false}\n"
+               "local n = 0\n"
+               "for _, w in ipairs(dcb.read_csv(r.csv)) do\n"
+               "  if w.impl == 'auto' then\n"
+               "    local want = tonumber(w.H) >= 14 and 'winograd' or 'winograd_f2'\n"
+               "    assert(w.picked == want, ('H=%s picked %s'):format(w.H, tostring(w.picked)))\n"
+               "    n = n + 1\n"
+               "  else assert(w.picked == nil, 'picked for ' .. w.impl) end\n"
+               "end\n"
+               "assert(n == 2)\n"
+               "local o = dcb.op('conv2d', {impl='auto', cin=64, cout=64, k=3, pad=1})\n"
+               "o:init_weights(1)\n"
+               "o:forward(dcb.randn({1, 64, 56, 56}, 1))\n"
+               "print('reason: ' .. o:pick_reason())\n");
+    assert_int_equal(run("--results au auto.lua"), 0);
+    char *out = slurp("out.txt");
+    assert_contains(out, "reason: rule");
+    free(out);
+    /* an unknown impl names auto among the valid ones */
+    write_text("auto_bad.lua", "local dcb = require 'dcb'\n"
+                               "dcb.sweep{name='ab', op='conv2d', base={cin=8, cout=8, k=3}, grid={H={6}}, impls={'autox'}}\n");
+    assert_int_not_equal(run("--results au auto_bad.lua"), 0);
+    char *err = slurp("err.txt");
+    assert_contains(err, "unknown implementation 'autox'");
+    assert_contains(err, ", auto)");
+    free(err);
+    /* calibrate (quick) writes the references; the next run uses them */
+    setenv("DCB_CALIB_QUICK", "1", 1);
+    assert_int_equal(run("calibrate 2"), 0);
+    unsetenv("DCB_CALIB_QUICK");
+    out = slurp("out.txt");
+    assert_contains(out, "reference points");
+    assert_contains(out, "auto_calibration.csv");
+    free(out);
+    write_text("auto_cal.lua", "local dcb = require 'dcb'\n"
+                               "local o = dcb.op('conv2d', {impl='auto', cin=64, cout=64, k=3, pad=1})\n"
+                               "o:init_weights(1)\n"
+                               "o:forward(dcb.randn({1, 64, 56, 56}, 1))\n"
+                               "print('reason: ' .. o:pick_reason())\n");
+    assert_int_equal(run("auto_cal.lua"), 0);
+    out = slurp("out.txt");
+    assert_contains(out, "reason: calibrated");
+    free(out);
+    /* a torn reference file: a warning that names it, and the rule */
+    char path[600];
+    snprintf(path, sizeof path, "%s/auto_calibration.csv", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("op,impl,isa,threads\nconv2d,direct,avx2,1\n", f);
+    fclose(f);
+    assert_int_equal(run("auto_cal.lua"), 0);
+    err = slurp("err.txt");
+    assert_contains(err, "auto_calibration.csv: no column 'macs'");
+    free(err);
+    out = slurp("out.txt");
+    assert_contains(out, "reason: rule");
+    free(out);
+    remove(path);
+    snprintf(path, sizeof path, "%s/calibration.json", tmpdir);
+    remove(path);
 }
 
 /* A slower sweep (naive conv, 12 points) for kill/resume and shards. */
@@ -1104,6 +1176,7 @@ int main(void) {
         cmocka_unit_test(test_script_errors),  cmocka_unit_test(test_list_op),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_auto_impl),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
