@@ -1,8 +1,13 @@
-/* Winograd F(m x m, 3x3) convolution, m = 2 (4x4 tiles) or m = 4 (6x6 tiles).
+/* Winograd F(m x m, 3x3) convolution, m = 2 (4x4 tiles), m = 4 (6x6 tiles)
+ * or m = 6 (8x8 tiles).
  *
  * Points: F(2x2) uses (0, 1, -1, inf); F(4x4) uses Lavin & Gray's
  * (0, 1, -1, 2, -2, inf), whose B^T, G, A^T have small integer / 1/6, 1/24
- * entries (tables below).
+ * entries (tables below); F(6x6) uses (0, 1, -1, 1/2, -1/2, 2, -2, inf),
+ * the usual choice for 8x8 tiles, with entries down to 1/90 and up to 32:
+ * 1.78 multiplications per output instead of 2.25, for about 2x F(4x4)'s
+ * rounding error (docs/PERFORMANCE.md, numerical error). F(6x6) has no fused dynamic path: per-sample kernels go
+ * through a plan in the workspace.
  *
  * Layouts (a = m + 2, xi = 0 .. a*a-1 the transformed positions):
  *   U  weight-only, built by plan_new, per (xi, group) a cout_g x cin_g
@@ -39,16 +44,25 @@ static const double G4[6][3] = {{1.0 / 4, 0, 0},
                                 {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                 {0, 0, 1}};
 
+static const double G6[8][3] = {{1, 0, 0},
+                                {-2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                {-2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                {1.0 / 90, 1.0 / 45, 2.0 / 45},
+                                {1.0 / 90, -1.0 / 45, 2.0 / 45},
+                                {32.0 / 45, 16.0 / 45, 8.0 / 45},
+                                {32.0 / 45, -16.0 / 45, 8.0 / 45},
+                                {0, 0, 1}};
+
 /* Small groups (depthwise, ResNeXt with few channels per group) make GEMMs
  * too small to pay off: they are multiplied directly. */
 static int small_groups(int cig, int cog) { return cig < 8 || cog < 8; }
 
 /* ------------------------------------------------------------------- plan */
 int dcb_wino_plan_setup(dcb_winograd_plan *pl, const dcb_conv2d_p *p, int m) {
-    if (!p || (m != 2 && m != 4) || p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1 ||
+    if (!p || (m != 2 && m != 4 && m != 6) || p->kh != 3 || p->kw != 3 || p->stride != 1 || p->dil != 1 ||
         p->groups < 1 || p->cin < 1 || p->cout < 1 || p->cin % p->groups || p->cout % p->groups ||
         p->pad < 0) {
-        dcb_fail(DCB_INVALID_ARGUMENT, "winograd: needs m in {2,4}, a 3x3 kernel, stride 1, dilation 1");
+        dcb_fail(DCB_INVALID_ARGUMENT, "winograd: needs m in {2,4,6}, a 3x3 kernel, stride 1, dilation 1");
         return -1;
     }
     memset(pl, 0, sizeof *pl);
@@ -75,14 +89,14 @@ static size_t u_bytes(const dcb_winograd_plan *pl) {
 static void kernel_transform(dcb_winograd_plan *pl, const float *w) {
     const int a = pl->a, cig = pl->cig, cog = pl->cog, G = pl->groups;
     memset(pl->U, 0, u_bytes(pl));
-    const double(*Gm)[3] = pl->m == 2 ? G2 : G4;
+    const double(*Gm)[3] = pl->m == 2 ? G2 : pl->m == 4 ? G4 : G6;
     /* In double: for static weights the transform is not timed, so it spends
      * nothing of the error budget. */
     for (int o = 0; o < pl->cout; o++) {
         const int g = o / cog, ol = o % cog;
         for (int c = 0; c < cig; c++) {
             const float *k = w + ((size_t)o * cig + c) * 9;
-            double t[6][3];
+            double t[8][3];
             for (int i = 0; i < a; i++)
                 for (int j = 0; j < 3; j++)
                     t[i][j] = Gm[i][0] * k[j] + Gm[i][1] * k[3 + j] + Gm[i][2] * k[6 + j];
@@ -536,3 +550,4 @@ static double wino_executed(const dcb_conv2d_p *p, int m, int N, int H, int W) {
 
 WINO_ENGINE(winograd, 4, "Winograd F(4x4,3x3): 3x3, stride 1, dilation 1", 5e-5)
 WINO_ENGINE(winograd_f2, 2, "Winograd F(2x2,3x3): 3x3, stride 1, dilation 1", 1e-5)
+WINO_ENGINE(winograd_f6, 6, "Winograd F(6x6,3x3): 3x3, stride 1, dilation 1", 2e-4)

@@ -55,7 +55,8 @@ void dcb_winograd_bank_pack(const dcb_conv2d_p *p, const float *w, float *out) {
 
 int dcb_winograd_dyn_supported(const dcb_conv2d_p *p, int m) {
     dcb_winograd_plan pl;
-    return dcb_wino_plan_setup(&pl, p, m) == 0 && pl.packed;
+    /* the float kernel transform of dynmix is F(2x2)'s and F(4x4)'s */
+    return (m == 2 || m == 4) && dcb_wino_plan_setup(&pl, p, m) == 0 && pl.packed;
 }
 
 typedef struct dyn_geom {

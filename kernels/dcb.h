@@ -41,7 +41,8 @@
  *   weights: "weight" (cout, cin/groups, kh, kw), "bias" (cout) when bias.
  *   Engines (implementations): "naive" (the oracle, fp64 accumulation),
  *   "im2col" (im2col + CBLAS sgemm), "winograd" (= F(4x4,3x3)),
- *   "winograd_f2" (F(2x2,3x3)); Winograd needs a 3x3 kernel, stride 1 and
+ *   "winograd_f2" (F(2x2,3x3)), "winograd_f6" (F(6x6,3x3), about 2x F(4x4)'s
+ *   error; no fused dynamic path); Winograd needs a 3x3 kernel, stride 1 and
  *   dilation 1 (any padding, any groups); "onednn" (the oneDNN peer: its
  *   primitive is built per input shape by dcb_op_plan, its reorders are
  *   reported in the transform phase); "direct" (no BLAS: depthwise as direct

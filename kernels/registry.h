@@ -36,6 +36,7 @@
     X(im2col, a) \
     X(winograd, a) \
     X(winograd_f2, a) \
+    X(winograd_f6, a) \
     X(direct, a)
 /* X(e) for every engine; _WITH passes one more argument, for lists crossed
  * with another list (an operator's strategies times the engines). */

@@ -341,15 +341,16 @@ static void test_figures(void **state) {
     gp = slurp("fr/fig/f_params.gp");
     assert_contains(gp, "logy = 0\n");               /* the same params everywhere */
     free(gp);
-    /* condconv's 10 implementations: panels of at most 6 lines, each
-     * implementation its own style, all 10 in the legend cell */
+    /* condconv's 12 implementations (2 strategies x 6 engines): panels of
+     * at most 6 lines, each implementation its own style, all 12 in the
+     * legend cell */
     gp = slurp("fr/fig/g.gp");
     assert_contains(gp, "npanels = 2\n");
-    assert_contains(gp, "ptitles[1] = \"impl 1-6 of 10\"");
-    assert_contains(gp, "ptitles[2] = \"impl 7-10 of 10\"");
-    assert_contains(gp, "pfirst[2] = 7\nplast[2] = 10\n");
-    assert_contains(gp, "nlegend = 10\n");
-    for (int i = 1; i <= 10; i++) {
+    assert_contains(gp, "ptitles[1] = \"impl 1-6 of 12\"");
+    assert_contains(gp, "ptitles[2] = \"impl 7-12 of 12\"");
+    assert_contains(gp, "pfirst[2] = 7\nplast[2] = 12\n");
+    assert_contains(gp, "nlegend = 12\n");
+    for (int i = 1; i <= 12; i++) {
         char want[64];
         snprintf(want, sizeof want, "styles[%d] = %d\n", i, i);
         assert_contains(gp, want);

@@ -3,7 +3,7 @@
  * chosen at run time like the GEMM micro-kernel (isa.h, family.h).
  *
  * A group is k <= 8 consecutive tiles of one tile row of F(m x m, 3 x 3),
- * m = 2 or 4, a = m + 2.
+ * m = 2, 4 or 6, a = m + 2.
  *   in_group   the a*a transformed values B^T d B of channel plane xc
  *              (H x W, zero outside) for each tile j < k, tile j's input
  *              window at rows row0 .., columns col0 + j*m ..: value xi of
