@@ -29,7 +29,7 @@ local function add(t) L[#L + 1] = t end
 for _, N in ipairs(pick({1, 8}, {1})) do
   for _, ch in ipairs({{64, 56}, {128, 28}, {256, 14}, {512, 7}}) do
     add{name = ("3x3 %d@%d N=%d"):format(ch[1], ch[2], N), op = "conv2d", shape = {N, ch[1], ch[2], ch[2]},
-        params = {cin = ch[1], cout = ch[1], k = 3, pad = 1}, ours = {"winograd", "winograd_f2", "direct", "im2col"},
+        params = {cin = ch[1], cout = ch[1], k = 3, pad = 1}, ours = {"winograd", "winograd_f2", "winograd_f6", "direct", "im2col"},
         onednn = true, torch = "conv2d"}
   end
 end
@@ -43,7 +43,8 @@ if not dcb.quick then
     for _, d in ipairs({{"condconv", "experts", 8}, {"dyconv", "kernels", 4}}) do
       add{name = ("%s %s=%d %d@%d N=8"):format(d[1], d[2], d[3], ch[1], ch[2]), op = d[1], shape = {8, ch[1], ch[2], ch[2]},
           params = {cin = ch[1], cout = ch[1], k = 3, pad = 1, [d[2]] = d[3]},
-          ours = {"combine_then_conv/winograd", "combine_then_conv/direct", "conv_then_combine/winograd"},
+          ours = {"combine_then_conv/winograd", "combine_then_conv/winograd_f2", "combine_then_conv/direct",
+                  "conv_then_combine/winograd"},
           torch = d[1], static = {op = "conv2d", impl = "winograd", params = {cin = ch[1], cout = ch[1], k = 3, pad = 1}}}
     end
   end
