@@ -248,6 +248,7 @@ char *dcbh_machine_json(int argc, char **argv) {
                  wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "");
         jb_str(&b, "omp_wait", w);
         jb_str(&b, "omp_wait_set_by", getenv("DCB_AUTO_SPINCOUNT") ? "dcbench" : sc || wp ? "environment" : "");
+        jb_str(&b, "omp_wait_reason", getenv("DCB_AUTO_SPINCOUNT") && getenv("DCB_WAIT_REASON") ? getenv("DCB_WAIT_REASON") : "");
     }
 
     jb_str(&b, "blas", dcb_blas_info());

@@ -217,6 +217,26 @@ static void test_load_columns(void **state) {
     free(csv);
 }
 
+/* Other processes holding the cores when dcbench starts: it takes the
+ * contended spin count (coretype.h) and says why in the machine JSON. */
+static void test_wait_policy_at_start(void **state) {
+    (void)state;
+    write_text("wait.lua", "local dcb = require 'dcb'\n"
+                           "local m = dcb.machine()\n"
+                           "print(m:match('\"omp_wait\": \"[^\"]*\"'), m:match('\"omp_wait_reason\": \"[^\"]*\"'))\n");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && n=$(nproc); for i in $(seq $n); do timeout 20 sh -c 'while :; do :; done' & done; "
+             "sleep 0.5; env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY '%s' wait.lua >out.txt 2>err.txt; "
+             "kill $(jobs -p) 2>/dev/null; wait",
+             tmpdir, dcbench);
+    assert_int_equal(system(cmd), 0);
+    char *out = slurp("out.txt");
+    if (!strstr(out, "\"omp_wait\": \"GOMP_SPINCOUNT=1000\"") || !strstr(out, "other processes used"))
+        fail_msg("busy cores at start, expected the contended spin: %s", out);
+    free(out);
+}
+
 /* A sweep of 2 x 2 points and 2 impls; winograd answers unsupported at stride 2. */
 static const char *tiny =
     "local dcb = require 'dcb'\n"
@@ -1177,7 +1197,7 @@ int main(void) {
         cmocka_unit_test(test_script_errors),  cmocka_unit_test(test_list_op),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),
-        cmocka_unit_test(test_auto_impl),
+        cmocka_unit_test(test_auto_impl),      cmocka_unit_test(test_wait_policy_at_start),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,7 +15,6 @@ for _, t in ipairs({1, 2}) do
                  op = B.op("conv2d", "winograd", {cin = 256, cout = 256, k = 3, stride = 1, pad = 1}, t)}
 end
 local r = dcb.compare{variants = vs, repetitions = 15, min_time = 0.02, print = false}
-for _, n in ipairs(r.order) do
-  local v = r.by_name[n]
-  print(("%-14s %8.3f ms  [%0.3f, %0.3f]"):format(n, v.median * 1e3, v.min * 1e3, v.max * 1e3))
+for _, v in ipairs(r.variants) do
+  print(("%-14s %8.3f ms  [%0.3f, %0.3f]"):format(v.name, v.median * 1e3, v.min * 1e3, v.max * 1e3))
 end
