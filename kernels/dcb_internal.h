@@ -191,6 +191,10 @@ dcb_status dcb_auto_pick(dcb_op *op, int ndim, const int64_t *x);
 /* The picked inner op, with the outer op's weights and prepared; NULL before a pick. */
 dcb_op *dcb_auto_inner(dcb_op *op);
 double dcb_auto_tolerance(const dcb_op *op);
+/* dcb_op_set_param's new value for the candidates (before the impl check
+ * re-creates them), and new weights: every candidate takes them again. */
+dcb_status dcb_auto_set_hp(dcb_op *op, const char *name, double value);
+void dcb_auto_stale(dcb_auto *a);
 const dcb_op_info *dcb_find_op_info(const char *name);
 
 /* The two fields of a table and its length in a dcb_op_info:

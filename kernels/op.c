@@ -151,6 +151,7 @@ const dcb_tensor *dcb_w(const dcb_op *op, const char *name) {
 /* --------------------------------------------------------------- lifecycle */
 static void release_state(dcb_op *op) {
     if (op->prepared && op->impl->release) op->impl->release(op);
+    if (op->autos) dcb_auto_stale(op->autos); /* the weights may be new */
     op->state = NULL;
     op->prepared = 0;
     op->planned = 0;  /* the workspace and an impl's plan may depend on the state */
@@ -901,6 +902,8 @@ dcb_status dcb_op_set_param(dcb_op *op, const char *name, double value) {
     op->hp = NULL;
     op->pv[i] = value;
     dcb_status st = op->info->validate(op);
+    int auto_changed = 0;
+    if (st == DCB_OK && op->autos) auto_changed = (st = dcb_auto_set_hp(op, name, value)) == DCB_OK;
     if (st == DCB_OK && op->impl->check) st = op->impl->check(op);
     dcb_weight_spec specs[DCB_MAX_WEIGHTS];
     if (st == DCB_OK) {
@@ -916,6 +919,13 @@ dcb_status dcb_op_set_param(dcb_op *op, const char *name, double value) {
         free(op->hp);
         op->hp = old_hp;
         op->pv[i] = old;
+        if (auto_changed) { /* the candidates back to the old value; the message is the refusal's */
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", dcb_last_error());
+            if (dcb_auto_set_hp(op, name, old) == DCB_OK) op->impl->check(op);
+            op->planned = 0; /* the candidates are new: pick again */
+            dcb_fail(st, "%s", msg);
+        }
         return st;
     }
     free(old_hp);

@@ -169,12 +169,44 @@ dcb_status dcb_auto_init(dcb_op *op, const dcb_hparam *hp, int nhp) {
     return DCB_OK;
 }
 
-/* After the operator validated the hyperparameters: one inner op per
- * candidate that accepts them, with the outer op's thread count. */
+dcb_status dcb_auto_set_hp(dcb_op *op, const char *name, double value) {
+    dcb_auto *a = op->autos;
+    for (int i = 0; i < a->nhp; i++)
+        if (a->hp[i].name && !strcmp(a->hp[i].name, name) && !a->hp[i].str) {
+            a->hp[i].num = value;
+            return DCB_OK;
+        }
+    dcb_hparam *n = realloc(a->hp, sizeof *n * ((size_t)a->nhp + 1));
+    char *nm = strdup(name);
+    if (!n || !nm) {
+        if (n) a->hp = n;
+        free(nm);
+        return dcb_fail(DCB_OUT_OF_MEMORY, "%s/auto: out of memory", op->info->name);
+    }
+    a->hp = n;
+    a->hp[a->nhp++] = (dcb_hparam){.name = nm, .num = value};
+    return DCB_OK;
+}
+
+void dcb_auto_stale(dcb_auto *a) {
+    for (int c = 0; c < a->ncand; c++) a->ready[c] = 0;
+}
+
+/* After the operator validated the hyperparameters (at create, and again
+ * when dcb_op_set_param changes one): one inner op per candidate that
+ * accepts them, with the outer op's thread count; the earlier ones, and
+ * the pick, are dropped. */
 static dcb_status auto_check(dcb_op *op) {
     dcb_auto *a = op->autos;
     char kept[1024];
     snprintf(kept, sizeof kept, "%s", dcb_last_error());
+    for (int c = 0; c < a->ncand; c++) {
+        dcb_op_destroy(a->cand[c]);
+        a->cand[c] = NULL;
+        a->ready[c] = 0;
+    }
+    a->ncand = 0;
+    a->pick = -1;
     const dcb_op_info *info = op->info;
     char refused[512] = "";
     size_t ro = 0;
@@ -379,7 +411,9 @@ static dcb_status auto_plan(dcb_op *op, const int64_t *x) {
 static dcb_status auto_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
     dcb_op *in = dcb_auto_inner(op);
     if (!in) return dcb_fail(DCB_INVALID_ARGUMENT, "%s/auto: run before a plan", op->info->name);
-    return dcb_op_run(in, x, y, ws, prof);
+    /* the workspace was sized by the pick's plan before it was prepared: a
+     * pick that wants more now is an error, never an overrun */
+    return dcb_op_run_ws(in, x, y, ws, op->plan_ws, prof);
 }
 
 static double auto_executed(const dcb_op *op, const int64_t *x) {

@@ -184,6 +184,60 @@ static void test_dynamic_products(void **state) {
     dcb_op_destroy(w);
 }
 
+/* New weights and a new hyperparameter value reach the pick: dyconv's
+ * temperature changed with dcb_op_set_param, new weights by init_weights,
+ * both seen by forward and by dcb_op_kernels; a refused value leaves the op
+ * as it was. */
+static void test_changes_reach_the_pick(void **state) {
+    (void)state;
+    dcb_auto_clear_references();
+    dcb_hparam hc[] = {TU_HP("cin", 8), TU_HP("cout", 8), TU_HP("k", 3), TU_HP("pad", 1), TU_HP("kernels", 3)};
+    dcb_op *a = NULL, *w = NULL;
+    assert_ok(dcb_op_create("dyconv", "auto", hc, 5, &a));
+    assert_ok(dcb_op_create("dyconv", "combine_then_conv/winograd", hc, 5, &w));
+    dcb_tensor *x = tu_randn4(2, 8, 16, 16, 4);
+    for (int step = 0; step < 3; step++) {
+        if (step == 0 || step == 2) {
+            assert_ok(dcb_op_init_weights(a, 10 + (uint64_t)step));
+            assert_ok(dcb_op_init_weights(w, 10 + (uint64_t)step));
+        }
+        if (step >= 1) {
+            assert_ok(dcb_op_set_param(a, "temperature", 0.25 * step));
+            assert_ok(dcb_op_set_param(w, "temperature", 0.25 * step));
+        }
+        dcb_tensor *ya = NULL, *yw = NULL, *ka = NULL, *kw = NULL;
+        assert_ok(dcb_op_kernels(a, x, &ka));
+        assert_ok(dcb_op_kernels(w, x, &kw));
+        assert_ok(dcb_op_forward(a, x, &ya));
+        assert_ok(dcb_op_forward(w, x, &yw));
+        assert_string_equal(dcb_op_get_picked(a), "combine_then_conv/winograd");
+        if (dcb_max_rel_err(ya, yw, NULL) != 0 || dcb_max_rel_err(ka, kw, NULL) != 0)
+            fail_msg("step %d: auto differs from its pick", step);
+        dcb_tensor_free(ya), dcb_tensor_free(yw), dcb_tensor_free(ka), dcb_tensor_free(kw);
+    }
+    assert_int_equal(dcb_op_set_param(a, "temperature", -1), DCB_INVALID_PARAM);
+    assert_non_null(strstr(dcb_last_error(), "temperature"));
+    dcb_tensor *y = NULL;
+    assert_ok(dcb_op_forward(a, x, &y));
+    dcb_tensor_free(y);
+    dcb_tensor_free(x);
+    dcb_op_destroy(a);
+    dcb_op_destroy(w);
+    /* a value the Winograd candidates refuse: they drop out, the pick follows */
+    dcb_op *c = conv("auto", 8, 3, 1, 1, 1), *n = conv("naive", 8, 3, 1, 1, 1);
+    assert_string_equal(pick_for(c, 1, 8, 20), "winograd");
+    assert_ok(dcb_op_set_param(c, "stride", 2));
+    assert_ok(dcb_op_set_param(n, "stride", 2));
+    dcb_tensor *xs = tu_randn4(1, 8, 20, 20, 6), *yc = NULL, *yn = NULL;
+    assert_ok(dcb_op_forward(c, xs, &yc));
+    assert_ok(dcb_op_forward(n, xs, &yn));
+    assert_string_equal(dcb_op_get_picked(c), "direct");
+    tu_err_within_tol(c, yc, yn, "stride 2 after set_param");
+    dcb_tensor_free(xs), dcb_tensor_free(yc), dcb_tensor_free(yn);
+    dcb_op_destroy(c);
+    dcb_op_destroy(n);
+}
+
 static void test_bad_references(void **state) {
     (void)state;
     assert_status_msg(dcb_auto_add_reference("conv2d", "direct", "avx2", 0, 1, 1, 1, 1, 1, 1), DCB_INVALID_ARGUMENT,
@@ -201,7 +255,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_which_operators), cmocka_unit_test(test_rule),
         cmocka_unit_test(test_calibrated),      cmocka_unit_test(test_weights_follow),
-        cmocka_unit_test(test_dynamic_products), cmocka_unit_test(test_bad_references),
+        cmocka_unit_test(test_dynamic_products), cmocka_unit_test(test_changes_reach_the_pick),
+        cmocka_unit_test(test_bad_references),
     };
     return cmocka_run_group_tests_name("impl auto", tests, NULL, NULL);
 }
