@@ -231,8 +231,7 @@ const char *dcbh_calib_path(void) {
     return p && *p ? p : "results/calibration.json";
 }
 
-/* mkdir -p of the directory part of path. */
-static void make_parent(const char *path) {
+void dcbh_mkdir_parent(const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -249,7 +248,7 @@ static void make_parent(const char *path) {
 
 int dcbh_calib_save(const char *path, const dcbh_calib *c) {
     if (!path || !c) return -1;
-    make_parent(path);
+    dcbh_mkdir_parent(path);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");

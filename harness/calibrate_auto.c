@@ -196,13 +196,7 @@ int dcbh_auto_calibrate(int threads_all, int quick, FILE *out) {
         }
     }
     const char *path = dcbh_auto_path();
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *sl = strrchr(dir, '/');
-    if (sl) {
-        *sl = 0;
-        mkdir_p(dir);
-    }
+    dcbh_mkdir_parent(path);
     const int werr = write_file_atomic(path, b.s ? b.s : "", b.n);
     sb_free(&b);
     if (werr) {

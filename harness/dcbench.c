@@ -115,14 +115,7 @@ static int cmd_calibrate(int argc, char **argv) {
         fprintf(stderr, "dcbench calibrate: the measurement failed\n");
         return 1;
     }
-    const char *path = dcbh_calib_path();
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *sl = strrchr(dir, '/');
-    if (sl) {
-        *sl = 0;
-        mkdir_p(dir);
-    }
+    const char *path = dcbh_calib_path(); /* dcbh_calib_save makes its directory */
     if (dcbh_calib_save(path, &c)) {
         fprintf(stderr, "dcbench calibrate: cannot write %s\n", path);
         return 1;

@@ -151,6 +151,8 @@ typedef struct dcbh_calib {
 int dcbh_calibrate(dcbh_calib *c, int threads_all);
 int dcbh_calib_save(const char *path, const dcbh_calib *c); /* temp + rename; makes dirs */
 int dcbh_calib_load(const char *path, dcbh_calib *c);       /* 0 if found and valid */
+/* mkdir -p of the directory part of path (calibration files). */
+void dcbh_mkdir_parent(const char *path);
 /* Default location: results/calibration.json (DCB_CALIBRATION overrides). */
 const char *dcbh_calib_path(void);
 

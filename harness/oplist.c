@@ -385,23 +385,15 @@ static void print_impls(const char *op, const dcb_hparam *hp, int nhp, dcb_op *o
     for (int k = 0; k < dcb_impl_count(op); k++)
         if ((int)strlen(dcb_impl_name(op, k)) > w) w = (int)strlen(dcb_impl_name(op, k));
     printf("\nforward implementations (impl=; the first is the oracle and the default):\n");
-    for (int k = 0; k < dcb_impl_count(op); k++) {
-        const char *name = dcb_impl_name(op, k);
+    /* the registered ones, then auto where the operator has it */
+    for (int k = 0; k < dcb_impl_count(op) + dcb_impl_has_auto(op); k++) {
+        const char *name = k < dcb_impl_count(op) ? dcb_impl_name(op, k) : "auto";
         dcb_op *x = NULL;
         const dcb_status st = dcb_op_create(op, name, hp, nhp, &x);
         if (st == DCB_OK)
             printf("  %-*s  %s\n", w, name, dcb_op_get_impl_doc(x));
         else
             printf("  %-*s  %s: %s\n", w, name, dcb_status_name(st), dcb_last_error());
-        dcb_op_destroy(x);
-    }
-    if (dcb_impl_has_auto(op)) {
-        dcb_op *x = NULL;
-        const dcb_status st = dcb_op_create(op, "auto", hp, nhp, &x);
-        if (st == DCB_OK)
-            printf("  %-*s  %s\n", w, "auto", dcb_op_get_impl_doc(x));
-        else
-            printf("  %-*s  %s: %s\n", w, "auto", dcb_status_name(st), dcb_last_error());
         dcb_op_destroy(x);
     }
     const char *def = dcb_op_get_backward(o);

@@ -385,10 +385,15 @@ dcb_op *dcb_auto_inner(dcb_op *op) {
     return sync_pick(op) == DCB_OK ? op->autos->cand[op->autos->pick] : NULL;
 }
 
+/* The input's dimensions, which the vtable's shape-only hooks are not given. */
+static int input_ndim(const dcb_op *op) {
+    return dcb_op_input_layout(op->info->name) == DCB_INPUT_SEQUENCE ? 3 : 4;
+}
+
 static size_t auto_workspace(const dcb_op *op, const int64_t *x) {
     const dcb_auto *a = op->autos;
     size_t ws = 0;
-    const int ndim = dcb_op_input_layout(op->info->name) == DCB_INPUT_SEQUENCE ? 3 : 4;
+    const int ndim = input_ndim(op);
     if (a->pick >= 0) dcb_op_plan(a->cand[a->pick], ndim, x, NULL, NULL, &ws);
     return ws;
 }
@@ -404,8 +409,7 @@ static dcb_status auto_prepare(dcb_op *op) {
 static dcb_status auto_plan(dcb_op *op, const int64_t *x) {
     dcb_status st = sync_pick(op);
     if (st != DCB_OK) return st;
-    const int ndim = dcb_op_input_layout(op->info->name) == DCB_INPUT_SEQUENCE ? 3 : 4;
-    return dcb_op_plan(op->autos->cand[op->autos->pick], ndim, x, NULL, NULL, NULL);
+    return dcb_op_plan(op->autos->cand[op->autos->pick], input_ndim(op), x, NULL, NULL, NULL);
 }
 
 static dcb_status auto_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void *ws, dcb_profile *prof) {
@@ -417,11 +421,17 @@ static dcb_status auto_run(dcb_op *op, const dcb_tensor *x, dcb_tensor *y, void 
 }
 
 static double auto_executed(const dcb_op *op, const int64_t *x) {
-    const int ndim = dcb_op_input_layout(op->info->name) == DCB_INPUT_SEQUENCE ? 3 : 4;
-    char reason[64];
-    const int c = auto_choose(op, ndim, x, reason, sizeof reason);
+    const int ndim = input_ndim(op);
+    const dcb_auto *a = op->autos;
+    int c = -1;
+    if (a->pick >= 0 && op->planned && op->plan_ndim == ndim && !memcmp(op->plan_x, x, sizeof *x * (size_t)ndim)) {
+        c = a->pick; /* the planned shape's pick: no second choice */
+    } else {
+        char reason[64];
+        c = auto_choose(op, ndim, x, reason, sizeof reason);
+    }
     dcb_cost cc = {0};
-    if (c >= 0) dcb_op_cost(op->autos->cand[c], ndim, x, &cc);
+    if (c >= 0) dcb_op_cost(a->cand[c], ndim, x, &cc);
     return cc.executed_macs;
 }
 
