@@ -247,14 +247,20 @@ static void out_group(int m, const float *mm, size_t ms, int k, float bias, floa
 
 /* ------------------------------------------------------------ packed GEMM
  * Columns go 16, then 8 at a time while more than 4 remain (the micro-
- * kernel's gemm, one call per 6-row panel); the last <= 4 take its gemm_n4
- * over pairs of panels, vectorised over the rows. */
+ * kernel's gemm, one call per 6-row panel, or its gemm2 per pair of panels
+ * where the variant has one); the last <= 4 take its gemm_n4 over pairs of
+ * panels, vectorised over the rows. */
 void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb) {
     const dcb_ukernels *uk = dcb_uk();
     const int rest = nb % DCB_UK_NR;
     const int n4 = rest <= 4 ? rest : rest > 8 && rest <= 12 ? rest - 8 : 0; /* columns for gemm_n4 */
     const int nmain = nb - n4;
-    if (nmain > 0)
+    if (nmain > 0 && uk->gemm2)
+        for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
+            const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
+            uk->gemm2(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, 0, NULL);
+        }
+    else if (nmain > 0)
         for (int i0 = 0; i0 < cog; i0 += MR) {
             const int mr = cog - i0 < MR ? cog - i0 : MR;
             uk->gemm(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, 0, NULL);

@@ -5,7 +5,8 @@
  * without bias; that nothing outside the mr x n block of C is written; that
  * rows of A past mr and columns of B past n never reach C (they hold NaN);
  * and that a block's result is the same to the bit however it is split into
- * calls (what keeps the engines' results unchanged by their tiling). */
+ * calls (what keeps the engines' results unchanged by their tiling), gemm2's
+ * two-panel calls included. */
 #include "testutil.h"
 
 #include "dcb_internal.h"
@@ -164,6 +165,23 @@ static void check_n4(const dcb_ukernels *u, const prob *p) {
     free(cg);
 }
 
+/* gemm2 (where a variant has one): against the reference, then against gemm
+ * called panel by panel, which must give the same bits. */
+static void check_gemm2(const dcb_ukernels *u, const prob *p) {
+    const float *bias = p->with_bias ? p->bias : NULL;
+    float *c = copy_c(p), *cg = copy_c(p);
+    u->gemm2(p->k, p->a, p->b, p->ldb, c, p->ldc, p->mr, p->n, p->accumulate, bias);
+    check(p, c, "gemm2", u->name);
+    for (int q = 0; q * DCB_UK_MR < p->mr; q++) {
+        const int mr = p->mr - q * DCB_UK_MR < DCB_UK_MR ? p->mr - q * DCB_UK_MR : DCB_UK_MR;
+        u->gemm(p->k, p->a + (size_t)q * DCB_UK_MR * p->k, p->b, p->ldb, cg + (size_t)q * DCB_UK_MR * p->ldc,
+                p->ldc, mr, p->n, p->accumulate, bias ? bias + q * DCB_UK_MR : NULL);
+    }
+    assert_same_bits(c, cg, (size_t)(p->mr + PAD) * p->ldc, "gemm2 against gemm", u->name);
+    free(c);
+    free(cg);
+}
+
 static void test_variants(void **state) {
     (void)state;
     const dcb_ukernels *const *vs = dcb_uk_variants();
@@ -178,7 +196,7 @@ static void test_variants(void **state) {
         uint64_t s = 1234 + (uint64_t)vi;
         const int rounds = tu_quick() ? 60 : 400;
         static const int ks[] = {0, 1, 2, 3, 7, 64};
-        int calls = 0;
+        int calls = 0, gemm2_calls = 0;
         for (int it = 0; it < rounds; it++) {
             const int k = it < 6 * 4 ? ks[it % 6] : tu_rand(&s, 1, it % 5 ? 40 : MAXK);
             const int mr = 1 + it % DCB_UK_MR, acc = it / 2 % 2, bias = it / 4 % 2;
@@ -193,9 +211,18 @@ static void test_variants(void **state) {
             p = make_prob(&s, k, mr4, n4, mr4 > DCB_UK_MR ? 2 : 1, 0, 0);
             check_n4(u, &p);
             free_prob(&p);
+            if (u->gemm2) {
+                /* column counts around the 16- and 32-wide tiles */
+                const int mr2 = 1 + it % (2 * DCB_UK_MR), n2 = it < 48 ? 1 + it : tu_rand(&s, 1, MAXN);
+                p = make_prob(&s, k, mr2, n2, mr2 > DCB_UK_MR ? 2 : 1, acc, bias);
+                check_gemm2(u, &p);
+                free_prob(&p);
+                gemm2_calls++;
+            }
             calls += 3;
         }
-        print_message("ukernel %s: %d problems of each entry agree with the triple loop\n", u->name, calls / 3);
+        print_message("ukernel %s: %d problems of each entry agree with the triple loop (gemm2: %d)\n", u->name,
+                      calls / 3, gemm2_calls);
         tested++;
     }
     assert_true(scalar == 1);

@@ -218,7 +218,7 @@ void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, floa
 }
 
 #define gemm_n4_avx2 dcb_uk_gemm_n4_avx2
-DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, DCB_UK_NR)
+DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, DCB_UK_NR, NULL)
 #else
 typedef int dcb_uk_no_avx2; /* not an empty translation unit */
 #endif

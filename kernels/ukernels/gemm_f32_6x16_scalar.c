@@ -42,4 +42,4 @@ static void gemm_n4_scalar(int k, const float *a, const float *b, size_t ldb, fl
         tile(k, a + (size_t)DCB_UK_MR * k, b, ldb, c + (size_t)DCB_UK_MR * ldc, ldc, mr - DCB_UK_MR, n, 0, NULL);
 }
 
-DCB_UK_DEFINE(scalar, DCB_ISA_SCALAR, DCB_UK_NR)
+DCB_UK_DEFINE(scalar, DCB_ISA_SCALAR, DCB_UK_NR, NULL)

@@ -3,7 +3,10 @@
  * B loaded 32 floats a step, A broadcast a row at a time; the last columns
  * (< 32) in one masked tile of 32 or 16, where mask registers make the
  * tails as cheap as a full tile. Its panel width (gemm_pack, the direct
- * engine's B panels) is 32: a whole panel is one 12-accumulator tile. Compiled with ISA_FLAGS_avx512
+ * engine's B panels) is 32: a whole panel is one 12-accumulator tile.
+ * gemm2 takes two panels at once and cuts the last <= 16 columns into a
+ * 12 x 16 tile (the Winograd GEMMs of 16 tiles a sample: 256@14 at F(4x4),
+ * 512@7 at F(2x2)). Compiled with ISA_FLAGS_avx512
  * (x86-64-v4); chosen at run time where the CPU and OS run AVX-512
  * F/BW/DQ/VL.
  *
@@ -121,8 +124,55 @@ static void gemm_pack_avx512(int k, const float *a, const float *b, size_t ldb, 
         tile(4, 32, 0, 1, k, a, b, ldb, bpack, c, ldc, mr, 32, accumulate, bias);
 }
 
+/* gemm2's tile for the last <= 16 columns: rows [0, mr) of two panels
+ * (a, a + 6k; 6 < mr <= 12) in 12 accumulators. A 6 x 16 tile has 6 chains
+ * of 4-cycle FMAs for 2 FMA ports, at most 3/4 of the peak; this one has 12.
+ * Same chain per element as tile. */
+INLINE void tile12(const int masked, int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc,
+                   int mr, int n, int accumulate, const float *bias) {
+#define ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define DECL(r) __m512 c##r = _mm512_setzero_ps();
+    ROWS12(DECL)
+#undef DECL
+    const __mmask16 m0 = masked ? lanes(n) : 0xFFFF;
+    const float *a1 = a + (size_t)DCB_UK_MR * k;
+    _Pragma("GCC unroll 4") for (int p = 0; p < k; p++, a += DCB_UK_MR, a1 += DCB_UK_MR, b += ldb) {
+        const __m512 b0 = masked ? _mm512_maskz_loadu_ps(m0, b) : _mm512_loadu_ps(b);
+#define FMA(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(r < 6 ? a[r] : a1[r - 6]), b0, c##r);
+        ROWS12(FMA)
+#undef FMA
+    }
+#define FIN(r)                                                                     \
+    if (r < mr) {                                                                  \
+        if (bias) c##r = _mm512_add_ps(c##r, _mm512_set1_ps(bias[r]));             \
+        store_row(c + r * ldc, c##r, c##r, 16, n, accumulate);                     \
+    }
+    ROWS12(FIN)
+#undef FIN
+#undef ROWS12
+}
+
+static void gemm2_avx512(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
+                         int accumulate, const float *bias) {
+    if (mr <= DCB_UK_MR) {
+        gemm_avx512(k, a, b, ldb, c, ldc, mr, n, accumulate, bias);
+        return;
+    }
+    /* 32-column blocks (and a rest over 16) panel by panel: 12 chains each */
+    const int j16 = n % 32 > 0 && n % 32 <= 16 ? n - n % 32 : n;
+    if (j16 > 0) {
+        gemm_avx512(k, a, b, ldb, c, ldc, DCB_UK_MR, j16, accumulate, bias);
+        gemm_avx512(k, a + (size_t)DCB_UK_MR * k, b, ldb, c + DCB_UK_MR * ldc, ldc, mr - DCB_UK_MR, j16, accumulate,
+                    bias ? bias + DCB_UK_MR : NULL);
+    }
+    if (n - j16 == 16)
+        tile12(0, k, a, b + j16, ldb, c + j16, ldc, mr, 16, accumulate, bias);
+    else if (n > j16)
+        tile12(1, k, a, b + j16, ldb, c + j16, ldc, mr, n - j16, accumulate, bias);
+}
+
 #define gemm_n4_avx512 dcb_uk_gemm_n4_avx2
-DCB_UK_DEFINE(avx512, DCB_ISA_AVX512, 32)
+DCB_UK_DEFINE(avx512, DCB_ISA_AVX512, 32, gemm2_avx512)
 #else
 typedef int dcb_uk_no_avx512; /* not an empty translation unit */
 #endif

@@ -27,6 +27,13 @@
  *              once per 6 rows. Reads DCB_OVERREAD_FLOATS past the end of
  *              the last panel (8-float loads of 6-float rows) and 4 columns
  *              of every B row (up to 3 past n).
+ *   gemm2      gemm over two panels at once (1 <= mr <= 12; the second
+ *              panel, rows 6 .. 11, at a + 6k, as for gemm_n4): the bits of
+ *              gemm called panel by panel, cut into a taller tile where the
+ *              columns are few (avx512: 12 x 16, so that a 16-column block
+ *              has 12 accumulator chains, not 6). NULL in the variants whose
+ *              gemm tile already has enough chains (callers loop over
+ *              panels).
  *   bias       NULL or mr floats, one per row.
  *
  * Variants: gemm_f32_<tile>_<isa>.c each define one dcb_ukernels,
@@ -62,14 +69,16 @@ typedef struct dcb_ukernels {
     dcb_uk_gemm_fn gemm;
     dcb_uk_gemm_pack_fn gemm_pack;
     dcb_uk_gemm_n4_fn gemm_n4;
+    dcb_uk_gemm_fn gemm2; /* or NULL */
 } dcb_ukernels;
 
 /* A variant's descriptor, from its file's gemm_<isa>, gemm_pack_<isa> and
- * gemm_n4_<isa>: DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, 16). */
-#define DCB_UK_DEFINE(isa_, level, nr_)                                                                   \
+ * gemm_n4_<isa>, and its gemm2 (a function or NULL):
+ * DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, 16, NULL). */
+#define DCB_UK_DEFINE(isa_, level, nr_, gemm2_)                                                           \
     const dcb_ukernels dcb_uk_##isa_ = {                                                                  \
         .name = #isa_, .isa = level, .nr = nr_, .gemm = gemm_##isa_, .gemm_pack = gemm_pack_##isa_,       \
-        .gemm_n4 = gemm_n4_##isa_,                                                                        \
+        .gemm_n4 = gemm_n4_##isa_, .gemm2 = gemm2_,                                                       \
     };
 
 /* The variants compiled in. */
