@@ -121,10 +121,28 @@ void dcb_seqconv_direct_rows(const dcb_seqconv_p *p, int T, const float *restric
                              float *restrict y) {
     const int C = p->C, K = p->K, H = p->H, lp = dcb_seqconv_left_pad(p);
     const dcb_seq1d_row_fn direct_row = dcb_seq1d()->row;
+    const dcb_seq1d_rows4_fn rows4 = dcb_seq1d()->rows4;
     const dcb_vmath_kernels *vm = dcb_vmath();
     for (long nt = nt0; nt < nt1; nt++) {
         const long n = nt / T, t = nt % T;
         float *k = kern + (size_t)(nt - nt0) * kstride;
+        /* four rows of one sequence with all their taps inside it: one pass
+         * over their input rows (the same bits as four rows). From K = 8:
+         * dynconv1d C=512 H=16 N=8 T=1024 on 1 thread, K=31 28.4 -> 26.3 ms,
+         * K=15 14.3 -> 14.0; at K = 3 and 5 it was 2-8% slower. */
+        if (rows4 && K >= 8 && nt + 4 <= nt1 && t + 4 <= T && t - lp >= 0 && t + 3 - lp + K <= T) {
+            if (logits)
+                for (int r = 0; r < 4; r++) {
+                    if (tap_major)
+                        vm->softmax_taps(k + (size_t)r * kstride, H, K);
+                    else
+                        vm->softmax_heads(k + (size_t)r * kstride, H, K);
+                }
+            rows4(C, H, tap_major ? 1 : K, tap_major ? H : 1, k, kstride, K, x + ((size_t)n * T + t - lp) * C, bias,
+                  y + (size_t)nt * C);
+            nt += 3;
+            continue;
+        }
         if (logits) {
             if (tap_major)
                 vm->softmax_taps(k, H, K);

@@ -126,6 +126,7 @@ static sshape random_shape(uint64_t *r, int i) {
     if (i % 5 == 0) s.H = 1;
     s.C = s.H * tu_rand(r, 1, i % 4 == 0 ? 24 : 6);
     if (i % 8 == 4) s.C = s.H * 8 * tu_rand(r, 4, 9); /* head runs of 32..72: direct's 32-wide blocks, then 8 */
+    if (i % 16 == 12) s.K = 15 + 16 * (i / 16 % 2); /* with R = 32, 48, 64: direct's four-row blocks (K >= 8) */
     switch (i % 6) {   /* T = 1, T < K, T = K, then anything up to 300 */
     case 0: s.T = 1; break;
     case 1: s.T = s.K > 1 ? tu_rand(r, 1, s.K - 1) : 1; break;
@@ -275,7 +276,8 @@ static void test_lightconv_k1(void **state) {
 static void test_causal_never_reads_future(void **state) {
     (void)state;
     static const sshape shapes[] = {{2, 40, 24, 3, 7, 1, 1, 1}, {1, 9, 16, 16, 15, 1, 0, 0},
-                                    {3, 64, 32, 4, 4, 1, 1, 0}, {2, 5, 8, 2, 31, 1, 0, 1}};
+                                    {3, 64, 32, 4, 4, 1, 1, 0}, {2, 5, 8, 2, 31, 1, 0, 1},
+                                    {2, 37, 64, 2, 15, 1, 1, 1}};
     for (int o = 0; o < 2; o++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (int k = 0; k < dcb_impl_count(ops[o]); k++) {

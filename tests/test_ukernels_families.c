@@ -209,18 +209,54 @@ static void check_seq_row(const dcb_seq1d_kernels *v, uint64_t *s, int H, int R,
     free(k);
 }
 
+/* rows4 (where a variant has one): four row calls of the same variant, bit
+ * for bit, reading exactly the K + 3 input rows and writing exactly the 4
+ * output rows; kernel blocks ks apart (0: one shared block, as lightconv). */
+static void check_seq_rows4(const dcb_seq1d_kernels *v, uint64_t *s, int H, int R, int tap_major, int with_b) {
+    const int C = H * R, K = tu_rand(s, 1, 40);
+    const int hs = tap_major ? 1 : K, js = tap_major ? H : 1;
+    const size_t ks = tu_rand(s, 0, 3) == 0 ? 0 : (size_t)H * K + (size_t)tu_rand(s, 0, 5);
+    const size_t nk = 3 * ks + (size_t)H * K;
+    float *k = malloc(sizeof(float) * nk);
+    for (size_t i = 0; i < nk; i++) k[i] = frand(s);
+    const size_t nx = (size_t)(K + 3) * C;
+    gbuf xs = gb_new(nx), b = gb_new((size_t)C), y = gb_new(4 * (size_t)C);
+    for (size_t i = 0; i < nx; i++) xs.p[i] = frand(s);
+    for (int c = 0; c < C; c++) b.p[c] = frand(s);
+    v->rows4(C, H, hs, js, k, ks, K, xs.p, with_b ? b.p : NULL, y.p);
+    char what[96];
+    snprintf(what, sizeof what, "seq rows4 H=%d R=%d K=%d ks=%zu %s%s", H, R, K, ks, tap_major ? "(K,H)" : "(H,K)",
+             with_b ? " bias" : "");
+    gb_check(&y, v->name, what);
+    gb_check(&xs, v->name, what);
+    float *yr = malloc(sizeof(float) * (size_t)C);
+    for (int r = 0; r < 4; r++) {
+        v->row(C, H, hs, js, k + r * ks, 0, K, xs.p + (size_t)r * C, with_b ? b.p : NULL, yr);
+        if (memcmp(yr, y.p + (size_t)r * C, sizeof(float) * (size_t)C))
+            fail_msg("%s %s: output row %d is not row's", v->name, what, r);
+    }
+    free(yr);
+    gb_free(&y);
+    gb_free(&xs);
+    gb_free(&b);
+    free(k);
+}
+
 static void test_seq1d(void **state) {
     (void)state;
     static const int Rs[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 63, 64, 65, 72, 96, 128, 129};
     static const int Hs[] = {1, 2, 3, 5};
     FOR_VARIANTS(dcb_seq1d_kernels, dcb_seq1d_variants(), "seq1d", {
         uint64_t s = 91;
-        int calls = 0;
+        int calls = 0, calls4 = 0;
         for (int hi = 0; hi < 4; hi++)
             for (int ri = 0; ri < (int)(sizeof Rs / sizeof *Rs); ri++)
                 for (int tm = 0; tm < 2; tm++)
-                    for (int wb = 0; wb < 2; wb++, calls++) check_seq_row(v, &s, Hs[hi], Rs[ri], tm, wb);
-        print_message("seq1d %s: %d rows agree with the reference\n", v->name, calls);
+                    for (int wb = 0; wb < 2; wb++, calls++) {
+                        check_seq_row(v, &s, Hs[hi], Rs[ri], tm, wb);
+                        if (v->rows4) check_seq_rows4(v, &s, Hs[hi], Rs[ri], tm, wb), calls4++;
+                    }
+        print_message("seq1d %s: %d rows agree with the reference, %d rows4 with row\n", v->name, calls, calls4);
     });
 }
 

@@ -10,6 +10,13 @@
  *         taps j in order from b[c] (fused multiply-adds in the SIMD
  *         variants where they vectorise). Writes y[0, C) only; reads only
  *         the C floats of each input row and of b. j0 < j1.
+ *   rows4 four consecutive output rows with all K taps: y[r*C + c] = row's
+ *         y[c] for the kernel block k + r*ks and the input rows from
+ *         xs + r*C (r < 4; taps 0 .. K-1, input rows 0 .. K+2), each the
+ *         bits row gives for it. One pass over the K + 3 input rows serves
+ *         the four outputs (each row is loaded once, not up to four times)
+ *         and keeps four times the accumulator chains in flight. NULL in
+ *         the variants without it (callers call row four times).
  *
  * The SIMD variants hold a block of channels in registers while
  * the taps stream by: avx2 32 then 8 channels where C/H is a multiple of 8
@@ -21,17 +28,24 @@
 
 #include "isa.h"
 
+#include <stddef.h>
+
 typedef void (*dcb_seq1d_row_fn)(int C, int H, int hs, int js, const float *k, int j0, int j1, const float *xs,
                                  const float *b, float *y);
+
+typedef void (*dcb_seq1d_rows4_fn)(int C, int H, int hs, int js, const float *k, size_t ks, int K, const float *xs,
+                                   const float *b, float *y);
 
 typedef struct dcb_seq1d_kernels {
     const char *name;   /* "avx512", "avx2", "scalar" */
     dcb_isa_level isa;  /* the instructions it needs */
     dcb_seq1d_row_fn row;
+    dcb_seq1d_rows4_fn rows4; /* or NULL */
 } dcb_seq1d_kernels;
 
-#define DCB_SEQ1D_DEFINE(isa_, level) \
-    const dcb_seq1d_kernels dcb_seq1d_##isa_ = {.name = #isa_, .isa = level, .row = row_##isa_};
+/* A variant's descriptor from its row_<isa> and its rows4 (a function or NULL). */
+#define DCB_SEQ1D_DEFINE(isa_, level, rows4_) \
+    const dcb_seq1d_kernels dcb_seq1d_##isa_ = {.name = #isa_, .isa = level, .row = row_##isa_, .rows4 = rows4_};
 
 extern const dcb_seq1d_kernels dcb_seq1d_scalar;
 #if DCB_ISA_X86

@@ -8,4 +8,4 @@
 #include "seq1d_loops.inc"
 
 #define row_scalar row_loops
-DCB_SEQ1D_DEFINE(scalar, DCB_ISA_SCALAR)
+DCB_SEQ1D_DEFINE(scalar, DCB_ISA_SCALAR, NULL)
