@@ -250,7 +250,8 @@ static void out_group(int m, const float *mm, size_t ms, int k, float bias, floa
  * kernel's gemm, one call per 6-row panel, or its gemm2 per pair of panels
  * where the variant has one); the last <= 4 take its gemm_n4 over pairs of
  * panels, vectorised over the rows. */
-void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb) {
+void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb,
+                          int accumulate) {
     const dcb_ukernels *uk = dcb_uk();
     const int rest = nb % DCB_UK_NR;
     const int n4 = rest <= 4 ? rest : rest > 8 && rest <= 12 ? rest - 8 : 0; /* columns for gemm_n4 */
@@ -258,17 +259,17 @@ void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, floa
     if (nmain > 0 && uk->gemm2)
         for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
             const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
-            uk->gemm2(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, 0, NULL);
+            uk->gemm2(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, accumulate, NULL);
         }
     else if (nmain > 0)
         for (int i0 = 0; i0 < cog; i0 += MR) {
             const int mr = cog - i0 < MR ? cog - i0 : MR;
-            uk->gemm(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, 0, NULL);
+            uk->gemm(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, accumulate, NULL);
         }
     if (n4)
         for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
             const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
-            uk->gemm_n4(cig, U + (size_t)i0 * cig, V + nmain, ld, M + (size_t)i0 * ld + nmain, ld, mr, n4);
+            uk->gemm_n4(cig, U + (size_t)i0 * cig, V + nmain, ld, M + (size_t)i0 * ld + nmain, ld, mr, n4, accumulate);
         }
 }
 
@@ -372,7 +373,7 @@ static void run_block(const dcb_winograd_plan *pl, const wino_geom *gp, long t0,
             for (int gi = 0; gi < G; gi++)
                 dcb_wino_gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, cog, cig,
                                      V + xi * g.vxs + (size_t)gi * cig * ld, M + xi * g.mxs + (size_t)gi * cog * ld,
-                                     ld, nb);
+                                     ld, nb, 0);
     } else {
         for (int xi = 0; xi < a2; xi++)
             for (int gi = 0; gi < G; gi++)

@@ -66,8 +66,10 @@ void dcb_wino_transform_out(const dcb_winograd_plan *pl, const wino_geom *g, con
                             const float *M, size_t ld, size_t mxs, size_t mns, int tps, const float *b, size_t bns,
                             float *y, int threads);
 
-/* M (cog x nb) = U (packed panels [cog/6][cig][6]) * V (cig x nb), both
- * with leading dimension ld, through the micro-kernel dcb_uk(). */
-void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb);
+/* M (cog x nb) = U (packed panels [cog/6][cig][6]) * V (cig x nb) (+ M where
+ * accumulate), both with leading dimension ld, through the micro-kernel
+ * dcb_uk(). */
+void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb,
+                          int accumulate);
 
 #endif

@@ -15,18 +15,26 @@
  * GEMM instead of materialising a whole plan per sample (9.4 MB at C=256,
  * written and read back from memory).
  *
- * The spatial kernels are consumed in "panel layout" [group][panel][cin_g][9][6]:
- * the 9 taps of the 6 output channels of one micro-kernel panel side by side,
- * rows past cout_g zero. One 8-lane vector then holds one tap of a panel's
- * 6 channels, so the transform writes U's packed [cin_g][6] rows with plain
- * stores (lanes 6, 7 spill into the next slot and are overwritten by it).
- * Mixing a bank in that layout is elementwise, so condconv / dyconv keep
- * their experts in it (prepare) and mix straight into it.
+ * The spatial kernels are consumed in "panel layout": per group, per
+ * micro-kernel panel of 6 output channels (rows past cout_g zero), the input
+ * channels in chunks of DYN_KC, each chunk tap-major: [group][panel][chunk]
+ * [9][kc][6], tap t of the chunk's kc input channels' 6 output channels side
+ * by side (kc = DYN_KC but in a last, shorter chunk). The kernel transform is
+ * then elementwise over a tap's contiguous 6*kc floats, in full vectors, and
+ * writes U straight into the GEMM's packed [kc][6] rows; a chunk is one
+ * contiguous read. Mixing a bank in that layout is elementwise too, so
+ * condconv / dyconv keep their experts in it (prepare) and mix straight
+ * into it.
  *
  * Work is split in blocks of OB output channels (whole panels): per block and
- * sample, the kernel rows are mixed (or copied), then for each row i of the
- * a x a transform the a positions xi = i*a + j are transformed and multiplied
- * at once, so that the mixed rows, one row of U and the sample's V stay in L2.
+ * sample, the kernels are mixed (or copied), then per chunk of DYN_KC input
+ * channels all a*a positions of the block's U are transformed in one pass
+ * over the chunk's taps and multiplied at once, accumulating into M. The
+ * earlier order, a row of positions over all input channels at a time, read
+ * every kernel a times and wrote U through 8-lane stores of 6 channels:
+ * condconv E=8 256@14 N=8 on one thread took 11.2 ms, 9.1 ms now (best of 6,
+ * AVX-512). A chunk of U small enough for L1 (16 channels of 12 outputs)
+ * made the GEMMs too short: 10.5-11 ms.
  * The input transform is shared by the batch as in the static engine.
  * The mixing and the kernel transform are the dynmix family's
  * (ukernels/dynmix.h), its variant picked at run time for the CPU. */
@@ -34,8 +42,10 @@
 _Static_assert(DCB_DYNMIX_PANEL == MR, "dynmix's panel layout is the micro-kernel's");
 
 #define DYN_OB_MAX 48 /* output channels per block, a multiple of MR */
+#define DYN_KC 64     /* input channels per chunk of the panel layout */
 
 static int dyn_panels(int cog) { return (cog + MR - 1) / MR; }
+
 
 size_t dcb_winograd_bank_floats(const dcb_conv2d_p *p) {
     const int cig = p->cin / p->groups, cog = p->cout / p->groups;
@@ -47,9 +57,12 @@ void dcb_winograd_bank_pack(const dcb_conv2d_p *p, const float *w, float *out) {
     memset(out, 0, sizeof(float) * dcb_winograd_bank_floats(p));
     for (int o = 0; o < p->cout; o++) {
         const int g = o / cog, ol = o % cog;
-        float *dst = out + ((size_t)g * np + ol / MR) * cig * 9 * MR + ol % MR;
-        for (int c = 0; c < cig; c++)
-            for (int k = 0; k < 9; k++) dst[((size_t)c * 9 + k) * MR] = w[((size_t)o * cig + c) * 9 + k];
+        float *dst = out + ((size_t)g * np + ol / MR) * 9 * cig * MR + ol % MR;
+        for (int c = 0; c < cig; c++) {
+            const int c0 = c / DYN_KC * DYN_KC, kc = cig - c0 < DYN_KC ? cig - c0 : DYN_KC;
+            for (int k = 0; k < 9; k++)
+                dst[((size_t)9 * c0 + (size_t)k * kc + (c - c0)) * MR] = w[((size_t)o * cig + c) * 9 + k];
+        }
     }
 }
 
@@ -68,7 +81,7 @@ typedef struct dyn_geom {
     /* V and M are per sample ([n][xi][channel][ld]), so that the GEMMs of
      * one sample read compact, aligned rows */
     size_t ld, vxs, mxs, vns, mns;
-    size_t wt_floats, ur_floats, us; /* per-thread buffers; us: xi stride of the U row */
+    size_t wt_floats, ur_floats, us; /* per-thread buffers; us: xi stride of the U chunk */
 } dyn_geom;
 
 /* V + M of a chunk of samples aim at this; at least one sample. A chunk of
@@ -113,12 +126,12 @@ static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H
         if (S > N) S = N;
         d->S = (int)S;
     }
-    /* room past the mixed rows and past each U row for the 8-float loads and
-     * stores of 6-float slots (and gemm_n4's over-read) */
+    /* room past the mixed kernels and past each position of the U chunk
+     * for gemm_n4's over-read */
     d->wt_floats = round_up((size_t)ob * pl->cig * 9 + DCB_OVERREAD_FLOATS, 16);
-    _Static_assert(16 >= DCB_OVERREAD_FLOATS, "the U row room of dyn_make_geom");
-    d->us = (size_t)ob * pl->cig + 16;
-    d->ur_floats = round_up((size_t)pl->a * d->us, 16);
+    _Static_assert(16 >= DCB_OVERREAD_FLOATS, "the U chunk room of dyn_make_geom");
+    d->us = (size_t)ob * DYN_KC + 16;
+    d->ur_floats = round_up((size_t)a2 * d->us, 16);
     return 0;
 }
 
@@ -201,16 +214,21 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
             l_kg += t1 - t0;
             const float *Vn = V + sl * d.vns + (size_t)gi * cig * ld;
             float *Mn = M + sl * d.mns + (size_t)(gi * cog + o0) * ld;
-            for (int i = 0; i < a; i++) {
-                t0 = dcb_now();
-                dk->wino_row(m, i, src, npb, cig, ur, d.us);
-                t1 = dcb_now();
-                l_tr += t1 - t0;
-                for (int j = 0; j < a; j++) {
-                    const int xi = i * a + j;
-                    dcb_wino_gemm_packed(ur + j * d.us, ob, cig, Vn + xi * d.vxs, Mn + xi * d.mxs, ld, tps);
+            const size_t ps = (size_t)9 * cig * MR; /* one panel of src */
+            for (int k0 = 0; k0 < cig; k0 += DYN_KC) {
+                const int kc = cig - k0 < DYN_KC ? cig - k0 : DYN_KC;
+                const float *sk = src + (size_t)9 * k0 * MR; /* the chunk in panel 0 */
+                if (prof) t0 = dcb_now();
+                for (int q = 0; q < npb; q++)
+                    dk->wino_taps(m, sk + q * ps, (size_t)kc * MR, (size_t)kc * MR, ur + (size_t)q * kc * MR, d.us);
+                if (prof) {
+                    t1 = dcb_now();
+                    l_tr += t1 - t0;
                 }
-                l_gm += dcb_now() - t1;
+                for (int xi = 0; xi < a * a; xi++)
+                    dcb_wino_gemm_packed(ur + xi * d.us, ob, kc, Vn + xi * d.vxs + (size_t)k0 * ld, Mn + xi * d.mxs, ld,
+                                         tps, k0 > 0);
+                if (prof) l_gm += dcb_now() - t1;
             }
         }
 #pragma omp critical(dcb_wino_dyn_phases)

@@ -151,14 +151,14 @@ static void check_pack(const dcb_ukernels *u, const prob *p) {
 
 static void check_n4(const dcb_ukernels *u, const prob *p) {
     float *c = copy_c(p);
-    u->gemm_n4(p->k, p->a, p->b, p->ldb, c, p->ldc, p->mr, p->n);
+    u->gemm_n4(p->k, p->a, p->b, p->ldb, c, p->ldc, p->mr, p->n, p->accumulate);
     check(p, c, "gemm_n4", u->name);
     /* against gemm, panel by panel: the same bits */
     float *cg = copy_c(p);
     for (int q = 0; q * DCB_UK_MR < p->mr; q++) {
         const int mr = p->mr - q * DCB_UK_MR < DCB_UK_MR ? p->mr - q * DCB_UK_MR : DCB_UK_MR;
         u->gemm(p->k, p->a + (size_t)q * DCB_UK_MR * p->k, p->b, p->ldb, cg + (size_t)q * DCB_UK_MR * p->ldc,
-                p->ldc, mr, p->n, 0, NULL);
+                p->ldc, mr, p->n, p->accumulate, NULL);
     }
     assert_same_bits(c, cg, (size_t)(p->mr + PAD) * p->ldc, "gemm_n4 against gemm", u->name);
     free(c);
@@ -208,7 +208,7 @@ static void test_variants(void **state) {
             check_pack(u, &p);
             free_prob(&p);
             const int mr4 = 1 + it % (2 * DCB_UK_MR), n4 = 1 + it / 3 % 4;
-            p = make_prob(&s, k, mr4, n4, mr4 > DCB_UK_MR ? 2 : 1, 0, 0);
+            p = make_prob(&s, k, mr4, n4, mr4 > DCB_UK_MR ? 2 : 1, it / 12 % 2, 0);
             check_n4(u, &p);
             free_prob(&p);
             if (u->gemm2) {

@@ -364,47 +364,45 @@ static const double G4[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.
                                 {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
 static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
-/* One (m, i, np, cig) call: U's row i against G g G^T in double; every float
- * of ur that is no slot of a row j < a stays as it was. Returns ur (a * us
- * floats) for the bit comparisons. */
-static float *check_wino_row(const dcb_dynmix_kernels *v, uint64_t *s, int m, int i, int np, int cig, size_t *nout) {
-    const int a = m + 2, P = DCB_DYNMIX_PANEL;
-    const size_t slots = (size_t)np * cig, nw = slots * 9 * P;
-    /* the avx2 variant's loads may read DCB_OVERREAD_FLOATS past the slots: NaN there */
-    float *wt = malloc(sizeof(float) * (nw + DCB_OVERREAD_FLOATS));
-    for (size_t t = 0; t < nw; t++) wt[t] = frand(s);
-    for (int t = 0; t < DCB_OVERREAD_FLOATS; t++) wt[nw + t] = NAN;
-    const size_t us = slots * P + (size_t)tu_rand(s, 0, 5);
-    gbuf ur = gb_new((size_t)a * us);
-    for (size_t t = 0; t < ur.n; t++) ur.p[t] = guard_val(t + 1000);
-    v->wino_row(m, i, wt, np, cig, ur.p, us);
+/* One (m, n) call of wino_taps: every output against G g G^T in double,
+ * the taps ts >= n floats apart, U's positions us >= n apart; every float of
+ * u that is no output stays as it was. Returns u (a*a*us floats) for the
+ * bit comparisons. */
+static float *check_wino_taps(const dcb_dynmix_kernels *v, uint64_t *s, int m, size_t n, size_t *nout) {
+    const int a = m + 2;
+    const size_t ts = n + (size_t)tu_rand(s, 0, 5), us = n + (size_t)tu_rand(s, 0, 5);
+    /* NaN between the taps' rows: nothing past a tap's n floats may reach U */
+    float *g = malloc(sizeof(float) * (9 * ts + 1));
+    for (size_t t = 0; t < 9 * ts; t++) g[t] = t % ts < n ? frand(s) : NAN;
+    gbuf u = gb_new((size_t)a * a * us);
+    v->wino_taps(m, g, ts, n, u.p, us);
     char what[64];
-    snprintf(what, sizeof what, "wino_row m=%d i=%d np=%d cig=%d", m, i, np, cig);
-    gb_check(&ur, v->name, what);
-    for (int j = 0; j < a; j++)
-        for (size_t t = 0; t < us; t++) {
-            const size_t at = (size_t)j * us + t;
-            if (t >= slots * P) {
-                const float g = guard_val(at + 1000);
-                if (memcmp(&ur.p[at], &g, sizeof g)) fail_msg("%s %s: wrote U row %d at %zu past its slots", v->name, what, j, t);
-                continue;
-            }
-            const size_t pc = t / P, l = t % P;
-            double ref = 0, mag = 0;
-            for (int r = 0; r < 3; r++)
-                for (int c = 0; c < 3; c++) {
-                    const double gi = m == 4 ? G4[i][r] : G2[i][r], gj = m == 4 ? G4[j][c] : G2[j][c];
-                    const double term = gi * wt[pc * 9 * P + (size_t)(r * 3 + c) * P + l] * gj;
-                    ref += term;
-                    mag += fabs(term);
+    snprintf(what, sizeof what, "wino_taps m=%d n=%zu", m, n);
+    gb_check(&u, v->name, what);
+    for (int r = 0; r < a; r++)
+        for (int c = 0; c < a; c++)
+            for (size_t i = 0; i < us; i++) {
+                const size_t at = (size_t)(r * a + c) * us + i;
+                if (i >= n) {
+                    const float gv = guard_val(at + GUARD);
+                    if (memcmp(&u.p[at], &gv, sizeof gv)) fail_msg("%s %s: wrote U[%d][%d] at %zu past n", v->name, what, r, c, i);
+                    continue;
                 }
-            close_to(ur.p[at], ref, 16 * FLT_EPSILON * mag + 1e-30, v->name, what, at);
-        }
-    float *out = malloc(sizeof(float) * ur.n);
-    memcpy(out, ur.p, sizeof(float) * ur.n);
-    if (nout) *nout = ur.n;
-    gb_free(&ur);
-    free(wt);
+                double ref = 0, mag = 0;
+                for (int kr = 0; kr < 3; kr++)
+                    for (int kc = 0; kc < 3; kc++) {
+                        const double gi = m == 4 ? G4[r][kr] : G2[r][kr], gj = m == 4 ? G4[c][kc] : G2[c][kc];
+                        const double term = gi * g[(size_t)(kr * 3 + kc) * ts + i] * gj;
+                        ref += term;
+                        mag += fabs(term);
+                    }
+                close_to(u.p[at], ref, 16 * FLT_EPSILON * mag + 1e-30, v->name, what, at);
+            }
+    float *out = malloc(sizeof(float) * u.n);
+    memcpy(out, u.p, sizeof(float) * u.n);
+    if (nout) *nout = u.n;
+    gb_free(&u);
+    free(g);
     return out;
 }
 
@@ -438,11 +436,9 @@ static void test_dynmix(void **state) {
                 gb_free(&d);
                 free(src);
             }
-        /* the kernel transform's rows */
+        /* the kernel transform, on lengths around the vector widths */
         for (int m = 2; m <= 4; m += 2)
-            for (int i = 0; i < m + 2; i++)
-                for (int np = 1; np <= 3; np++)
-                    for (int cig = 1; cig <= 5; cig += 2, calls++) free(check_wino_row(v, &s, m, i, np, cig, NULL));
+            for (int si = 0; si < NSIZES; si++, calls++) free(check_wino_taps(v, &s, m, (size_t)sizes[si], NULL));
         /* the transposes, with at NULL and a scattering permutation */
         static const int Ps[] = {0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 50};
         static const int Kds[] = {1, 3, 7, 8, 9, 16, 17, 27};
@@ -534,14 +530,14 @@ static void test_simd_agree(void **state) {
         free(b);
     }
     for (int m = 2; m <= 4; m += 2)
-        for (int i = 0; i < m + 2; i++, cases++) {
-            s1 = s2 = 100 + (uint64_t)i;
+        for (int si = 0; si < NSIZES; si++, cases++) {
+            s1 = s2 = 100 + (uint64_t)si;
             size_t na, nb;
-            float *a = check_wino_row(&dcb_dynmix_avx2, &s1, m, i, 2, 3, &na);
-            float *b = check_wino_row(&dcb_dynmix_avx512, &s2, m, i, 2, 3, &nb);
-            /* the same draws: the same inputs and row stride */
+            float *a = check_wino_taps(&dcb_dynmix_avx2, &s1, m, (size_t)sizes[si], &na);
+            float *b = check_wino_taps(&dcb_dynmix_avx512, &s2, m, (size_t)sizes[si], &nb);
+            /* the same draws: the same inputs and strides */
             assert_true(na == nb);
-            if (memcmp(a, b, sizeof(float) * na)) fail_msg("wino_row m=%d i=%d: avx512 and avx2 differ", m, i);
+            if (memcmp(a, b, sizeof(float) * na)) fail_msg("wino_taps m=%d n=%d: avx512 and avx2 differ", m, sizes[si]);
             free(a);
             free(b);
         }

@@ -8,15 +8,17 @@
  *   mix        dst[i] = sum_{e < E} r[e] * src[e*es + i] for i < n (E >= 1),
  *              from r[0] * src[i], in order over e (fused in the SIMD
  *              variants). Writes dst[0, n), reads src[e*es + i], i < n only.
- *   wino_row   row i (0 <= i < a = m + 2, m = 2 or 4) of U = G g G^T for np
- *              panels of cig channels of kernels wt in panel layout
- *              [panel][c][9][6] (the 9 taps of the panel's 6 output channels
- *              side by side; conv2d_winograd_dyn.c): U position xi = i*a + j
- *              of slot pc = panel*cig + c goes to ur[j*us + pc*6 + 0..5],
- *              for j < a. Writes those a rows of np*cig*6 floats and nothing
- *              else; the avx2 variant reads up to 2 floats past the last
- *              slot of wt (8-float loads of 6-float rows: callers keep
- *              DCB_OVERREAD_FLOATS of room), the others only wt's slots.
+ *   wino_taps  the kernel transform U = G g G^T (a x a, a = m + 2, m = 2 or
+ *              4), element by element: for i < n the 9 taps of one 3 x 3
+ *              kernel are g[t*ts + i] (t = 3*row + column), and U's value
+ *              at position xi = r*a + c goes to u[xi*us + i]. The Winograd
+ *              dynamic path keeps a panel's kernels tap-major ([9][cin][6]:
+ *              tap t of every input channel's 6 output channels side by
+ *              side, conv2d_winograd_dyn.c), so that n = 6*cin floats of one
+ *              tap are contiguous and U comes out in the GEMM's packed
+ *              [cin][6] rows. Reads only those 9n floats, writes only those
+ *              a*a*n; every element is the same chain of operations in every
+ *              variant (G's rows by sums and differences, as in dynmix_*.c).
  *   c2r        rows[at[p]][k] = cols[k][p] (at NULL: p) for p < P, k < Kd;
  *              cols is (Kd, P), rows (P', Kd) with P' > every at[p].
  *   r2c        c2r's inverse: cols[k][p] = rows[at[p]][k] (at NULL: p).
@@ -37,7 +39,7 @@ typedef struct dcb_dynmix_kernels {
     const char *name;   /* "avx512", "avx2", "scalar" */
     dcb_isa_level isa;  /* the instructions it needs */
     void (*mix)(const float *src, size_t es, const float *r, int E, float *dst, size_t n);
-    void (*wino_row)(int m, int i, const float *wt, int np, int cig, float *ur, size_t us);
+    void (*wino_taps)(int m, const float *g, size_t ts, size_t n, float *u, size_t us);
     void (*c2r)(const float *cols, size_t P, size_t Kd, float *rows, const int *at);
     void (*r2c)(const float *rows, size_t P, size_t Kd, float *cols, const int *at);
     double (*sum_f64)(const float *p, size_t n);
@@ -46,7 +48,7 @@ typedef struct dcb_dynmix_kernels {
 /* A variant's descriptor from its file's <entry>_<isa> functions. */
 #define DCB_DYNMIX_DEFINE(isa_, level)                                                                    \
     const dcb_dynmix_kernels dcb_dynmix_##isa_ = {                                                        \
-        .name = #isa_, .isa = level, .mix = mix_##isa_, .wino_row = wino_row_##isa_, .c2r = c2r_##isa_,    \
+        .name = #isa_, .isa = level, .mix = mix_##isa_, .wino_taps = wino_taps_##isa_, .c2r = c2r_##isa_,    \
         .r2c = r2c_##isa_, .sum_f64 = sum_f64_##isa_,                                                     \
     };
 

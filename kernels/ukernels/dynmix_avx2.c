@@ -1,8 +1,6 @@
 /* dynmix_avx2.c — the AVX2 + FMA variant of the dynamic operators' helpers
- * (dynmix.h): 8-lane mixing, the kernel transform with one 8-lane vector
- * per tap of a panel's 6 channels (lanes 6 and 7 spill into the next slot,
- * which overwrites them; the last slot's store is masked), 8 x 8 register
- * transposes, and four 4-double accumulators. Compiled with ISA_FLAGS_avx2
+ * (dynmix.h): 8-lane mixing, the kernel transform 8 elements at a time
+ * (masked loads and stores for the last < 8), 8 x 8 register transposes, and four 4-double accumulators. Compiled with ISA_FLAGS_avx2
  * (x86-64-v3); chosen at run time where the CPU has AVX2 and FMA. */
 #include "dynmix.h"
 
@@ -13,7 +11,6 @@
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
-#define PNL DCB_DYNMIX_PANEL
 
 static void mix_avx2(const float *src, size_t es, const float *r, int E, float *dst, size_t n) {
     size_t i = 0;
@@ -74,36 +71,44 @@ INLINE __m256 g_row(int m, int i, __m256 g0, __m256 g1, __m256 g2) {
     }
 }
 
-/* m and i are constants in every inlined copy, so only row i of G g is
- * computed. */
-INLINE void wino_row_c(int m, int i, const float *wt, int np, int cig, float *ur, size_t us) {
+/* One 8-lane group (masked: the first n lanes, loads and stores masked by
+ * k) of wino_taps, kernel row by kernel row of U: the row's three values of
+ * G g from the 9 taps (reloaded per row: 16 registers), then its a values.
+ * m is a constant in every inlined copy. */
+INLINE void taps8(const int m, const int masked, const float *g, size_t ts, float *u, size_t us, __m256i k) {
     const int a = m + 2;
-    const size_t n = (size_t)np * cig;
-    const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-    for (size_t pc = 0; pc < n; pc++) {
-        const float *s = wt + pc * 9 * PNL;
-        const __m256 t0 = g_row(m, i, _mm256_loadu_ps(s), _mm256_loadu_ps(s + 3 * PNL), _mm256_loadu_ps(s + 6 * PNL));
-        const __m256 t1 = g_row(m, i, _mm256_loadu_ps(s + PNL), _mm256_loadu_ps(s + 4 * PNL), _mm256_loadu_ps(s + 7 * PNL));
-        const __m256 t2 = g_row(m, i, _mm256_loadu_ps(s + 2 * PNL), _mm256_loadu_ps(s + 5 * PNL), _mm256_loadu_ps(s + 8 * PNL));
-        __m256 u[6];
-        g_rows(m, t0, t1, t2, u);
-        float *d = ur + pc * PNL;
-        if (pc + 1 < n)
-            for (int j = 0; j < a; j++) _mm256_storeu_ps(d + j * us, u[j]);
-        else
-            for (int j = 0; j < a; j++) _mm256_maskstore_ps(d + j * us, six, u[j]);
+#define LD(t) (masked ? _mm256_maskload_ps(g + (t) * ts, k) : _mm256_loadu_ps(g + (t) * ts))
+    for (int r = 0; r < a; r++) {
+        const __m256 t0 = g_row(m, r, LD(0), LD(3), LD(6));
+        const __m256 t1 = g_row(m, r, LD(1), LD(4), LD(7));
+        const __m256 t2 = g_row(m, r, LD(2), LD(5), LD(8));
+        __m256 o[6];
+        g_rows(m, t0, t1, t2, o);
+        for (int c = 0; c < a; c++) {
+            float *d = u + (size_t)(r * a + c) * us;
+            if (masked)
+                _mm256_maskstore_ps(d, k, o[c]);
+            else
+                _mm256_storeu_ps(d, o[c]);
+        }
+    }
+#undef LD
+}
+
+INLINE void taps_m(const int m, const float *g, size_t ts, size_t n, float *u, size_t us) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) taps8(m, 0, g + i, ts, u + i, us, _mm256_setzero_si256());
+    if (i < n) {
+        const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        taps8(m, 1, g + i, ts, u + i, us, k);
     }
 }
 
-static void wino_row_avx2(int m, int i, const float *wt, int np, int cig, float *ur, size_t us) {
-#define TR(mm, ii) \
-    case ii: wino_row_c(mm, ii, wt, np, cig, ur, us); break;
-    if (m == 4) {
-        switch (i) { TR(4, 0) TR(4, 1) TR(4, 2) TR(4, 3) TR(4, 4) TR(4, 5) default: break; }
-    } else {
-        switch (i) { TR(2, 0) TR(2, 1) TR(2, 2) TR(2, 3) default: break; }
-    }
-#undef TR
+static void wino_taps_avx2(int m, const float *g, size_t ts, size_t n, float *u, size_t us) {
+    if (m == 4)
+        taps_m(4, g, ts, n, u, us);
+    else
+        taps_m(2, g, ts, n, u, us);
 }
 
 /* 8x8 blocks transposed in registers: out[i][0..8) = column i of in[0..8)[0..8). */

@@ -1,8 +1,7 @@
 /* dynmix_avx512.c — the AVX-512 variant of the dynamic operators' helpers
- * (dynmix.h): 16-lane mixing with a masked tail; the kernel transform in
- * 8-lane vectors whose loads and stores are masked to a slot's 6 channels
- * (no over-read, no spill); transposes in 8 x 16 blocks (zmm unpacks and
- * two-source permutes), then 8 x 8; sums in four 8-double accumulators.
+ * (dynmix.h): 16-lane mixing and kernel transform with masked tails;
+ * transposes in 8 x 16 blocks (zmm unpacks and two-source permutes), then
+ * 8 x 8; sums in four 8-double accumulators.
  * The mixing and the transform compute the avx2 variant's chains, so they
  * give its bits. Compiled with ISA_FLAGS_avx512 (x86-64-v4); chosen at run
  * time where the CPU and OS run AVX-512 F/BW/DQ/VL. */
@@ -15,7 +14,6 @@
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
-#define PNL DCB_DYNMIX_PANEL
 
 #include "avx512_lanes.h"
 
@@ -35,79 +33,55 @@ static void mix_avx512(const float *src, size_t es, const float *r, int E, float
     }
 }
 
-/* Rows of the kernel transform, G (a x 3) applied to (g0, g1, g2). */
-INLINE void g_rows(int m, __m256 g0, __m256 g1, __m256 g2, __m256 *t) {
+/* Rows of the kernel transform, G (a x 3) applied to (g0, g1, g2): the
+ * avx2 variant's operations (its g_rows and g_row), 16 lanes wide. */
+INLINE void g_rows(int m, __m512 g0, __m512 g1, __m512 g2, __m512 *t) {
     if (m == 4) {
-        const __m256 s = _mm256_add_ps(g0, g2);
-        const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), g0, _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), g2));
-        const __m256 h = _mm256_mul_ps(_mm256_set1_ps(1.0f / 12), g1);
-        t[0] = _mm256_mul_ps(_mm256_set1_ps(0.25f), g0);
-        t[1] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), _mm256_sub_ps(g1, s));
-        t[3] = _mm256_add_ps(q, h);
-        t[4] = _mm256_sub_ps(q, h);
+        const __m512 s = _mm512_add_ps(g0, g2);
+        const __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), g0, _mm512_mul_ps(_mm512_set1_ps(1.0f / 6), g2));
+        const __m512 h = _mm512_mul_ps(_mm512_set1_ps(1.0f / 12), g1);
+        t[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g0);
+        t[1] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_add_ps(s, g1));
+        t[2] = _mm512_mul_ps(_mm512_set1_ps(1.0f / 6), _mm512_sub_ps(g1, s));
+        t[3] = _mm512_add_ps(q, h);
+        t[4] = _mm512_sub_ps(q, h);
         t[5] = g2;
     } else {
-        const __m256 s = _mm256_add_ps(g0, g2), half = _mm256_set1_ps(0.5f);
+        const __m512 s = _mm512_add_ps(g0, g2), half = _mm512_set1_ps(0.5f);
         t[0] = g0;
-        t[1] = _mm256_mul_ps(half, _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(half, _mm256_sub_ps(s, g1));
+        t[1] = _mm512_mul_ps(half, _mm512_add_ps(s, g1));
+        t[2] = _mm512_mul_ps(half, _mm512_sub_ps(s, g1));
         t[3] = g2;
     }
 }
 
-/* Row i of G applied to (g0, g1, g2): one of the values g_rows gives. */
-INLINE __m256 g_row(int m, int i, __m256 g0, __m256 g1, __m256 g2) {
-    if (m == 4) {
-        switch (i) {
-        case 0: return _mm256_mul_ps(_mm256_set1_ps(0.25f), g0);
-        case 1: return _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(_mm256_add_ps(g0, g2), g1));
-        case 2: return _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), _mm256_sub_ps(g1, _mm256_add_ps(g0, g2)));
-        case 3:
-        case 4: {
-            const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), g0, _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), g2));
-            const __m256 h = _mm256_mul_ps(_mm256_set1_ps(1.0f / 12), g1);
-            return i == 3 ? _mm256_add_ps(q, h) : _mm256_sub_ps(q, h);
-        }
-        default: return g2;
-        }
-    }
-    switch (i) {
-    case 0: return g0;
-    case 1: return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_add_ps(g0, g2), g1));
-    case 2: return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_sub_ps(_mm256_add_ps(g0, g2), g1));
-    default: return g2;
-    }
-}
-
-#define SIX ((__mmask8)0x3F)
-#define LD(p) _mm256_maskz_loadu_ps(SIX, (p))
-
-INLINE void wino_row_c(int m, int i, const float *wt, int np, int cig, float *ur, size_t us) {
+/* One 16-lane group of wino_taps (lanes k): G g column by column (3a values
+ * in registers: 32 of them), then U row by row. m is a constant in every
+ * inlined copy. */
+INLINE void taps16(const int m, const float *g, size_t ts, float *u, size_t us, __mmask16 k) {
     const int a = m + 2;
-    const size_t n = (size_t)np * cig;
-    for (size_t pc = 0; pc < n; pc++) {
-        const float *s = wt + pc * 9 * PNL;
-        const __m256 t0 = g_row(m, i, LD(s), LD(s + 3 * PNL), LD(s + 6 * PNL));
-        const __m256 t1 = g_row(m, i, LD(s + PNL), LD(s + 4 * PNL), LD(s + 7 * PNL));
-        const __m256 t2 = g_row(m, i, LD(s + 2 * PNL), LD(s + 5 * PNL), LD(s + 8 * PNL));
-        __m256 u[6];
-        g_rows(m, t0, t1, t2, u);
-        float *d = ur + pc * PNL;
-        for (int j = 0; j < a; j++) _mm256_mask_storeu_ps(d + j * us, SIX, u[j]);
+    __m512 t[3][6];
+    for (int c = 0; c < 3; c++)
+        g_rows(m, _mm512_maskz_loadu_ps(k, g + c * ts), _mm512_maskz_loadu_ps(k, g + (3 + c) * ts),
+               _mm512_maskz_loadu_ps(k, g + (6 + c) * ts), t[c]);
+    for (int r = 0; r < a; r++) {
+        __m512 o[6];
+        g_rows(m, t[0][r], t[1][r], t[2][r], o);
+        for (int c = 0; c < a; c++) _mm512_mask_storeu_ps(u + (size_t)(r * a + c) * us, k, o[c]);
     }
 }
-#undef LD
 
-static void wino_row_avx512(int m, int i, const float *wt, int np, int cig, float *ur, size_t us) {
-#define TR(mm, ii) \
-    case ii: wino_row_c(mm, ii, wt, np, cig, ur, us); break;
-    if (m == 4) {
-        switch (i) { TR(4, 0) TR(4, 1) TR(4, 2) TR(4, 3) TR(4, 4) TR(4, 5) default: break; }
-    } else {
-        switch (i) { TR(2, 0) TR(2, 1) TR(2, 2) TR(2, 3) default: break; }
-    }
-#undef TR
+INLINE void taps_m(const int m, const float *g, size_t ts, size_t n, float *u, size_t us) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) taps16(m, g + i, ts, u + i, us, 0xFFFF);
+    if (i < n) taps16(m, g + i, ts, u + i, us, lanes(n - i));
+}
+
+static void wino_taps_avx512(int m, const float *g, size_t ts, size_t n, float *u, size_t us) {
+    if (m == 4)
+        taps_m(4, g, ts, n, u, us);
+    else
+        taps_m(2, g, ts, n, u, us);
 }
 
 /* The first two stages of an 8 x 8 transpose in every 128-bit lane of

@@ -4,8 +4,6 @@
  * takes the SIMD variants' operations in their order (unfused). */
 #include "dynmix.h"
 
-#define PNL DCB_DYNMIX_PANEL
-
 static void mix_scalar(const float *src, size_t es, const float *r, int E, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float acc = r[0] * src[i];
@@ -37,18 +35,14 @@ static float g_row(int m, int i, float g0, float g1, float g2) {
     }
 }
 
-static void wino_row_scalar(int m, int i, const float *wt, int np, int cig, float *ur, size_t us) {
+static void wino_taps_scalar(int m, const float *g, size_t ts, size_t n, float *u, size_t us) {
     const int a = m + 2;
-    const size_t n = (size_t)np * cig;
-    for (size_t pc = 0; pc < n; pc++) {
-        const float *s = wt + pc * 9 * PNL;
-        for (int l = 0; l < PNL; l++) {
-            /* row i of G g: one value per kernel column */
-            const float t0 = g_row(m, i, s[l], s[3 * PNL + l], s[6 * PNL + l]);
-            const float t1 = g_row(m, i, s[PNL + l], s[4 * PNL + l], s[7 * PNL + l]);
-            const float t2 = g_row(m, i, s[2 * PNL + l], s[5 * PNL + l], s[8 * PNL + l]);
-            for (int j = 0; j < a; j++) ur[j * us + pc * PNL + l] = g_row(m, j, t0, t1, t2);
-        }
+    for (size_t i = 0; i < n; i++) {
+        float t[6][3]; /* G g: row r of G applied to kernel column c */
+        for (int c = 0; c < 3; c++)
+            for (int r = 0; r < a; r++) t[r][c] = g_row(m, r, g[c * ts + i], g[(3 + c) * ts + i], g[(6 + c) * ts + i]);
+        for (int r = 0; r < a; r++)
+            for (int c = 0; c < a; c++) u[(size_t)(r * a + c) * us + i] = g_row(m, c, t[r][0], t[r][1], t[r][2]);
     }
 }
 

@@ -36,10 +36,12 @@ static void gemm_pack_scalar(int k, const float *a, const float *b, size_t ldb, 
     tile(k, a, bpack, DCB_UK_NR, c, ldc, mr, DCB_UK_NR, accumulate, bias);
 }
 
-static void gemm_n4_scalar(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n) {
-    tile(k, a, b, ldb, c, ldc, mr < DCB_UK_MR ? mr : DCB_UK_MR, n, 0, NULL);
+static void gemm_n4_scalar(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
+                           int accumulate) {
+    tile(k, a, b, ldb, c, ldc, mr < DCB_UK_MR ? mr : DCB_UK_MR, n, accumulate, NULL);
     if (mr > DCB_UK_MR)
-        tile(k, a + (size_t)DCB_UK_MR * k, b, ldb, c + (size_t)DCB_UK_MR * ldc, ldc, mr - DCB_UK_MR, n, 0, NULL);
+        tile(k, a + (size_t)DCB_UK_MR * k, b, ldb, c + (size_t)DCB_UK_MR * ldc, ldc, mr - DCB_UK_MR, n, accumulate,
+             NULL);
 }
 
 DCB_UK_DEFINE(scalar, DCB_ISA_SCALAR, DCB_UK_NR, NULL)

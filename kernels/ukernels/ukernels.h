@@ -21,10 +21,10 @@
  *              of 1x1 convolutions: x is read once), prefetching each row's
  *              next nr columns. The direct engine packs its B panels nr wide,
  *              so that a whole panel is one register tile.
- *   gemm_n4    n <= 4 columns for up to two panels (1 <= mr <= 12; the second
- *              panel, rows 6 .. 11, at a + 6k): vectorised over the rows, so
- *              that A, the big operand when the columns are few, is loaded
- *              once per 6 rows. Reads DCB_OVERREAD_FLOATS past the end of
+ *   gemm_n4    C (mr x n) = A * B (+ C), n <= 4 columns, for up to two
+ *              panels (1 <= mr <= 12; the second panel, rows 6 .. 11, at
+ *              a + 6k): vectorised over the rows, so that A, the big operand
+ *              when the columns are few, is loaded once per 6 rows. Reads DCB_OVERREAD_FLOATS past the end of
  *              the last panel (8-float loads of 6-float rows) and 4 columns
  *              of every B row (up to 3 past n).
  *   gemm2      gemm over two panels at once (1 <= mr <= 12; the second
@@ -60,7 +60,7 @@ typedef void (*dcb_uk_gemm_fn)(int k, const float *a, const float *b, size_t ldb
 typedef void (*dcb_uk_gemm_pack_fn)(int k, const float *a, const float *b, size_t ldb, float *bpack, float *c,
                                     size_t ldc, int mr, int accumulate, const float *bias);
 typedef void (*dcb_uk_gemm_n4_fn)(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr,
-                                  int n);
+                                  int n, int accumulate);
 
 typedef struct dcb_ukernels {
     const char *name;       /* its ISA's name: "avx512", "avx2", "scalar" */
@@ -87,7 +87,8 @@ extern const dcb_ukernels dcb_uk_scalar;
 extern const dcb_ukernels dcb_uk_avx2;
 extern const dcb_ukernels dcb_uk_avx512;
 /* gemm_n4 of the avx2 file, which the avx512 variant shares */
-void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n);
+void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
+                         int accumulate);
 #endif
 
 /* The variant the engines call: chosen once per process. */
