@@ -248,8 +248,8 @@ static void out_group(int m, const float *mm, size_t ms, int k, float bias, floa
 /* ------------------------------------------------------------ packed GEMM
  * Columns go 16, then 8 at a time while more than 4 remain (the micro-
  * kernel's gemm, one call per 6-row panel, or its gemm2 per pair of panels
- * where the variant has one); the last <= 4 take its gemm_n4 over pairs of
- * panels, vectorised over the rows. */
+ * where the variant has one); the last <= 4 take its gemm_n4 over all the
+ * panels at once, vectorised over the rows. */
 void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb,
                           int accumulate) {
     const dcb_ukernels *uk = dcb_uk();
@@ -266,11 +266,7 @@ void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, floa
             const int mr = cog - i0 < MR ? cog - i0 : MR;
             uk->gemm(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, accumulate, NULL);
         }
-    if (n4)
-        for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
-            const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
-            uk->gemm_n4(cig, U + (size_t)i0 * cig, V + nmain, ld, M + (size_t)i0 * ld + nmain, ld, mr, n4, accumulate);
-        }
+    if (n4) uk->gemm_n4(cig, U, V + nmain, ld, M + nmain, ld, cog, n4, accumulate);
 }
 
 /* -------------------------------------------------------------------- run */

@@ -32,17 +32,17 @@
  * over the chunk's taps and multiplied at once, accumulating into M. The
  * earlier order, a row of positions over all input channels at a time, read
  * every kernel a times and wrote U through 8-lane stores of 6 channels:
- * condconv E=8 256@14 N=8 on one thread took 11.2 ms, 9.1 ms now (best of 6,
- * AVX-512). A chunk of U small enough for L1 (16 channels of 12 outputs)
- * made the GEMMs too short: 10.5-11 ms.
+ * condconv E=8 256@14 N=8 on one thread took 11.7 ms, 9.3 ms now (best of
+ * 3 or more, AVX-512; dyn_make_geom has the block sizes). A chunk of U small
+ * enough for L1 (16 input channels of 12 outputs) made the GEMMs too short.
  * The input transform is shared by the batch as in the static engine.
  * The mixing and the kernel transform are the dynmix family's
  * (ukernels/dynmix.h), its variant picked at run time for the CPU. */
 
 _Static_assert(DCB_DYNMIX_PANEL == MR, "dynmix's panel layout is the micro-kernel's");
 
-#define DYN_OB_MAX 48 /* output channels per block, a multiple of MR */
-#define DYN_KC 64     /* input channels per chunk of the panel layout */
+#define DYN_OB_MAX 12 /* output channels per block, a multiple of MR: gemm2's two panels */
+#define DYN_KC 128    /* input channels per chunk of the panel layout */
 
 static int dyn_panels(int cog) { return (cog + MR - 1) / MR; }
 
@@ -111,8 +111,12 @@ static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H
     if (S > N) S = N;
     d->S = (int)S;
     /* Larger blocks re-read the sample's V less often, smaller ones keep
-     * the mixed rows and the U row in L2: of 6..144 channels, 48 was the best
-     * measured at C=128@28 and C=256@14 (6: 2.6x the GEMM time). */
+     * the mixed kernels and the chunk of U in L2. Best of 3, condconv E=8
+     * N=8, 1 thread, AVX-512 (128@28 / 256@14 ms): 12 channels in chunks of
+     * 128 inputs 5.96 / 9.30, of 256 5.86 / 9.28, of 64 6.35 / 10.08;
+     * 6 channels (one panel, half of gemm2's tile) 7.19 / 9.69; 18: 6.39 /
+     * 9.84; 48 in chunks of 64: 6.49 / 10.67 (also the best under
+     * DCB_ISA=avx2: 7.73 / 12.62 against 7.90 / 13.85 at 48). */
     int ob = DYN_OB_MAX;
     const int cogp = dyn_panels(pl->cog) * MR;
     if (ob > cogp) ob = cogp;

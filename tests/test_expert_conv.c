@@ -605,8 +605,8 @@ static void test_larger_layer(void **state) {
 }
 
 /* The fused dynamic Winograd path (dcb_winograd_dyn_run) at its edges: more
- * output channels than one block (48), a partial last panel, more input
- * channels than one chunk of the panel layout (64), groups, tiles
+ * output channels than one block (12), a partial last panel, more input
+ * channels than one chunk of the panel layout (128), groups, tiles
  * that do not fill the last column group, batches of several samples in
  * chunks with a ragged last one, 1 to 3 threads (a sample per thread, or the
  * threads sharing one chunk when the samples are fewer); only the Winograd
@@ -614,13 +614,13 @@ static void test_larger_layer(void **state) {
 static void test_winograd_dynamic_blocks(void **state) {
     (void)state;
     static const shape shapes[] = {
-        {3, 16, 100, 11, 13, 3, 3, 1, 1, 1, 1, 1, 5, 0, 1},  /* 3 blocks, last one 4 channels */
+        {3, 16, 100, 11, 13, 3, 3, 1, 1, 1, 1, 1, 5, 0, 1},  /* 9 blocks, the last of 4 channels */
         {2, 24, 52, 9, 7, 3, 3, 1, 0, 1, 2, 0, 4, 0, 2},    /* 2 groups of 26 outputs */
         {4, 40, 8, 6, 17, 3, 3, 1, 2, 1, 1, 1, 3, 0, 0.5},  /* pad 2, one panel and a bit */
         {3, 48, 48, 40, 37, 3, 3, 1, 1, 1, 1, 1, 4, 0, 1},  /* 1.5 MB a sample: chunks of 2 + 1 */
         {1, 20, 30, 15, 16, 3, 3, 1, 1, 1, 1, 0, 2, 0, 1},  /* fewer samples than threads */
-        {2, 136, 60, 9, 10, 3, 3, 1, 1, 1, 1, 1, 3, 0, 1},  /* inputs in 3 chunks of U, the last of 8 */
-        {2, 140, 26, 7, 8, 3, 3, 1, 1, 1, 2, 0, 2, 0, 1},   /* 2 groups of 70 inputs: chunks of 64 + 6 */
+        {2, 264, 20, 9, 10, 3, 3, 1, 1, 1, 1, 1, 3, 0, 1},  /* inputs in 3 chunks of U, the last of 8 */
+        {2, 280, 26, 7, 8, 3, 3, 1, 1, 1, 2, 0, 2, 0, 1},   /* 2 groups of 140 inputs: chunks of 128 + 12 */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape *s = &shapes[i];
@@ -662,7 +662,7 @@ static void test_winograd_premix_bits(void **state) {
     (void)state;
     static const struct { int N, cin, cout, H, W, groups, E, m; } cs[] = {
         {4, 12, 20, 9, 11, 1, 3, 4}, {3, 16, 52, 8, 8, 2, 8, 2}, {5, 8, 8, 13, 6, 1, 8, 4},
-        {3, 80, 14, 6, 7, 1, 4, 4}, /* inputs in two chunks, 64 + 16 */
+        {3, 144, 14, 6, 7, 1, 4, 4}, /* inputs in two chunks, 128 + 16 */
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         dcb_conv2d_p p = {0};

@@ -171,33 +171,28 @@ static void gemm_pack_avx2(int k, const float *a, const float *b, size_t ldb, fl
         tile(4, 16, 0, 1, k, a, b, ldb, bpack, c, ldc, mr, 16, accumulate, bias);
 }
 
-/* Up to 4 columns of one or two panels: 8-float loads at a + 6p (lanes 6, 7
- * are the next step's and are dropped), B broadcast a column at a time,
- * only the NC columns asked for (a constant in every inlined copy: one
- * column of 49 tiles, 128@28, costs a quarter of four). Also the avx512
- * variant's gemm_n4 (ukernels.h): 4 columns give a zmm nothing more to do. */
-INLINE void n4_cols(const int NC, int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr,
-                    int accumulate) {
-    const int np = mr > DCB_UK_MR ? 2 : 1;
-    const float *a1 = a + (size_t)DCB_UK_MR * k;
-    __m256 acc[2][4];
-    for (int q = 0; q < 2; q++)
+/* Up to 4 columns of NP panels (rows [0, mr), mr <= 6 NP; panel q at
+ * a + 6kq): 8-float loads at a + 6p (lanes 6, 7 are the next step's and are
+ * dropped), B broadcast a column at a time, only the NC columns asked for.
+ * NC and NP are constants in every inlined copy, NP x NC = 8 accumulator
+ * chains where the rows allow it: one column of 49 tiles (128@28) over one
+ * pair of panels was 2 chains, latency-bound, and made the dynamic GEMM 27%
+ * slower than 48 columns. Also the avx512 variant's gemm_n4 (ukernels.h): 4
+ * columns give a zmm nothing more to do. */
+INLINE void n4_cols(const int NC, const int NP, int k, const float *a, const float *b, size_t ldb, float *c,
+                    size_t ldc, int mr, int accumulate) {
+    __m256 acc[8][4];
+    for (int q = 0; q < NP; q++)
         for (int j = 0; j < 4; j++) acc[q][j] = _mm256_setzero_ps();
-    if (np == 2) {
-        for (int p = 0; p < k; p++, b += ldb) {
-            const __m256 u0 = _mm256_loadu_ps(a + DCB_UK_MR * p), u1 = _mm256_loadu_ps(a1 + DCB_UK_MR * p);
-            for (int j = 0; j < NC; j++) {
-                const __m256 v = _mm256_broadcast_ss(b + j);
-                acc[0][j] = _mm256_fmadd_ps(u0, v, acc[0][j]), acc[1][j] = _mm256_fmadd_ps(u1, v, acc[1][j]);
-            }
-        }
-    } else {
-        for (int p = 0; p < k; p++, b += ldb) {
-            const __m256 u0 = _mm256_loadu_ps(a + DCB_UK_MR * p);
-            for (int j = 0; j < NC; j++) acc[0][j] = _mm256_fmadd_ps(u0, _mm256_broadcast_ss(b + j), acc[0][j]);
+    for (int p = 0; p < k; p++, b += ldb) {
+        __m256 v[4];
+        for (int j = 0; j < NC; j++) v[j] = _mm256_broadcast_ss(b + j);
+        for (int q = 0; q < NP; q++) {
+            const __m256 u = _mm256_loadu_ps(a + (size_t)DCB_UK_MR * ((size_t)q * k + p));
+            for (int j = 0; j < NC; j++) acc[q][j] = _mm256_fmadd_ps(u, v[j], acc[q][j]);
         }
     }
-    for (int q = 0; q < np; q++) {
+    for (int q = 0; q < NP; q++) {
         /* (4 columns x 8 rows) -> (8 rows x 4 columns) */
         const __m256 t0 = _mm256_unpacklo_ps(acc[q][0], acc[q][1]);
         const __m256 t1 = _mm256_unpacklo_ps(acc[q][2], acc[q][3]);
@@ -211,24 +206,39 @@ INLINE void n4_cols(const int NC, int k, const float *a, const float *b, size_t 
         const int rows_here = mr - DCB_UK_MR * q < DCB_UK_MR ? mr - DCB_UK_MR * q : DCB_UK_MR;
         for (int r = 0; r < rows_here; r++) {
             float *cr = c + (size_t)(DCB_UK_MR * q + r) * ldc;
-            __m128 v = rows[r];
+            __m128 x = rows[r];
             if (accumulate) /* the old C's NC values, none past them */
-                v = _mm_add_ps(v, _mm_maskload_ps(cr, _mm_cmpgt_epi32(_mm_set1_epi32(NC), _mm_setr_epi32(0, 1, 2, 3))));
-            store4_part(cr, v, NC);
+                x = _mm_add_ps(x, _mm_maskload_ps(cr, _mm_cmpgt_epi32(_mm_set1_epi32(NC), _mm_setr_epi32(0, 1, 2, 3))));
+            store4_part(cr, x, NC);
         }
     }
 }
 
+/* NC columns over the panels of mr rows, NP at a time (NP <= 8 / NC), the
+ * rest in smaller groups. */
+#define N4_GROUPS(NC, NPMAX)                                                                                 \
+    for (int q0 = 0; q0 < np;) {                                                                             \
+        const int left = np - q0, rows = mr - DCB_UK_MR * q0;                                               \
+        const float *aq = a + (size_t)DCB_UK_MR * k * q0;                                                   \
+        float *cq = c + (size_t)DCB_UK_MR * q0 * ldc;                                                       \
+        if (NPMAX >= 8 && left >= 8) n4_cols(NC, 8, k, aq, b, ldb, cq, ldc, rows < 48 ? rows : 48, accumulate), q0 += 8; \
+        else if (NPMAX >= 4 && left >= 4) n4_cols(NC, 4, k, aq, b, ldb, cq, ldc, rows < 24 ? rows : 24, accumulate), q0 += 4; \
+        else if (left >= 2) n4_cols(NC, 2, k, aq, b, ldb, cq, ldc, rows < 12 ? rows : 12, accumulate), q0 += 2; \
+        else n4_cols(NC, 1, k, aq, b, ldb, cq, ldc, rows < 6 ? rows : 6, accumulate), q0 += 1;             \
+    }
+
 void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
                          int accumulate) {
+    const int np = (mr + DCB_UK_MR - 1) / DCB_UK_MR;
     switch (n) {
-    case 1: n4_cols(1, k, a, b, ldb, c, ldc, mr, accumulate); break;
-    case 2: n4_cols(2, k, a, b, ldb, c, ldc, mr, accumulate); break;
-    case 3: n4_cols(3, k, a, b, ldb, c, ldc, mr, accumulate); break;
-    case 4: n4_cols(4, k, a, b, ldb, c, ldc, mr, accumulate); break;
+    case 1: N4_GROUPS(1, 8) break;
+    case 2: N4_GROUPS(2, 4) break;
+    case 3: N4_GROUPS(3, 2) break;
+    case 4: N4_GROUPS(4, 2) break;
     default: break;
     }
 }
+#undef N4_GROUPS
 
 #define gemm_n4_avx2 dcb_uk_gemm_n4_avx2
 DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, DCB_UK_NR, NULL)

@@ -38,10 +38,9 @@ static void gemm_pack_scalar(int k, const float *a, const float *b, size_t ldb, 
 
 static void gemm_n4_scalar(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
                            int accumulate) {
-    tile(k, a, b, ldb, c, ldc, mr < DCB_UK_MR ? mr : DCB_UK_MR, n, accumulate, NULL);
-    if (mr > DCB_UK_MR)
-        tile(k, a + (size_t)DCB_UK_MR * k, b, ldb, c + (size_t)DCB_UK_MR * ldc, ldc, mr - DCB_UK_MR, n, accumulate,
-             NULL);
+    for (int r0 = 0; r0 < mr; r0 += DCB_UK_MR)
+        tile(k, a + (size_t)k * r0, b, ldb, c + (size_t)r0 * ldc, ldc, mr - r0 < DCB_UK_MR ? mr - r0 : DCB_UK_MR, n,
+             accumulate, NULL);
 }
 
 DCB_UK_DEFINE(scalar, DCB_ISA_SCALAR, DCB_UK_NR, NULL)

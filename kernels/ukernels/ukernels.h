@@ -21,10 +21,11 @@
  *              of 1x1 convolutions: x is read once), prefetching each row's
  *              next nr columns. The direct engine packs its B panels nr wide,
  *              so that a whole panel is one register tile.
- *   gemm_n4    C (mr x n) = A * B (+ C), n <= 4 columns, for up to two
- *              panels (1 <= mr <= 12; the second panel, rows 6 .. 11, at
- *              a + 6k): vectorised over the rows, so that A, the big operand
- *              when the columns are few, is loaded once per 6 rows. Reads DCB_OVERREAD_FLOATS past the end of
+ *   gemm_n4    C (mr x n) = A * B (+ C), n <= 4 columns, for any number of
+ *              panels (mr >= 1; panel q, rows 6q .. 6q + 5, at a + 6kq):
+ *              vectorised over the rows, so that A, the big operand when the
+ *              columns are few, is loaded once per 6 rows, and over several
+ *              panels at once, so that few columns still make enough chains. Reads DCB_OVERREAD_FLOATS past the end of
  *              the last panel (8-float loads of 6-float rows) and 4 columns
  *              of every B row (up to 3 past n).
  *   gemm2      gemm over two panels at once (1 <= mr <= 12; the second
