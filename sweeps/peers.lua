@@ -135,7 +135,12 @@ for li, layer in ipairs(L) do
         end
         if layer.static then
           local b = bench(layer.static.op, layer.static.params, layer.static.impl, threads, x)
-          if b then peers[#peers + 1] = {"our static conv", layer.static.impl, b.median, b.min, b.max} end
+          if b then
+            peers[#peers + 1] = {"our static conv", layer.static.impl, b.median, b.min, b.max}
+            -- point 3's floor: that static conv plus the least the dynamic path adds
+            local extra = lib.dyn_floor_extra(layer.params, layer.shape[1], layer.static.impl, threads)
+            if extra then line.floor = b.median + extra end
+          end
         end
         if have_torch and layer.torch then
           local p = {}
@@ -173,7 +178,7 @@ local function ms(v) return v and ("%.3f"):format(1e3 * v) or "-" end
 local function ratio(a, b) return (a and b) and ("%.2f"):format(a / b) or "-" end
 local mdf = assert(io.open(out .. "/peers.md", "w"))
 mdf:write("| layer | thr | ours (best impl) | ms | GFLOP/s | % peak | oneDNN ms | ours/oneDNN | PyTorch ms (variant) |",
-          " ours/PyTorch | our static conv ms | ours/static |\n|", ("---|"):rep(12), "\n")
+          " ours/PyTorch | our static conv ms | ours/static | floor ms | ours/floor |\n|", ("---|"):rep(14), "\n")
 for _, m in ipairs(md_lines) do
   table.sort(m.torch, function(a, b) return a[1] < b[1] end)
   local tv, fastest = {}, nil
@@ -183,10 +188,10 @@ for _, m in ipairs(md_lines) do
   end
   local b = m.best
   local pc = pct(b.gflops, m.threads)
-  mdf:write(("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"):format(m.layer, m.threads, m.impl,
-    ms(b.median), b.gflops and ("%.0f"):format(b.gflops) or "-", pc and ("%.0f%%"):format(pc) or "-",
+  mdf:write(("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"):format(m.layer, m.threads,
+    m.impl, ms(b.median), b.gflops and ("%.0f"):format(b.gflops) or "-", pc and ("%.0f%%"):format(pc) or "-",
     ms(m.onednn), ratio(b.median, m.onednn), #tv > 0 and table.concat(tv, "; ") or "-", ratio(b.median, fastest),
-    ms(m.static), ratio(b.median, m.static)))
+    ms(m.static), ratio(b.median, m.static), ms(m.floor), ratio(b.median, m.floor)))
 end
 mdf:close()
 

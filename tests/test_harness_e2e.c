@@ -1013,13 +1013,15 @@ static void test_peers_sweep(void **state) {
     save = NULL;
     for (char *line = strtok_r(md, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "| ", 2) || !strncmp(line, "| layer", 7)) continue;
-        char *cell[14];
+        char *cell[16];
         int n = 0;
-        for (char *q = line + 1, *c; n < 14 && (c = strchr(q, '|')); q = c + 1) {
+        for (char *q = line + 1, *c; n < 16 && (c = strchr(q, '|')); q = c + 1) {
             *c = 0;
             cell[n++] = q;
         }
-        assert_int_equal(n, 12);
+        assert_int_equal(n, 14);
+        assert_string_equal(cell[12], " - "); /* no floor: static layers (and a calibration of another ISA) */
+        assert_string_equal(cell[13], " - ");
         assert_true(mrows < 6);
         char want[32];
         snprintf(want, sizeof want, " %.2f ", ratios[mrows]);
@@ -1036,6 +1038,56 @@ static void test_peers_sweep(void **state) {
     char cal[512];
     snprintf(cal, sizeof cal, "%s/calibration.json", tmpdir);
     unlink(cal);   /* the other tests run without a calibration */
+}
+
+/* sweeplib.dyn_floor_extra, point 3's floor beyond the static conv, against
+ * its formula by hand: a calibration of this run's ISA with peak 100 / 150
+ * GFLOP/s and bandwidth 10 / 16 GB/s (1 thread / all 2), condconv-like
+ * hyperparameters with groups; on 2 threads the all-thread figures cap the
+ * doubled ones; nil with a reason without experts or with a calibration of
+ * another ISA. */
+static void test_dyn_floor(void **state) {
+    (void)state;
+    write_text("floor.lua",
+               "local dcb = require 'dcb'\n"
+               "local lib = require 'sweeplib'\n"
+               "local function cal(isa)\n"
+               "  local f = assert(io.open(os.getenv('DCB_CALIBRATION'), 'w'))\n"
+               "  f:write(('{\"peak_gflops_1t\": 100, \"peak_gflops_all\": 150, \"bw_gbs_1t\": 10, '\n"
+               "    .. '\"bw_gbs_all\": 16, \"threads_all\": 2, \"when\": \"2026-01-01T00:00:00Z\", \"isa\": \"%s\"}'):format(isa))\n"
+               "  f:close()\n"
+               "end\n"
+               "cal(dcb.isa)\n"
+               "local p = {cin = 64, cout = 32, groups = 2, kh = 3, kw = 3, experts = 4}\n"
+               "local s1, q = lib.dyn_floor_extra(p, 8, 'winograd', 1)\n"
+               "local s2 = lib.dyn_floor_extra(p, 8, 'winograd', 2)\n"
+               "local s3, q3 = lib.dyn_floor_extra({cin = 64, cout = 32, groups = 2, k = 3, kernels = 4}, 8, 'im2col', 1)\n"
+               "print(('floor %.17g %.17g %.17g %.17g %.17g %.17g'):format(s1, q.bytes, q.flops, s2, s3, q3.flops))\n"
+               "print('noexp', lib.dyn_floor_extra({cin = 64, cout = 32, k = 3}, 8, 'winograd', 1))\n"
+               "cal('other')\n"
+               "print('otherisa', lib.dyn_floor_extra(p, 8, 'winograd', 1))\n");
+    if (run("floor.lua")) {
+        char *err = slurp("err.txt");
+        fail_msg("floor.lua failed:\n%s", err);
+    }
+    char *out = slurp("out.txt");
+    double s1, bytes, flops, s2, s3, f3;
+    const char *at = strstr(out, "floor ");
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "floor %lf %lf %lf %lf %lf %lf", &s1, &bytes, &flops, &s2, &s3, &f3), 6);
+    /* one kernel: 32 outputs x 32 inputs a group x 9 taps */
+    const double P = 32.0 * 32 * 9, wbytes = 4 * (4 * P + 8 * P), wmix = 2 * 8 * 4 * P;
+    const double wtr = 2.0 * 8 * 32 * 32 * (9 * 6 + 3 * 36); /* F(4x4): a = 6 */
+    assert_true(bytes == wbytes && flops == wmix + wtr);
+    assert_true(fabs(s1 - (wbytes / 10e9 + (wmix + wtr) / 100e9)) <= 1e-12 * s1);
+    assert_true(fabs(s2 - (wbytes / 16e9 + (wmix + wtr) / 150e9)) <= 1e-12 * s2);
+    assert_true(f3 == wmix && fabs(s3 - (wbytes / 10e9 + wmix / 100e9)) <= 1e-12 * s3); /* im2col: no transform */
+    assert_contains(out, "noexp\tnil\tno experts or kernels");
+    assert_contains(out, "otherisa\tnil\tthe calibration is of other");
+    free(out);
+    char cal[512];
+    snprintf(cal, sizeof cal, "%s/calibration.json", tmpdir);
+    unlink(cal);
 }
 
 /* dcb.compare under --quick: three variants (two ops and a bare GEMM) and
@@ -1196,7 +1248,7 @@ int main(void) {
         cmocka_unit_test(test_shards_merge),   cmocka_unit_test(test_definition_change),
         cmocka_unit_test(test_script_errors),  cmocka_unit_test(test_list_op),
         cmocka_unit_test(test_api),            cmocka_unit_test(test_forward_matches_naive),
-        cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_peers_sweep),    cmocka_unit_test(test_dyn_floor),    cmocka_unit_test(test_compare),
         cmocka_unit_test(test_auto_impl),      cmocka_unit_test(test_wait_policy_at_start),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -15,6 +15,7 @@
 --   build/dcbench sweeps/bench/dynamic.lua [reps] [threads...]   (default: 7 repetitions, 1 2)
 local dcb = require "dcb"
 local B = require "bench.benchlib"
+local lib = require "sweeplib"
 
 local args = {...}
 local reps = math.max(1, math.min(B.num(args, 1, 7), 64))
@@ -43,9 +44,10 @@ local function is_target(o) return o:strategy() == "combine_then_conv" and o:eng
 
 print(("# bench/dynamic: 3x3 stride 1 pad 1, cin = cout, batch %d, %d repetitions"):format(N, reps))
 B.header()
-print(("%-8s %3s | %-8s %-30s %9s %7s %7s %7s | %s"):format("layer", "thr", "op", "impl", "median_ms", "spread",
-      "GFLOP/s", "x_stat", "phases ms: routing kernel_gen transform gemm combine"))
+print(("%-8s %3s | %-8s %-30s %9s %7s %7s %7s %8s %7s | %s"):format("layer", "thr", "op", "impl", "median_ms", "spread",
+      "GFLOP/s", "x_stat", "floor_ms", "x_floor", "phases ms: routing kernel_gen transform gemm combine"))
 local misses, checked = 0, 0
+local floor_note
 local static_ms = {}
 for li, l in ipairs(layers) do
   static_ms[li] = {}
@@ -68,19 +70,28 @@ for li, l in ipairs(layers) do
         io.stderr:write(("bench/dynamic: %s: %s\n"):format(v.name, v.reason))
         os.exit(1)
       end
-      local note = ""
+      local note, fl, xf = "", "", ""
       if v.op ~= "conv2d" then
+        -- point 3's floor: the static conv of this run plus the least the dynamic path adds
+        local extra, why = lib.dyn_floor_extra(list[vi].op:params(), N, "winograd", threads)
+        if extra then
+          local floor = r.variants[1].median + extra
+          fl, xf = ("%.3f"):format(1e3 * floor), ("%.2f"):format(v.median / floor)
+        elseif not floor_note then
+          floor_note = "# no floor columns: " .. tostring(why) .. " (dcbench calibrate)"
+        end
         local p, q = v.phases, v.ratio
         note = ("%.2f %.2f %.2f %.2f %.2f"):format(1e3 * p.routing, 1e3 * p.kernel_gen, 1e3 * p.transform,
                                                    1e3 * p.gemm, 1e3 * p.combine)
         if is_target(list[vi].op) then
           note = note .. (q <= 1.10 and "  target <= 1.10 ok" or "  target <= 1.10 MISS")
+          if xf ~= "" then note = note .. (tonumber(xf) <= 1.2 and ", floor <= 1.2 ok" or ", floor <= 1.2 MISS") end
           checked = checked + 1
           if q > 1.10 then misses = misses + 1 end
         end
       end
-      print(("%4d@%-3d %3d | %-8s %-30s %9.3f %6.1f%% %7.1f %7.2f | %s"):format(C, H, threads, v.op, v.impl,
-            1e3 * v.median, 100 * v.spread, v.gflops, v.ratio, note))
+      print(("%4d@%-3d %3d | %-8s %-30s %9.3f %6.1f%% %7.1f %7.2f %8s %7s | %s"):format(C, H, threads, v.op, v.impl,
+            1e3 * v.median, 100 * v.spread, v.gflops, v.ratio, fl, xf, note))
     end
     static_ms[li][ti] = 1e3 * r.variants[1].median
     io.stdout:flush()
@@ -93,4 +104,7 @@ for li, l in ipairs(layers) do
   end
 end
 print("# x_stat = median / median of conv2d winograd in the same run and thread count")
+print(floor_note or ("# floor_ms = that static median + the bank once and the N mixed kernels at the calibrated "
+  .. "bandwidth + their mixing and F(4x4) transform at the calibrated peak (sweeplib.dyn_floor_extra); "
+  .. "x_floor = median / floor_ms"))
 print(("# %d of %d combine_then_conv/winograd targets missed"):format(misses, checked))
