@@ -26,26 +26,13 @@ static void mix_avx2(const float *src, size_t es, const float *r, int E, float *
     }
 }
 
-/* Rows of the kernel transform, G (a x 3) applied to (g0, g1, g2). */
-INLINE void g_rows(int m, __m256 g0, __m256 g1, __m256 g2, __m256 *t) {
-    if (m == 4) {
-        const __m256 s = _mm256_add_ps(g0, g2);
-        const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), g0, _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), g2));
-        const __m256 h = _mm256_mul_ps(_mm256_set1_ps(1.0f / 12), g1);
-        t[0] = _mm256_mul_ps(_mm256_set1_ps(0.25f), g0);
-        t[1] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(_mm256_set1_ps(1.0f / 6), _mm256_sub_ps(g1, s));
-        t[3] = _mm256_add_ps(q, h);
-        t[4] = _mm256_sub_ps(q, h);
-        t[5] = g2;
-    } else {
-        const __m256 s = _mm256_add_ps(g0, g2), half = _mm256_set1_ps(0.5f);
-        t[0] = g0;
-        t[1] = _mm256_mul_ps(half, _mm256_add_ps(s, g1));
-        t[2] = _mm256_mul_ps(half, _mm256_sub_ps(s, g1));
-        t[3] = g2;
-    }
-}
+#define DV __m256
+#define DV_SET1 _mm256_set1_ps
+#define DV_ADD _mm256_add_ps
+#define DV_SUB _mm256_sub_ps
+#define DV_MUL _mm256_mul_ps
+#define DV_FMADD _mm256_fmadd_ps
+#include "dynmix_grows.inc"
 
 /* Row i of G applied to (g0, g1, g2): one of the values g_rows gives. */
 INLINE __m256 g_row(int m, int i, __m256 g0, __m256 g1, __m256 g2) {

@@ -33,27 +33,13 @@ static void mix_avx512(const float *src, size_t es, const float *r, int E, float
     }
 }
 
-/* Rows of the kernel transform, G (a x 3) applied to (g0, g1, g2): the
- * avx2 variant's operations (its g_rows and g_row), 16 lanes wide. */
-INLINE void g_rows(int m, __m512 g0, __m512 g1, __m512 g2, __m512 *t) {
-    if (m == 4) {
-        const __m512 s = _mm512_add_ps(g0, g2);
-        const __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), g0, _mm512_mul_ps(_mm512_set1_ps(1.0f / 6), g2));
-        const __m512 h = _mm512_mul_ps(_mm512_set1_ps(1.0f / 12), g1);
-        t[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g0);
-        t[1] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_add_ps(s, g1));
-        t[2] = _mm512_mul_ps(_mm512_set1_ps(1.0f / 6), _mm512_sub_ps(g1, s));
-        t[3] = _mm512_add_ps(q, h);
-        t[4] = _mm512_sub_ps(q, h);
-        t[5] = g2;
-    } else {
-        const __m512 s = _mm512_add_ps(g0, g2), half = _mm512_set1_ps(0.5f);
-        t[0] = g0;
-        t[1] = _mm512_mul_ps(half, _mm512_add_ps(s, g1));
-        t[2] = _mm512_mul_ps(half, _mm512_sub_ps(s, g1));
-        t[3] = g2;
-    }
-}
+#define DV __m512
+#define DV_SET1 _mm512_set1_ps
+#define DV_ADD _mm512_add_ps
+#define DV_SUB _mm512_sub_ps
+#define DV_MUL _mm512_mul_ps
+#define DV_FMADD _mm512_fmadd_ps
+#include "dynmix_grows.inc"
 
 /* One 16-lane group of wino_taps (lanes k): G g column by column (3a values
  * in registers: 32 of them), then U row by row. m is a constant in every
