@@ -374,16 +374,17 @@ void dcb_direct_dw_run(const dcb_conv2d_p *p, int N, int H, int W, const float *
 
 /* Winograd with a kernel per sample (the dynamic operators): the kernel
  * transform is fused with the GEMM, in float, inside run. The kernels come in
- * "panel layout" (dcb_winograd_bank_floats per kernel; dcb_winograd_bank_pack
- * converts one (cout, cin/groups, 3, 3) kernel), either
+ * "panel layout", [group][panel of 6 outputs][chunk of 128 inputs][9 taps]
+ * [input][6] (conv2d_winograd_dyn.c; dcb_winograd_bank_floats per kernel;
+ * dcb_winograd_bank_pack converts one (cout, cin/groups, 3, 3) kernel), either
  *   E == 0: w holds the N per-sample kernels, or
  *   E > 0:  bank holds E kernels and sample n's kernel is
  *           sum_e r[n*E + e] * bank[e] (mixed block by block, never whole);
  * b: (N, cout) per-sample bias or NULL. shared = 1 (with E == 0): w is one
  * kernel and b one bias (cout) for all N images. The panel-layout buffers
- * need DCB_OVERREAD_FLOATS of room past their end (vector loads). Only where
- * dcb_winograd_dyn_supported (the AVX2 kernel transform, compiled with
- * AVX2+FMA, and >= 8 channels per group). */
+ * keep DCB_OVERREAD_FLOATS of zeroed room past their end. Only where
+ * dcb_winograd_dyn_supported (F(2x2) and F(4x4), with the packed GEMM's 8
+ * or more input and output channels per group). */
 typedef struct dcb_wino_dyn {
     const float *w, *bank, *r, *b;
     int E, shared;
