@@ -46,7 +46,6 @@ _Static_assert(DCB_DYNMIX_PANEL == MR, "dynmix's panel layout is the micro-kerne
 
 static int dyn_panels(int cog) { return (cog + MR - 1) / MR; }
 
-
 size_t dcb_winograd_bank_floats(const dcb_conv2d_p *p) {
     const int cig = p->cin / p->groups, cog = p->cout / p->groups;
     return (size_t)p->groups * dyn_panels(cog) * cig * 9 * MR;

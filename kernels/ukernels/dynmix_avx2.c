@@ -1,6 +1,7 @@
 /* dynmix_avx2.c — the AVX2 + FMA variant of the dynamic operators' helpers
  * (dynmix.h): 8-lane mixing, the kernel transform 8 elements at a time
- * (masked loads and stores for the last < 8), 8 x 8 register transposes, and four 4-double accumulators. Compiled with ISA_FLAGS_avx2
+ * (masked loads and stores for the last < 8), 8 x 8 register transposes,
+ * and four 4-double accumulators. Compiled with ISA_FLAGS_avx2
  * (x86-64-v3); chosen at run time where the CPU has AVX2 and FMA. */
 #include "dynmix.h"
 

@@ -214,31 +214,39 @@ INLINE void n4_cols(const int NC, const int NP, int k, const float *a, const flo
     }
 }
 
-/* NC columns over the panels of mr rows, NP at a time (NP <= 8 / NC), the
- * rest in smaller groups. */
-#define N4_GROUPS(NC, NPMAX)                                                                                 \
-    for (int q0 = 0; q0 < np;) {                                                                             \
-        const int left = np - q0, rows = mr - DCB_UK_MR * q0;                                               \
-        const float *aq = a + (size_t)DCB_UK_MR * k * q0;                                                   \
-        float *cq = c + (size_t)DCB_UK_MR * q0 * ldc;                                                       \
-        if (NPMAX >= 8 && left >= 8) n4_cols(NC, 8, k, aq, b, ldb, cq, ldc, rows < 48 ? rows : 48, accumulate), q0 += 8; \
-        else if (NPMAX >= 4 && left >= 4) n4_cols(NC, 4, k, aq, b, ldb, cq, ldc, rows < 24 ? rows : 24, accumulate), q0 += 4; \
-        else if (left >= 2) n4_cols(NC, 2, k, aq, b, ldb, cq, ldc, rows < 12 ? rows : 12, accumulate), q0 += 2; \
-        else n4_cols(NC, 1, k, aq, b, ldb, cq, ldc, rows < 6 ? rows : 6, accumulate), q0 += 1;             \
+/* NC columns over the panels of mr rows, NPMAX at a time (NPMAX <= 8 / NC),
+ * the rest in smaller groups. */
+INLINE void n4_groups(const int NC, const int NPMAX, int k, const float *a, const float *b, size_t ldb, float *c,
+                      size_t ldc, int mr, int accumulate) {
+    const int np = (mr + DCB_UK_MR - 1) / DCB_UK_MR;
+    for (int q0 = 0; q0 < np;) {
+        const int left = np - q0, rows = mr - DCB_UK_MR * q0;
+        const float *aq = a + (size_t)DCB_UK_MR * k * q0;
+        float *cq = c + (size_t)DCB_UK_MR * q0 * ldc;
+        const int g = NPMAX >= 8 && left >= 8 ? 8 : NPMAX >= 4 && left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const int r = rows < DCB_UK_MR * g ? rows : DCB_UK_MR * g;
+        if (g == 8)
+            n4_cols(NC, 8, k, aq, b, ldb, cq, ldc, r, accumulate);
+        else if (g == 4)
+            n4_cols(NC, 4, k, aq, b, ldb, cq, ldc, r, accumulate);
+        else if (g == 2)
+            n4_cols(NC, 2, k, aq, b, ldb, cq, ldc, r, accumulate);
+        else
+            n4_cols(NC, 1, k, aq, b, ldb, cq, ldc, r, accumulate);
+        q0 += g;
     }
+}
 
 void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
                          int accumulate) {
-    const int np = (mr + DCB_UK_MR - 1) / DCB_UK_MR;
     switch (n) {
-    case 1: N4_GROUPS(1, 8) break;
-    case 2: N4_GROUPS(2, 4) break;
-    case 3: N4_GROUPS(3, 2) break;
-    case 4: N4_GROUPS(4, 2) break;
+    case 1: n4_groups(1, 8, k, a, b, ldb, c, ldc, mr, accumulate); break;
+    case 2: n4_groups(2, 4, k, a, b, ldb, c, ldc, mr, accumulate); break;
+    case 3: n4_groups(3, 2, k, a, b, ldb, c, ldc, mr, accumulate); break;
+    case 4: n4_groups(4, 2, k, a, b, ldb, c, ldc, mr, accumulate); break;
     default: break;
     }
 }
-#undef N4_GROUPS
 
 #define gemm_n4_avx2 dcb_uk_gemm_n4_avx2
 DCB_UK_DEFINE(avx2, DCB_ISA_AVX2, DCB_UK_NR, NULL)
