@@ -248,25 +248,45 @@ static void out_group(int m, const float *mm, size_t ms, int k, float bias, floa
 /* ------------------------------------------------------------ packed GEMM
  * Columns go 16, then 8 at a time while more than 4 remain (the micro-
  * kernel's gemm, one call per 6-row panel, or its gemm2 per pair of panels
- * where the variant has one); the last <= 4 take its gemm_n4 over all the
- * panels at once, vectorised over the rows. */
-void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb,
-                          int accumulate) {
-    const dcb_ukernels *uk = dcb_uk();
+ * where the variant has one); the last <= 4 (dcb_wino_tail_cols) take its
+ * gemm_n4 over all the panels at once, vectorised over the rows, and over
+ * the products of up to 8 positions at once (a 12-row block's tail has 2
+ * panels, 2 chains alone). Positions go 8 at a time so that their U is still
+ * in L1 for the tails. */
+int dcb_wino_tail_cols(int nb) {
     const int rest = nb % DCB_UK_NR;
-    const int n4 = rest <= 4 ? rest : rest > 8 && rest <= 12 ? rest - 8 : 0; /* columns for gemm_n4 */
-    const int nmain = nb - n4;
-    if (nmain > 0 && uk->gemm2)
-        for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
-            const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
-            uk->gemm2(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, accumulate, NULL);
+    return rest <= 4 ? rest : rest > 8 && rest <= 12 ? rest - 8 : 0;
+}
+
+void dcb_wino_gemm_packed(const float *U, size_t us, int cog, int cig, const float *V, size_t vs, float *M,
+                          size_t ms, size_t ld, int nb, int count, int accumulate, const float *Vt, size_t vts) {
+    const dcb_ukernels *uk = dcb_uk();
+    const int n4 = dcb_wino_tail_cols(nb), nmain = nb - n4;
+    for (int x0 = 0; x0 < count; x0 += 8) {
+        const int nx = count - x0 < 8 ? count - x0 : 8;
+        for (int xi = x0; xi < x0 + nx; xi++) {
+            const float *Ux = U + xi * us, *Vx = V + xi * vs;
+            float *Mx = M + xi * ms;
+            if (nmain > 0 && uk->gemm2)
+                for (int i0 = 0; i0 < cog; i0 += 2 * MR) {
+                    const int mr = cog - i0 < 2 * MR ? cog - i0 : 2 * MR;
+                    uk->gemm2(cig, Ux + (size_t)i0 * cig, Vx, ld, Mx + (size_t)i0 * ld, ld, mr, nmain, accumulate,
+                              NULL);
+                }
+            else if (nmain > 0)
+                for (int i0 = 0; i0 < cog; i0 += MR) {
+                    const int mr = cog - i0 < MR ? cog - i0 : MR;
+                    uk->gemm(cig, Ux + (size_t)i0 * cig, Vx, ld, Mx + (size_t)i0 * ld, ld, mr, nmain, accumulate,
+                             NULL);
+                }
         }
-    else if (nmain > 0)
-        for (int i0 = 0; i0 < cog; i0 += MR) {
-            const int mr = cog - i0 < MR ? cog - i0 : MR;
-            uk->gemm(cig, U + (size_t)i0 * cig, V, ld, M + (size_t)i0 * ld, ld, mr, nmain, accumulate, NULL);
-        }
-    if (n4) uk->gemm_n4(cig, U, V + nmain, ld, M + nmain, ld, cog, n4, accumulate);
+        if (n4 && Vt)
+            uk->gemm_n4(cig, U + x0 * us, Vt + x0 * vts, (size_t)n4, M + x0 * ms + nmain, ld, cog, n4, accumulate,
+                        nx, us, vts, ms);
+        else if (n4)
+            uk->gemm_n4(cig, U + x0 * us, V + x0 * vs + nmain, ld, M + x0 * ms + nmain, ld, cog, n4, accumulate, nx,
+                        us, vs, ms);
+    }
 }
 
 /* -------------------------------------------------------------------- run */
@@ -367,9 +387,9 @@ static void run_block(const dcb_winograd_plan *pl, const wino_geom *gp, long t0,
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads) if (threads > 1)
         for (int xi = 0; xi < a2; xi++)
             for (int gi = 0; gi < G; gi++)
-                dcb_wino_gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, cog, cig,
-                                     V + xi * g.vxs + (size_t)gi * cig * ld, M + xi * g.mxs + (size_t)gi * cog * ld,
-                                     ld, nb, 0);
+                dcb_wino_gemm_packed(pl->U + ((size_t)xi * G + gi) * pl->u_stride, 0, cog, cig,
+                                     V + xi * g.vxs + (size_t)gi * cig * ld, 0, M + xi * g.mxs + (size_t)gi * cog * ld,
+                                     0, ld, nb, 1, 0, NULL, 0);
     } else {
         for (int xi = 0; xi < a2; xi++)
             for (int gi = 0; gi < G; gi++)

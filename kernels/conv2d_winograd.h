@@ -66,10 +66,15 @@ void dcb_wino_transform_out(const dcb_winograd_plan *pl, const wino_geom *g, con
                             const float *M, size_t ld, size_t mxs, size_t mns, int tps, const float *b, size_t bns,
                             float *y, int threads);
 
-/* M (cog x nb) = U (packed panels [cog/6][cig][6]) * V (cig x nb) (+ M where
- * accumulate), both with leading dimension ld, through the micro-kernel
- * dcb_uk(). */
-void dcb_wino_gemm_packed(const float *U, int cog, int cig, const float *V, float *M, size_t ld, int nb,
-                          int accumulate);
+/* For count positions x: M_x (cog x nb) = U_x (packed panels [cog/6][cig][6])
+ * * V_x (cig x nb) (+ M_x where accumulate), V and M with leading dimension
+ * ld, U_x = U + x*us, V_x = V + x*vs, M_x = M + x*ms, through the micro-
+ * kernel dcb_uk(); each M_x has the bits of a call with count 1. The last
+ * dcb_wino_tail_cols(nb) columns of V_x are read from Vt + x*vts instead,
+ * [cig][tail] contiguous, where Vt is not NULL (the dynamic path's copy:
+ * one column a row of V is a cache line a row for gemm_n4). */
+int dcb_wino_tail_cols(int nb);
+void dcb_wino_gemm_packed(const float *U, size_t us, int cog, int cig, const float *V, size_t vs, float *M,
+                          size_t ms, size_t ld, int nb, int count, int accumulate, const float *Vt, size_t vts);
 
 #endif

@@ -80,6 +80,11 @@ typedef struct dyn_geom {
     /* V and M are per sample ([n][xi][channel][ld]), so that the GEMMs of
      * one sample read compact, aligned rows */
     size_t ld, vxs, mxs, vns, mns;
+    /* the GEMMs' last tail columns of V (dcb_wino_tail_cols) again, per
+     * sample [xi][channel][tail], so that gemm_n4 reads them contiguous:
+     * floats a sample (with gemm_n4's over-read), 0 without a tail */
+    int tail;
+    size_t vtns;
     size_t wt_floats, ur_floats, us; /* per-thread buffers; us: xi stride of the U chunk */
 } dyn_geom;
 
@@ -105,7 +110,9 @@ static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H
     d->mxs = (size_t)pl->cout * d->ld + 16;
     d->vns = (size_t)a2 * d->vxs;
     d->mns = (size_t)a2 * d->mxs;
-    long S = (long)(DYN_CHUNK_BYTES / (sizeof(float) * (d->vns + d->mns)));
+    d->tail = dcb_wino_tail_cols(d->tps);
+    d->vtns = d->tail ? round_up((size_t)a2 * pl->cin * d->tail + 4, 16) : 0;
+    long S = (long)(DYN_CHUNK_BYTES / (sizeof(float) * (d->vns + d->mns + d->vtns)));
     if (S < 1) S = 1;
     if (S > N) S = N;
     d->S = (int)S;
@@ -139,7 +146,7 @@ static int dyn_make_geom(dyn_geom *d, const dcb_conv2d_p *p, int m, int N, int H
 }
 
 static size_t dyn_fixed_bytes(const dyn_geom *d) {
-    return round_up(sizeof(float) * (size_t)d->S * (d->vns + d->mns), DCB_ALIGN) +
+    return round_up(sizeof(float) * (size_t)d->S * (d->vns + d->mns + d->vtns), DCB_ALIGN) +
            round_up(sizeof(wino_span) * (size_t)d->S * d->tps, DCB_ALIGN);
 }
 
@@ -175,13 +182,27 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
     const size_t ld = d.ld, gstride = (size_t)dyn_panels(cog) * cig * 9 * MR, Pp = (size_t)G * gstride;
     float *V = (float *)fixed;
     float *M = V + (size_t)S * d.vns;
-    wino_span *sp = (wino_span *)(fixed + round_up(sizeof(float) * (size_t)S * (d.vns + d.mns), DCB_ALIGN));
+    float *Vt = M + (size_t)S * d.mns;
+    wino_span *sp = (wino_span *)(fixed + round_up(sizeof(float) * (size_t)S * (d.vns + d.mns + d.vtns), DCB_ALIGN));
     const int ns = dcb_wino_make_spans(g, 0, S * tps, sp); /* q->n is the sample within the chunk */
     const float *xb = x + (size_t)n0 * cin * H * W;
     const dcb_dynmix_kernels *dk = dcb_dynmix();
 
     double ts = dcb_now();
     dcb_wino_transform_in(pl, xb, H, W, sp, ns, V, ld, d.vxs, d.vns, tps, threads);
+    if (d.tail) {
+        /* read once here, not once per output block by the GEMMs' tails */
+        const int tl = d.tail, t0 = tps - tl;
+        for (int sl = 0; sl < S; sl++) {
+            float *vt = Vt + (size_t)sl * d.vtns;
+            for (int xi = 0; xi < a * a; xi++)
+                for (int c = 0; c < cin; c++) {
+                    const float *v = V + sl * d.vns + xi * d.vxs + (size_t)c * ld + t0;
+                    for (int j = 0; j < tl; j++) *vt++ = v[j];
+                }
+            for (int j = 0; j < 4; j++) *vt++ = 0.0f; /* gemm_n4's over-read of the last row */
+        }
+    }
     DCB_PHASE_ADD(prof, DCB_PHASE_TRANSFORM, ts);
 
     /* (output block, sample) pairs over the threads (blocks alone were too
@@ -216,6 +237,7 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
             double t1 = dcb_now();
             l_kg += t1 - t0;
             const float *Vn = V + sl * d.vns + (size_t)gi * cig * ld;
+            const float *Vtn = Vt + sl * d.vtns + (size_t)gi * cig * d.tail;
             float *Mn = M + sl * d.mns + (size_t)(gi * cog + o0) * ld;
             const size_t ps = (size_t)9 * cig * MR; /* one panel of src */
             for (int k0 = 0; k0 < cig; k0 += DYN_KC) {
@@ -228,9 +250,8 @@ static void dyn_chunk(const dyn_geom *dp, int m, int n0, int S, int H, int W, co
                     t1 = dcb_now();
                     l_tr += t1 - t0;
                 }
-                for (int xi = 0; xi < a * a; xi++)
-                    dcb_wino_gemm_packed(ur + xi * d.us, ob, kc, Vn + xi * d.vxs + (size_t)k0 * ld, Mn + xi * d.mxs, ld,
-                                         tps, k0 > 0);
+                dcb_wino_gemm_packed(ur, d.us, ob, kc, Vn + (size_t)k0 * ld, d.vxs, Mn, d.mxs, ld, tps, a * a,
+                                     k0 > 0, d.tail ? Vtn + (size_t)k0 * d.tail : NULL, (size_t)cin * d.tail);
                 if (prof) l_gm += dcb_now() - t1;
             }
         }

@@ -151,7 +151,7 @@ static void check_pack(const dcb_ukernels *u, const prob *p) {
 
 static void check_n4(const dcb_ukernels *u, const prob *p) {
     float *c = copy_c(p);
-    u->gemm_n4(p->k, p->a, p->b, p->ldb, c, p->ldc, p->mr, p->n, p->accumulate);
+    u->gemm_n4(p->k, p->a, p->b, p->ldb, c, p->ldc, p->mr, p->n, p->accumulate, 1, 0, 0, 0);
     check(p, c, "gemm_n4", u->name);
     /* against gemm, panel by panel: the same bits */
     float *cg = copy_c(p);
@@ -163,6 +163,47 @@ static void check_n4(const dcb_ukernels *u, const prob *p) {
     assert_same_bits(c, cg, (size_t)(p->mr + PAD) * p->ldc, "gemm_n4 against gemm", u->name);
     free(c);
     free(cg);
+}
+
+/* gemm_n4 over count products at uniform strides (what the Winograd GEMMs'
+ * tails pass, 4 or 8 positions a call): each product's C, the rows and
+ * columns around its block included, has the bits of its own call with
+ * count 1 (held to the triple loop by check_n4). */
+static void check_n4_batch(const dcb_ukernels *u, uint64_t *s, int k, int mr, int n, int count, int accumulate) {
+    const int np = (mr + DCB_UK_MR - 1) / DCB_UK_MR;
+    prob ps[9];
+    for (int i = 0; i < count; i++) ps[i] = make_prob(s, k, mr, n, np, accumulate, 0);
+    /* one ldb for all (make_prob draws one each) */
+    const size_t ldb = ps[0].ldb, ldc = ps[0].ldc;
+    const size_t la = (size_t)np * DCB_UK_MR * (unsigned)k + DCB_OVERREAD_FLOATS, lb = (size_t)(k ? k : 1) * ldb + 4,
+                 lc = (size_t)(mr + PAD) * ldc;
+    const size_t as = la + (size_t)tu_rand(s, 0, 7), bs = lb + (size_t)tu_rand(s, 0, 7), cs = lc + (size_t)tu_rand(s, 0, 7);
+    float *A = malloc(sizeof(float) * as * count), *B = malloc(sizeof(float) * bs * count),
+          *C = malloc(sizeof(float) * cs * count);
+    for (size_t i = 0; i < as * count; i++) A[i] = NAN;
+    for (size_t i = 0; i < bs * count; i++) B[i] = NAN;
+    for (size_t i = 0; i < cs * count; i++) C[i] = NAN;
+    for (int i = 0; i < count; i++) {
+        memcpy(A + i * as, ps[i].a, sizeof(float) * la);
+        for (int r = 0; r < (k ? k : 1); r++)
+            memcpy(B + i * bs + (size_t)r * ldb, ps[i].b + (size_t)r * ps[i].ldb, sizeof(float) * (size_t)n);
+        memcpy(C + i * cs, ps[i].c0, sizeof(float) * lc);
+    }
+    u->gemm_n4(k, A, B, ldb, C, ldc, mr, n, accumulate, count, as, bs, cs);
+    for (int i = 0; i < count; i++) {
+        float *c1 = copy_c(&ps[i]);
+        u->gemm_n4(k, ps[i].a, ps[i].b, ps[i].ldb, c1, ldc, mr, n, accumulate, 1, 0, 0, 0);
+        if (memcmp(C + i * cs, c1, sizeof(float) * lc))
+            fail_msg("%s gemm_n4 k=%d mr=%d n=%d acc=%d: product %d of %d differs from its own call", u->name, k, mr,
+                     n, accumulate, i, count);
+        for (size_t j = lc; j < cs; j++)
+            if (!isnan(C[i * cs + j])) fail_msg("%s gemm_n4: wrote past product %d's C", u->name, i);
+        free(c1);
+        free_prob(&ps[i]);
+    }
+    free(A);
+    free(B);
+    free(C);
 }
 
 /* gemm2 (where a variant has one): against the reference, then against gemm
@@ -212,6 +253,8 @@ static void test_variants(void **state) {
             p = make_prob(&s, k, mr4, n4, (mr4 + DCB_UK_MR - 1) / DCB_UK_MR, it / 12 % 2, 0);
             check_n4(u, &p);
             free_prob(&p);
+            /* 1 to 9 products of up to 3 panels: taken 8, 4, 2 and 1 at a time */
+            check_n4_batch(u, &s, k, 1 + it * 5 % (3 * DCB_UK_MR), n4, 1 + it % 9, it / 7 % 2);
             if (u->gemm2) {
                 /* column counts around the 16- and 32-wide tiles */
                 const int mr2 = 1 + it % (2 * DCB_UK_MR), n2 = it < 48 ? 1 + it : tu_rand(&s, 1, MAXN);

@@ -171,33 +171,51 @@ static void gemm_pack_avx2(int k, const float *a, const float *b, size_t ldb, fl
         tile(4, 16, 0, 1, k, a, b, ldb, bpack, c, ldc, mr, 16, accumulate, bias);
 }
 
-/* Up to 4 columns of NP panels (rows [0, mr), mr <= 6 NP; panel q at
- * a + 6kq): 8-float loads at a + 6p (lanes 6, 7 are the next step's and are
- * dropped), B broadcast a column at a time, only the NC columns asked for.
- * NC and NP are constants in every inlined copy, NP x NC = 8 accumulator
- * chains where the rows allow it: one column of 49 tiles (128@28) over one
- * pair of panels was 2 chains, latency-bound, and made the dynamic GEMM 27%
- * slower than 48 columns. Also the avx512 variant's gemm_n4 (ukernels.h): 4
+/* Up to 4 columns of NPR products of PP panels each (rows [0, mr) of every
+ * product, mr <= 6 PP; product i's panel q at a + i*as + 6kq, its B at
+ * b + i*bs, its C at c + i*cs): 8-float loads at a + 6p (lanes 6, 7 are the
+ * next step's and are dropped), B broadcast a column at a time, only the NC
+ * columns asked for. NC, NPR and PP are constants in every inlined copy,
+ * NPR x PP x NC = 8 accumulator chains where the rows and products allow it:
+ * one column of 49 tiles (128@28) over one pair of panels is 2 chains,
+ * latency-bound, and made the dynamic GEMM 27% slower than 48 columns; the
+ * dynamic path's 12-row blocks therefore pass the tails of 4 Winograd
+ * positions at once. Also the avx512 variant's gemm_n4 (ukernels.h): 4
  * columns give a zmm nothing more to do. */
-INLINE void n4_cols(const int NC, const int NP, int k, const float *a, const float *b, size_t ldb, float *c,
-                    size_t ldc, int mr, int accumulate) {
-    __m256 acc[8][4];
-    for (int q = 0; q < NP; q++)
-        for (int j = 0; j < 4; j++) acc[q][j] = _mm256_setzero_ps();
-    for (int p = 0; p < k; p++, b += ldb) {
-        __m256 v[4];
-        for (int j = 0; j < NC; j++) v[j] = _mm256_broadcast_ss(b + j);
-        for (int q = 0; q < NP; q++) {
-            const __m256 u = _mm256_loadu_ps(a + (size_t)DCB_UK_MR * ((size_t)q * k + p));
-            for (int j = 0; j < NC; j++) acc[q][j] = _mm256_fmadd_ps(u, v[j], acc[q][j]);
-        }
+INLINE void n4_cols(const int NC, const int NPR, const int PP, int k, const float *a, size_t as, const float *b,
+                    size_t ldb, size_t bs, float *c, size_t ldc, size_t cs, int mr, int accumulate) {
+    /* Accumulator n: slot s = n / NC (product s / PP, panel s % PP), column
+     * n % NC. Named variables, not an array: GCC kept an 8 x 4 array of them
+     * in memory, a store per multiply-add, and the loop ran at 3 cycles a
+     * step per product instead of 1. */
+    const size_t ps = (size_t)DCB_UK_MR * k; /* one panel */
+#define ACC8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define USED(n) (n < NPR * PP * NC)
+#define DECL(n) __m256 c##n = _mm256_setzero_ps();
+    ACC8(DECL)
+#undef DECL
+    for (int p = 0; p < k; p++, a += DCB_UK_MR, b += ldb) {
+#define FMA(n)                                                                                          \
+    if (USED(n))                                                                                        \
+        c##n = _mm256_fmadd_ps(_mm256_loadu_ps(a + (n / NC / PP) * as + (n / NC % PP) * ps),            \
+                               _mm256_broadcast_ss(b + (n / NC / PP) * bs + n % NC), c##n);
+        ACC8(FMA)
+#undef FMA
     }
-    for (int q = 0; q < NP; q++) {
+    const __m256 z = _mm256_setzero_ps();
+    for (int s = 0; s < NPR * PP; s++) {
+        /* slot s's NC columns (the rest zero) */
+        __m256 col[4] = {z, z, z, z};
+#define PICK(n) \
+    if (USED(n) && n / NC == s) col[n % NC] = c##n;
+        ACC8(PICK)
+#undef PICK
+        const int i = s / PP, q = s % PP;
         /* (4 columns x 8 rows) -> (8 rows x 4 columns) */
-        const __m256 t0 = _mm256_unpacklo_ps(acc[q][0], acc[q][1]);
-        const __m256 t1 = _mm256_unpacklo_ps(acc[q][2], acc[q][3]);
-        const __m256 t2 = _mm256_unpackhi_ps(acc[q][0], acc[q][1]);
-        const __m256 t3 = _mm256_unpackhi_ps(acc[q][2], acc[q][3]);
+        const __m256 t0 = _mm256_unpacklo_ps(col[0], col[1]);
+        const __m256 t1 = _mm256_unpacklo_ps(col[2], col[3]);
+        const __m256 t2 = _mm256_unpackhi_ps(col[0], col[1]);
+        const __m256 t3 = _mm256_unpackhi_ps(col[2], col[3]);
         const __m256 r04 = _mm256_shuffle_ps(t0, t1, 0x44), r15 = _mm256_shuffle_ps(t0, t1, 0xEE);
         const __m256 r26 = _mm256_shuffle_ps(t2, t3, 0x44), r37 = _mm256_shuffle_ps(t2, t3, 0xEE);
         const __m128 rows[DCB_UK_MR] = {_mm256_castps256_ps128(r04),  _mm256_castps256_ps128(r15),
@@ -205,18 +223,20 @@ INLINE void n4_cols(const int NC, const int NP, int k, const float *a, const flo
                                         _mm256_extractf128_ps(r04, 1), _mm256_extractf128_ps(r15, 1)};
         const int rows_here = mr - DCB_UK_MR * q < DCB_UK_MR ? mr - DCB_UK_MR * q : DCB_UK_MR;
         for (int r = 0; r < rows_here; r++) {
-            float *cr = c + (size_t)(DCB_UK_MR * q + r) * ldc;
+            float *cr = c + i * cs + (size_t)(DCB_UK_MR * q + r) * ldc;
             __m128 x = rows[r];
             if (accumulate) /* the old C's NC values, none past them */
                 x = _mm_add_ps(x, _mm_maskload_ps(cr, _mm_cmpgt_epi32(_mm_set1_epi32(NC), _mm_setr_epi32(0, 1, 2, 3))));
             store4_part(cr, x, NC);
         }
     }
+#undef USED
+#undef ACC8
 }
 
-/* NC columns over the panels of mr rows, NPMAX at a time (NPMAX <= 8 / NC),
- * the rest in smaller groups. */
-INLINE void n4_groups(const int NC, const int NPMAX, int k, const float *a, const float *b, size_t ldb, float *c,
+/* NC columns of one product over its panels of mr rows, NPMAX at a time
+ * (NPMAX <= 8 / NC), the rest in smaller groups. */
+INLINE void n4_panels(const int NC, const int NPMAX, int k, const float *a, const float *b, size_t ldb, float *c,
                       size_t ldc, int mr, int accumulate) {
     const int np = (mr + DCB_UK_MR - 1) / DCB_UK_MR;
     for (int q0 = 0; q0 < np;) {
@@ -226,24 +246,58 @@ INLINE void n4_groups(const int NC, const int NPMAX, int k, const float *a, cons
         const int g = NPMAX >= 8 && left >= 8 ? 8 : NPMAX >= 4 && left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const int r = rows < DCB_UK_MR * g ? rows : DCB_UK_MR * g;
         if (g == 8)
-            n4_cols(NC, 8, k, aq, b, ldb, cq, ldc, r, accumulate);
+            n4_cols(NC, 1, 8, k, aq, 0, b, ldb, 0, cq, ldc, 0, r, accumulate);
         else if (g == 4)
-            n4_cols(NC, 4, k, aq, b, ldb, cq, ldc, r, accumulate);
+            n4_cols(NC, 1, 4, k, aq, 0, b, ldb, 0, cq, ldc, 0, r, accumulate);
         else if (g == 2)
-            n4_cols(NC, 2, k, aq, b, ldb, cq, ldc, r, accumulate);
+            n4_cols(NC, 1, 2, k, aq, 0, b, ldb, 0, cq, ldc, 0, r, accumulate);
         else
-            n4_cols(NC, 1, k, aq, b, ldb, cq, ldc, r, accumulate);
+            n4_cols(NC, 1, 1, k, aq, 0, b, ldb, 0, cq, ldc, 0, r, accumulate);
         q0 += g;
     }
 }
 
+/* count products of PP (1 or 2) panels, NPMAX / PP of them at a time, the
+ * rest in smaller groups. */
+INLINE void n4_products(const int NC, const int NPMAX, const int PP, int k, const float *a, size_t as,
+                        const float *b, size_t ldb, size_t bs, float *c, size_t ldc, size_t cs, int count, int mr,
+                        int accumulate) {
+    for (int i0 = 0; i0 < count;) {
+        const int left = count - i0, most = NPMAX / PP;
+        const int g = most >= 8 && left >= 8 ? 8 : most >= 4 && left >= 4 ? 4 : most >= 2 && left >= 2 ? 2 : 1;
+        const float *ai = a + i0 * as, *bi = b + i0 * bs;
+        float *ci = c + i0 * cs;
+        if (g == 8 && PP == 1)
+            n4_cols(NC, 8, 1, k, ai, as, bi, ldb, bs, ci, ldc, cs, mr, accumulate);
+        else if (g == 4)
+            n4_cols(NC, 4, PP, k, ai, as, bi, ldb, bs, ci, ldc, cs, mr, accumulate);
+        else if (g == 2)
+            n4_cols(NC, 2, PP, k, ai, as, bi, ldb, bs, ci, ldc, cs, mr, accumulate);
+        else
+            n4_cols(NC, 1, PP, k, ai, as, bi, ldb, bs, ci, ldc, cs, mr, accumulate);
+        i0 += g;
+    }
+}
+
+INLINE void n4_batch(const int NC, const int NPMAX, int k, const float *a, size_t as, const float *b, size_t ldb,
+                     size_t bs, float *c, size_t ldc, size_t cs, int count, int mr, int accumulate) {
+    const int np = (mr + DCB_UK_MR - 1) / DCB_UK_MR;
+    if (count > 1 && np == 1 && NPMAX >= 2)
+        n4_products(NC, NPMAX, 1, k, a, as, b, ldb, bs, c, ldc, cs, count, mr, accumulate);
+    else if (count > 1 && np == 2 && NPMAX >= 4)
+        n4_products(NC, NPMAX, 2, k, a, as, b, ldb, bs, c, ldc, cs, count, mr, accumulate);
+    else
+        for (int i = 0; i < count; i++)
+            n4_panels(NC, NPMAX, k, a + i * as, b + i * bs, ldb, c + i * cs, ldc, mr, accumulate);
+}
+
 void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
-                         int accumulate) {
+                         int accumulate, int count, size_t as, size_t bs, size_t cs) {
     switch (n) {
-    case 1: n4_groups(1, 8, k, a, b, ldb, c, ldc, mr, accumulate); break;
-    case 2: n4_groups(2, 4, k, a, b, ldb, c, ldc, mr, accumulate); break;
-    case 3: n4_groups(3, 2, k, a, b, ldb, c, ldc, mr, accumulate); break;
-    case 4: n4_groups(4, 2, k, a, b, ldb, c, ldc, mr, accumulate); break;
+    case 1: n4_batch(1, 8, k, a, as, b, ldb, bs, c, ldc, cs, count, mr, accumulate); break;
+    case 2: n4_batch(2, 4, k, a, as, b, ldb, bs, c, ldc, cs, count, mr, accumulate); break;
+    case 3: n4_batch(3, 2, k, a, as, b, ldb, bs, c, ldc, cs, count, mr, accumulate); break;
+    case 4: n4_batch(4, 2, k, a, as, b, ldb, bs, c, ldc, cs, count, mr, accumulate); break;
     default: break;
     }
 }

@@ -37,10 +37,11 @@ static void gemm_pack_scalar(int k, const float *a, const float *b, size_t ldb, 
 }
 
 static void gemm_n4_scalar(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
-                           int accumulate) {
-    for (int r0 = 0; r0 < mr; r0 += DCB_UK_MR)
-        tile(k, a + (size_t)k * r0, b, ldb, c + (size_t)r0 * ldc, ldc, mr - r0 < DCB_UK_MR ? mr - r0 : DCB_UK_MR, n,
-             accumulate, NULL);
+                           int accumulate, int count, size_t as, size_t bs, size_t cs) {
+    for (int i = 0; i < count; i++, a += as, b += bs, c += cs)
+        for (int r0 = 0; r0 < mr; r0 += DCB_UK_MR)
+            tile(k, a + (size_t)k * r0, b, ldb, c + (size_t)r0 * ldc, ldc, mr - r0 < DCB_UK_MR ? mr - r0 : DCB_UK_MR,
+                 n, accumulate, NULL);
 }
 
 DCB_UK_DEFINE(scalar, DCB_ISA_SCALAR, DCB_UK_NR, NULL)

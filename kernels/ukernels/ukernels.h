@@ -21,13 +21,19 @@
  *              of 1x1 convolutions: x is read once), prefetching each row's
  *              next nr columns. The direct engine packs its B panels nr wide,
  *              so that a whole panel is one register tile.
- *   gemm_n4    C (mr x n) = A * B (+ C), n <= 4 columns, for any number of
- *              panels (mr >= 1; panel q, rows 6q .. 6q + 5, at a + 6kq):
- *              vectorised over the rows, so that A, the big operand when the
- *              columns are few, is loaded once per 6 rows, and over several
- *              panels at once, so that few columns still make enough chains. Reads DCB_OVERREAD_FLOATS past the end of
- *              the last panel (8-float loads of 6-float rows) and 4 columns
- *              of every B row (up to 3 past n).
+ *   gemm_n4    C_i (mr x n) = A_i * B_i (+ C_i), n <= 4 columns, for
+ *              count >= 1 independent products i (A_i = a + i*as, B_i =
+ *              b + i*bs, C_i = c + i*cs; count 1 ignores the strides), each
+ *              of any number of panels (mr >= 1; panel q, rows 6q .. 6q + 5,
+ *              at A_i + 6kq): vectorised over the rows, so that A, the big
+ *              operand when the columns are few, is loaded once per 6 rows,
+ *              and over several panels, of one product or of several, at
+ *              once, so that few columns still make enough chains (the
+ *              Winograd positions' one-column tails, 2 panels each, go 4
+ *              products a call). Each product's bits are those of a call
+ *              with count 1. Reads DCB_OVERREAD_FLOATS past the end of each
+ *              product's last panel (8-float loads of 6-float rows) and 4
+ *              columns of every B row (up to 3 past n).
  *   gemm2      gemm over two panels at once (1 <= mr <= 12; the second
  *              panel, rows 6 .. 11, at a + 6k, as for gemm_n4): the bits of
  *              gemm called panel by panel, cut into a taller tile where the
@@ -61,7 +67,7 @@ typedef void (*dcb_uk_gemm_fn)(int k, const float *a, const float *b, size_t ldb
 typedef void (*dcb_uk_gemm_pack_fn)(int k, const float *a, const float *b, size_t ldb, float *bpack, float *c,
                                     size_t ldc, int mr, int accumulate, const float *bias);
 typedef void (*dcb_uk_gemm_n4_fn)(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr,
-                                  int n, int accumulate);
+                                  int n, int accumulate, int count, size_t as, size_t bs, size_t cs);
 
 typedef struct dcb_ukernels {
     const char *name;       /* its ISA's name: "avx512", "avx2", "scalar" */
@@ -89,7 +95,7 @@ extern const dcb_ukernels dcb_uk_avx2;
 extern const dcb_ukernels dcb_uk_avx512;
 /* gemm_n4 of the avx2 file, which the avx512 variant shares */
 void dcb_uk_gemm_n4_avx2(int k, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int mr, int n,
-                         int accumulate);
+                         int accumulate, int count, size_t as, size_t bs, size_t cs);
 #endif
 
 /* The variant the engines call: chosen once per process. */
