@@ -97,8 +97,8 @@ end
 
 local function fmt(v) return v and ("%.6g"):format(v) or "" end
 -- % of the calibrated fp32 peak (dcbench calibrate: FMA-bound loops, 1 thread
--- and all threads); absent without a calibration
-local calib = dcb.calibration()
+-- and all threads); absent without a calibration of this run's ISA level
+local calib, calib_why = lib.calibration_here()
 local function peak(threads)
   if not calib then return nil end
   if threads == 1 then return calib.peak_gflops_1t end
@@ -109,7 +109,7 @@ local function pct(gflops, threads)
   local pk = peak(threads)
   return (gflops and pk) and 100 * gflops / pk or nil
 end
-if not calib then print("note: no calibration (dcbench calibrate): the % of peak columns stay empty") end
+if not calib then print(("note: %s: the %% of peak columns stay empty"):format(calib_why)) end
 local csv = out .. "/peers.csv"
 local f = assert(io.open(csv .. ".tmp", "w"))
 f:write("layer,op,threads,ours_impl,ours_median_s,ours_min_s,ours_max_s,ours_gflops,ours_pct_peak,peer,peer_variant,",

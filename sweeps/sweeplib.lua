@@ -28,6 +28,15 @@ function M.impls(op, prefixes)
   return out
 end
 
+-- dcb.calibration() where it was measured at this run's ISA level (a peak
+-- of AVX-512 FMAs says nothing of a DCB_ISA=avx2 run); nil and why otherwise.
+function M.calibration_here()
+  local c, why = dcb.calibration()
+  if not c then return nil, why end
+  if c.isa ~= dcb.isa then return nil, ("the calibration is of %s, this run %s"):format(c.isa, dcb.isa) end
+  return c
+end
+
 -- What a dynamic conv (condconv, dyconv) must do beyond its static conv
 -- (issue 14, point 3): stream the expert bank once per batch and write the N
 -- mixed kernels (bytes at the calibrated bandwidth), mix them (2 E FLOPs per
@@ -42,9 +51,8 @@ end
 -- dynamic op is then our static conv's measured time plus these seconds:
 -- routing (a pooling and a small FC) is left out.
 function M.dyn_floor_extra(p, N, engine, threads)
-  local c, why = dcb.calibration()
+  local c, why = M.calibration_here()
   if not c then return nil, why end
-  if c.isa ~= dcb.isa then return nil, ("the calibration is of %s, this run %s"):format(c.isa, dcb.isa) end
   local E = p.experts or p.kernels
   if not E then return nil, "no experts or kernels" end
   local kh, kw = p.kh or p.k, p.kw or p.k

@@ -953,7 +953,8 @@ static void test_api(void **state) {
 }
 
 /* The shipped sweeps/peers.lua in --quick form, without PyTorch (DCB_PYTHON
- * points nowhere) and with a calibration whose 1-thread peak is 50 GFLOP/s:
+ * points nowhere) and with a calibration of this ISA level whose 1-thread
+ * peak is 50 GFLOP/s:
  * every layer has our best implementation against oneDNN, the ratio is the
  * ratio of the medians, the % of peak columns follow the calibration, the
  * markdown table repeats the CSV's ratios, and the figure is a PNG. */
@@ -961,9 +962,13 @@ static void test_peers_sweep(void **state) {
     (void)state;
     char repo[1024], args[1400];
     assert_non_null(getcwd(repo, sizeof repo));
-    write_text("calibration.json", "{\"peak_gflops_1t\": 50, \"peak_gflops_all\": 90, \"bw_gbs_1t\": 10, "
-                                   "\"bw_gbs_all\": 20, \"threads_all\": 2, \"when\": \"2026-01-01T00:00:00Z\", "
-                                   "\"isa\": \"test\"}\n");
+    /* of this run's ISA level: peers.lua ignores a calibration of another */
+    char calj[512];
+    snprintf(calj, sizeof calj,
+             "{\"peak_gflops_1t\": 50, \"peak_gflops_all\": 90, \"bw_gbs_1t\": 10, \"bw_gbs_all\": 20, "
+             "\"threads_all\": 2, \"when\": \"2026-01-01T00:00:00Z\", \"isa\": \"%s\"}\n",
+             dcb_isa());
+    write_text("calibration.json", calj);
     snprintf(args, sizeof args, "--quick --results res '%s/sweeps/peers.lua'", repo);
     setenv("DCB_PYTHON", "/nonexistent/python3", 1);
     int rc = run(args);
@@ -1020,7 +1025,7 @@ static void test_peers_sweep(void **state) {
             cell[n++] = q;
         }
         assert_int_equal(n, 14);
-        assert_string_equal(cell[12], " - "); /* no floor: static layers (and a calibration of another ISA) */
+        assert_string_equal(cell[12], " - "); /* no floor: static layers */
         assert_string_equal(cell[13], " - ");
         assert_true(mrows < 6);
         char want[32];
@@ -1064,8 +1069,10 @@ static void test_dyn_floor(void **state) {
                "local s3, q3 = lib.dyn_floor_extra({cin = 64, cout = 32, groups = 2, k = 3, kernels = 4}, 8, 'im2col', 1)\n"
                "print(('floor %.17g %.17g %.17g %.17g %.17g %.17g'):format(s1, q.bytes, q.flops, s2, s3, q3.flops))\n"
                "print('noexp', lib.dyn_floor_extra({cin = 64, cout = 32, k = 3}, 8, 'winograd', 1))\n"
+               "print('here', lib.calibration_here().peak_gflops_1t)\n"
                "cal('other')\n"
-               "print('otherisa', lib.dyn_floor_extra(p, 8, 'winograd', 1))\n");
+               "print('otherisa', lib.dyn_floor_extra(p, 8, 'winograd', 1))\n"
+               "print('otherhere', lib.calibration_here())\n");
     if (run("floor.lua")) {
         char *err = slurp("err.txt");
         fail_msg("floor.lua failed:\n%s", err);
@@ -1084,6 +1091,8 @@ static void test_dyn_floor(void **state) {
     assert_true(f3 == wmix && fabs(s3 - (wbytes / 10e9 + wmix / 100e9)) <= 1e-12 * s3); /* im2col: no transform */
     assert_contains(out, "noexp\tnil\tno experts or kernels");
     assert_contains(out, "otherisa\tnil\tthe calibration is of other");
+    assert_contains(out, "here\t100\n");
+    assert_contains(out, "otherhere\tnil\tthe calibration is of other, this run ");
     free(out);
     char cal[512];
     snprintf(cal, sizeof cal, "%s/calibration.json", tmpdir);
