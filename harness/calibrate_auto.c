@@ -176,9 +176,30 @@ int dcbh_auto_calibrate(int threads_all, int quick, FILE *out) {
             }
         }
     }
-    /* the CSV */
+    /* the CSV: the rows an earlier calibrate wrote for other ISA levels
+     * (DCB_ISA=avx2 after the widest) stay; this level's are replaced */
+    static const char head[] = "op,impl,isa,threads,point,N,H,W,T,macs,bytes,params,acts,executed_macs,seconds\n";
+    const char *path = dcbh_auto_path();
     dcbh_sb b = {0};
-    sb_add(&b, "op,impl,isa,threads,point,N,H,W,T,macs,bytes,params,acts,executed_macs,seconds\n");
+    sb_add(&b, head);
+    int kept = 0;
+    char *old = dcbh_read_all(path);
+    if (old && !strncmp(old, head, strlen(head))) {
+        for (char *line = old + strlen(head), *eol; *line; line = eol ? eol + 1 : line + strlen(line)) {
+            eol = strchr(line, '\n');
+            const size_t len = eol ? (size_t)(eol - line) : strlen(line);
+            /* op,impl,isa,...: neither op nor impl has a comma */
+            const char *c1 = memchr(line, ',', len), *c2 = c1 ? memchr(c1 + 1, ',', len - (size_t)(c1 + 1 - line)) : NULL;
+            const char *c3 = c2 ? memchr(c2 + 1, ',', len - (size_t)(c2 + 1 - line)) : NULL;
+            if (!c3 || ((size_t)(c3 - c2 - 1) == strlen(dcb_isa()) && !strncmp(c2 + 1, dcb_isa(), (size_t)(c3 - c2 - 1))))
+                continue;
+            sb_addn(&b, line, len);
+            sb_add(&b, "\n");
+            kept++;
+            if (!eol) break;
+        }
+    }
+    free(old);
     for (int i = 0; i < nm; i++) {
         const auto_point *g = &grid[m[i].point];
         for (int c = 0; c < m[i].ncand; c++) {
@@ -195,7 +216,6 @@ int dcbh_auto_calibrate(int threads_all, int quick, FILE *out) {
             sb_add(&b, "\n");
         }
     }
-    const char *path = dcbh_auto_path();
     dcbh_mkdir_parent(path);
     const int werr = write_file_atomic(path, b.s ? b.s : "", b.n);
     sb_free(&b);
@@ -236,8 +256,10 @@ int dcbh_auto_calibrate(int threads_all, int quick, FILE *out) {
     if (out)
         fprintf(out,
                 "auto: %d reference points (%s); left out one at a time, the model's pick is within 5%% of the "
-                "fastest on %d of %d, geometric mean %.3fx, worst %.2fx; %.0f s\nwrote %s\n",
-                nm, dcb_isa(), best_picks, picks, picks ? exp(sum_log / picks) : NAN, worst, dcbh_now() - t0, path);
+                "fastest on %d of %d, geometric mean %.3fx, worst %.2fx; %.0f s\nwrote %s (and kept %d rows of "
+                "other ISA levels)\n",
+                nm, dcb_isa(), best_picks, picks, picks ? exp(sum_log / picks) : NAN, worst, dcbh_now() - t0, path,
+                kept);
     free(m);
     return 0;
 }

@@ -52,6 +52,8 @@ void sb_num(dcbh_sb *b, double v);
 /* A CSV field, quoted when needed; newlines become spaces so a row is one line. */
 void sb_csv_field(dcbh_sb *b, const char *s);
 void sb_json_str(dcbh_sb *b, const char *s);
+/* A whole file as a NUL-terminated string (free it), or NULL where it cannot be opened. */
+char *dcbh_read_all(const char *path);
 
 /* ---------------------------------------------------------------- CSV */
 typedef struct csv_table {

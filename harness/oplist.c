@@ -158,18 +158,6 @@ static int read_given(const char *op, int argc, char **argv, given *g) {
 }
 
 /* ------------------------------------------------- docs/OPERATORS.md */
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    dcbh_sb b = {0};
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&b, buf, n);
-    fclose(f);
-    if (!b.s) sb_add(&b, "");
-    return b.s;
-}
-
 /* The text of docs/OPERATORS.md that names op's weights, newlines as
  * spaces: from "Weights" to the paragraph's end in the operator's own
  * section ("### op ..."), or the cell under "weights" of the table row
@@ -342,7 +330,7 @@ static void print_shapes(dcb_op *o, const char *op, const given *g) {
 static void print_weights(const dcb_op *o, const char *op) {
     char path[4200];
     snprintf(path, sizeof path, "%s/docs/OPERATORS.md", dcbh_home());
-    char *doc = read_all(path);
+    char *doc = dcbh_read_all(path);
     char *text = doc ? weights_text(doc, op) : NULL;
     const int nw = dcb_op_weight_count(o);
     printf("\nweights (shape for these hyperparameters, layout as docs/OPERATORS.md names it):\n");

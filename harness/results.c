@@ -36,6 +36,18 @@ void sb_addn(dcbh_sb *b, const char *s, size_t n) {
 
 void sb_add(dcbh_sb *b, const char *s) { sb_addn(b, s, strlen(s)); }
 
+char *dcbh_read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    dcbh_sb b = {0};
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_addn(&b, buf, n);
+    fclose(f);
+    if (!b.s) sb_add(&b, "");
+    return b.s;
+}
+
 void sb_printf(dcbh_sb *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -508,14 +508,34 @@ static void test_auto_impl(void **state) {
     assert_contains(err, "unknown implementation 'autox'");
     assert_contains(err, ", auto)");
     free(err);
-    /* calibrate (quick) writes the references; the next run uses them */
+    /* calibrate (quick) writes the references; the next run uses them. An
+     * earlier file's rows of another ISA level stay, this level's go. */
+    char path[600], line[256];
+    snprintf(path, sizeof path, "%s/auto_calibration.csv", tmpdir);
+    static const char auto_head[] = "op,impl,isa,threads,point,N,H,W,T,macs,bytes,params,acts,executed_macs,seconds\n";
+    static const char other_row[] = "conv2d,direct,otherisa,1,cin=8 cout=8 k=3,1,6,6,0,10368,1000,576,288,10368,0.5\n";
+    snprintf(line, sizeof line, "conv2d,direct,%s,1,cin=8 cout=8 k=3,1,6,6,0,10368,1000,576,288,10368,12345\n",
+             dcb_isa());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(auto_head, f);
+    fputs(other_row, f);
+    fputs(line, f);
+    fclose(f);
     setenv("DCB_CALIB_QUICK", "1", 1);
     assert_int_equal(run("calibrate 2"), 0);
     unsetenv("DCB_CALIB_QUICK");
     out = slurp("out.txt");
     assert_contains(out, "reference points");
-    assert_contains(out, "auto_calibration.csv");
+    assert_contains(out, "auto_calibration.csv (and kept 1 rows of other ISA levels)");
     free(out);
+    char *csvt = slurp("auto_calibration.csv");
+    assert_true(!strncmp(csvt, auto_head, strlen(auto_head)));
+    assert_contains(csvt, other_row);
+    assert_null(strstr(csvt, ",12345\n")); /* this level's old row replaced */
+    snprintf(line, sizeof line, "\nconv2d,winograd,%s,1,", dcb_isa());
+    assert_contains(csvt, line);
+    free(csvt);
     write_text("auto_cal.lua", "local dcb = require 'dcb'\n"
                                "local o = dcb.op('conv2d', {impl='auto', cin=64, cout=64, k=3, pad=1})\n"
                                "o:init_weights(1)\n"
@@ -526,9 +546,7 @@ static void test_auto_impl(void **state) {
     assert_contains(out, "reason: calibrated");
     free(out);
     /* a torn reference file: a warning that names it, and the rule */
-    char path[600];
-    snprintf(path, sizeof path, "%s/auto_calibration.csv", tmpdir);
-    FILE *f = fopen(path, "w");
+    f = fopen(path, "w");
     assert_non_null(f);
     fputs("op,impl,isa,threads\nconv2d,direct,avx2,1\n", f);
     fclose(f);
