@@ -119,7 +119,14 @@ void dcb_direct_dw_run(const dcb_conv2d_p *p, int N, int H, int W, const float *
 #endif
         float *buf = bufs + (size_t)tid * tf;
         memset(buf, 0, sizeof(float) * tf);
-#pragma omp for schedule(static)
+        /* nowait: the region's end is the one barrier (the loop's own was a
+         * second wait per run for a thread another process has descheduled:
+         * dw 144@56 N=1 on 2 threads beside a second 2-thread process, 0.33 ->
+         * 0.29 ms against 0.205 on 1 thread); guided: a thread that runs
+         * while the other waits for its core takes more of the channels. The
+         * channels are independent, so their bits do not depend on who runs
+         * which. */
+#pragma omp for schedule(guided) nowait
         for (long it = 0; it < items; it++) {
             const int n = (int)(it / p->cin), c = (int)(it % p->cin);
             dw_fill(p, &d, H, W, x + ((size_t)n * p->cin + c) * H * W, buf);
