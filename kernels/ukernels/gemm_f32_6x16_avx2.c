@@ -186,8 +186,8 @@ INLINE void n4_cols(const int NC, const int NPR, const int PP, int k, const floa
                     size_t ldb, size_t bs, float *c, size_t ldc, size_t cs, int mr, int accumulate) {
     /* Accumulator n: slot s = n / NC (product s / PP, panel s % PP), column
      * n % NC. Named variables, not an array: GCC kept an 8 x 4 array of them
-     * in memory, a store per multiply-add, and the loop ran at 3 cycles a
-     * step per product instead of 1. */
+     * in memory, a store per multiply-add (the 128@28 tail, 4 products of 2
+     * panels, B in L1: 117 ns a product, 89 ns named). */
     const size_t ps = (size_t)DCB_UK_MR * k; /* one panel */
 #define ACC8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define USED(n) (n < NPR * PP * NC)
