@@ -280,12 +280,9 @@ void dcb_wino_gemm_packed(const float *U, size_t us, int cog, int cig, const flo
                              NULL);
                 }
         }
-        if (n4 && Vt)
-            uk->gemm_n4(cig, U + x0 * us, Vt + x0 * vts, (size_t)n4, M + x0 * ms + nmain, ld, cog, n4, accumulate,
-                        nx, us, vts, ms);
-        else if (n4)
-            uk->gemm_n4(cig, U + x0 * us, V + x0 * vs + nmain, ld, M + x0 * ms + nmain, ld, cog, n4, accumulate, nx,
-                        us, vs, ms);
+        if (n4) /* the tail columns from Vt where given, else from V */
+            uk->gemm_n4(cig, U + x0 * us, Vt ? Vt + x0 * vts : V + x0 * vs + nmain, Vt ? (size_t)n4 : ld,
+                        M + x0 * ms + nmain, ld, cog, n4, accumulate, nx, us, Vt ? vts : vs, ms);
     }
 }
 

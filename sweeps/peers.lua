@@ -99,14 +99,8 @@ local function fmt(v) return v and ("%.6g"):format(v) or "" end
 -- % of the calibrated fp32 peak (dcbench calibrate: FMA-bound loops, 1 thread
 -- and all threads); absent without a calibration of this run's ISA level
 local calib, calib_why = lib.calibration_here()
-local function peak(threads)
-  if not calib then return nil end
-  if threads == 1 then return calib.peak_gflops_1t end
-  if threads == calib.threads_all then return calib.peak_gflops_all end
-  return calib.peak_gflops_1t * threads
-end
 local function pct(gflops, threads)
-  local pk = peak(threads)
+  local pk = calib and lib.calibrated_rates(calib, threads)
   return (gflops and pk) and 100 * gflops / pk or nil
 end
 if not calib then print(("note: %s: the %% of peak columns stay empty"):format(calib_why)) end

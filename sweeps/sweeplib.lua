@@ -37,6 +37,15 @@ function M.calibration_here()
   return c
 end
 
+-- A calibration's peak GFLOP/s and bandwidth GB/s on `threads` threads: the
+-- smaller of threads times the 1-thread figures and the all-thread ones.
+function M.calibrated_rates(c, threads)
+  local peak, bw = c.peak_gflops_1t * threads, c.bw_gbs_1t * threads
+  if c.peak_gflops_all and peak > c.peak_gflops_all then peak = c.peak_gflops_all end
+  if c.bw_gbs_all and bw > c.bw_gbs_all then bw = c.bw_gbs_all end
+  return peak, bw
+end
+
 -- What a dynamic conv (condconv, dyconv) must do beyond its static conv
 -- (issue 14, point 3): stream the expert bank once per batch and write the N
 -- mixed kernels (bytes at the calibrated bandwidth), mix them (2 E FLOPs per
@@ -65,9 +74,7 @@ function M.dyn_floor_extra(p, N, engine, threads)
     local a = m + 2
     flops = flops + 2 * N * p.cout * cig * (9 * a + 3 * a * a)
   end
-  local peak, bw = c.peak_gflops_1t * threads, c.bw_gbs_1t * threads
-  if c.peak_gflops_all and peak > c.peak_gflops_all then peak = c.peak_gflops_all end
-  if c.bw_gbs_all and bw > c.bw_gbs_all then bw = c.bw_gbs_all end
+  local peak, bw = M.calibrated_rates(c, threads)
   local parts = {bytes = bytes, flops = flops, bytes_s = bytes / (bw * 1e9), flops_s = flops / (peak * 1e9)}
   return parts.bytes_s + parts.flops_s, parts
 end

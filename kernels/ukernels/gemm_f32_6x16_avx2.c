@@ -234,6 +234,12 @@ INLINE void n4_cols(const int NC, const int NPR, const int PP, int k, const floa
 #undef ACC8
 }
 
+/* How many of `left` panels or products one n4_cols call takes: 8, 4, 2 or
+ * 1, at most `most`. */
+INLINE int n4_take(int most, int left) {
+    return most >= 8 && left >= 8 ? 8 : most >= 4 && left >= 4 ? 4 : most >= 2 && left >= 2 ? 2 : 1;
+}
+
 /* NC columns of one product over its panels of mr rows, NPMAX at a time
  * (NPMAX <= 8 / NC), the rest in smaller groups. */
 INLINE void n4_panels(const int NC, const int NPMAX, int k, const float *a, const float *b, size_t ldb, float *c,
@@ -243,7 +249,7 @@ INLINE void n4_panels(const int NC, const int NPMAX, int k, const float *a, cons
         const int left = np - q0, rows = mr - DCB_UK_MR * q0;
         const float *aq = a + (size_t)DCB_UK_MR * k * q0;
         float *cq = c + (size_t)DCB_UK_MR * q0 * ldc;
-        const int g = NPMAX >= 8 && left >= 8 ? 8 : NPMAX >= 4 && left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const int g = n4_take(NPMAX, left);
         const int r = rows < DCB_UK_MR * g ? rows : DCB_UK_MR * g;
         if (g == 8)
             n4_cols(NC, 1, 8, k, aq, 0, b, ldb, 0, cq, ldc, 0, r, accumulate);
@@ -263,8 +269,7 @@ INLINE void n4_products(const int NC, const int NPMAX, const int PP, int k, cons
                         const float *b, size_t ldb, size_t bs, float *c, size_t ldc, size_t cs, int count, int mr,
                         int accumulate) {
     for (int i0 = 0; i0 < count;) {
-        const int left = count - i0, most = NPMAX / PP;
-        const int g = most >= 8 && left >= 8 ? 8 : most >= 4 && left >= 4 ? 4 : most >= 2 && left >= 2 ? 2 : 1;
+        const int g = n4_take(NPMAX / PP, count - i0);
         const float *ai = a + i0 * as, *bi = b + i0 * bs;
         float *ci = c + i0 * cs;
         if (g == 8 && PP == 1)
