@@ -184,7 +184,10 @@ int dcbh_auto_calibrate(int threads_all, int quick, FILE *out) {
     sb_add(&b, head);
     int kept = 0;
     char *old = dcbh_read_all(path);
-    if (old && !strncmp(old, head, strlen(head))) {
+    if (old && *old && strncmp(old, head, strlen(head)))
+        fprintf(stderr, "dcbench calibrate: %s: not this version's columns (%.*s...): its rows are not kept\n", path,
+                (int)strcspn(old, "\n") < 60 ? (int)strcspn(old, "\n") : 60, old);
+    else if (old) {
         for (char *line = old + strlen(head), *eol; *line; line = eol ? eol + 1 : line + strlen(line)) {
             eol = strchr(line, '\n');
             const size_t len = eol ? (size_t)(eol - line) : strlen(line);
