@@ -83,8 +83,8 @@ static void row_avx512(int C, int H, int hs, int js, const float *restrict k, in
  * `checked` steps test that range (the first and last 3 rows), the others
  * feed all 4. Each output's chain runs over its taps in order from b, as in
  * block. */
-INLINE void step4(const int nv, const int checked, int s, int C, int K, int js, size_t ks, const float *const kv[4],
-                  const float *restrict xs, int c, __m512 acc[4][4]) {
+INLINE void step4(const int nv, const int vph, const int checked, int s, int C, int K, int js, size_t ks,
+                  const float *const kv[4], const float *restrict xs, int c, __m512 acc[4][4]) {
     const float *xp = xs + (size_t)s * C + c;
     __m512 xv[4];
     for (int v = 0; v < 4; v++)
@@ -92,12 +92,16 @@ INLINE void step4(const int nv, const int checked, int s, int C, int K, int js, 
     for (int r = 0; r < 4; r++) {
         const int j = s - r;
         if (checked && (j < 0 || j >= K)) continue;
+        __m512 w = _mm512_setzero_ps();
         for (int v = 0; v < 4; v++)
-            if (v < nv) acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(kv[v][r * ks + (size_t)j * js]), xv[v], acc[r][v]);
+            if (v < nv) {
+                if (v % vph == 0) w = _mm512_set1_ps(kv[v][r * ks + (size_t)j * js]);
+                acc[r][v] = _mm512_fmadd_ps(w, xv[v], acc[r][v]);
+            }
     }
 }
 
-INLINE void block4(const int nv, int C, int R, int hs, int js, const float *restrict k, size_t ks, int K,
+INLINE void block4(const int nv, const int vph, int C, int R, int hs, int js, const float *restrict k, size_t ks, int K,
                    const float *restrict xs, const float *restrict b, float *restrict y, int c) {
     __m512 acc[4][4];
     const float *kv[4];
@@ -109,12 +113,24 @@ INLINE void block4(const int nv, int C, int R, int hs, int js, const float *rest
         }
     const int s_lo = K < 3 ? K : 3; /* the unchecked steps: s in [3, K) */
     int s = 0;
-    for (; s < s_lo; s++) step4(nv, 1, s, C, K, js, ks, kv, xs, c, acc);
-    for (; s < K; s++) step4(nv, 0, s, C, K, js, ks, kv, xs, c, acc);
-    for (; s < K + 3; s++) step4(nv, 1, s, C, K, js, ks, kv, xs, c, acc);
+    for (; s < s_lo; s++) step4(nv, vph, 1, s, C, K, js, ks, kv, xs, c, acc);
+    for (; s < K; s++) step4(nv, vph, 0, s, C, K, js, ks, kv, xs, c, acc);
+    for (; s < K + 3; s++) step4(nv, vph, 1, s, C, K, js, ks, kv, xs, c, acc);
     for (int r = 0; r < 4; r++)
         for (int v = 0; v < 4; v++)
             if (v < nv) _mm512_storeu_ps(y + (size_t)r * C + c + 16 * v, acc[r][v]);
+}
+
+INLINE void blocks4(const int vph, int C, int R, int hs, int js, const float *restrict k, size_t ks, int K,
+                    const float *restrict xs, const float *restrict b, float *restrict y) {
+    int c = 0;
+    for (; c + 64 <= C; c += 64) block4(4, vph, C, R, hs, js, k, ks, K, xs, b, y, c);
+    switch ((C - c) / 16) {
+    case 1: block4(1, vph, C, R, hs, js, k, ks, K, xs, b, y, c); break;
+    case 2: block4(2, vph, C, R, hs, js, k, ks, K, xs, b, y, c); break;
+    case 3: block4(3, vph, C, R, hs, js, k, ks, K, xs, b, y, c); break;
+    default: break;
+    }
 }
 
 static void rows4_avx512(int C, int H, int hs, int js, const float *restrict k, size_t ks, int K,
@@ -124,14 +140,14 @@ static void rows4_avx512(int C, int H, int hs, int js, const float *restrict k, 
         for (int r = 0; r < 4; r++) row_avx512(C, H, hs, js, k + r * ks, 0, K, xs + (size_t)r * C, b, y + (size_t)r * C);
         return;
     }
-    int c = 0;
-    for (; c + 64 <= C; c += 64) block4(4, C, R, hs, js, k, ks, K, xs, b, y, c);
-    switch ((C - c) / 16) {
-    case 1: block4(1, C, R, hs, js, k, ks, K, xs, b, y, c); break;
-    case 2: block4(2, C, R, hs, js, k, ks, K, xs, b, y, c); break;
-    case 3: block4(3, C, R, hs, js, k, ks, K, xs, b, y, c); break;
-    default: break;
-    }
+    /* vectors per head (blocks start at multiples of 64 channels): one
+     * broadcast serves them all */
+    if (R % 64 == 0)
+        blocks4(4, C, R, hs, js, k, ks, K, xs, b, y);
+    else if (R % 32 == 0)
+        blocks4(2, C, R, hs, js, k, ks, K, xs, b, y);
+    else
+        blocks4(1, C, R, hs, js, k, ks, K, xs, b, y);
 }
 
 DCB_SEQ1D_DEFINE(avx512, DCB_ISA_AVX512, rows4_avx512)
