@@ -246,31 +246,44 @@ void dcbh_mkdir_parent(const char *path) {
     mkdir(dir, 0755);
 }
 
+/* The file: a JSON array of flat objects, one per ISA level, each written on
+ * its own line. when and isa are produced here (ISO date, a fixed set of
+ * names): no character in them needs escaping. */
 int dcbh_calib_save(const char *path, const dcbh_calib *c) {
     if (!path || !c) return -1;
+    dcbh_calib all[DCBH_CALIB_MAX_LEVELS];
+    int n = dcbh_calib_load_all(path, all, DCBH_CALIB_MAX_LEVELS);
+    if (n < 0) n = 0; /* absent or malformed: replaced */
+    int at = n, kept = n;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(all[i].isa, c->isa)) at = i, kept = n - 1;
+    if (at == DCBH_CALIB_MAX_LEVELS) return -1; /* cannot happen: one per ISA name */
+    all[at] = *c;
+    if (at == n) n++;
     dcbh_mkdir_parent(path);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) return -1;
-    /* when and isa are produced here (ISO date, a fixed set of names): no
-     * character in them needs escaping. */
-    int w = fprintf(f,
-                    "{\"peak_gflops_1t\": %.9g, \"peak_gflops_all\": %.9g, \"bw_gbs_1t\": %.9g, "
-                    "\"bw_gbs_all\": %.9g, \"threads_all\": %d, \"when\": \"%s\", \"isa\": \"%s\"}\n",
-                    c->peak_gflops_1t, c->peak_gflops_all, c->bw_gbs_1t, c->bw_gbs_all,
-                    c->threads_all, c->when, c->isa);
-    int ok = w > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int ok = fputs("[\n", f) >= 0;
+    for (int i = 0; i < n && ok; i++)
+        ok = fprintf(f,
+                     " {\"peak_gflops_1t\": %.9g, \"peak_gflops_all\": %.9g, \"bw_gbs_1t\": %.9g, "
+                     "\"bw_gbs_all\": %.9g, \"threads_all\": %d, \"when\": \"%s\", \"isa\": \"%s\"}%s\n",
+                     all[i].peak_gflops_1t, all[i].peak_gflops_all, all[i].bw_gbs_1t, all[i].bw_gbs_all,
+                     all[i].threads_all, all[i].when, all[i].isa, i + 1 < n ? "," : "") > 0;
+    ok = ok && fputs("]\n", f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (fclose(f) != 0) ok = 0;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;
     }
-    return 0;
+    return kept;
 }
 
-/* A small strict reader for the flat object that save writes: string keys,
- * number or string values (other JSON literals are skipped), nothing else. */
+/* A small strict reader for what save writes: an array of flat objects (or
+ * one flat object, the file of earlier versions) with string keys and number
+ * or string values, nothing else. */
 typedef struct { const char *p; } rd;
 
 static void ws(rd *r) {
@@ -294,34 +307,24 @@ static int rd_string(rd *r, char *out, size_t len) {
     return 0;
 }
 
-int dcbh_calib_load(const char *path, dcbh_calib *c) {
-    if (!path || !c) return -1;
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    int toolong = !feof(f);
-    fclose(f);
-    if (toolong) return -1;
-    buf[n] = 0;
-
+/* One flat object at r: 0 and *c, or -1. */
+static int rd_calib(rd *r, dcbh_calib *c) {
     dcbh_calib t;
     memset(&t, 0, sizeof t);
     double num[5] = {NAN, NAN, NAN, NAN, NAN};
     static const char *const keys[5] = {"peak_gflops_1t", "peak_gflops_all", "bw_gbs_1t",
                                         "bw_gbs_all", "threads_all"};
     int have_when = 0, have_isa = 0;
-    rd r = {buf};
-    ws(&r);
-    if (*r.p++ != '{') return -1;
+    ws(r);
+    if (*r->p++ != '{') return -1;
     for (;;) {
         char key[64], sval[64];
-        if (rd_string(&r, key, sizeof key) != 0) return -1;
-        ws(&r);
-        if (*r.p++ != ':') return -1;
-        ws(&r);
-        if (*r.p == '"') {
-            if (rd_string(&r, sval, sizeof sval) != 0) return -1;
+        if (rd_string(r, key, sizeof key) != 0) return -1;
+        ws(r);
+        if (*r->p++ != ':') return -1;
+        ws(r);
+        if (*r->p == '"') {
+            if (rd_string(r, sval, sizeof sval) != 0) return -1;
             if (strcmp(key, "when") == 0) {
                 if (strlen(sval) >= sizeof t.when) return -1;
                 strcpy(t.when, sval);
@@ -334,19 +337,17 @@ int dcbh_calib_load(const char *path, dcbh_calib *c) {
         } else {
             char *end;
             errno = 0;
-            double v = strtod(r.p, &end);
-            if (end == r.p || errno) return -1;
-            r.p = end;
+            double v = strtod(r->p, &end);
+            if (end == r->p || errno) return -1;
+            r->p = end;
             for (int i = 0; i < 5; i++)
                 if (strcmp(key, keys[i]) == 0) num[i] = v;
         }
-        ws(&r);
-        if (*r.p == ',') { r.p++; continue; }
-        if (*r.p == '}') { r.p++; break; }
+        ws(r);
+        if (*r->p == ',') { r->p++; continue; }
+        if (*r->p == '}') { r->p++; break; }
         return -1;
     }
-    ws(&r);
-    if (*r.p) return -1;
     for (int i = 0; i < 5; i++)
         if (!isfinite(num[i]) || num[i] <= 0) return -1;
     if (!have_when || !have_isa || num[4] != floor(num[4]) || num[4] > 1e6) return -1;
@@ -358,3 +359,54 @@ int dcbh_calib_load(const char *path, dcbh_calib *c) {
     *c = t;
     return 0;
 }
+
+int dcbh_calib_load_all(const char *path, dcbh_calib *out, int max) {
+    if (!path || !out || max < 1) return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char buf[16384];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    int toolong = !feof(f);
+    fclose(f);
+    if (toolong) return -1;
+    buf[len] = 0;
+    dcbh_calib t[DCBH_CALIB_MAX_LEVELS];
+    if (max > DCBH_CALIB_MAX_LEVELS) max = DCBH_CALIB_MAX_LEVELS;
+    int n = 0;
+    rd r = {buf};
+    ws(&r);
+    const int array = *r.p == '[';
+    if (array) r.p++;
+    for (;;) {
+        if (n == max || rd_calib(&r, &t[n]) != 0) return -1;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(t[i].isa, t[n].isa)) return -1; /* one calibration a level */
+        n++;
+        ws(&r);
+        if (!array) break;
+        if (*r.p == ',') {
+            r.p++;
+            continue;
+        }
+        if (*r.p++ != ']') return -1;
+        break;
+    }
+    ws(&r);
+    if (*r.p) return -1;
+    memcpy(out, t, sizeof *t * (size_t)n);
+    return n;
+}
+
+int dcbh_calib_load_isa(const char *path, const char *isa, dcbh_calib *c) {
+    dcbh_calib all[DCBH_CALIB_MAX_LEVELS];
+    const int n = dcbh_calib_load_all(path, all, DCBH_CALIB_MAX_LEVELS);
+    if (n < 0 || !c || !isa) return -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(all[i].isa, isa)) {
+            *c = all[i];
+            return 0;
+        }
+    return 1;
+}
+
+int dcbh_calib_load(const char *path, dcbh_calib *c) { return dcbh_calib_load_isa(path, dcb_isa(), c); }

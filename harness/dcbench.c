@@ -117,7 +117,8 @@ static int cmd_calibrate(int argc, char **argv) {
         return 1;
     }
     const char *path = dcbh_calib_path(); /* dcbh_calib_save makes its directory */
-    if (dcbh_calib_save(path, &c)) {
+    const int kept = dcbh_calib_save(path, &c);
+    if (kept < 0) {
         fprintf(stderr, "dcbench calibrate: cannot write %s\n", path);
         return 1;
     }
@@ -125,7 +126,7 @@ static int cmd_calibrate(int argc, char **argv) {
            c.peak_gflops_all, c.threads_all, c.isa);
     printf("memory bandwidth: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n", c.bw_gbs_1t, c.bw_gbs_all,
            c.threads_all);
-    printf("saved to %s\n", path);
+    printf("saved to %s (and kept %d calibration%s of other ISA levels)\n", path, kept, kept == 1 ? "" : "s");
     /* impl "auto"'s references: every candidate on the reference grid */
     const char *q = getenv("DCB_CALIB_QUICK");
     printf("timing auto's candidates on the reference layers (%s, 1 and %d threads)...\n", dcb_isa(), threads);

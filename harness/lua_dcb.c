@@ -763,11 +763,25 @@ static int l_bench(lua_State *L) {
     return 1;
 }
 
+/* dcb.calibration([isa]) -> the calibration of isa (default: this run's
+ * level, dcb.isa), or nil and why. */
 static int l_calibration(lua_State *L) {
+    const char *isa = luaL_optstring(L, 1, dcb_isa()), *path = dcbh_calib_path();
     dcbh_calib c;
-    if (dcbh_calib_load(dcbh_calib_path(), &c)) {
+    const int rc = dcbh_calib_load_isa(path, isa, &c);
+    if (rc) {
         lua_pushnil(L);
-        lua_pushfstring(L, "no calibration at %s (run: dcbench calibrate)", dcbh_calib_path());
+        if (rc < 0) {
+            lua_pushfstring(L, "no calibration at %s (run: dcbench calibrate)", path);
+            return 2;
+        }
+        dcbh_calib all[DCBH_CALIB_MAX_LEVELS];
+        const int n = dcbh_calib_load_all(path, all, DCBH_CALIB_MAX_LEVELS);
+        char held[DCBH_CALIB_MAX_LEVELS * 34] = "";
+        for (int i = 0; i < n; i++)
+            snprintf(held + strlen(held), sizeof held - strlen(held), "%s%s", i ? ", " : "", all[i].isa);
+        lua_pushfstring(L, "no calibration of %s in %s (it holds %s; run: DCB_ISA=%s dcbench calibrate)", isa, path,
+                        held, isa);
         return 2;
     }
     lua_newtable(L);

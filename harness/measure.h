@@ -149,8 +149,24 @@ typedef struct dcbh_calib {
  * processors. DCB_CALIB_QUICK=1: short runs on cache-sized arrays, for tests
  * (the bandwidth is then a cache bandwidth). */
 int dcbh_calibrate(dcbh_calib *c, int threads_all);
-int dcbh_calib_save(const char *path, const dcbh_calib *c); /* temp + rename; makes dirs */
-int dcbh_calib_load(const char *path, dcbh_calib *c);       /* 0 if found and valid */
+/* The file holds one calibration per ISA level: a JSON array of flat objects
+ * {peak_gflops_1t, peak_gflops_all, bw_gbs_1t, bw_gbs_all, threads_all,
+ * when, isa} (a single such object, as earlier versions wrote, reads as one
+ * level). A peak holds only for the instructions it was measured with, so
+ * readers take the level of this run (dcb_isa()), never another's.
+ *   save      replaces c->isa's calibration and keeps the other levels of a
+ *             valid file (an absent or malformed one is replaced); temp +
+ *             rename, makes dirs. The number of other levels kept, or -1.
+ *   load_all  every level (at most max), in file order: their number, or -1
+ *             where the file is absent or malformed (a level twice included).
+ *   load_isa  isa's: 0 (and *c), 1 where the file is valid but has none of
+ *             it, -1 where absent or malformed (*c untouched unless 0).
+ *   load      load_isa of dcb_isa(), the level this process runs. */
+#define DCBH_CALIB_MAX_LEVELS 8
+int dcbh_calib_save(const char *path, const dcbh_calib *c);
+int dcbh_calib_load_all(const char *path, dcbh_calib *out, int max);
+int dcbh_calib_load_isa(const char *path, const char *isa, dcbh_calib *c);
+int dcbh_calib_load(const char *path, dcbh_calib *c);
 /* mkdir -p of the directory part of path (calibration files). */
 void dcbh_mkdir_parent(const char *path);
 /* Default location: results/calibration.json (DCB_CALIBRATION overrides). */

@@ -851,7 +851,12 @@ int dcbh_plot_roofline(const dcbh_options *o, const char *csv, const char *out_b
     int stc;
     if (read_ok(csv, &t, &stc, err, errlen)) return -1;
     int fc = csv_col(&t, "flops"), bc = csv_col(&t, "bytes"), gc = csv_col(&t, "gflops"),
-        ic = csv_col(&t, "impl"), tc = csv_col(&t, "threads");
+        ic = csv_col(&t, "impl"), tc = csv_col(&t, "threads"), isac = csv_col(&t, "isa");
+    /* the roofs of the ISA level the rows ran at (this process's where the
+     * CSV does not say); none for rows of several */
+    char isa[32];
+    snprintf(isa, sizeof isa, "%s", dcb_isa());
+    int isas = 0;
     if (fc < 0 || bc < 0 || gc < 0 || ic < 0) {
         snprintf(err, errlen, "%s: not a dcbench result (no flops, bytes, gflops or impl)", csv);
         csv_free(&t);
@@ -866,6 +871,10 @@ int dcbh_plot_roofline(const dcbh_options *o, const char *csv, const char *out_b
         if (stc >= 0 && strcmp(row[stc], "ok")) continue;
         if (!num_cell(row[fc], &f) || !num_cell(row[bc], &b) || !num_cell(row[gc], &g) || b <= 0 || g <= 0) continue;
         if (tc >= 0 && num_cell(row[tc], &th) && th > 1) multi = 1;
+        if (isac >= 0 && !cell_empty(row[isac]) && (!isas || strcmp(row[isac], isa))) {
+            snprintf(isa, sizeof isa, "%s", row[isac]);
+            isas++;
+        }
         int si = find_series(&ss, &ns, row[ic]);
         add_pt(&ss[si], f / b, g, g, g);
         xmin = fmin(xmin, f / b);
@@ -884,7 +893,7 @@ int dcbh_plot_roofline(const dcbh_options *o, const char *csv, const char *out_b
         return -1;
     }
     dcbh_calib c;
-    int have = dcbh_calib_load(dcbh_calib_path(), &c) == 0;
+    int have = isas <= 1 && dcbh_calib_load_isa(dcbh_calib_path(), isa, &c) == 0;
     double peak = have ? (multi ? c.peak_gflops_all : c.peak_gflops_1t) : 0;
     double bw = have ? (multi ? c.bw_gbs_all : c.bw_gbs_1t) : 0;
     have = have && peak > 0 && bw > 0;
@@ -895,7 +904,9 @@ int dcbh_plot_roofline(const dcbh_options *o, const char *csv, const char *out_b
     char tt[900];
     const char *slash = strrchr(csv, '/');
     snprintf(tt, sizeof tt, "roofline: %s%s%s%s", slash ? slash + 1 : csv,
-             have ? (multi ? " (roofs of all threads)" : " (roofs of 1 thread)") : " (no calibration: run dcbench calibrate)",
+             have ? (multi ? " (roofs of all threads)" : " (roofs of 1 thread)")
+                  : isas > 1 ? " (rows of several ISA levels: no roofs)"
+                             : " (no calibration of this ISA level: run dcbench calibrate)",
              mach[0] ? "\n" : "", mach);
     gp_str(&v, tt);
     sb_printf(&v, "\nhave_roof = %d\npeak = %.6g\nbw = %.6g\nxmin = %.6g\nxmax = %.6g\n", have, peak, bw, xmin, xmax);

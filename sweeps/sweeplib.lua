@@ -28,8 +28,9 @@ function M.impls(op, prefixes)
   return out
 end
 
--- dcb.calibration() where it was measured at this run's ISA level (a peak
--- of AVX-512 FMAs says nothing of a DCB_ISA=avx2 run); nil and why otherwise.
+-- The calibration of this run's ISA level (a peak of AVX-512 FMAs says
+-- nothing of a DCB_ISA=avx2 run), or nil and why. dcb.calibration() already
+-- reads that level; the check stands for a table made by hand.
 function M.calibration_here()
   local c, why = dcb.calibration()
   if not c then return nil, why end

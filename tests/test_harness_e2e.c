@@ -472,6 +472,50 @@ static void test_floor_columns(void **state) {
     free(out);
 }
 
+/* The roofline draws the roofs of the ISA level its rows ran at: a
+ * calibration file of two levels, a sweep at the narrowest level the CPU
+ * runs below its widest (scalar where it runs only AVX2) takes that level's
+ * peak and bandwidth, not the other's. */
+static void test_roofline_level(void **state) {
+    (void)state;
+    const char *level = strstr(dcb_isa_available(), "avx2") ? "avx2" : "scalar", *other = "avx512";
+    char calj[800];
+    snprintf(calj, sizeof calj,
+             "[{\"peak_gflops_1t\": 55, \"peak_gflops_all\": 66, \"bw_gbs_1t\": 5, \"bw_gbs_all\": 6, "
+             "\"threads_all\": 2, \"when\": \"w\", \"isa\": \"%s\"},\n"
+             " {\"peak_gflops_1t\": 77, \"peak_gflops_all\": 99, \"bw_gbs_1t\": 7, \"bw_gbs_all\": 9, "
+             "\"threads_all\": 2, \"when\": \"w\", \"isa\": \"%s\"}]\n",
+             other, level);
+    write_text("calibration.json", calj);
+    write_text("rf.lua", "local dcb = require 'dcb'\n"
+                         "dcb.sweep{name='rf', op='conv2d', base={cin=8, cout=8, k=3, pad=1}, grid={H={8}, threads={1}},\n"
+                         "  impls={'naive'}, repetitions=2, min_time=0.001}\n");
+    char args[300];
+    snprintf(args, sizeof args, "--results rfres rf.lua");
+    const char *was = getenv("DCB_ISA");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("DCB_ISA", level, 1);
+    const int rc = run(args);
+    if (saved)
+        setenv("DCB_ISA", saved, 1);
+    else
+        unsetenv("DCB_ISA");
+    free(saved);
+    char cal[512];
+    snprintf(cal, sizeof cal, "%s/calibration.json", tmpdir);
+    unlink(cal); /* before any assertion: the other tests run without one */
+    if (rc) {
+        char *err = slurp("err.txt");
+        fail_msg("rf.lua failed (%d):\n%s", rc, err);
+    }
+    char *gp = slurp("rfres/rf/rf_roofline.gp");
+    assert_contains(gp, "\npeak = 77\nbw = 7\n");
+    char want[64];
+    snprintf(want, sizeof want, ", %s\"", level); /* the title names the rows' level */
+    assert_contains(gp, want);
+    free(gp);
+}
+
 /* impl "auto" in a sweep: the picked column names what it ran (empty for
  * the other impls); `dcbench calibrate` (quick) writes auto's references
  * beside the calibration, a later run picks by them ("calibrated" in the
@@ -1101,7 +1145,15 @@ static void test_dyn_floor(void **state) {
                "print('here', lib.calibration_here().peak_gflops_1t)\n"
                "cal('other')\n"
                "print('otherisa', lib.dyn_floor_extra(p, 8, 'winograd', 1))\n"
-               "print('otherhere', lib.calibration_here())\n");
+               "print('otherhere', lib.calibration_here())\n"
+               "print('asked', dcb.calibration('other').isa)\n"
+               "local f = assert(io.open(os.getenv('DCB_CALIBRATION'), 'w'))\n"
+               "f:write(('[{\"peak_gflops_1t\": 7, \"peak_gflops_all\": 9, \"bw_gbs_1t\": 1, \"bw_gbs_all\": 2, '\n"
+               "  .. '\"threads_all\": 2, \"when\": \"w\", \"isa\": \"other\"},\\n'\n"
+               "  .. ' {\"peak_gflops_1t\": 100, \"peak_gflops_all\": 150, \"bw_gbs_1t\": 10, \"bw_gbs_all\": 16, '\n"
+               "  .. '\"threads_all\": 2, \"when\": \"w\", \"isa\": \"%s\"}]'):format(dcb.isa))\n"
+               "f:close()\n"
+               "print('twolevels', lib.calibration_here().peak_gflops_1t, dcb.calibration('other').peak_gflops_1t)\n");
     if (run("floor.lua")) {
         char *err = slurp("err.txt");
         fail_msg("floor.lua failed:\n%s", err);
@@ -1119,9 +1171,18 @@ static void test_dyn_floor(void **state) {
     assert_true(fabs(s2 - (wbytes / 16e9 + (wmix + wtr) / 150e9)) <= 1e-12 * s2);
     assert_true(f3 == wmix && fabs(s3 - (wbytes / 10e9 + wmix / 100e9)) <= 1e-12 * s3); /* im2col: no transform */
     assert_contains(out, "noexp\tnil\tno experts or kernels");
-    assert_contains(out, "otherisa\tnil\tthe calibration is of other");
+    /* a file of another level only: none of this one, and which it holds */
+    char want[256];
+    snprintf(want, sizeof want, "otherisa\tnil\tno calibration of %s in ", dcb_isa());
+    assert_contains(out, want);
+    snprintf(want, sizeof want, " (it holds other; run: DCB_ISA=%s dcbench calibrate)", dcb_isa());
+    assert_contains(out, want);
     assert_contains(out, "here\t100\n");
-    assert_contains(out, "otherhere\tnil\tthe calibration is of other, this run ");
+    snprintf(want, sizeof want, "otherhere\tnil\tno calibration of %s in ", dcb_isa());
+    assert_contains(out, want);
+    assert_contains(out, "asked\tother\n");
+    /* both levels in one file: each run reads its own */
+    assert_contains(out, "twolevels\t100\t7\n");
     free(out);
     char cal[512];
     snprintf(cal, sizeof cal, "%s/calibration.json", tmpdir);
@@ -1279,7 +1340,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_sweep),     cmocka_unit_test(test_phases_within_total),
-        cmocka_unit_test(test_figures),        cmocka_unit_test(test_floor_columns),
+        cmocka_unit_test(test_figures),        cmocka_unit_test(test_floor_columns), cmocka_unit_test(test_roofline_level),
         cmocka_unit_test(test_load_columns),
         cmocka_unit_test(test_failed_points),
         cmocka_unit_test(test_threads_option),     cmocka_unit_test(test_kill_and_resume),

@@ -349,8 +349,43 @@ static void test_calibrate(void **state) {
     assert_string_equal(d.when, c.when);
     assert_string_equal(d.isa, c.isa);
 
+    /* a second level beside it, then this level again: one entry a level,
+     * each replaced only by its own, every reader taking this run's */
+    dcbh_calib o = c;
+    snprintf(o.isa, sizeof o.isa, "%s", strcmp(c.isa, "scalar") ? "scalar" : "avx2");
+    o.peak_gflops_1t = 7;
+    assert_int_equal(dcbh_calib_save(path, &o), 1); /* kept this level's */
+    dcbh_calib two[DCBH_CALIB_MAX_LEVELS];
+    assert_int_equal(dcbh_calib_load_all(path, two, DCBH_CALIB_MAX_LEVELS), 2);
+    assert_string_equal(two[0].isa, c.isa);
+    assert_string_equal(two[1].isa, o.isa);
+    assert_int_equal(dcbh_calib_load(path, &d), 0);
+    assert_true(fabs(d.peak_gflops_1t - c.peak_gflops_1t) <= 1e-6 * c.peak_gflops_1t);
+    assert_int_equal(dcbh_calib_load_isa(path, o.isa, &d), 0);
+    assert_true(d.peak_gflops_1t == 7);
+    d.threads_all = 12345;
+    assert_int_equal(dcbh_calib_load_isa(path, "none", &d), 1);
+    assert_int_equal(d.threads_all, 12345);
+    dcbh_calib c2 = c;
+    c2.peak_gflops_1t = 3;
+    assert_int_equal(dcbh_calib_save(path, &c2), 1); /* kept o */
+    assert_int_equal(dcbh_calib_load_all(path, two, 1), -1); /* more than max */
+    assert_int_equal(dcbh_calib_load_all(path, two, DCBH_CALIB_MAX_LEVELS), 2);
+    assert_true(two[0].peak_gflops_1t == 3 && two[1].peak_gflops_1t == 7);
+    assert_int_equal(dcbh_calib_save(path, &c), 1);
+
     static const char *const bad[] = {
         "",
+        "[]",
+        "[",
+        "[{\"peak_gflops_1t\": 10, \"peak_gflops_all\": 20, \"bw_gbs_1t\": 5, \"bw_gbs_all\": 8,"
+        " \"threads_all\": 2, \"when\": \"x\", \"isa\": \"scalar\"},]",                /* trailing comma */
+        "[{\"peak_gflops_1t\": 10, \"peak_gflops_all\": 20, \"bw_gbs_1t\": 5, \"bw_gbs_all\": 8,"
+        " \"threads_all\": 2, \"when\": \"x\", \"isa\": \"scalar\"}",                  /* unclosed */
+        "[{\"peak_gflops_1t\": 10, \"peak_gflops_all\": 20, \"bw_gbs_1t\": 5, \"bw_gbs_all\": 8,"
+        " \"threads_all\": 2, \"when\": \"x\", \"isa\": \"scalar\"},"
+        " {\"peak_gflops_1t\": 11, \"peak_gflops_all\": 20, \"bw_gbs_1t\": 5, \"bw_gbs_all\": 8,"
+        " \"threads_all\": 2, \"when\": \"x\", \"isa\": \"scalar\"}]",                 /* a level twice */
         "{",
         "not json",
         "{\"peak_gflops_1t\": 10, \"peak_gflops_all\": 20, \"bw_gbs_1t\": 5, \"bw_gbs_all\": 8,"
@@ -371,16 +406,18 @@ static void test_calibrate(void **state) {
         fputs(bad[i], f);
         fclose(f);
         d.threads_all = 12345;
-        if (dcbh_calib_load(path, &d) != -1) fail_msg("malformed calibration %zu accepted", i);
+        if (dcbh_calib_load_isa(path, "scalar", &d) != -1) fail_msg("malformed calibration %zu accepted", i);
         assert_int_equal(d.threads_all, 12345);   /* untouched */
     }
+    assert_int_equal(dcbh_calib_save(path, &c), 0); /* the malformed file replaced, nothing kept */
+    assert_int_equal(dcbh_calib_load_all(path, two, DCBH_CALIB_MAX_LEVELS), 1);
     /* the good form, written by hand, with whitespace and an unknown key */
     FILE *f = fopen(path, "w");
     fputs("\n{ \"isa\" : \"scalar\", \"peak_gflops_1t\": 1e1, \"peak_gflops_all\": 20,\n"
           "  \"bw_gbs_1t\": 5, \"bw_gbs_all\": 8, \"threads_all\": 2, \"when\": \"x\","
           " \"note\": \"hi\" }\n", f);
     fclose(f);
-    assert_int_equal(dcbh_calib_load(path, &d), 0);
+    assert_int_equal(dcbh_calib_load_isa(path, "scalar", &d), 0); /* a single object: one level */
     assert_true(d.peak_gflops_1t == 10 && d.threads_all == 2);
     assert_int_equal(dcbh_calib_load("/nonexistent/calibration.json", &d), -1);
 
