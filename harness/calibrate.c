@@ -257,7 +257,7 @@ int dcbh_calib_save(const char *path, const dcbh_calib *c) {
     int at = n, kept = n;
     for (int i = 0; i < n; i++)
         if (!strcmp(all[i].isa, c->isa)) at = i, kept = n - 1;
-    if (at == DCBH_CALIB_MAX_LEVELS) return -1; /* cannot happen: one per ISA name */
+    if (at == DCBH_CALIB_MAX_LEVELS) return -1; /* a file of that many other levels, made by hand */
     all[at] = *c;
     if (at == n) n++;
     dcbh_mkdir_parent(path);

@@ -566,10 +566,19 @@ static void test_auto_impl(void **state) {
     fputs(other_row, f);
     fputs(line, f);
     fclose(f);
+    /* and calibration.json's level of another ISA stays beside this one's */
+    write_text("calibration.json", "{\"peak_gflops_1t\": 7, \"peak_gflops_all\": 9, \"bw_gbs_1t\": 1, "
+                                   "\"bw_gbs_all\": 2, \"threads_all\": 2, \"when\": \"w\", \"isa\": \"otherisa\"}\n");
     setenv("DCB_CALIB_QUICK", "1", 1);
     assert_int_equal(run("calibrate 2"), 0);
     unsetenv("DCB_CALIB_QUICK");
     out = slurp("out.txt");
+    assert_contains(out, "(and kept 1 calibration of other ISA levels)");
+    char *calt = slurp("calibration.json");
+    assert_contains(calt, "\"isa\": \"otherisa\"}");
+    snprintf(line, sizeof line, "\"isa\": \"%s\"}", dcb_isa());
+    assert_contains(calt, line);
+    free(calt);
     assert_contains(out, "reference points");
     assert_contains(out, "auto_calibration.csv (and kept 1 rows of other ISA levels)");
     free(out);
@@ -594,11 +603,16 @@ static void test_auto_impl(void **state) {
     assert_non_null(f);
     fputs("op,impl,isa,threads\nconv2d,direct,avx2,1\n", f);
     fclose(f);
-    /* calibrate says it does not keep such a file's rows */
+    write_text("calibration.json", "[{\"peak_gflops_1t\": 7}]\n");
+    /* calibrate says it does not keep such a file's rows, nor a torn calibration */
     setenv("DCB_CALIB_QUICK", "1", 1);
     assert_int_equal(run("calibrate 2"), 0);
     unsetenv("DCB_CALIB_QUICK");
+    out = slurp("out.txt");
+    assert_contains(out, "(and kept 0 calibrations of other ISA levels)");
+    free(out);
     err = slurp("err.txt");
+    assert_contains(err, "calibration.json is not a calibration file (malformed); it is replaced");
     assert_contains(err, "auto_calibration.csv: not this version's columns (op,impl,isa,threads...): its rows are not kept");
     free(err);
     f = fopen(path, "w");
