@@ -118,12 +118,8 @@ static int cmd_calibrate(int argc, char **argv) {
     }
     const char *path = dcbh_calib_path(); /* dcbh_calib_save makes its directory */
     dcbh_calib had[DCBH_CALIB_MAX_LEVELS];
-    FILE *old = fopen(path, "r");
-    if (old) {
-        fclose(old);
-        if (dcbh_calib_load_all(path, had, DCBH_CALIB_MAX_LEVELS) < 0)
-            fprintf(stderr, "dcbench calibrate: %s is not a calibration file (malformed); it is replaced\n", path);
-    }
+    if (access(path, F_OK) == 0 && dcbh_calib_load_all(path, had, DCBH_CALIB_MAX_LEVELS) < 0)
+        fprintf(stderr, "dcbench calibrate: %s is not a calibration file (malformed); it is replaced\n", path);
     const int kept = dcbh_calib_save(path, &c);
     if (kept < 0) {
         fprintf(stderr, "dcbench calibrate: cannot write %s\n", path);

@@ -767,16 +767,17 @@ static int l_bench(lua_State *L) {
  * level, dcb.isa), or nil and why. */
 static int l_calibration(lua_State *L) {
     const char *isa = luaL_optstring(L, 1, dcb_isa()), *path = dcbh_calib_path();
-    dcbh_calib c;
-    const int rc = dcbh_calib_load_isa(path, isa, &c);
-    if (rc) {
+    dcbh_calib all[DCBH_CALIB_MAX_LEVELS];
+    const int n = dcbh_calib_load_all(path, all, DCBH_CALIB_MAX_LEVELS);
+    int at = -1;
+    for (int i = 0; i < n && at < 0; i++)
+        if (!strcmp(all[i].isa, isa)) at = i;
+    if (at < 0) {
         lua_pushnil(L);
-        if (rc < 0) {
+        if (n < 0) {
             lua_pushfstring(L, "no calibration at %s (run: dcbench calibrate)", path);
             return 2;
         }
-        dcbh_calib all[DCBH_CALIB_MAX_LEVELS];
-        const int n = dcbh_calib_load_all(path, all, DCBH_CALIB_MAX_LEVELS);
         char held[DCBH_CALIB_MAX_LEVELS * 34] = "";
         for (int i = 0; i < n; i++)
             snprintf(held + strlen(held), sizeof held - strlen(held), "%s%s", i ? ", " : "", all[i].isa);
@@ -784,6 +785,7 @@ static int l_calibration(lua_State *L) {
                         held, isa);
         return 2;
     }
+    const dcbh_calib c = all[at];
     lua_newtable(L);
     dcbh_set_num(L, "peak_gflops_1t", c.peak_gflops_1t);
     dcbh_set_num(L, "peak_gflops_all", c.peak_gflops_all);

@@ -583,7 +583,7 @@ static void header(const sweep *s, dcbh_sb *b) {
 /* The floor in seconds of flops and bytes on t threads; NAN without a
  * calibration of the ISA level in use. */
 static double floor_seconds(const dcbh_calib *c, int have, double flops, double bytes, int t) {
-    if (!have || strcmp(c->isa, dcb_isa()) || !(c->peak_gflops_1t > 0) || !(c->bw_gbs_1t > 0)) return NAN;
+    if (!have || !(c->peak_gflops_1t > 0) || !(c->bw_gbs_1t > 0)) return NAN; /* have: of this level */
     double peak = c->peak_gflops_1t * t, bw = c->bw_gbs_1t * t;
     if (c->peak_gflops_all > 0 && peak > c->peak_gflops_all) peak = c->peak_gflops_all;
     if (c->bw_gbs_all > 0 && bw > c->bw_gbs_all) bw = c->bw_gbs_all;
